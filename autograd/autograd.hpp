@@ -1,0 +1,12 @@
+#pragma once
+/// \file autograd.hpp
+/// Umbrella header of the core engine: tensors, ops, the tape, gradcheck and the op registry.
+#include "autograd/custom_op.hpp"
+#include "autograd/dtype.hpp"
+#include "autograd/engine.hpp"
+#include "autograd/functions.hpp"
+#include "autograd/gradcheck.hpp"
+#include "autograd/node.hpp"
+#include "autograd/random.hpp"
+#include "autograd/registry.hpp"
+#include "autograd/tensor.hpp"

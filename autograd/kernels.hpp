@@ -1,0 +1,61 @@
+#pragma once
+/// \file kernels.hpp
+/// Internal: the bridge from tapegrad tensors to xtensor kernels. Included only by the library's
+/// own .cpp files, so that the public headers stay free of xtensor (compile time). A kernel
+/// adapts a tensor's contiguous buffer as an xtensor expression without copying.
+#include <xtensor/xadapt.hpp>
+#include <xtensor/xarray.hpp>
+#include <xtensor/xnoalias.hpp>
+
+#include <string>
+#include <vector>
+
+#include "autograd/tensor.hpp"
+
+namespace tapegrad::kernels {
+
+inline std::vector<size_t> xshape(const Shape& s) { return {s.begin(), s.end()}; }
+
+/// The tensor's data as an xtensor adaptor (row-major, no ownership, no copy).
+template <class T>
+auto xview(const Tensor& t) {
+  return xt::adapt(t.data<T>(), static_cast<size_t>(t.numel()), xt::no_ownership(), xshape(t.shape()));
+}
+
+/// Calls f(T{}) with T the tensor's floating type; int64 is a DTypeError naming the op.
+template <class F>
+decltype(auto) dispatch(DType d, const char* op, F&& f) {
+  switch (d) {
+    case DType::f32: return f(float{});
+    case DType::f64: return f(double{});
+    default: break;
+  }
+  throw DTypeError(std::string("tapegrad::") + op + ": expected a floating tensor (float32 or float64), got " +
+                   dtype_name(d));
+}
+
+/// Same, int64 included.
+template <class F>
+decltype(auto) dispatch_all(DType d, F&& f) {
+  switch (d) {
+    case DType::f32: return f(float{});
+    case DType::f64: return f(double{});
+    default: return f(int64_t{});
+  }
+}
+
+void check_same_dtype(const char* op, const Tensor& a, const Tensor& b);
+void check_defined(const char* op, const Tensor& t);
+/// numpy broadcasting of two shapes; ShapeError naming the op otherwise.
+Shape broadcast_shapes(const char* op, const Shape& a, const Shape& b);
+/// Normalises a possibly negative axis for a tensor of rank `rank`; ShapeError naming the op.
+int64_t normalize_axis(const char* op, int64_t axis, int64_t rank);
+
+/// Contiguous deep copy (not recorded).
+Tensor copy(const Tensor& t);
+/// dst += src (same shape and dtype), in place, not recorded.
+void add_inplace(const Tensor& dst, const Tensor& src);
+/// A tensor sharing `t`'s storage with a new shape and no history.
+Tensor alias(const Tensor& t, const Shape& shape);
+
+}  // namespace tapegrad::kernels

@@ -1,0 +1,377 @@
+// Elementwise ops and their gradients, side by side. Binary ops broadcast; every backward
+// reduces a broadcast gradient with sum_to (functions.hpp), the one place that undoes broadcasting.
+#include <xtensor/xmath.hpp>
+
+#include <cmath>
+
+#include "autograd/functions.hpp"
+#include "autograd/kernels.hpp"
+#include "autograd/node.hpp"
+#include "autograd/ops/broadcast.hpp"
+
+namespace tapegrad {
+namespace {
+
+using kernels::dispatch;
+
+/// out = f(a, b) with broadcasting; plain loops specialised for the common stride patterns.
+template <class F>
+Tensor binary_kernel(const char* op, const Tensor& a, const Tensor& b, F f) {
+  kernels::check_same_dtype(op, a, b);
+  Shape shape = kernels::broadcast_shapes(op, a.shape(), b.shape());
+  Tensor out = Tensor::empty(shape, a.dtype());
+  dispatch(a.dtype(), op, [&](auto z) {
+    using T = decltype(z);
+    const T* pa = a.data<T>();
+    const T* pb = b.data<T>();
+    T* po = out.data<T>();
+    const int64_t n = out.numel();
+    if (a.shape() == b.shape()) {
+      for (int64_t i = 0; i < n; ++i) po[i] = f(pa[i], pb[i]);
+    } else if (b.numel() == 1) {
+      const T s = pb[0];
+      for (int64_t i = 0; i < n; ++i) po[i] = f(pa[i], s);
+    } else if (a.numel() == 1) {
+      const T s = pa[0];
+      for (int64_t i = 0; i < n; ++i) po[i] = f(s, pb[i]);
+    } else {
+      kernels::broadcast_rows<2>(shape, {&a.shape(), &b.shape()}, [&](int64_t o, auto off, auto st, int64_t len) {
+        const T* x = pa + off[0];
+        const T* y = pb + off[1];
+        T* r = po + o;
+        if (st[0] == 1 && st[1] == 1) {
+          for (int64_t i = 0; i < len; ++i) r[i] = f(x[i], y[i]);
+        } else if (st[0] == 1 && st[1] == 0) {
+          const T s = *y;
+          for (int64_t i = 0; i < len; ++i) r[i] = f(x[i], s);
+        } else if (st[0] == 0 && st[1] == 1) {
+          const T s = *x;
+          for (int64_t i = 0; i < len; ++i) r[i] = f(s, y[i]);
+        } else {
+          for (int64_t i = 0; i < len; ++i) r[i] = f(x[i * st[0]], y[i * st[1]]);
+        }
+      });
+    }
+  });
+  return out;
+}
+
+/// out = f(x) with plain loops (arithmetic the compiler vectorises).
+template <class F>
+Tensor map_kernel(const char* op, const Tensor& x, F f) {
+  kernels::check_defined(op, x);
+  Tensor out = Tensor::empty(x.shape(), x.dtype());
+  dispatch(x.dtype(), op, [&](auto z) {
+    using T = decltype(z);
+    const T* px = x.data<T>();
+    T* po = out.data<T>();
+    const int64_t n = x.numel();
+    for (int64_t i = 0; i < n; ++i) po[i] = f(px[i]);
+  });
+  return out;
+}
+
+/// out = f(xview) with xtensor expressions: xsimd-vectorised transcendental functions.
+template <class F>
+Tensor xmap_kernel(const char* op, const Tensor& x, F f) {
+  kernels::check_defined(op, x);
+  Tensor out = Tensor::empty(x.shape(), x.dtype());
+  dispatch(x.dtype(), op, [&](auto z) {
+    using T = decltype(z);
+    if (x.numel() == 1) {  // tiny tensors: skip the adaptor machinery
+      out.data<T>()[0] = f(xt::xtensor_fixed<T, xt::xshape<1>>{x.data<T>()[0]})(0);
+      return;
+    }
+    auto xo = kernels::xview<T>(out);
+    xt::noalias(xo) = f(kernels::xview<T>(x));
+  });
+  return out;
+}
+
+Tensor scalar_like(const Tensor& t, double v) { return scalar(v, t.dtype()); }
+Tensor rsub(double s, const Tensor& x);
+
+}  // namespace
+
+// ---- binary arithmetic --------------------------------------------------------------------------
+
+Tensor add(const Tensor& a, const Tensor& b) {
+  Tensor result = binary_kernel("add", a, b, [](auto x, auto y) { return x + y; });
+  return record("add", result, {a, b}, [sa = a.shape(), sb = b.shape()](const BackwardContext& ctx) -> Grads {
+    return {ctx.needs(0) ? sum_to(ctx.grad, sa) : Tensor(), ctx.needs(1) ? sum_to(ctx.grad, sb) : Tensor()};
+  });
+}
+
+Tensor sub(const Tensor& a, const Tensor& b) {
+  Tensor result = binary_kernel("sub", a, b, [](auto x, auto y) { return x - y; });
+  return record("sub", result, {a, b}, [sa = a.shape(), sb = b.shape()](const BackwardContext& ctx) -> Grads {
+    return {ctx.needs(0) ? sum_to(ctx.grad, sa) : Tensor(), ctx.needs(1) ? sum_to(neg(ctx.grad), sb) : Tensor()};
+  });
+}
+
+Tensor mul(const Tensor& a, const Tensor& b) {
+  Tensor result = binary_kernel("mul", a, b, [](auto x, auto y) { return x * y; });
+  return record("mul", result, {a, b}, [a, b](const BackwardContext& ctx) -> Grads {
+    return {ctx.needs(0) ? sum_to(mul(ctx.grad, b), a.shape()) : Tensor(),
+            ctx.needs(1) ? sum_to(mul(ctx.grad, a), b.shape()) : Tensor()};
+  });
+}
+
+Tensor div(const Tensor& a, const Tensor& b) {
+  Tensor result = binary_kernel("div", a, b, [](auto x, auto y) { return x / y; });
+  return record("div", result, {a, b}, [a, b](const BackwardContext& ctx) -> Grads {
+    return {ctx.needs(0) ? sum_to(div(ctx.grad, b), a.shape()) : Tensor(),
+            ctx.needs(1) ? sum_to(neg(div(mul(ctx.grad, a), mul(b, b))), b.shape()) : Tensor()};
+  });
+}
+
+Tensor pow(const Tensor& a, const Tensor& b) {
+  Tensor result = binary_kernel("pow", a, b, [](auto x, auto y) { return std::pow(x, y); });
+  return record(
+      "pow", result, {a, b},
+      [a, b](const BackwardContext& ctx) -> Grads {
+        return {ctx.needs(0) ? sum_to(mul(ctx.grad, mul(b, pow(a, sub(b, 1.0)))), a.shape()) : Tensor(),
+                ctx.needs(1) ? sum_to(mul(ctx.grad, mul(ctx.result, log(a))), b.shape()) : Tensor()};
+      },
+      /*save_result=*/true);
+}
+
+namespace {
+/// maximum/minimum: the gradient goes to the selected side; ties split it evenly.
+Tensor select_binary(const char* op, const Tensor& a, const Tensor& b, bool take_max) {
+  Tensor result = take_max ? binary_kernel(op, a, b, [](auto x, auto y) { return x >= y ? x : y; })
+                           : binary_kernel(op, a, b, [](auto x, auto y) { return x <= y ? x : y; });
+  return record(op, result, {a, b}, [a, b, take_max](const BackwardContext& ctx) -> Grads {
+    // share of the gradient going to a: 1 where a wins, 0.5 on ties, 0 where b wins
+    Tensor wins = binary_kernel("select", a, b, [take_max](auto x, auto y) {
+      using T = decltype(x);
+      return x == y ? T(0.5) : ((take_max ? x > y : x < y) ? T(1) : T(0));
+    });
+    return {ctx.needs(0) ? sum_to(mul(ctx.grad, wins), a.shape()) : Tensor(),
+            ctx.needs(1) ? sum_to(mul(ctx.grad, rsub(1.0, wins)), b.shape()) : Tensor()};
+  });
+}
+}  // namespace
+
+Tensor maximum(const Tensor& a, const Tensor& b) { return select_binary("maximum", a, b, true); }
+Tensor minimum(const Tensor& a, const Tensor& b) { return select_binary("minimum", a, b, false); }
+
+// ---- scalar forms -------------------------------------------------------------------------------
+
+Tensor add(const Tensor& a, double s) {
+  Tensor result = map_kernel("add", a, [s](auto x) { return x + static_cast<decltype(x)>(s); });
+  return record("add_scalar", result, {a}, [](const BackwardContext& ctx) -> Grads { return {ctx.grad}; });
+}
+Tensor sub(const Tensor& a, double s) { return add(a, -s); }
+Tensor mul(const Tensor& a, double s) {
+  Tensor result = map_kernel("mul", a, [s](auto x) { return x * static_cast<decltype(x)>(s); });
+  return record("mul_scalar", result, {a}, [s](const BackwardContext& ctx) -> Grads { return {mul(ctx.grad, s)}; });
+}
+Tensor div(const Tensor& a, double s) {
+  if (s == 0) throw std::invalid_argument("tapegrad::div: division by the scalar 0 (tensor of shape " +
+                                          to_string(a.shape()) + ")");
+  return mul(a, 1.0 / s);
+}
+namespace {
+/// s − x
+Tensor rsub(double s, const Tensor& x) {
+  Tensor result = map_kernel("rsub", x, [s](auto v) { return static_cast<decltype(v)>(s) - v; });
+  return record("rsub", result, {x}, [](const BackwardContext& ctx) -> Grads { return {neg(ctx.grad)}; });
+}
+}  // namespace
+
+Tensor pow(const Tensor& a, double p) {
+  Tensor result = p == 2.0 ? map_kernel("pow", a, [](auto x) { return x * x; })
+                           : map_kernel("pow", a, [p](auto x) { return std::pow(x, static_cast<decltype(x)>(p)); });
+  return record("pow_scalar", result, {a}, [a, p](const BackwardContext& ctx) -> Grads {
+    if (p == 2.0) return {mul(ctx.grad, mul(a, 2.0))};
+    return {mul(ctx.grad, mul(pow(a, p - 1.0), p))};
+  });
+}
+
+// ---- unary --------------------------------------------------------------------------------------
+
+Tensor neg(const Tensor& x) {
+  Tensor result = map_kernel("neg", x, [](auto v) { return -v; });
+  return record("neg", result, {x}, [](const BackwardContext& ctx) -> Grads { return {neg(ctx.grad)}; });
+}
+
+Tensor exp(const Tensor& x) {
+  Tensor result = xmap_kernel("exp", x, [](auto&& e) { return xt::exp(e); });
+  return record(
+      "exp", result, {x}, [](const BackwardContext& ctx) -> Grads { return {mul(ctx.grad, ctx.result)}; }, true);
+}
+
+Tensor log(const Tensor& x) {
+  Tensor result = xmap_kernel("log", x, [](auto&& e) { return xt::log(e); });
+  return record("log", result, {x}, [x](const BackwardContext& ctx) -> Grads { return {div(ctx.grad, x)}; });
+}
+
+Tensor sqrt(const Tensor& x) {
+  Tensor result = xmap_kernel("sqrt", x, [](auto&& e) { return xt::sqrt(e); });
+  return record(
+      "sqrt", result, {x},
+      [](const BackwardContext& ctx) -> Grads { return {div(ctx.grad, mul(ctx.result, 2.0))}; }, true);
+}
+
+Tensor sign(const Tensor& x) {
+  return map_kernel("sign", x, [](auto v) {
+    using T = decltype(v);
+    return v > T(0) ? T(1) : (v < T(0) ? T(-1) : T(0));
+  });
+}
+
+Tensor abs(const Tensor& x) {
+  Tensor result = map_kernel("abs", x, [](auto v) { return std::abs(v); });
+  return record("abs", result, {x}, [x](const BackwardContext& ctx) -> Grads { return {mul(ctx.grad, sign(x))}; });
+}
+
+Tensor sin(const Tensor& x) {
+  Tensor result = xmap_kernel("sin", x, [](auto&& e) { return xt::sin(e); });
+  return record("sin", result, {x}, [x](const BackwardContext& ctx) -> Grads { return {mul(ctx.grad, cos(x))}; });
+}
+
+Tensor cos(const Tensor& x) {
+  Tensor result = xmap_kernel("cos", x, [](auto&& e) { return xt::cos(e); });
+  return record("cos", result, {x},
+                [x](const BackwardContext& ctx) -> Grads { return {neg(mul(ctx.grad, sin(x)))}; });
+}
+
+Tensor tanh(const Tensor& x) {
+  Tensor result = xmap_kernel("tanh", x, [](auto&& e) { return xt::tanh(e); });
+  return record(
+      "tanh", result, {x},
+      [](const BackwardContext& ctx) -> Grads { return {mul(ctx.grad, rsub(1.0, mul(ctx.result, ctx.result)))}; },
+      true);
+}
+
+Tensor sigmoid(const Tensor& x) {
+  Tensor result = xmap_kernel("sigmoid", x, [](auto&& e) {
+    using T = typename std::decay_t<decltype(e)>::value_type;
+    return T(1) / (T(1) + xt::exp(-e));
+  });
+  return record(
+      "sigmoid", result, {x},
+      [](const BackwardContext& ctx) -> Grads {
+        return {mul(ctx.grad, mul(ctx.result, rsub(1.0, ctx.result)))};
+      },
+      true);
+}
+
+Tensor erf(const Tensor& x) {
+  Tensor result = xmap_kernel("erf", x, [](auto&& e) { return xt::erf(e); });
+  return record("erf", result, {x}, [x](const BackwardContext& ctx) -> Grads {
+    return {mul(ctx.grad, mul(exp(neg(mul(x, x))), 2.0 / std::sqrt(M_PI)))};
+  });
+}
+
+Tensor relu(const Tensor& x) {
+  Tensor result = map_kernel("relu", x, [](auto v) { return v > decltype(v)(0) ? v : decltype(v)(0); });
+  return record(
+      "relu", result, {x},
+      [](const BackwardContext& ctx) -> Grads { return {mul(ctx.grad, gt(ctx.result, 0.0))}; }, true);
+}
+
+Tensor leaky_relu(const Tensor& x, double slope) {
+  Tensor result = map_kernel("leaky_relu", x, [slope](auto v) {
+    using T = decltype(v);
+    return v > T(0) ? v : v * static_cast<T>(slope);
+  });
+  return record("leaky_relu", result, {x}, [x, slope](const BackwardContext& ctx) -> Grads {
+    Tensor factor = map_kernel("leaky_relu_backward", x, [slope](auto v) {
+      using T = decltype(v);
+      return v > T(0) ? T(1) : static_cast<T>(slope);
+    });
+    return {mul(ctx.grad, factor)};
+  });
+}
+
+Tensor gelu(const Tensor& x) { return mul(mul(x, 0.5), add(erf(mul(x, M_SQRT1_2)), 1.0)); }
+
+Tensor softplus(const Tensor& x, double beta, double threshold) {
+  if (!(beta > 0)) throw std::invalid_argument("tapegrad::softplus: beta must be > 0, got " + std::to_string(beta));
+  Tensor result = map_kernel("softplus", x, [beta, threshold](auto v) {
+    using T = decltype(v);
+    T bx = static_cast<T>(beta) * v;
+    return bx > static_cast<T>(threshold) ? v : std::log1p(std::exp(bx)) / static_cast<T>(beta);
+  });
+  return record("softplus", result, {x}, [x, beta, threshold](const BackwardContext& ctx) -> Grads {
+    Tensor linear = gt(mul(x, beta), threshold);
+    return {mul(ctx.grad, where(linear, ones_like(x), sigmoid(mul(x, beta))))};
+  });
+}
+
+Tensor clamp(const Tensor& x, double lo, double hi) {
+  if (!(lo <= hi))
+    throw std::invalid_argument("tapegrad::clamp: needs min <= max, got min=" + std::to_string(lo) +
+                                " max=" + std::to_string(hi));
+  Tensor result = map_kernel("clamp", x, [lo, hi](auto v) {
+    using T = decltype(v);
+    return v < static_cast<T>(lo) ? static_cast<T>(lo) : (v > static_cast<T>(hi) ? static_cast<T>(hi) : v);
+  });
+  return record("clamp", result, {x}, [x, lo, hi](const BackwardContext& ctx) -> Grads {
+    Tensor inside = map_kernel("clamp_backward", x, [lo, hi](auto v) {
+      using T = decltype(v);
+      return (v >= static_cast<T>(lo) && v <= static_cast<T>(hi)) ? T(1) : T(0);
+    });
+    return {mul(ctx.grad, inside)};
+  });
+}
+
+// ---- comparisons and selection ------------------------------------------------------------------
+
+#define TAPEGRAD_COMPARISON(NAME, EXPR)                                                   \
+  Tensor NAME(const Tensor& a, const Tensor& b) {                                         \
+    return binary_kernel(#NAME, a, b, [](auto x, auto y) { return decltype(x)(EXPR); }); \
+  }
+TAPEGRAD_COMPARISON(gt, x > y)
+TAPEGRAD_COMPARISON(lt, x < y)
+TAPEGRAD_COMPARISON(ge, x >= y)
+TAPEGRAD_COMPARISON(le, x <= y)
+TAPEGRAD_COMPARISON(eq, x == y)
+#undef TAPEGRAD_COMPARISON
+
+Tensor gt(const Tensor& a, double b) {
+  return map_kernel("gt", a, [b](auto x) { return decltype(x)(x > static_cast<decltype(x)>(b)); });
+}
+
+Tensor where(const Tensor& c, const Tensor& a, const Tensor& b) {
+  kernels::check_same_dtype("where", a, b);
+  kernels::check_same_dtype("where", c, a);
+  Shape shape = kernels::broadcast_shapes("where", kernels::broadcast_shapes("where", c.shape(), a.shape()), b.shape());
+  Tensor result = Tensor::empty(shape, a.dtype());
+  dispatch(a.dtype(), "where", [&](auto z) {
+    using T = decltype(z);
+    const T *pc = c.data<T>(), *pa = a.data<T>(), *pb = b.data<T>();
+    T* po = result.data<T>();
+    kernels::broadcast_rows<3>(shape, {&c.shape(), &a.shape(), &b.shape()},
+                               [&](int64_t o, auto off, auto st, int64_t len) {
+                                 for (int64_t i = 0; i < len; ++i)
+                                   po[o + i] = pc[off[0] + i * st[0]] != T(0) ? pa[off[1] + i * st[1]]
+                                                                              : pb[off[2] + i * st[2]];
+                               });
+  });
+  return record("where", result, {Tensor(), a, b}, [c, sa = a.shape(), sb = b.shape()](const BackwardContext& ctx) -> Grads {
+    Tensor zero = scalar_like(ctx.grad, 0.0);
+    return {Tensor(), ctx.needs(1) ? sum_to(where(c, ctx.grad, zero), sa) : Tensor(),
+            ctx.needs(2) ? sum_to(where(c, zero, ctx.grad), sb) : Tensor()};
+  });
+}
+
+// ---- operators ----------------------------------------------------------------------------------
+
+Tensor operator+(const Tensor& a, const Tensor& b) { return add(a, b); }
+Tensor operator-(const Tensor& a, const Tensor& b) { return sub(a, b); }
+Tensor operator*(const Tensor& a, const Tensor& b) { return mul(a, b); }
+Tensor operator/(const Tensor& a, const Tensor& b) { return div(a, b); }
+Tensor operator-(const Tensor& x) { return neg(x); }
+Tensor operator+(const Tensor& a, double b) { return add(a, b); }
+Tensor operator-(const Tensor& a, double b) { return sub(a, b); }
+Tensor operator*(const Tensor& a, double b) { return mul(a, b); }
+Tensor operator/(const Tensor& a, double b) { return div(a, b); }
+Tensor operator+(double a, const Tensor& b) { return add(b, a); }
+Tensor operator-(double a, const Tensor& b) { return rsub(a, b); }
+Tensor operator*(double a, const Tensor& b) { return mul(b, a); }
+Tensor operator/(double a, const Tensor& b) { return mul(pow(b, -1.0), a); }
+
+}  // namespace tapegrad

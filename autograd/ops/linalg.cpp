@@ -1,0 +1,111 @@
+// Matrix products. One primitive, gemm(a, b, transpose_a, transpose_b) on 2-D or batched 3-D
+// operands, runs BLAS sgemm/dgemm through xtensor-blas; its gradient is two more gemm calls with
+// the transposes folded into flags, so backward never copies a transpose. matmul is a composite
+// over gemm, reshape and expand, and gets its gradient (including broadcast batch dims) for free.
+#include <xtensor-blas/xblas.hpp>
+
+#include "autograd/functions.hpp"
+#include "autograd/kernels.hpp"
+#include "autograd/node.hpp"
+
+namespace tapegrad {
+namespace {
+
+/// C[M,N] = op(A)·op(B) for one matrix pair, through xtensor-blas (cblas_?gemm).
+template <class T>
+void gemm_2d(const T* a, const T* b, T* c, int64_t a_rows, int64_t a_cols, int64_t b_rows, int64_t b_cols,
+             bool ta, bool tb) {
+  const size_t m = static_cast<size_t>(ta ? a_cols : a_rows);
+  const size_t n = static_cast<size_t>(tb ? b_rows : b_cols);
+  auto xa = xt::adapt(a, static_cast<size_t>(a_rows * a_cols), xt::no_ownership(),
+                      std::array<size_t, 2>{static_cast<size_t>(a_rows), static_cast<size_t>(a_cols)});
+  auto xb = xt::adapt(b, static_cast<size_t>(b_rows * b_cols), xt::no_ownership(),
+                      std::array<size_t, 2>{static_cast<size_t>(b_rows), static_cast<size_t>(b_cols)});
+  auto xc = xt::adapt(c, m * n, xt::no_ownership(), std::array<size_t, 2>{m, n});
+  xt::blas::gemm(xa, xb, xc, ta, tb, T(1), T(0));
+}
+
+}  // namespace
+
+Tensor gemm(const Tensor& a, const Tensor& b, bool ta, bool tb) {
+  kernels::check_same_dtype("gemm", a, b);
+  const bool batched = a.dim() == 3;
+  if (!((a.dim() == 2 && b.dim() == 2) || (a.dim() == 3 && b.dim() == 3 && a.size(0) == b.size(0))))
+    throw ShapeError("tapegrad::gemm: needs two 2-D operands or two 3-D operands with equal batch, got " +
+                     to_string(a.shape()) + " and " + to_string(b.shape()));
+  const int64_t batch = batched ? a.size(0) : 1;
+  const int64_t ar = a.size(-2), ac = a.size(-1), br = b.size(-2), bc = b.size(-1);
+  const int64_t k_a = ta ? ar : ac, k_b = tb ? bc : br;
+  if (k_a != k_b)
+    throw ShapeError("tapegrad::matmul: inner dimensions differ: " + to_string(a.shape()) +
+                     (ta ? "ᵀ" : "") + " · " + to_string(b.shape()) + (tb ? "ᵀ" : "") + " (" +
+                     std::to_string(k_a) + " vs " + std::to_string(k_b) + ")");
+  const int64_t m = ta ? ac : ar, n = tb ? br : bc;
+  Shape out_shape = batched ? Shape{batch, m, n} : Shape{m, n};
+  Tensor result = Tensor::empty(out_shape, a.dtype());
+  kernels::dispatch(a.dtype(), "gemm", [&](auto z) {
+    using T = decltype(z);
+    T* c = result.data<T>();
+    if (k_a == 0) {
+      std::fill_n(c, result.numel(), T(0));
+      return;
+    }
+    if (m == 0 || n == 0) return;
+    for (int64_t i = 0; i < batch; ++i)
+      gemm_2d(a.data<T>() + i * ar * ac, b.data<T>() + i * br * bc, c + i * m * n, ar, ac, br, bc, ta, tb);
+  });
+  return record("gemm", result, {a, b}, [a, b, ta, tb](const BackwardContext& ctx) -> Grads {
+    const Tensor& g = ctx.grad;
+    Tensor ga, gb;
+    // C = op(A)·op(B):  dA = G·op(B)ᵀ (or its transpose),  dB = op(A)ᵀ·G (or its transpose)
+    if (ctx.needs(0)) ga = ta ? gemm(b, g, tb, true) : gemm(g, b, false, !tb);
+    if (ctx.needs(1)) gb = tb ? gemm(g, a, true, ta) : gemm(a, g, !ta, false);
+    return {ga, gb};
+  });
+}
+
+Tensor matmul(const Tensor& a, const Tensor& b) {
+  kernels::check_same_dtype("matmul", a, b);
+  if (a.dim() == 0 || b.dim() == 0)
+    throw ShapeError("tapegrad::matmul: both operands need at least one dimension, got " + to_string(a.shape()) +
+                     " and " + to_string(b.shape()));
+  // 1-D operands: promote to a matrix, multiply, then drop the added dimension (numpy rules).
+  if (a.dim() == 1 && b.dim() == 1) {
+    if (a.size(0) != b.size(0))
+      throw ShapeError("tapegrad::matmul: dot product of shapes " + to_string(a.shape()) + " and " +
+                       to_string(b.shape()));
+    return reshape(gemm(reshape(a, {1, a.size(0)}), reshape(b, {b.size(0), 1})), Shape{});
+  }
+  if (a.dim() == 1) return squeeze(matmul(unsqueeze(a, 0), b), -2);
+  if (b.dim() == 1) return squeeze(matmul(a, unsqueeze(b, -1)), -1);
+  if (a.dim() == 2 && b.dim() == 2) return gemm(a, b);
+  const int64_t m = a.size(-2), k = a.size(-1), n = b.size(-1);
+  if (k != b.size(-2))
+    throw ShapeError("tapegrad::matmul: inner dimensions differ: " + to_string(a.shape()) + " · " +
+                     to_string(b.shape()));
+  Shape batch_a(a.shape().begin(), a.shape().end() - 2), batch_b(b.shape().begin(), b.shape().end() - 2);
+  // [..., M, K] · [K, N]: fold the batch into rows, one gemm call.
+  if (b.dim() == 2) {
+    Shape out = batch_a;
+    out.push_back(m);
+    out.push_back(n);
+    return reshape(gemm(reshape(a, {-1, k}), b), out);
+  }
+  Shape batch;
+  try {
+    batch = kernels::broadcast_shapes("matmul", batch_a, batch_b);
+  } catch (const ShapeError&) {
+    throw ShapeError("tapegrad::matmul: batch dimensions of " + to_string(a.shape()) + " and " +
+                     to_string(b.shape()) + " cannot be broadcast");
+  }
+  Shape sa = batch, sb = batch, out = batch;
+  sa.push_back(m), sa.push_back(k);
+  sb.push_back(k), sb.push_back(n);
+  out.push_back(m), out.push_back(n);
+  const int64_t nb = batch.numel();
+  Tensor a3 = reshape(a.shape() == sa ? a : expand(a, sa), {nb, m, k});
+  Tensor b3 = reshape(b.shape() == sb ? b : expand(b, sb), {nb, k, n});
+  return reshape(gemm(a3, b3), out);
+}
+
+}  // namespace tapegrad

@@ -1,0 +1,73 @@
+#include "autograd/random.hpp"
+
+#include <cmath>
+#include <sstream>
+
+#include "autograd/kernels.hpp"
+
+namespace tapegrad {
+
+double Generator::normal() {
+  if (has_spare_) {
+    has_spare_ = false;
+    return spare_;
+  }
+  double u1 = uniform();
+  double u2 = uniform();
+  if (u1 < 1e-300) u1 = 1e-300;
+  double r = std::sqrt(-2.0 * std::log(u1));
+  spare_ = r * std::sin(2.0 * M_PI * u2);
+  has_spare_ = true;
+  return r * std::cos(2.0 * M_PI * u2);
+}
+
+std::string Generator::state() const {
+  std::ostringstream os;
+  os << engine_ << ' ' << has_spare_ << ' ';
+  os.precision(17);
+  os << spare_;
+  return os.str();
+}
+
+void Generator::set_state(const std::string& s) {
+  std::istringstream is(s);
+  std::mt19937_64 e;
+  bool has = false;
+  double spare = 0;
+  if (!(is >> e >> has >> spare)) throw std::invalid_argument("tapegrad::Generator::set_state: malformed state");
+  engine_ = e;
+  has_spare_ = has;
+  spare_ = spare;
+}
+
+Generator& default_generator() {
+  static Generator g;
+  return g;
+}
+void manual_seed(uint64_t seed) { default_generator() = Generator(seed); }
+
+Tensor rand(const Shape& shape, DType dtype, Generator& gen, double low, double high) {
+  if (!(low <= high))
+    throw std::invalid_argument("tapegrad::rand: needs low <= high, got low=" + std::to_string(low) +
+                                " high=" + std::to_string(high));
+  Tensor t = Tensor::empty(shape, dtype);
+  kernels::dispatch(dtype, "rand", [&](auto z) {
+    using T = decltype(z);
+    T* d = t.data<T>();
+    for (int64_t i = 0; i < t.numel(); ++i) d[i] = static_cast<T>(low + (high - low) * gen.uniform());
+  });
+  return t;
+}
+
+Tensor randn(const Shape& shape, DType dtype, Generator& gen, double mean, double std) {
+  if (!(std >= 0)) throw std::invalid_argument("tapegrad::randn: needs std >= 0, got " + std::to_string(std));
+  Tensor t = Tensor::empty(shape, dtype);
+  kernels::dispatch(dtype, "randn", [&](auto z) {
+    using T = decltype(z);
+    T* d = t.data<T>();
+    for (int64_t i = 0; i < t.numel(); ++i) d[i] = static_cast<T>(mean + std * gen.normal());
+  });
+  return t;
+}
+
+}  // namespace tapegrad

@@ -1,0 +1,88 @@
+#include "autograd/storage.hpp"
+
+#include <cstdlib>
+#include <new>
+#include <vector>
+
+namespace tapegrad {
+namespace {
+
+std::atomic<int64_t> g_live_bytes{0};
+std::atomic<int64_t> g_live_buffers{0};
+std::atomic<int64_t> g_cached_bytes{0};
+
+constexpr int kBuckets = 48;
+constexpr size_t kMaxPooled = size_t(64) << 20;   // larger blocks go straight to the system
+constexpr int64_t kMaxCachedPerThread = int64_t(512) << 20;
+
+int bucket_of(size_t capacity) {
+  int b = 0;
+  while ((size_t(64) << b) < capacity) ++b;
+  return b;
+}
+
+/// Per-thread free lists, one per power-of-two size class.
+struct Pool {
+  std::vector<void*> free[kBuckets];
+  int64_t cached = 0;
+  ~Pool() { clear(); }
+  void clear() {
+    for (auto& list : free) {
+      for (void* p : list) ::operator delete(p, std::align_val_t(64));
+      list.clear();
+    }
+    g_cached_bytes -= cached;
+    cached = 0;
+  }
+};
+thread_local Pool t_pool;
+
+}  // namespace
+
+Storage::Storage(size_t bytes) {
+  size_t total = sizeof(Block) + bytes;
+  size_t capacity = total;
+  void* mem = nullptr;
+  if (total <= kMaxPooled) {
+    int b = bucket_of(total);
+    capacity = size_t(64) << b;
+    auto& list = t_pool.free[b];
+    if (!list.empty()) {
+      mem = list.back();
+      list.pop_back();
+      t_pool.cached -= static_cast<int64_t>(capacity);
+      g_cached_bytes -= static_cast<int64_t>(capacity);
+    }
+  }
+  if (!mem) mem = ::operator new(capacity, std::align_val_t(64));
+  b_ = new (mem) Block{};
+  b_->refs.store(1, std::memory_order_relaxed);
+  b_->bytes = bytes;
+  b_->capacity = capacity;
+  g_live_bytes += static_cast<int64_t>(bytes);
+  ++g_live_buffers;
+}
+
+void Storage::release() {
+  if (!b_) return;
+  if (b_->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+    g_live_bytes -= static_cast<int64_t>(b_->bytes);
+    --g_live_buffers;
+    size_t capacity = b_->capacity;
+    void* mem = b_;
+    b_->~Block();
+    if (capacity <= kMaxPooled && t_pool.cached + static_cast<int64_t>(capacity) <= kMaxCachedPerThread) {
+      t_pool.free[bucket_of(capacity)].push_back(mem);
+      t_pool.cached += static_cast<int64_t>(capacity);
+      g_cached_bytes += static_cast<int64_t>(capacity);
+    } else {
+      ::operator delete(mem, std::align_val_t(64));
+    }
+  }
+  b_ = nullptr;
+}
+
+StorageStats storage_stats() { return {g_live_bytes.load(), g_live_buffers.load(), g_cached_bytes.load()}; }
+void storage_release_cache() { t_pool.clear(); }
+
+}  // namespace tapegrad

@@ -1,0 +1,59 @@
+#pragma once
+/// \file storage.hpp
+/// Storage: a reference-counted, 64-byte aligned byte buffer from tapegrad's pooling allocator.
+///
+/// Tensors share a Storage (reshape, detach and row slices are views); the buffer returns to a
+/// per-thread free list when the last reference goes, so the steady state of a training loop
+/// allocates nothing from the system. `storage_stats()` counts the bytes held by live storages,
+/// which is how the tests prove that memory is flat across training steps.
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+namespace tapegrad {
+
+class Storage {
+ public:
+  Storage() = default;
+  /// A new uninitialised buffer of `bytes` bytes (0 is allowed).
+  explicit Storage(size_t bytes);
+  Storage(const Storage& o) noexcept : b_(o.b_) { retain(); }
+  Storage(Storage&& o) noexcept : b_(o.b_) { o.b_ = nullptr; }
+  Storage& operator=(const Storage& o) noexcept {
+    if (b_ != o.b_) { release(); b_ = o.b_; retain(); }
+    return *this;
+  }
+  Storage& operator=(Storage&& o) noexcept {
+    if (this != &o) { release(); b_ = o.b_; o.b_ = nullptr; }
+    return *this;
+  }
+  ~Storage() { release(); }
+
+  void* data() const { return b_ ? static_cast<void*>(b_ + 1) : nullptr; }
+  size_t bytes() const { return b_ ? b_->bytes : 0; }
+  /// Number of Storage handles sharing this buffer.
+  long use_count() const { return b_ ? b_->refs.load(std::memory_order_relaxed) : 0; }
+  bool defined() const { return b_ != nullptr; }
+
+ private:
+  struct alignas(64) Block {
+    std::atomic<long> refs;
+    size_t bytes;     // requested size
+    size_t capacity;  // size of the pooled block (its bucket)
+  };
+  void retain() { if (b_) b_->refs.fetch_add(1, std::memory_order_relaxed); }
+  void release();
+  Block* b_ = nullptr;
+};
+
+/// Bytes currently held by live storages (requested sizes), and by the pool's free lists.
+struct StorageStats {
+  int64_t live_bytes;
+  int64_t live_buffers;
+  int64_t cached_bytes;
+};
+StorageStats storage_stats();
+/// Returns the calling thread's cached free blocks to the system.
+void storage_release_cache();
+
+}  // namespace tapegrad

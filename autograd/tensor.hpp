@@ -1,0 +1,125 @@
+#pragma once
+/// \file tensor.hpp
+/// Tensor: the handle users hold. It is a shared pointer to a TensorImpl (data + autograd state),
+/// so copies are shallow, exactly like Flashlight's fl::Variable or a PyTorch tensor:
+///
+///     Tensor a = tapegrad::ones({2, 2});
+///     Tensor b = a;          // b and a are the same tensor
+///     b.data<float>()[0] = 5; // a.at({0, 0}) == 5 too
+///     Tensor c = a.clone();  // an independent copy
+///
+/// Storage is always contiguous and row-major; reshape, detach and leading-dimension slices are
+/// views sharing storage (with an element offset).
+#include <iosfwd>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "autograd/dtype.hpp"
+#include "autograd/shape.hpp"
+#include "autograd/storage.hpp"
+
+namespace tapegrad {
+
+class Node;
+class Tensor;
+
+/// Autograd and data state behind a Tensor handle. Users do not touch it directly.
+struct TensorImpl {
+  Storage storage;
+  int64_t offset = 0;  // in elements
+  Shape shape;
+  int64_t numel = 0;
+  DType dtype = DType::f32;
+  bool requires_grad = false;
+  std::shared_ptr<Node> grad_fn;          // the op that produced this tensor (non-leaf)
+  std::shared_ptr<Node> grad_accumulator; // leaves that require grad: where gradients land
+  std::shared_ptr<TensorImpl> grad;       // the accumulated .grad of a leaf
+};
+
+class Tensor {
+ public:
+  /// An undefined tensor (no data); `defined()` is false.
+  Tensor() = default;
+  explicit Tensor(std::shared_ptr<TensorImpl> impl) : impl_(std::move(impl)) {}
+  /// An uninitialised tensor of the given shape and dtype.
+  static Tensor empty(const Shape& shape, DType dtype = DType::f32);
+
+  bool defined() const { return impl_ != nullptr; }
+  const Shape& shape() const { return impl_->shape; }
+  /// Size of dimension `d` (negative counts from the end).
+  int64_t size(int64_t d) const;
+  int64_t dim() const { return static_cast<int64_t>(impl_->shape.size()); }
+  int64_t numel() const { return impl_->numel; }
+  DType dtype() const { return impl_->dtype; }
+
+  /// Raw contiguous data; T must match dtype() (checked).
+  template <class T> T* data() const;
+  /// The single value of a one-element tensor, as double.
+  double item() const;
+  /// Element at a multi-index, as double.
+  double at(std::initializer_list<int64_t> index) const;
+  double at(const std::vector<int64_t>& index) const;
+  /// All elements, converted to double, in row-major order.
+  std::vector<double> to_vector() const;
+
+  // ---- autograd ------------------------------------------------------------------------------
+  bool requires_grad() const { return impl_->requires_grad; }
+  /// Marks a leaf as a parameter whose gradient is accumulated into grad(). Throws on non-leaves.
+  Tensor& requires_grad_(bool value = true);
+  /// A leaf is a tensor not produced by a recorded op.
+  bool is_leaf() const { return impl_->grad_fn == nullptr; }
+  const std::shared_ptr<Node>& grad_fn() const { return impl_->grad_fn; }
+  /// The accumulated gradient (undefined until a backward reaches this leaf).
+  Tensor grad() const { return Tensor(impl_->grad); }
+  void set_grad(const Tensor& g);
+  /// Drops the accumulated gradient.
+  void zero_grad() { impl_->grad.reset(); }
+  /// Back-propagates from this tensor. A non-scalar needs an explicit `grad` of its shape.
+  /// Without `retain_graph` the graph's saved tensors are freed afterwards.
+  void backward(const Tensor& grad = Tensor(), bool retain_graph = false, bool create_graph = false) const;
+  /// Same data, no history, requires_grad false.
+  Tensor detach() const;
+  /// A deep copy that is recorded on the tape (gradient flows back to this tensor).
+  Tensor clone() const;
+  /// Converts dtype (recorded; the gradient is converted back).
+  Tensor to(DType dtype) const;
+  /// True when both handles point to the same tensor.
+  bool is_same(const Tensor& o) const { return impl_ == o.impl_; }
+
+  // ---- views and common ops as methods (see functions.hpp for the full op set) -----------------
+  Tensor reshape(const Shape& shape) const;
+  Tensor view(const Shape& shape) const { return reshape(shape); }
+  Tensor t() const;  // 2-D transpose
+  Tensor sum() const;
+  Tensor mean() const;
+
+  std::string to_string() const;
+  const std::shared_ptr<TensorImpl>& impl() const { return impl_; }
+
+ private:
+  std::shared_ptr<TensorImpl> impl_;
+};
+
+std::ostream& operator<<(std::ostream& os, const Tensor& t);
+
+// ---- creation --------------------------------------------------------------------------------
+/// A tensor with the given values (row-major) and shape; the value count must match the shape.
+Tensor tensor(const std::vector<double>& values, const Shape& shape, DType dtype = DType::f32);
+/// A 1-D tensor of the values.
+Tensor tensor(const std::vector<double>& values, DType dtype = DType::f32);
+/// An int64 tensor (indices, labels).
+Tensor index_tensor(const std::vector<int64_t>& values, const Shape& shape);
+Tensor index_tensor(const std::vector<int64_t>& values);
+/// A 0-d tensor.
+Tensor scalar(double value, DType dtype = DType::f32);
+Tensor zeros(const Shape& shape, DType dtype = DType::f32);
+Tensor ones(const Shape& shape, DType dtype = DType::f32);
+Tensor full(const Shape& shape, double value, DType dtype = DType::f32);
+Tensor zeros_like(const Tensor& t);
+Tensor ones_like(const Tensor& t);
+Tensor full_like(const Tensor& t, double value);
+/// [start, stop) with the given step, like numpy.arange.
+Tensor arange(double start, double stop, double step = 1.0, DType dtype = DType::f32);
+
+}  // namespace tapegrad

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs tapegrad's build and test dependencies from Debian packages, only those missing.
+# Idempotent: a second run installs nothing. Runs apt-get as root, or through sudo.
+#   scripts/install_deps.sh            build + test dependencies
+#   scripts/install_deps.sh --compare  also python3-torch and libtorch-dev (make bench-compare)
+set -euo pipefail
+
+packages=(cmake make g++ pkg-config libxtensor-dev libxtensor-blas-dev libxsimd-dev libopenblas-dev
+          doctest-dev libbenchmark-dev libcli11-dev nlohmann-json3-dev zlib1g-dev ccache)
+if [[ "${1:-}" == "--compare" ]]; then
+  packages+=(python3-torch libtorch-dev)
+fi
+if [[ "${1:-}" == "--fuzz" ]]; then
+  packages+=(clang libclang-rt-14-dev)
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+[[ ${#missing[@]} -eq 0 ]] && exit 0
+
+echo "tapegrad: installing missing packages: ${missing[*]}"
+SUDO=""
+if [[ $(id -u) -ne 0 ]]; then
+  command -v sudo >/dev/null || { echo "tapegrad: need root or sudo to install: ${missing[*]}" >&2; exit 1; }
+  SUDO="sudo"
+fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
