@@ -1,0 +1,191 @@
+#pragma once
+/// \file fit.hpp
+/// A Keras-like training loop: fit, evaluate, predict, and callbacks.
+///
+///     auto history = nn::fit(model, optimizer, loss, train, {.epochs = 5, .batch_size = 32,
+///                            .validation_split = 0.1, .callbacks = {early_stopping}});
+///     auto result = nn::evaluate(*model, loss, test);
+///     std::cout << result.confusion->to_string();
+///
+/// Each epoch records "loss" (the sample-weighted mean of the batch losses) and, when the targets are
+/// int64 class indices and the outputs scores [N, C], "accuracy"; with validation data also
+/// "val_loss" and "val_accuracy" (computed in eval mode without recording). Unless quiet, fit prints
+/// one line per epoch, and a progress bar (batches, running loss, samples/s, ETA) while the epoch
+/// runs when standard output is a terminal.
+#include <cstdint>
+#include <functional>
+#include <iosfwd>
+#include <limits>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "datasets/dataset.hpp"
+#include "nn/metrics.hpp"
+#include "nn/module.hpp"
+
+namespace tapegrad::optim {
+class Optimizer;
+}
+
+namespace tapegrad::nn {
+
+/// loss(outputs, targets) → a scalar tensor (the mean over the batch), e.g. functional::cross_entropy.
+using LossFn = std::function<Tensor(const Tensor& outputs, const Tensor& targets)>;
+
+/// The values of one epoch: "loss", "accuracy", "val_loss", "val_accuracy", ...
+struct EpochLog {
+  int64_t epoch = 0;      ///< 1-based
+  double seconds = 0;     ///< wall time of the epoch (training and validation)
+  int64_t steps = 0;      ///< optimizer steps in this epoch
+  std::map<std::string, double> values;
+  bool has(const std::string& key) const { return values.count(key) != 0; }
+  /// values.at(key), throwing std::invalid_argument that lists the available keys.
+  double get(const std::string& key) const;
+};
+
+/// What fit returns: one EpochLog per epoch run, and why training ended.
+struct History {
+  std::vector<EpochLog> epochs;
+  int64_t steps = 0;        ///< optimizer steps in all
+  std::string stop_reason;  ///< "completed" or the reason a callback gave
+  /// The values of `key` over the epochs (NaN where an epoch lacks it).
+  std::vector<double> series(const std::string& key) const;
+  /// {"epochs": [{"epoch": 1, "seconds": .., "loss": .., ...}], "steps": .., "stop_reason": ..}
+  std::string to_json(int indent = 2) const;
+};
+
+/// The state callbacks see and may change.
+struct TrainState {
+  Module& model;
+  optim::Optimizer& optimizer;
+  int64_t epoch = 0;        ///< 1-based, the epoch running
+  int64_t global_step = 0;  ///< optimizer steps so far
+  bool stop = false;        ///< set (through request_stop) to end training after this batch
+  std::string stop_reason;
+  void request_stop(const std::string& reason) {
+    stop = true;
+    stop_reason = reason;
+  }
+};
+
+/// Hooks into fit. All do nothing by default.
+class Callback {
+ public:
+  virtual ~Callback() = default;
+  virtual void on_train_begin(TrainState&) {}
+  /// After each optimizer step, with that batch's loss.
+  virtual void on_batch_end(TrainState&, double /*loss*/) {}
+  virtual void on_epoch_end(TrainState&, const EpochLog&) {}
+  virtual void on_train_end(TrainState&) {}
+};
+
+/// Whether a monitored value improves by going down ("loss") or up ("accuracy"). `automatic`
+/// picks max for names containing "acc", "precision", "recall" or "f1", min otherwise.
+enum class Mode { automatic, min, max };
+
+struct EarlyStoppingOptions {
+  std::string monitor = "val_loss";
+  int64_t patience = 0;     ///< epochs without improvement tolerated before stopping
+  double min_delta = 0.0;   ///< an improvement must exceed this
+  Mode mode = Mode::automatic;
+  bool restore_best = false;  ///< on stop (or at the end), load the weights of the best epoch
+};
+
+/// Stops when `monitor` has not improved by more than min_delta for `patience` epochs.
+class EarlyStopping : public Callback {
+ public:
+  explicit EarlyStopping(EarlyStoppingOptions options = {});
+  void on_train_begin(TrainState& s) override;
+  void on_epoch_end(TrainState& s, const EpochLog& log) override;
+  void on_train_end(TrainState& s) override;
+  int64_t best_epoch() const { return best_epoch_; }
+  double best_value() const { return best_; }
+
+ private:
+  EarlyStoppingOptions options_;
+  bool maximize_ = false;
+  double best_ = 0;
+  int64_t best_epoch_ = 0, wait_ = 0;
+  NamedTensors best_state_;
+};
+
+/// Stops when |monitor(epoch) − monitor(epoch − 1)| < tolerance: the loss has converged.
+class ConvergenceStop : public Callback {
+ public:
+  explicit ConvergenceStop(double tolerance, std::string monitor = "loss");
+  void on_train_begin(TrainState&) override { previous_.reset(); }
+  void on_epoch_end(TrainState& s, const EpochLog& log) override;
+
+ private:
+  double tolerance_;
+  std::string monitor_;
+  std::optional<double> previous_;
+};
+
+/// Stops after `max_steps` optimizer steps in all (mid-epoch if need be).
+class MaxSteps : public Callback {
+ public:
+  explicit MaxSteps(int64_t max_steps);
+  void on_batch_end(TrainState& s, double loss) override;
+
+ private:
+  int64_t max_steps_;
+};
+
+/// Saves the weights (safetensors, nn::save) after each epoch to `path`, where "{epoch}" is replaced
+/// by the epoch number; with save_best_only, only when `monitor` improves.
+class ModelCheckpoint : public Callback {
+ public:
+  explicit ModelCheckpoint(std::string path, std::string monitor = "val_loss", bool save_best_only = false,
+                           Mode mode = Mode::automatic);
+  void on_train_begin(TrainState&) override { best_.reset(); }
+  void on_epoch_end(TrainState& s, const EpochLog& log) override;
+  /// Paths written so far.
+  const std::vector<std::string>& saved() const { return saved_; }
+
+ private:
+  std::string path_, monitor_;
+  bool save_best_only_, maximize_;
+  std::optional<double> best_;
+  std::vector<std::string> saved_;
+};
+
+struct FitOptions {
+  int64_t epochs = 1;
+  int64_t batch_size = 32;
+  bool shuffle = true;
+  uint64_t seed = 0;                ///< shuffling and the validation split
+  /// A random fraction of the training data held out for validation (Keras takes the last rows;
+  /// tapegrad draws them with `seed`, since MNIST-format files may be sorted by class).
+  double validation_split = 0.0;
+  /// Explicit validation data (takes precedence over validation_split).
+  std::shared_ptr<const datasets::Dataset> validation_data;
+  std::vector<std::shared_ptr<Callback>> callbacks;
+  bool quiet = false;               ///< no epoch lines, no progress bar
+  std::ostream* out = nullptr;      ///< where epoch lines go (std::cout when null)
+};
+
+/// Trains `model` on `data`: for each epoch, each batch runs forward, loss, backward, step.
+/// Throws std::invalid_argument for epochs < 0, batch_size ≤ 0 or a split outside [0, 1).
+History fit(Module& model, optim::Optimizer& optimizer, const LossFn& loss,
+            std::shared_ptr<const datasets::Dataset> data, const FitOptions& options = {});
+
+/// evaluate's result. `confusion` is set when the targets are int64 classes and outputs [N, C].
+struct Evaluation {
+  double loss = 0;
+  int64_t samples = 0;
+  std::optional<ConfusionMatrix> confusion;
+  double accuracy() const { return confusion ? confusion->accuracy() : std::numeric_limits<double>::quiet_NaN(); }
+};
+
+/// Loss and metrics of `model` on `data`, in eval mode without recording (the mode is restored).
+Evaluation evaluate(Module& model, const LossFn& loss, const datasets::Dataset& data, int64_t batch_size = 256);
+
+/// The model's outputs for every sample of `data` (or rows of `x`), concatenated along dim 0.
+Tensor predict(Module& model, const datasets::Dataset& data, int64_t batch_size = 256);
+Tensor predict(Module& model, const Tensor& x, int64_t batch_size = 256);
+
+}  // namespace tapegrad::nn

@@ -1,0 +1,114 @@
+#pragma once
+/// \file layers.hpp
+/// Layers: thin modules over nn::functional. Each holds its parameters as public Tensor members
+/// (registered by name) and its hyper-parameters by value.
+#include <string>
+
+#include "autograd/functions.hpp"
+#include "autograd/random.hpp"
+#include "nn/functional.hpp"
+#include "nn/module.hpp"
+
+namespace tapegrad::nn {
+
+/// y = x·Wᵀ + b, W [out, in], b [out]. PyTorch's initialisation: W, b ~ U(−1/√in, 1/√in).
+class Linear : public Module {
+ public:
+  Linear(int64_t in_features, int64_t out_features, bool bias = true, Generator& gen = default_generator());
+  Tensor forward(const Tensor& x) override { return functional::linear(x, weight, bias); }
+  std::string repr() const override;
+  /// Re-draws the parameters from `gen`.
+  void reset_parameters(Generator& gen = default_generator());
+  Tensor weight, bias;
+  int64_t in_features, out_features;
+};
+
+/// Merges dimensions start_dim..end_dim (default: all but the batch dimension). A view: no copy.
+class Flatten : public Module {
+ public:
+  explicit Flatten(int64_t start_dim = 1, int64_t end_dim = -1) : start_dim_(start_dim), end_dim_(end_dim) {}
+  Tensor forward(const Tensor& x) override { return flatten(x, start_dim_, end_dim_); }
+  std::string repr() const override { return "Flatten"; }
+
+ private:
+  int64_t start_dim_, end_dim_;
+};
+
+/// max(x, 0)
+class ReLU : public Module {
+ public:
+  Tensor forward(const Tensor& x) override { return relu(x); }
+  std::string repr() const override { return "ReLU"; }
+};
+/// x for x > 0, slope·x otherwise.
+class LeakyReLU : public Module {
+ public:
+  explicit LeakyReLU(double negative_slope = 0.01) : slope_(negative_slope) {}
+  Tensor forward(const Tensor& x) override { return leaky_relu(x, slope_); }
+  std::string repr() const override { return "LeakyReLU(" + std::to_string(slope_) + ")"; }
+
+ private:
+  double slope_;
+};
+/// 1 / (1 + e^−x)
+class Sigmoid : public Module {
+ public:
+  Tensor forward(const Tensor& x) override { return sigmoid(x); }
+  std::string repr() const override { return "Sigmoid"; }
+};
+/// tanh(x)
+class Tanh : public Module {
+ public:
+  Tensor forward(const Tensor& x) override { return tanh(x); }
+  std::string repr() const override { return "Tanh"; }
+};
+/// x·Φ(x) (exact form)
+class GELU : public Module {
+ public:
+  Tensor forward(const Tensor& x) override { return gelu(x); }
+  std::string repr() const override { return "GELU"; }
+};
+/// e^x / Σ e^x along `axis`.
+class Softmax : public Module {
+ public:
+  explicit Softmax(int64_t axis = -1) : axis_(axis) {}
+  Tensor forward(const Tensor& x) override { return softmax(x, axis_); }
+  std::string repr() const override { return "Softmax"; }
+
+ private:
+  int64_t axis_;
+};
+/// x − log Σ e^x along `axis`.
+class LogSoftmax : public Module {
+ public:
+  explicit LogSoftmax(int64_t axis = -1) : axis_(axis) {}
+  Tensor forward(const Tensor& x) override { return log_softmax(x, axis_); }
+  std::string repr() const override { return "LogSoftmax"; }
+
+ private:
+  int64_t axis_;
+};
+
+/// In training, zeroes elements with probability p and scales the rest by 1/(1 − p); the identity
+/// in eval mode. Masks come from `gen` (the default generator unless given; it must outlive the layer).
+class Dropout : public Module {
+ public:
+  explicit Dropout(double p = 0.5, Generator& gen = default_generator());
+  Tensor forward(const Tensor& x) override { return functional::dropout(x, p_, is_training(), *gen_); }
+  std::string repr() const override { return "Dropout(" + std::to_string(p_) + ")"; }
+
+ private:
+  double p_;
+  Generator* gen_;
+};
+
+/// A lookup table: int64 indices of any shape → rows of weight [num_embeddings, dim], W ~ N(0, 1).
+class Embedding : public Module {
+ public:
+  Embedding(int64_t num_embeddings, int64_t embedding_dim, Generator& gen = default_generator());
+  Tensor forward(const Tensor& indices) override { return functional::embedding(indices, weight); }
+  std::string repr() const override;
+  Tensor weight;
+};
+
+}  // namespace tapegrad::nn

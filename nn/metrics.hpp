@@ -1,0 +1,68 @@
+#pragma once
+/// \file metrics.hpp
+/// Classification metrics: accuracy and a confusion matrix with precision, recall and F1 per class
+/// and macro-averaged (the unweighted mean over classes, as scikit-learn's average="macro").
+///
+/// For class c with TP = M[c][c], FP = Σ_t≠c M[t][c], FN = Σ_p≠c M[c][p] (rows are true classes,
+/// columns predictions):
+///
+///     precision_c = TP / (TP + FP)      recall_c = TP / (TP + FN)
+///     F1_c = 2 · precision_c · recall_c / (precision_c + recall_c)
+///
+/// A ratio whose denominator is 0 is defined as 0 (scikit-learn's zero_division=0).
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "autograd/tensor.hpp"
+
+namespace tapegrad::nn {
+
+/// Predicted classes from `outputs`: argmax over the last axis of scores [N, C], or the int64 [N]
+/// class indices themselves.
+std::vector<int64_t> predicted_classes(const Tensor& outputs);
+
+/// Fraction of samples whose predicted class (see predicted_classes) equals the int64 target [N].
+double accuracy(const Tensor& outputs, const Tensor& targets);
+
+/// Counts of (true class, predicted class) pairs, accumulated batch by batch.
+class ConfusionMatrix {
+ public:
+  /// Throws std::invalid_argument unless num_classes ≥ 1.
+  explicit ConfusionMatrix(int64_t num_classes);
+
+  /// Adds a batch: `outputs` are scores [N, C] or int64 classes [N]; `targets` int64 [N].
+  /// Throws std::invalid_argument on a shape mismatch or a class outside 0..C-1, counting nothing.
+  void update(const Tensor& outputs, const Tensor& targets);
+  /// Adds one sample.
+  void add(int64_t target, int64_t predicted, int64_t count = 1);
+  void reset();
+
+  int64_t num_classes() const { return n_; }
+  /// Samples counted so far.
+  int64_t total() const;
+  /// Samples of class `target` predicted as `predicted`.
+  int64_t count(int64_t target, int64_t predicted) const;
+
+  /// Σ_c M[c][c] / total (0 when empty).
+  double accuracy() const;
+  double precision(int64_t c) const;
+  double recall(int64_t c) const;
+  double f1(int64_t c) const;
+  double macro_precision() const;
+  double macro_recall() const;
+  double macro_f1() const;
+
+  /// The matrix as aligned text: a header of predicted classes, one row per true class,
+  /// labelled with `names` when given (one per class).
+  std::string to_string(const std::vector<std::string>& names = {}) const;
+  /// Rows of counts (row = true class).
+  std::vector<std::vector<int64_t>> rows() const;
+
+ private:
+  void check_class(int64_t c, const char* what) const;
+  int64_t n_;
+  std::vector<int64_t> m_;  // n_ × n_, row-major
+};
+
+}  // namespace tapegrad::nn

@@ -1,0 +1,208 @@
+// Module bookkeeping: registration, recursive collections with dotted names, train/eval,
+// summary and state dicts.
+#include "nn/module.hpp"
+
+#include <cstring>
+#include <iomanip>
+#include <map>
+#include <sstream>
+#include <stdexcept>
+
+#include "autograd/node.hpp"
+
+namespace tapegrad::nn {
+
+Module::~Module() = default;
+
+Tensor Module::register_parameter(const std::string& name, Tensor t) {
+  if (!t.defined()) throw std::invalid_argument("tapegrad::nn::Module: parameter '" + name + "' is undefined");
+  if (!is_floating(t.dtype()))
+    throw DTypeError("tapegrad::nn::Module: parameter '" + name + "' must be floating, got " + dtype_name(t.dtype()));
+  for (auto& [n, p] : params_)
+    if (n == name) throw std::invalid_argument("tapegrad::nn::Module: parameter '" + name + "' registered twice");
+  t.requires_grad_(true);
+  params_.emplace_back(name, t);
+  return t;
+}
+
+Tensor Module::register_buffer(const std::string& name, Tensor t) {
+  for (auto& [n, b] : buffers_)
+    if (n == name) throw std::invalid_argument("tapegrad::nn::Module: buffer '" + name + "' registered twice");
+  buffers_.emplace_back(name, t);
+  return t;
+}
+
+void Module::add_child(const std::string& name, ModulePtr m) {
+  if (!m) throw std::invalid_argument("tapegrad::nn::Module: submodule '" + name + "' is null");
+  for (auto& [n, c] : children_)
+    if (n == name) throw std::invalid_argument("tapegrad::nn::Module: submodule '" + name + "' registered twice");
+  children_.emplace_back(name, std::move(m));
+}
+
+void Module::collect(const std::string& prefix, NamedTensors& out, bool buffers) const {
+  for (auto& [n, t] : buffers ? buffers_ : params_) out.emplace_back(prefix + n, t);
+  for (auto& [n, c] : children_) c->collect(prefix + n + ".", out, buffers);
+}
+
+NamedTensors Module::named_parameters() const {
+  NamedTensors out;
+  collect("", out, false);
+  return out;
+}
+
+NamedTensors Module::named_buffers() const {
+  NamedTensors out;
+  collect("", out, true);
+  return out;
+}
+
+std::vector<Tensor> Module::parameters() const {
+  std::vector<Tensor> out;
+  for (auto& [n, t] : named_parameters()) out.push_back(t);
+  return out;
+}
+
+std::vector<Tensor> Module::buffers() const {
+  std::vector<Tensor> out;
+  for (auto& [n, t] : named_buffers()) out.push_back(t);
+  return out;
+}
+
+std::vector<ModulePtr> Module::children() const {
+  std::vector<ModulePtr> out;
+  for (auto& [n, c] : children_) out.push_back(c);
+  return out;
+}
+
+void Module::train(bool on) {
+  training_ = on;
+  for (auto& [n, c] : children_) c->train(on);
+}
+
+void Module::zero_grad() {
+  for (auto& p : parameters()) p.zero_grad();
+}
+
+Tensor Module::summarize(const Tensor& x, const std::string& prefix, std::vector<SummaryRow>& rows) {
+  Tensor y = forward(x);
+  int64_t n = 0;
+  for (auto& p : parameters()) n += p.numel();
+  rows.push_back({prefix + repr(), y.shape(), n});
+  return y;
+}
+
+namespace {
+/// Every module of the tree with its training flag, to restore after summary().
+void collect_modes(Module& m, std::vector<std::pair<Module*, bool>>& out) {
+  out.emplace_back(&m, m.is_training());
+  for (auto& c : m.children()) collect_modes(*c, out);
+}
+}  // namespace
+
+std::string Module::summary(const Shape& input_shape) {
+  std::vector<std::pair<Module*, bool>> modes;
+  collect_modes(*this, modes);
+  std::vector<SummaryRow> rows;
+  eval();
+  try {
+    NoGradGuard no_grad;
+    auto params = parameters();
+    DType dtype = params.empty() ? DType::f32 : params.front().dtype();
+    summarize(zeros(input_shape, dtype), "", rows);
+  } catch (...) {
+    for (auto& [m, on] : modes) m->training_ = on;
+    throw;
+  }
+  for (auto& [m, on] : modes) m->training_ = on;
+
+  size_t w0 = 5, w1 = 12;
+  for (auto& r : rows) {
+    w0 = std::max(w0, r.layer.size());
+    w1 = std::max(w1, to_string(r.output).size());
+  }
+  int64_t total = 0, trainable = 0;
+  for (auto& p : parameters()) {
+    total += p.numel();
+    if (p.requires_grad()) trainable += p.numel();
+  }
+  std::ostringstream os;
+  const size_t width = w0 + w1 + 4 + 12;
+  os << std::left << std::setw(static_cast<int>(w0 + 2)) << "Layer" << std::setw(static_cast<int>(w1 + 2))
+     << "Output shape" << std::right << std::setw(12) << "Params" << "\n"
+     << std::string(width, '=') << "\n";
+  for (auto& r : rows)
+    os << std::left << std::setw(static_cast<int>(w0 + 2)) << r.layer << std::setw(static_cast<int>(w1 + 2))
+       << to_string(r.output) << std::right << std::setw(12) << r.params << "\n";
+  os << std::string(width, '=') << "\n"
+     << "Total params: " << total << "\nTrainable params: " << trainable
+     << "\nNon-trainable params: " << total - trainable << "\n";
+  return os.str();
+}
+
+NamedTensors Module::state_dict() const {
+  NamedTensors out = named_parameters();
+  for (auto& b : named_buffers()) out.push_back(b);
+  return out;
+}
+
+void Module::load_state_dict(const NamedTensors& state, bool strict) {
+  std::map<std::string, Tensor> given;
+  std::vector<std::string> problems;
+  for (auto& [n, t] : state)
+    if (!given.emplace(n, t).second) problems.push_back("duplicate key '" + n + "'");
+  std::vector<std::pair<Tensor, Tensor>> copies;  // (destination, source)
+  for (auto& [n, dst] : state_dict()) {
+    auto it = given.find(n);
+    if (it == given.end()) {
+      if (strict) problems.push_back("missing key '" + n + "'");
+      continue;
+    }
+    const Tensor& src = it->second;
+    if (!src.defined()) problems.push_back("'" + n + "' is undefined");
+    else if (src.shape() != dst.shape() || src.dtype() != dst.dtype())
+      problems.push_back("'" + n + "': expected " + dtype_name(dst.dtype()) + " " + to_string(dst.shape()) +
+                         ", got " + dtype_name(src.dtype()) + " " + to_string(src.shape()));
+    else copies.emplace_back(dst, src);
+    given.erase(it);
+  }
+  if (strict)
+    for (auto& [n, t] : given) problems.push_back("unexpected key '" + n + "'");
+  if (!problems.empty()) {
+    std::string msg = "tapegrad::nn::load_state_dict: " + std::to_string(problems.size()) + " problem(s):";
+    for (auto& p : problems) msg += "\n  " + p;
+    throw std::invalid_argument(msg);
+  }
+  // All checks passed: copy in place, so that nothing is half-loaded on error.
+  for (auto& [dst, src] : copies)
+    std::memcpy(dst.data<char>(), src.data<char>(), static_cast<size_t>(dst.numel()) * dtype_size(dst.dtype()));
+}
+
+// ---- containers ---------------------------------------------------------------------------------
+
+void Sequential::push_back(ModulePtr m) {
+  add_child(std::to_string(modules_.size()), m);
+  modules_.push_back(std::move(m));
+}
+
+Tensor Sequential::forward(const Tensor& x) {
+  Tensor y = x;
+  for (auto& m : modules_) y = m->forward(y);
+  return y;
+}
+
+Tensor Sequential::summarize(const Tensor& x, const std::string& prefix, std::vector<SummaryRow>& rows) {
+  Tensor y = x;
+  for (size_t i = 0; i < modules_.size(); ++i) y = modules_[i]->summarize(y, prefix + std::to_string(i) + ": ", rows);
+  return y;
+}
+
+void ModuleList::push_back(ModulePtr m) {
+  add_child(std::to_string(modules_.size()), m);
+  modules_.push_back(std::move(m));
+}
+
+Tensor ModuleList::forward(const Tensor&) {
+  throw std::logic_error("tapegrad::nn::ModuleList: has no forward; call its modules");
+}
+
+}  // namespace tapegrad::nn

@@ -1,0 +1,11 @@
+#pragma once
+/// \file nn.hpp
+/// Umbrella header of tapegrad::nn: modules and containers, layers, the functional API and
+/// losses, initializers, and safetensors saving/loading.
+#include "nn/conv.hpp"
+#include "nn/functional.hpp"
+#include "nn/init.hpp"
+#include "nn/layers.hpp"
+#include "nn/module.hpp"
+#include "nn/norm.hpp"
+#include "nn/serialize.hpp"

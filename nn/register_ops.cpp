@@ -1,0 +1,107 @@
+// Registers the nn ops in the op registry with float64 samples, so the registry test runs
+// gradcheck and gradgradcheck over each of them.
+#include <mutex>
+
+#include "autograd/random.hpp"
+#include "autograd/registry.hpp"
+#include "nn/functional.hpp"
+
+namespace tapegrad::nn {
+namespace {
+
+using functional::Reduction;
+using In = const std::vector<Tensor>&;
+
+/// A fresh, fixed generator per sample so the samples are the same in every run.
+Tensor randn64(const Shape& s, uint64_t seed) {
+  Generator g(seed);
+  return randn(s, DType::f64, g);
+}
+Tensor param(const Shape& s, uint64_t seed) { return randn64(s, seed).requires_grad_(); }
+
+void add(const std::string& name, TensorFunction fn, std::function<std::vector<OpSample>()> samples) {
+  register_op(OpInfo{"nn." + name, "nn", std::move(fn), std::move(samples)});
+}
+
+}  // namespace
+
+void register_ops() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    namespace F = functional;
+    add("linear", [](In in) { return F::linear(in[0], in[1], in.size() > 2 ? in[2] : Tensor()); }, [] {
+      return std::vector<OpSample>{{{param({3, 4}, 1), param({5, 4}, 2), param({5}, 3)}, "2-D with bias"},
+                                   {{param({2, 3, 4}, 4), param({2, 4}, 5)}, "3-D input, no bias"}};
+    });
+    add("conv2d", [](In in) { return F::conv2d(in[0], in[1], in[2], 1, 1); }, [] {
+      return std::vector<OpSample>{{{param({2, 2, 4, 5}, 6), param({3, 2, 3, 3}, 7), param({3}, 8)}, "padding 1"}};
+    });
+    add("conv2d_strided_dilated", [](In in) { return F::conv2d(in[0], in[1], Tensor(), 2, {1, 0}, {2, 1}); }, [] {
+      return std::vector<OpSample>{{{param({1, 2, 6, 5}, 9), param({2, 2, 2, 3}, 10)}, "stride 2, padding (1,0), dilation (2,1)"}};
+    });
+    add("im2col", [](In in) { return F::im2col(in[0], {2, 3}, {1, 2}, 1); }, [] {
+      return std::vector<OpSample>{{{param({2, 2, 3, 4}, 11)}, "kernel 2×3, stride (1,2), padding 1"}};
+    });
+    add("col2im", [](In in) { return F::col2im(in[0], {1, 2, 3, 3}, 2); }, [] {
+      return std::vector<OpSample>{{{param({8, 4}, 12)}, "kernel 2 over 3×3"}};
+    });
+    add("max_pool2d", [](In in) { return F::max_pool2d(in[0], 2); }, [] {
+      return std::vector<OpSample>{{{param({2, 2, 4, 4}, 13)}, "2×2 windows"}};
+    });
+    add("max_pool2d_overlapping", [](In in) { return F::max_pool2d(in[0], 3, 2, 1); }, [] {
+      return std::vector<OpSample>{{{param({1, 2, 5, 5}, 14)}, "3×3, stride 2, padding 1"}};
+    });
+    add("avg_pool2d", [](In in) { return F::avg_pool2d(in[0], 3, 2, 1); }, [] {
+      return std::vector<OpSample>{{{param({2, 1, 5, 4}, 15)}, "3×3, stride 2, padding 1"}};
+    });
+    add("batch_norm_train", [](In in) { return F::batch_norm(in[0], Tensor(), Tensor(), in[1], in[2], true); }, [] {
+      return std::vector<OpSample>{{{param({4, 3}, 16), param({3}, 17), param({3}, 18)}, "[N, C]"},
+                                   {{param({2, 3, 2, 2}, 19), param({3}, 20), param({3}, 21)}, "[N, C, H, W]"}};
+    });
+    add("batch_norm_eval", [](In in) {
+      Tensor rm = tensor({0.5, -0.2, 0.1}, DType::f64), rv = tensor({1.5, 0.7, 2.0}, DType::f64);
+      return F::batch_norm(in[0], rm, rv, in[1], in[2], false);
+    }, [] { return std::vector<OpSample>{{{param({2, 3, 2}, 22), param({3}, 23), param({3}, 24)}, "running statistics"}}; });
+    add("layer_norm", [](In in) { return F::layer_norm(in[0], {4}, in[1], in[2]); }, [] {
+      return std::vector<OpSample>{{{param({2, 3, 4}, 25), param({4}, 26), param({4}, 27)}, "last dim, affine"}};
+    });
+    add("embedding", [](In in) { return F::embedding(in[1], in[0]); }, [] {
+      return std::vector<OpSample>{{{param({5, 3}, 28), index_tensor({0, 4, 4, 2}, {2, 2})}, "repeated indices"}};
+    });
+    add("dropout", [](In in) { Generator g(7); return F::dropout(in[0], 0.3, true, g); }, [] {
+      return std::vector<OpSample>{{{param({4, 5}, 29)}, "p = 0.3, fixed mask"}};
+    });
+    add("cross_entropy", [](In in) { return F::cross_entropy(in[0], in[1]); }, [] {
+      return std::vector<OpSample>{{{param({4, 5}, 30), index_tensor({0, 4, 2, 2})}, "mean"}};
+    });
+    add("cross_entropy_none", [](In in) { return F::cross_entropy(in[0], in[1], Reduction::none); }, [] {
+      return std::vector<OpSample>{{{param({3, 4}, 31), index_tensor({3, 0, 1})}, "no reduction"}};
+    });
+    add("nll_loss", [](In in) { return F::nll_loss(in[0], in[1], Reduction::sum); }, [] {
+      return std::vector<OpSample>{{{param({3, 4}, 32), index_tensor({1, 1, 3})}, "sum"}};
+    });
+    add("mse_loss", [](In in) { return F::mse_loss(in[0], in[1]); }, [] {
+      return std::vector<OpSample>{{{param({3, 2}, 33), param({3, 2}, 34)}, "mean"}};
+    });
+    add("half_mse_loss", [](In in) { return F::half_mse_loss(in[0], in[1]); }, [] {
+      return std::vector<OpSample>{{{param({4, 2}, 35), randn64({4, 2}, 36)}, "1/(2n)"}};
+    });
+    add("l1_loss", [](In in) { return F::l1_loss(in[0], in[1], Reduction::sum); }, [] {
+      return std::vector<OpSample>{{{param({3, 2}, 37), randn64({3, 2}, 38)}, "sum"}};
+    });
+    add("huber_loss", [](In in) { return F::huber_loss(in[0], in[1], Reduction::mean, 0.5); }, [] {
+      return std::vector<OpSample>{{{param({3, 3}, 39), randn64({3, 3}, 40)}, "delta 0.5"}};
+    });
+    add("binary_cross_entropy", [](In in) { return F::binary_cross_entropy(in[0], in[1]); }, [] {
+      Generator g(41);
+      return std::vector<OpSample>{{{rand({3, 2}, DType::f64, g, 0.1, 0.9).requires_grad_(), rand({3, 2}, DType::f64, g)},
+                                    "probabilities in (0.1, 0.9)"}};
+    });
+    add("binary_cross_entropy_with_logits", [](In in) { return F::binary_cross_entropy_with_logits(in[0], in[1]); }, [] {
+      Generator g(42);
+      return std::vector<OpSample>{{{param({3, 2}, 43), rand({3, 2}, DType::f64, g)}, "mean"}};
+    });
+  });
+}
+
+}  // namespace tapegrad::nn
