@@ -26,28 +26,30 @@ class Conv2d : public Module {
   functional::Size2 stride_, padding_, dilation_;
 };
 
-/// Max over k×k windows (stride defaults to the kernel).
-class MaxPool2d : public Module {
+/// Shared hyper-parameters of the pooling layers (stride 0 means: equal to the kernel).
+class Pool2d : public Module {
  public:
-  explicit MaxPool2d(functional::Size2 kernel, functional::Size2 stride = 0, functional::Size2 padding = 0)
+  explicit Pool2d(functional::Size2 kernel, functional::Size2 stride = 0, functional::Size2 padding = 0)
       : kernel_(kernel), stride_(stride), padding_(padding) {}
-  Tensor forward(const Tensor& x) override { return functional::max_pool2d(x, kernel_, stride_, padding_); }
-  std::string repr() const override { return "MaxPool2d"; }
 
- private:
+ protected:
   functional::Size2 kernel_, stride_, padding_;
 };
 
-/// Mean over k×k windows (stride defaults to the kernel; padding counts as zeros).
-class AvgPool2d : public Module {
+/// Max over k×k windows; the gradient goes to each window's first maximum.
+class MaxPool2d : public Pool2d {
  public:
-  explicit AvgPool2d(functional::Size2 kernel, functional::Size2 stride = 0, functional::Size2 padding = 0)
-      : kernel_(kernel), stride_(stride), padding_(padding) {}
+  using Pool2d::Pool2d;
+  Tensor forward(const Tensor& x) override { return functional::max_pool2d(x, kernel_, stride_, padding_); }
+  std::string repr() const override { return "MaxPool2d"; }
+};
+
+/// Mean over k×k windows (padding counts as zeros).
+class AvgPool2d : public Pool2d {
+ public:
+  using Pool2d::Pool2d;
   Tensor forward(const Tensor& x) override { return functional::avg_pool2d(x, kernel_, stride_, padding_); }
   std::string repr() const override { return "AvgPool2d"; }
-
- private:
-  functional::Size2 kernel_, stride_, padding_;
 };
 
 }  // namespace tapegrad::nn
