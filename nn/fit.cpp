@@ -1,0 +1,320 @@
+#include "nn/fit.hpp"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <iomanip>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <stdexcept>
+
+#include "autograd/functions.hpp"
+#include "autograd/node.hpp"
+#include "nn/nn.hpp"
+#include "optim/optimizer.hpp"
+
+namespace tapegrad::nn {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+bool maximizes(Mode mode, const std::string& monitor) {
+  if (mode != Mode::automatic) return mode == Mode::max;
+  for (const char* key : {"acc", "precision", "recall", "f1"})
+    if (monitor.find(key) != std::string::npos) return true;
+  return false;
+}
+
+// Keys in display order: loss, accuracy, other training values, then the same for val_*.
+std::vector<std::string> ordered_keys(const std::map<std::string, double>& values) {
+  auto rank = [](const std::string& k) {
+    bool val = k.rfind("val_", 0) == 0;
+    std::string base = val ? k.substr(4) : k;
+    return 10 * int(val) + (base == "loss" ? 0 : base == "accuracy" ? 1 : 2);
+  };
+  std::vector<std::string> keys;
+  for (const auto& [k, v] : values) keys.push_back(k);
+  std::stable_sort(keys.begin(), keys.end(), [&](const auto& a, const auto& b) { return rank(a) < rank(b); });
+  return keys;
+}
+
+// Restores a module's training mode when it goes out of scope.
+struct ModeRestorer {
+  Module& model;
+  bool was_training;
+  ~ModeRestorer() { model.train(was_training); }
+};
+
+// One-line terminal progress bar, redrawn in place at most ten times a second.
+class ProgressBar {
+ public:
+  ProgressBar(bool enabled, int64_t batches) : enabled_(enabled), batches_(batches), start_(Clock::now()) {}
+  void update(int64_t done, int64_t samples, double running_loss) {
+    if (!enabled_) return;
+    double elapsed = seconds_since(start_);
+    if (done < batches_ && elapsed - last_ < 0.1) return;
+    last_ = elapsed;
+    const int width = 24;
+    int filled = static_cast<int>(width * done / std::max<int64_t>(batches_, 1));
+    std::string bar(static_cast<size_t>(filled), '=');
+    if (filled < width) bar += '>' + std::string(static_cast<size_t>(width - filled - 1), '.');
+    double eta = done > 0 ? elapsed / static_cast<double>(done) * static_cast<double>(batches_ - done) : 0.0;
+    std::printf("\r\033[K%*lld/%lld [%s] loss %.4f  %.0f samples/s  ETA %.0fs", int(std::to_string(batches_).size()),
+                static_cast<long long>(done), static_cast<long long>(batches_), bar.c_str(), running_loss,
+                elapsed > 0 ? static_cast<double>(samples) / elapsed : 0.0, eta);
+    std::fflush(stdout);
+  }
+  void clear() {
+    if (!enabled_) return;
+    std::printf("\r\033[K");
+    std::fflush(stdout);
+  }
+
+ private:
+  bool enabled_;
+  int64_t batches_;
+  Clock::time_point start_;
+  double last_ = -1.0;
+};
+
+bool is_classification(const Tensor& outputs, const Tensor& targets) {
+  return targets.dtype() == DType::i64 && targets.dim() == 1 && outputs.dim() == 2;
+}
+
+// Outputs of `model` on rows [0, n) taken `batch_size` at a time by `rows(begin, end)`.
+template <class Rows>
+Tensor predict_rows(Module& model, int64_t n, int64_t batch_size, Rows rows) {
+  if (batch_size <= 0) throw std::invalid_argument("predict: batch_size must be positive");
+  ModeRestorer restore{model, model.is_training()};
+  model.eval();
+  NoGradGuard no_grad;
+  std::vector<Tensor> parts;
+  for (int64_t b = 0; b < n; b += batch_size) parts.push_back(model(rows(b, std::min(n, b + batch_size))));
+  if (parts.empty()) throw std::invalid_argument("predict: no samples");
+  return parts.size() == 1 ? parts[0] : cat(parts, 0);
+}
+
+}  // namespace
+
+double EpochLog::get(const std::string& key) const {
+  auto it = values.find(key);
+  if (it != values.end()) return it->second;
+  std::string keys;
+  for (const auto& [k, v] : values) keys += (keys.empty() ? "" : ", ") + k;
+  throw std::invalid_argument("epoch " + std::to_string(epoch) + " has no value '" + key + "' (it has: " + keys + ")");
+}
+
+std::vector<double> History::series(const std::string& key) const {
+  std::vector<double> out;
+  for (const auto& e : epochs) out.push_back(e.has(key) ? e.values.at(key) : std::nan(""));
+  return out;
+}
+
+std::string History::to_json(int indent) const {
+  nlohmann::json j;
+  j["epochs"] = nlohmann::json::array();
+  for (const auto& e : epochs) {
+    nlohmann::json row = {{"epoch", e.epoch}, {"seconds", e.seconds}, {"steps", e.steps}};
+    for (const auto& [k, v] : e.values) row[k] = v;
+    j["epochs"].push_back(row);
+  }
+  j["steps"] = steps;
+  j["stop_reason"] = stop_reason;
+  return j.dump(indent);
+}
+
+// ---- callbacks -------------------------------------------------------------------------------
+
+EarlyStopping::EarlyStopping(EarlyStoppingOptions options) : options_(std::move(options)) {
+  if (options_.patience < 0) throw std::invalid_argument("EarlyStopping: patience must be >= 0");
+  if (options_.min_delta < 0) throw std::invalid_argument("EarlyStopping: min_delta must be >= 0");
+  maximize_ = maximizes(options_.mode, options_.monitor);
+}
+
+void EarlyStopping::on_train_begin(TrainState&) {
+  best_ = maximize_ ? -INFINITY : INFINITY;
+  best_epoch_ = wait_ = 0;
+  best_state_.clear();
+}
+
+void EarlyStopping::on_epoch_end(TrainState& s, const EpochLog& log) {
+  const double v = log.get(options_.monitor);
+  const bool improved = maximize_ ? v > best_ + options_.min_delta : v < best_ - options_.min_delta;
+  if (improved) {
+    best_ = v;
+    best_epoch_ = log.epoch;
+    wait_ = 0;
+    if (options_.restore_best) {
+      NoGradGuard no_grad;
+      best_state_.clear();
+      for (const auto& [name, t] : s.model.state_dict()) best_state_.emplace_back(name, t.detach().clone());
+    }
+    return;
+  }
+  if (++wait_ >= std::max<int64_t>(options_.patience, 1)) {
+    std::ostringstream why;
+    why << "early stopping: " << options_.monitor << " did not improve for " << wait_ << " epoch"
+        << (wait_ == 1 ? "" : "s") << " (best " << best_ << " at epoch " << best_epoch_ << ")";
+    s.request_stop(why.str());
+  }
+}
+
+void EarlyStopping::on_train_end(TrainState& s) {
+  if (options_.restore_best && !best_state_.empty()) s.model.load_state_dict(best_state_);
+}
+
+ConvergenceStop::ConvergenceStop(double tolerance, std::string monitor)
+    : tolerance_(tolerance), monitor_(std::move(monitor)) {
+  if (!(tolerance > 0)) throw std::invalid_argument("ConvergenceStop: tolerance must be positive");
+}
+
+void ConvergenceStop::on_epoch_end(TrainState& s, const EpochLog& log) {
+  const double v = log.get(monitor_);
+  if (previous_ && std::abs(v - *previous_) < tolerance_) {
+    std::ostringstream why;
+    why << "converged: " << monitor_ << " changed by " << std::abs(v - *previous_) << " < " << tolerance_;
+    s.request_stop(why.str());
+  }
+  previous_ = v;
+}
+
+MaxSteps::MaxSteps(int64_t max_steps) : max_steps_(max_steps) {
+  if (max_steps <= 0) throw std::invalid_argument("MaxSteps: max_steps must be positive");
+}
+
+void MaxSteps::on_batch_end(TrainState& s, double) {
+  if (s.global_step >= max_steps_) s.request_stop("reached max_steps = " + std::to_string(max_steps_));
+}
+
+ModelCheckpoint::ModelCheckpoint(std::string path, std::string monitor, bool save_best_only, Mode mode)
+    : path_(std::move(path)), monitor_(std::move(monitor)), save_best_only_(save_best_only),
+      maximize_(maximizes(mode, monitor_)) {}
+
+void ModelCheckpoint::on_epoch_end(TrainState& s, const EpochLog& log) {
+  if (save_best_only_) {
+    const double v = log.get(monitor_);
+    if (best_ && !(maximize_ ? v > *best_ : v < *best_)) return;
+    best_ = v;
+  }
+  std::string path = path_;
+  if (auto pos = path.find("{epoch}"); pos != std::string::npos) path.replace(pos, 7, std::to_string(log.epoch));
+  save(s.model, path);
+  saved_.push_back(path);
+}
+
+// ---- fit / evaluate / predict -----------------------------------------------------------------
+
+History fit(Module& model, optim::Optimizer& optimizer, const LossFn& loss,
+            std::shared_ptr<const datasets::Dataset> data, const FitOptions& options) {
+  if (!data) throw std::invalid_argument("fit: null dataset");
+  if (options.epochs < 0) throw std::invalid_argument("fit: epochs must be >= 0");
+  if (options.batch_size <= 0)
+    throw std::invalid_argument("fit: batch_size must be positive, got " + std::to_string(options.batch_size));
+  std::shared_ptr<const datasets::Dataset> train = data, val = options.validation_data;
+  if (!val && options.validation_split != 0.0) {
+    auto [a, b] = datasets::random_split(data, options.validation_split, options.seed ^ 0x9e3779b97f4a7c15ull);
+    train = a;
+    val = b;
+  }
+  if (train->size() == 0) throw std::invalid_argument("fit: no training samples");
+  datasets::DataLoader loader(train, {.batch_size = options.batch_size, .shuffle = options.shuffle,
+                                      .seed = options.seed});
+  std::ostream& out = options.out ? *options.out : std::cout;
+  const bool bar = !options.quiet && &out == &std::cout && isatty(STDOUT_FILENO);
+
+  History history;
+  TrainState state{model, optimizer};
+  for (auto& cb : options.callbacks) cb->on_train_begin(state);
+  for (int64_t epoch = 1; epoch <= options.epochs && !state.stop; ++epoch) {
+    state.epoch = epoch;
+    model.train();
+    const auto t0 = Clock::now();
+    EpochLog log;
+    log.epoch = epoch;
+    double loss_sum = 0;
+    int64_t seen = 0, correct = 0, done = 0;
+    bool classify = false;
+    ProgressBar progress(bar, loader.num_batches());
+    for (auto it = loader.begin(); it != loader.end(); ++it) {
+      datasets::Batch batch = *it;
+      optimizer.zero_grad();
+      Tensor outputs = model(batch.x);
+      Tensor l = loss(outputs, batch.y);
+      l.backward();
+      optimizer.step();
+      const double lv = l.item();
+      const int64_t n = batch.size();
+      loss_sum += lv * static_cast<double>(n);
+      seen += n;
+      if (is_classification(outputs, batch.y)) {
+        classify = true;
+        auto pred = predicted_classes(outputs);
+        const int64_t* t = batch.y.data<int64_t>();
+        for (size_t i = 0; i < pred.size(); ++i) correct += pred[i] == t[i];
+      }
+      ++state.global_step;
+      ++log.steps;
+      progress.update(++done, seen, loss_sum / static_cast<double>(seen));
+      for (auto& cb : options.callbacks) cb->on_batch_end(state, lv);
+      if (state.stop) break;
+    }
+    progress.clear();
+    log.values["loss"] = loss_sum / static_cast<double>(std::max<int64_t>(seen, 1));
+    if (classify) log.values["accuracy"] = static_cast<double>(correct) / static_cast<double>(seen);
+    if (val && val->size() > 0) {
+      Evaluation ev = evaluate(model, loss, *val, std::max<int64_t>(options.batch_size, 256));
+      log.values["val_loss"] = ev.loss;
+      if (ev.confusion) log.values["val_accuracy"] = ev.accuracy();
+    }
+    log.seconds = seconds_since(t0);
+    history.epochs.push_back(log);
+    if (!options.quiet) {
+      out << "Epoch " << epoch << "/" << options.epochs << " - " << std::fixed << std::setprecision(2) << log.seconds
+          << "s" << std::setprecision(4);
+      for (const auto& k : ordered_keys(log.values)) out << " - " << k << ": " << log.values[k];
+      out << std::defaultfloat << std::endl;
+    }
+    for (auto& cb : options.callbacks) cb->on_epoch_end(state, history.epochs.back());
+  }
+  for (auto& cb : options.callbacks) cb->on_train_end(state);
+  history.steps = state.global_step;
+  history.stop_reason = state.stop ? state.stop_reason : "completed";
+  if (state.stop && !options.quiet) out << state.stop_reason << std::endl;
+  return history;
+}
+
+Evaluation evaluate(Module& model, const LossFn& loss, const datasets::Dataset& data, int64_t batch_size) {
+  if (batch_size <= 0) throw std::invalid_argument("evaluate: batch_size must be positive");
+  ModeRestorer restore{model, model.is_training()};
+  model.eval();
+  NoGradGuard no_grad;
+  Evaluation ev;
+  double loss_sum = 0;
+  for (int64_t b = 0; b < data.size(); b += batch_size) {
+    datasets::Batch batch = data.range(b, std::min(data.size(), b + batch_size));
+    Tensor outputs = model(batch.x);
+    loss_sum += loss(outputs, batch.y).item() * static_cast<double>(batch.size());
+    ev.samples += batch.size();
+    if (is_classification(outputs, batch.y)) {
+      if (!ev.confusion) ev.confusion.emplace(outputs.size(1));
+      ev.confusion->update(outputs, batch.y);
+    }
+  }
+  ev.loss = ev.samples ? loss_sum / static_cast<double>(ev.samples) : 0.0;
+  return ev;
+}
+
+Tensor predict(Module& model, const datasets::Dataset& data, int64_t batch_size) {
+  return predict_rows(model, data.size(), batch_size, [&](int64_t b, int64_t e) { return data.range(b, e).x; });
+}
+
+Tensor predict(Module& model, const Tensor& x, int64_t batch_size) {
+  return predict_rows(model, x.size(0), batch_size, [&](int64_t b, int64_t e) { return slice(x, 0, b, e); });
+}
+
+}  // namespace tapegrad::nn
