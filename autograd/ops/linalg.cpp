@@ -4,6 +4,7 @@
 // over gemm, reshape and expand, and gets its gradient (including broadcast batch dims) for free.
 #include <xtensor-blas/xblas.hpp>
 
+#include "autograd/blas.hpp"
 #include "autograd/functions.hpp"
 #include "autograd/kernels.hpp"
 #include "autograd/node.hpp"
@@ -43,6 +44,7 @@ Tensor gemm(const Tensor& a, const Tensor& b, bool ta, bool tb) {
   const int64_t m = ta ? ac : ar, n = tb ? br : bc;
   Shape out_shape = batched ? Shape{batch, m, n} : Shape{m, n};
   Tensor result = Tensor::empty(out_shape, a.dtype());
+  configure_blas();
   kernels::dispatch(a.dtype(), "gemm", [&](auto z) {
     using T = decltype(z);
     T* c = result.data<T>();

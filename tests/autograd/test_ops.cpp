@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "autograd/autograd.hpp"
+#include "autograd/blas.hpp"
 
 using namespace tapegrad;
 
@@ -155,4 +156,10 @@ TEST_CASE("dtype mismatches and int64 misuse are clear errors") {
   CHECK_THROWS_WITH_AS(ones({2, 3}) * ones({3, 2}), doctest::Contains("[2, 3] and [3, 2]"), ShapeError);
   CHECK_THROWS_AS(clamp(ones({2}), 1, 0), std::invalid_argument);
   CHECK_THROWS_AS(ones({2}) / 0.0, std::invalid_argument);
+}
+
+TEST_CASE("BLAS runs single-threaded on an optimised kernel family") {
+  CHECK(num_threads() >= 1);
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) CHECK(blas_core_name() != "Prescott");
+  CHECK_THROWS_AS(set_num_threads(0), std::invalid_argument);
 }

@@ -1,0 +1,52 @@
+#include "autograd/blas.hpp"
+
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <stdexcept>
+
+// OpenBLAS entry points (declared here rather than through <cblas.h>, which conflicts with
+// xtensor-blas's prototypes). The DYNAMIC_ARCH internals are weak: absent in other builds.
+extern "C" {
+char* openblas_get_corename(void);
+void openblas_set_num_threads(int);
+int openblas_get_num_threads(void);
+__attribute__((weak)) extern void* gotoblas;
+__attribute__((weak)) void gotoblas_dynamic_init(void);
+}
+
+namespace tapegrad {
+
+void configure_blas() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    const bool user_core = std::getenv("OPENBLAS_CORETYPE") != nullptr;
+    if (!user_core && &gotoblas != nullptr && gotoblas_dynamic_init != nullptr &&
+        std::strcmp(openblas_get_corename(), "Prescott") == 0 && __builtin_cpu_supports("avx2") &&
+        __builtin_cpu_supports("fma")) {
+      setenv("OPENBLAS_CORETYPE", "Haswell", 0);
+      gotoblas = nullptr;
+      gotoblas_dynamic_init();
+      unsetenv("OPENBLAS_CORETYPE");
+    }
+    if (!std::getenv("OPENBLAS_NUM_THREADS") && !std::getenv("OMP_NUM_THREADS")) openblas_set_num_threads(1);
+  });
+}
+
+void set_num_threads(int n) {
+  if (n < 1) throw std::invalid_argument("tapegrad::set_num_threads: needs at least 1 thread, got " + std::to_string(n));
+  configure_blas();
+  openblas_set_num_threads(n);
+}
+
+int num_threads() {
+  configure_blas();
+  return openblas_get_num_threads();
+}
+
+std::string blas_core_name() {
+  configure_blas();
+  return openblas_get_corename();
+}
+
+}  // namespace tapegrad
