@@ -1,6 +1,7 @@
 #pragma once
 /// \file autograd.hpp
 /// Umbrella header of the core engine: tensors, ops, the tape, gradcheck and the op registry.
+#include "autograd/blas.hpp"
 #include "autograd/custom_op.hpp"
 #include "autograd/dtype.hpp"
 #include "autograd/engine.hpp"
