@@ -1,0 +1,63 @@
+#pragma once
+/// \file adam.hpp
+/// Adam and AdamW (PyTorch 1.13's single-tensor algorithms). They share one update loop; AdamW
+/// decays the weights directly instead of adding λ·p to the gradient.
+#include "optim/optimizer.hpp"
+
+namespace tapegrad::optim {
+
+struct AdamOptions {
+  explicit AdamOptions(double lr = 1e-3) : lr_(lr) {}
+  AdamOptions& betas(double beta1, double beta2) {
+    beta1_ = beta1;
+    beta2_ = beta2;
+    return *this;
+  }
+  std::pair<double, double> betas() const { return {beta1_, beta2_}; }
+  TAPEGRAD_OPTION(double, lr, 1e-3);
+  TAPEGRAD_OPTION(double, eps, 1e-8);
+  TAPEGRAD_OPTION(double, weight_decay, 0.0);
+  TAPEGRAD_OPTION(bool, amsgrad, false);
+
+ public:
+  std::vector<OptionField> fields() {
+    return {{"lr", &lr_, nullptr},      {"beta1", &beta1_, nullptr},           {"beta2", &beta2_, nullptr},
+            {"eps", &eps_, nullptr},    {"weight_decay", &weight_decay_, nullptr}, {"amsgrad", nullptr, &amsgrad_}};
+  }
+
+ private:
+  double beta1_ = 0.9, beta2_ = 0.999;
+};
+
+/// AdamW's options: the same fields, weight_decay defaulting to 1e-2.
+struct AdamWOptions : AdamOptions {
+  explicit AdamWOptions(double lr = 1e-3) : AdamOptions(lr) { weight_decay(1e-2); }
+};
+
+/// t ← t + 1;  g = ∇ + λ·p (Adam) or p ← p·(1 − lr·λ) (AdamW);
+/// m ← β₁·m + (1 − β₁)·g;  v ← β₂·v + (1 − β₂)·g²;  v̂ = max(v̂, v) with amsgrad, else v;
+/// p ← p − lr/(1 − β₁ᵗ) · m / (√v̂ / √(1 − β₂ᵗ) + ε).
+class Adam : public Optimizer {
+ public:
+  Adam(std::vector<Tensor> params, AdamOptions options = AdamOptions());
+  /// Adds a group with its own options.
+  void add_param_group(std::vector<Tensor> params, AdamOptions options);
+  void step() override;
+  const AdamOptions& options(size_t group = 0) const { return options_.at(group); }
+
+ protected:
+  Adam(const char* name, bool decoupled, std::vector<Tensor> params, AdamOptions options);
+  std::vector<OptionField> group_fields(size_t g) override { return options_.at(g).fields(); }
+
+ private:
+  bool decoupled_;
+  std::vector<AdamOptions> options_;
+};
+
+/// Adam with decoupled weight decay (Loshchilov & Hutter): p ← p·(1 − lr·λ) before the Adam step.
+class AdamW : public Adam {
+ public:
+  AdamW(std::vector<Tensor> params, AdamWOptions options = AdamWOptions()) : Adam("AdamW", true, std::move(params), options) {}
+};
+
+}  // namespace tapegrad::optim

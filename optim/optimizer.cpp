@@ -1,0 +1,147 @@
+// Optimizer base: groups, state and state dicts.
+#include "optim/optimizer.hpp"
+
+#include <cstring>
+#include <set>
+#include <stdexcept>
+
+namespace tapegrad::optim {
+
+Optimizer::~Optimizer() = default;
+
+void Optimizer::invalid(const std::string& what) const {
+  throw std::invalid_argument(std::string("tapegrad::optim::") + name_ + ": " + what);
+}
+
+void Optimizer::add_group(std::vector<Tensor> params) {
+  std::set<const TensorImpl*> seen;
+  for (auto& g : groups_)
+    for (auto& p : g) seen.insert(p.impl().get());
+  for (size_t i = 0; i < params.size(); ++i) {
+    const Tensor& p = params[i];
+    const std::string at = "parameter " + std::to_string(i) + " of group " + std::to_string(groups_.size());
+    if (!p.defined()) invalid(at + " is undefined");
+    if (!is_floating(p.dtype())) invalid(at + " is " + dtype_name(p.dtype()) + ", not floating");
+    if (!p.is_leaf()) invalid(at + " is not a leaf (it was computed by an op)");
+    if (!seen.insert(p.impl().get()).second) invalid(at + " appears twice");
+  }
+  state_.resize(state_.size() + params.size());
+  groups_.push_back(std::move(params));
+}
+
+void Optimizer::zero_grad() {
+  for (auto& g : groups_)
+    for (auto& p : g) p.zero_grad();
+}
+
+double Optimizer::group_lr(size_t g) const {
+  if (g >= groups_.size()) invalid("no parameter group " + std::to_string(g));
+  for (auto& f : group_fields(g))
+    if (std::strcmp(f.name, "lr") == 0) return *f.number;
+  return 0.0;
+}
+
+void Optimizer::set_group_lr(size_t g, double lr) {
+  if (g >= groups_.size()) invalid("no parameter group " + std::to_string(g));
+  if (!(lr >= 0)) invalid("learning rate must be >= 0, got " + std::to_string(lr));
+  for (auto& f : group_fields(g))
+    if (std::strcmp(f.name, "lr") == 0) *f.number = lr;
+}
+
+double Optimizer::lr() const { return group_lr(0); }
+
+void Optimizer::set_lr(double lr) {
+  for (size_t g = 0; g < groups_.size(); ++g) set_group_lr(g, lr);
+}
+
+std::vector<Tensor> Optimizer::parameters() const {
+  std::vector<Tensor> out;
+  for (auto& g : groups_) out.insert(out.end(), g.begin(), g.end());
+  return out;
+}
+
+Tensor& Optimizer::state(size_t i, const char* name, const Tensor& p, double init) {
+  auto& m = state_[i];
+  auto it = m.find(name);
+  if (it == m.end()) it = m.emplace(name, full(p.shape(), init, p.dtype())).first;
+  return it->second;
+}
+
+double& Optimizer::counter(size_t i, const char* name) {
+  auto& m = state_[i];
+  auto it = m.find(name);
+  if (it == m.end()) it = m.emplace(name, scalar(0.0, DType::f64)).first;
+  return it->second.data<double>()[0];
+}
+
+NamedTensors Optimizer::state_dict() const {
+  NamedTensors out;
+  for (size_t i = 0; i < state_.size(); ++i)
+    for (auto& [n, t] : state_[i]) out.emplace_back("state." + std::to_string(i) + "." + n, t);
+  for (size_t g = 0; g < groups_.size(); ++g)
+    for (auto& f : group_fields(g))
+      out.emplace_back("param_groups." + std::to_string(g) + "." + f.name,
+                       scalar(f.number ? *f.number : double(*f.flag), DType::f64));
+  return out;
+}
+
+void Optimizer::load_state_dict(const NamedTensors& dict) {
+  std::vector<std::string> problems;
+  std::vector<std::map<std::string, Tensor>> state(state_.size());
+  std::vector<std::pair<OptionField, double>> options;
+  std::set<std::string> option_names;
+  const auto params = parameters();
+  for (auto& [key, t] : dict) {
+    size_t a = key.find('.'), b = a == std::string::npos ? a : key.find('.', a + 1);
+    if (b == std::string::npos || !t.defined()) {
+      problems.push_back("unexpected key '" + key + "'");
+      continue;
+    }
+    const std::string kind = key.substr(0, a), field = key.substr(b + 1);
+    size_t index = 0;
+    try {
+      index = std::stoul(key.substr(a + 1, b - a - 1));
+    } catch (const std::exception&) {
+      problems.push_back("unexpected key '" + key + "'");
+      continue;
+    }
+    if (kind == "state" && index < params.size()) {
+      const Tensor& p = params[index];
+      bool scalar_ok = t.numel() == 1 && t.dtype() == DType::f64 && field == "step";
+      if (!scalar_ok && (t.shape() != p.shape() || t.dtype() != p.dtype()))
+        problems.push_back("'" + key + "': expected " + dtype_name(p.dtype()) + " " + to_string(p.shape()) + ", got " +
+                           dtype_name(t.dtype()) + " " + to_string(t.shape()));
+      else state[index][field] = t.detach().clone().detach();
+    } else if (kind == "param_groups" && index < groups_.size()) {
+      bool found = false;
+      for (auto& f : group_fields(index))
+        if (field == f.name) {
+          found = true;
+          if (t.numel() != 1) problems.push_back("'" + key + "' must hold one value, got shape " + to_string(t.shape()));
+          else options.emplace_back(f, t.item());
+          option_names.insert(key);
+        }
+      if (!found) problems.push_back("unknown option '" + key + "'");
+    } else {
+      problems.push_back("unexpected key '" + key + "' (this optimizer has " + std::to_string(params.size()) +
+                         " parameters in " + std::to_string(groups_.size()) + " groups)");
+    }
+  }
+  for (size_t g = 0; g < groups_.size(); ++g)
+    for (auto& f : group_fields(g))
+      if (!option_names.count("param_groups." + std::to_string(g) + "." + f.name))
+        problems.push_back("missing option 'param_groups." + std::to_string(g) + "." + f.name + "'");
+  if (!problems.empty()) {
+    std::string msg = std::string("tapegrad::optim::") + name_ + "::load_state_dict: " + std::to_string(problems.size()) +
+                      " problem(s):";
+    for (auto& p : problems) msg += "\n  " + p;
+    throw std::invalid_argument(msg);
+  }
+  for (auto& [f, v] : options) {
+    if (f.number) *f.number = v;
+    else *f.flag = v != 0;
+  }
+  state_ = std::move(state);
+}
+
+}  // namespace tapegrad::optim

@@ -1,0 +1,107 @@
+#pragma once
+/// \file optimizer.hpp
+/// The optimizer base: parameter groups (each with its own options, learning rate included),
+/// per-parameter state, zero_grad, and a state dict of the state and the options. Updates mutate
+/// the parameters' storage in place (handles are never rebound) with recording off, and skip
+/// parameters that have no gradient.
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "autograd/tensor.hpp"
+
+namespace tapegrad::optim {
+
+using NamedTensors = std::vector<std::pair<std::string, Tensor>>;
+
+/// Declares a chainable option in an options struct: `name(v)` sets and returns *this, `name()` gets.
+#define TAPEGRAD_OPTION(T, name, init)  \
+ public:                                \
+  auto& name(T v) {                     \
+    name##_ = v;                        \
+    return *this;                       \
+  }                                     \
+  T name() const { return name##_; }    \
+                                        \
+ private:                               \
+  T name##_ = init
+
+/// One named option of a group, for state dicts: exactly one of number / flag is set.
+struct OptionField {
+  const char* name;
+  double* number;
+  bool* flag;
+};
+
+class Optimizer {
+ public:
+  virtual ~Optimizer();
+  Optimizer(const Optimizer&) = delete;
+  Optimizer& operator=(const Optimizer&) = delete;
+
+  /// One update of every parameter that has a gradient.
+  virtual void step() = 0;
+  /// Drops the gradients of all parameters.
+  void zero_grad();
+
+  /// Learning rate of the first group.
+  double lr() const;
+  /// Sets the learning rate of every group.
+  void set_lr(double lr);
+  size_t num_param_groups() const { return groups_.size(); }
+  double group_lr(size_t group) const;
+  void set_group_lr(size_t group, double lr);
+  const std::vector<Tensor>& group_params(size_t group) const { return groups_.at(group); }
+  /// All parameters of all groups.
+  std::vector<Tensor> parameters() const;
+
+  /// "state.<i>.<name>" for each parameter's state (i counts parameters across groups) and
+  /// "param_groups.<g>.<option>" as 0-d float64 tensors; saveable with nn::save_safetensors.
+  NamedTensors state_dict() const;
+  /// Restores a state dict of an optimizer of the same kind over the same parameter shapes; all
+  /// mismatches are reported in one std::invalid_argument and nothing is changed on error.
+  void load_state_dict(const NamedTensors& state);
+
+ protected:
+  explicit Optimizer(const char* name) : name_(name) {}
+  /// Validates and appends a group (parameters must be floating leaves, not already present).
+  void add_group(std::vector<Tensor> params);
+  /// The options of group g, by name.
+  virtual std::vector<OptionField> group_fields(size_t g) = 0;
+  std::vector<OptionField> group_fields(size_t g) const { return const_cast<Optimizer*>(this)->group_fields(g); }
+  /// State tensor `name` of parameter i (counted across groups), created as full(p, init) on first use.
+  Tensor& state(size_t i, const char* name, const Tensor& p, double init = 0.0);
+  /// A scalar counter of parameter i (stored as a 0-d float64 state tensor), 0 on first use.
+  double& counter(size_t i, const char* name);
+  /// Whether parameter i already has state `name`.
+  bool has_state(size_t i, const char* name) const { return state_[i].count(name) != 0; }
+  /// Calls f(param, grad, flat_index) for every parameter of group g that has a gradient.
+  template <class F>
+  void for_each_param(size_t g, F&& f) {
+    size_t flat = 0;
+    for (size_t k = 0; k < g; ++k) flat += groups_[k].size();
+    for (size_t j = 0; j < groups_[g].size(); ++j, ++flat) {
+      const Tensor& p = groups_[g][j];
+      Tensor grad = p.grad();
+      if (grad.defined()) f(p, grad, flat);
+    }
+  }
+  /// The error for an invalid option: "tapegrad::optim::<Name>: <what>".
+  [[noreturn]] void invalid(const std::string& what) const;
+
+  const char* name_;
+  std::vector<std::vector<Tensor>> groups_;
+  std::vector<std::map<std::string, Tensor>> state_;
+};
+
+namespace detail {
+/// Calls f(float{}) or f(double{}) for the parameter's dtype.
+template <class F>
+void dispatch(const Tensor& p, F&& f) {
+  if (p.dtype() == DType::f32) f(float{});
+  else f(double{});
+}
+}  // namespace detail
+
+}  // namespace tapegrad::optim

@@ -1,0 +1,40 @@
+#pragma once
+/// \file rmsprop.hpp
+/// RMSprop (PyTorch 1.13's algorithm).
+#include "optim/optimizer.hpp"
+
+namespace tapegrad::optim {
+
+struct RMSpropOptions {
+  explicit RMSpropOptions(double lr = 1e-2) : lr_(lr) {}
+  TAPEGRAD_OPTION(double, lr, 1e-2);
+  TAPEGRAD_OPTION(double, alpha, 0.99);
+  TAPEGRAD_OPTION(double, eps, 1e-8);
+  TAPEGRAD_OPTION(double, weight_decay, 0.0);
+  TAPEGRAD_OPTION(double, momentum, 0.0);
+  TAPEGRAD_OPTION(bool, centered, false);
+
+ public:
+  std::vector<OptionField> fields() {
+    return {{"lr", &lr_, nullptr},           {"alpha", &alpha_, nullptr},       {"eps", &eps_, nullptr},
+            {"weight_decay", &weight_decay_, nullptr}, {"momentum", &momentum_, nullptr}, {"centered", nullptr, &centered_}};
+  }
+};
+
+/// g = ∇ + λ·p;  s ← α·s + (1 − α)·g²;  centered: ḡ ← α·ḡ + (1 − α)·g, a = √(s − ḡ²) + ε, else a = √s + ε;
+/// momentum μ > 0: b ← μ·b + g/a, p ← p − lr·b;  otherwise p ← p − lr·g/a.
+class RMSprop : public Optimizer {
+ public:
+  RMSprop(std::vector<Tensor> params, RMSpropOptions options = RMSpropOptions());
+  void add_param_group(std::vector<Tensor> params, RMSpropOptions options);
+  void step() override;
+  const RMSpropOptions& options(size_t group = 0) const { return options_.at(group); }
+
+ protected:
+  std::vector<OptionField> group_fields(size_t g) override { return options_.at(g).fields(); }
+
+ private:
+  std::vector<RMSpropOptions> options_;
+};
+
+}  // namespace tapegrad::optim

@@ -1,0 +1,111 @@
+#include "optim/scheduler.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <numbers>
+#include <stdexcept>
+#include <string>
+
+namespace tapegrad::optim {
+namespace {
+void require(bool ok, const char* who, const std::string& what) {
+  if (!ok) throw std::invalid_argument(std::string("tapegrad::optim::") + who + ": " + what);
+}
+}  // namespace
+
+LRScheduler::LRScheduler(Optimizer& optimizer) : optimizer_(optimizer) {
+  for (size_t g = 0; g < optimizer.num_param_groups(); ++g) base_lrs_.push_back(optimizer.group_lr(g));
+}
+
+LRScheduler::~LRScheduler() = default;
+
+void LRScheduler::apply() {
+  for (size_t g = 0; g < base_lrs_.size(); ++g) optimizer_.set_group_lr(g, lr_at(base_lrs_[g], epoch_));
+}
+
+void LRScheduler::step() {
+  ++epoch_;
+  apply();
+}
+
+std::vector<double> LRScheduler::last_lr() const {
+  std::vector<double> out;
+  for (size_t g = 0; g < optimizer_.num_param_groups(); ++g) out.push_back(optimizer_.group_lr(g));
+  return out;
+}
+
+StepLR::StepLR(Optimizer& o, int64_t step_size, double gamma) : LRScheduler(o), step_size_(step_size), gamma_(gamma) {
+  require(step_size > 0, "StepLR", "step_size must be positive, got " + std::to_string(step_size));
+  apply();
+}
+double StepLR::lr_at(double base, int64_t e) const { return base * std::pow(gamma_, static_cast<double>(e / step_size_)); }
+
+MultiStepLR::MultiStepLR(Optimizer& o, std::vector<int64_t> milestones, double gamma)
+    : LRScheduler(o), milestones_(std::move(milestones)), gamma_(gamma) {
+  require(std::is_sorted(milestones_.begin(), milestones_.end()), "MultiStepLR", "milestones must be increasing");
+  apply();
+}
+double MultiStepLR::lr_at(double base, int64_t e) const {
+  auto passed = std::upper_bound(milestones_.begin(), milestones_.end(), e) - milestones_.begin();
+  return base * std::pow(gamma_, static_cast<double>(passed));
+}
+
+ExponentialLR::ExponentialLR(Optimizer& o, double gamma) : LRScheduler(o), gamma_(gamma) {
+  require(gamma > 0, "ExponentialLR", "gamma must be positive, got " + std::to_string(gamma));
+  apply();
+}
+double ExponentialLR::lr_at(double base, int64_t e) const { return base * std::pow(gamma_, static_cast<double>(e)); }
+
+CosineAnnealingLR::CosineAnnealingLR(Optimizer& o, int64_t t_max, double eta_min)
+    : LRScheduler(o), t_max_(t_max), eta_min_(eta_min) {
+  require(t_max > 0, "CosineAnnealingLR", "T_max must be positive, got " + std::to_string(t_max));
+  apply();
+}
+double CosineAnnealingLR::lr_at(double base, int64_t e) const {
+  return eta_min_ + (base - eta_min_) * (1 + std::cos(std::numbers::pi * static_cast<double>(e) / static_cast<double>(t_max_))) / 2;
+}
+
+LinearWarmupLR::LinearWarmupLR(Optimizer& o, int64_t total_iters, double start_factor, double end_factor)
+    : LRScheduler(o), total_iters_(total_iters), start_(start_factor), end_(end_factor) {
+  require(total_iters > 0, "LinearWarmupLR", "total_iters must be positive, got " + std::to_string(total_iters));
+  require(start_factor > 0 && start_factor <= 1 && end_factor >= 0 && end_factor <= 1, "LinearWarmupLR",
+          "factors must be in (0, 1] (start) and [0, 1] (end)");
+  apply();
+}
+double LinearWarmupLR::lr_at(double base, int64_t e) const {
+  const double progress = static_cast<double>(std::min(e, total_iters_)) / static_cast<double>(total_iters_);
+  return base * (start_ + (end_ - start_) * progress);
+}
+
+ReduceLROnPlateau::ReduceLROnPlateau(Optimizer& o, Mode mode, double factor, int64_t patience, double threshold,
+                                     int64_t cooldown, double min_lr)
+    : optimizer_(o), mode_(mode), factor_(factor), threshold_(threshold), min_lr_(min_lr),
+      best_(mode == Mode::min ? std::numeric_limits<double>::infinity() : -std::numeric_limits<double>::infinity()),
+      patience_(patience), cooldown_(cooldown) {
+  require(factor > 0 && factor < 1, "ReduceLROnPlateau", "factor must be in (0, 1), got " + std::to_string(factor));
+  require(patience >= 0 && cooldown >= 0 && threshold >= 0 && min_lr >= 0, "ReduceLROnPlateau",
+          "patience, cooldown, threshold and min_lr must be >= 0");
+}
+
+void ReduceLROnPlateau::step(double metric) {
+  const bool better = mode_ == Mode::min ? metric < best_ * (1 - threshold_) : metric > best_ * (1 + threshold_);
+  if (better) {
+    best_ = metric;
+    bad_ = 0;
+  } else {
+    ++bad_;
+  }
+  if (cooldown_left_ > 0) {
+    --cooldown_left_;
+    bad_ = 0;
+  }
+  if (bad_ > patience_) {
+    for (size_t g = 0; g < optimizer_.num_param_groups(); ++g)
+      optimizer_.set_group_lr(g, std::max(optimizer_.group_lr(g) * factor_, min_lr_));
+    cooldown_left_ = cooldown_;
+    bad_ = 0;
+  }
+}
+
+}  // namespace tapegrad::optim

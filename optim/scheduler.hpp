@@ -1,0 +1,117 @@
+#pragma once
+/// \file scheduler.hpp
+/// Learning-rate schedulers. Epoch-based ones compute each group's rate in closed form from its
+/// base rate (the rate when the scheduler was made) and the epoch e, and write it into the
+/// optimizer on construction (e = 0) and on every step(). ReduceLROnPlateau reacts to a metric.
+#include <vector>
+
+#include "optim/optimizer.hpp"
+
+namespace tapegrad::optim {
+
+class LRScheduler {
+ public:
+  virtual ~LRScheduler();
+  /// Advances one epoch and updates the optimizer's learning rates.
+  void step();
+  int64_t last_epoch() const { return epoch_; }
+  /// The current learning rate of every group.
+  std::vector<double> last_lr() const;
+
+ protected:
+  explicit LRScheduler(Optimizer& optimizer);
+  /// The rate at epoch e for a group whose base rate is `base`.
+  virtual double lr_at(double base, int64_t e) const = 0;
+  /// Writes lr_at(base, epoch) into every group (derived constructors call it once).
+  void apply();
+
+  Optimizer& optimizer_;
+  std::vector<double> base_lrs_;
+  int64_t epoch_ = 0;
+};
+
+/// lr = base · γ^⌊e / step_size⌋
+class StepLR : public LRScheduler {
+ public:
+  StepLR(Optimizer& optimizer, int64_t step_size, double gamma = 0.1);
+
+ protected:
+  double lr_at(double base, int64_t e) const override;
+
+ private:
+  int64_t step_size_;
+  double gamma_;
+};
+
+/// lr = base · γ^(number of milestones ≤ e)
+class MultiStepLR : public LRScheduler {
+ public:
+  MultiStepLR(Optimizer& optimizer, std::vector<int64_t> milestones, double gamma = 0.1);
+
+ protected:
+  double lr_at(double base, int64_t e) const override;
+
+ private:
+  std::vector<int64_t> milestones_;
+  double gamma_;
+};
+
+/// lr = base · γ^e
+class ExponentialLR : public LRScheduler {
+ public:
+  ExponentialLR(Optimizer& optimizer, double gamma);
+
+ protected:
+  double lr_at(double base, int64_t e) const override;
+
+ private:
+  double gamma_;
+};
+
+/// lr = η_min + (base − η_min)·(1 + cos(π·e / T_max)) / 2   (SGDR without restarts)
+class CosineAnnealingLR : public LRScheduler {
+ public:
+  CosineAnnealingLR(Optimizer& optimizer, int64_t t_max, double eta_min = 0.0);
+
+ protected:
+  double lr_at(double base, int64_t e) const override;
+
+ private:
+  int64_t t_max_;
+  double eta_min_;
+};
+
+/// Linear warm-up (PyTorch's LinearLR): lr = base · (s + (f − s)·min(e, n) / n) with start factor s,
+/// end factor f and n = total_iters; constant afterwards.
+class LinearWarmupLR : public LRScheduler {
+ public:
+  LinearWarmupLR(Optimizer& optimizer, int64_t total_iters, double start_factor = 1.0 / 3.0, double end_factor = 1.0);
+
+ protected:
+  double lr_at(double base, int64_t e) const override;
+
+ private:
+  int64_t total_iters_;
+  double start_, end_;
+};
+
+/// Multiplies the rates by `factor` when the metric has not improved for more than `patience`
+/// steps (improved: below best·(1 − threshold) in min mode, above best·(1 + threshold) in max
+/// mode), then waits `cooldown` steps; rates never go below min_lr.
+class ReduceLROnPlateau {
+ public:
+  enum class Mode { min, max };
+  explicit ReduceLROnPlateau(Optimizer& optimizer, Mode mode = Mode::min, double factor = 0.1, int64_t patience = 10,
+                             double threshold = 1e-4, int64_t cooldown = 0, double min_lr = 0.0);
+  /// Records one metric value (e.g. the validation loss) and lowers the rates if it stalled.
+  void step(double metric);
+  int64_t num_bad_epochs() const { return bad_; }
+
+ private:
+  Optimizer& optimizer_;
+  Mode mode_;
+  double factor_, threshold_, min_lr_, best_;
+  int64_t patience_, cooldown_, cooldown_left_ = 0, bad_ = 0;
+};
+
+}  // namespace tapegrad::optim

@@ -1,0 +1,41 @@
+#pragma once
+/// \file sgd.hpp
+/// Stochastic gradient descent (PyTorch 1.13's algorithm). Without momentum on a full batch it is
+/// plain gradient descent, p ← p − lr·∇.
+#include "optim/optimizer.hpp"
+
+namespace tapegrad::optim {
+
+struct SGDOptions {
+  explicit SGDOptions(double lr = 1e-2) : lr_(lr) {}
+  TAPEGRAD_OPTION(double, lr, 1e-2);
+  TAPEGRAD_OPTION(double, momentum, 0.0);
+  TAPEGRAD_OPTION(double, dampening, 0.0);
+  TAPEGRAD_OPTION(double, weight_decay, 0.0);
+  TAPEGRAD_OPTION(bool, nesterov, false);
+
+ public:
+  std::vector<OptionField> fields() {
+    return {{"lr", &lr_, nullptr}, {"momentum", &momentum_, nullptr}, {"dampening", &dampening_, nullptr},
+            {"weight_decay", &weight_decay_, nullptr}, {"nesterov", nullptr, &nesterov_}};
+  }
+};
+
+/// d = ∇ + λ·p;  with momentum μ: b ← d on the first step, else b ← μ·b + (1 − dampening)·d, and
+/// d = d + μ·b (nesterov) or d = b;  p ← p − lr·d.
+class SGD : public Optimizer {
+ public:
+  SGD(std::vector<Tensor> params, SGDOptions options = SGDOptions());
+  /// Adds a group with its own options.
+  void add_param_group(std::vector<Tensor> params, SGDOptions options);
+  void step() override;
+  const SGDOptions& options(size_t group = 0) const { return options_.at(group); }
+
+ protected:
+  std::vector<OptionField> group_fields(size_t g) override { return options_.at(g).fields(); }
+
+ private:
+  std::vector<SGDOptions> options_;
+};
+
+}  // namespace tapegrad::optim
