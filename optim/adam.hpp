@@ -57,7 +57,9 @@ class Adam : public Optimizer {
 /// Adam with decoupled weight decay (Loshchilov & Hutter): p ← p·(1 − lr·λ) before the Adam step.
 class AdamW : public Adam {
  public:
-  AdamW(std::vector<Tensor> params, AdamWOptions options = AdamWOptions()) : Adam("AdamW", true, std::move(params), options) {}
+  /// Takes AdamOptions so that chained setters (which return AdamOptions&) work; the default is
+  /// AdamWOptions (weight_decay 1e-2).
+  AdamW(std::vector<Tensor> params, AdamOptions options = AdamWOptions()) : Adam("AdamW", true, std::move(params), options) {}
 };
 
 }  // namespace tapegrad::optim

@@ -1,0 +1,172 @@
+// Optimizers: XOR converges with each, parameter groups, skipped parameters, in-place updates,
+// state dicts, option validation; gradient clipping.
+#include <doctest/doctest.h>
+
+#include <functional>
+#include <memory>
+
+#include "autograd/autograd.hpp"
+#include "nn/nn.hpp"
+#include "optim/optim.hpp"
+
+using namespace tapegrad;
+namespace F = tapegrad::nn::functional;
+
+namespace {
+
+using MakeOptimizer = std::function<std::unique_ptr<optim::Optimizer>(std::vector<Tensor>)>;
+
+/// Trains 2-8-1 tanh/sigmoid on XOR full-batch; returns the final loss.
+double train_xor(const MakeOptimizer& make, int steps) {
+  Generator gen(1234);
+  auto model = std::make_shared<nn::Sequential>(nn::Linear(2, 8, true, gen), nn::Tanh(), nn::Linear(8, 1, true, gen));
+  auto opt = make(model->parameters());
+  Tensor x = tensor({0, 0, 0, 1, 1, 0, 1, 1}, {4, 2}), y = tensor({0, 1, 1, 0}, {4, 1});
+  double loss_value = 0;
+  for (int i = 0; i < steps; ++i) {
+    opt->zero_grad();
+    Tensor loss = F::binary_cross_entropy_with_logits((*model)(x), y);
+    loss.backward();
+    opt->step();
+    loss_value = loss.item();
+  }
+  NoGradGuard no_grad;
+  auto pred = sigmoid((*model)(x)).to_vector();
+  CHECK(pred[0] < 0.5);
+  CHECK(pred[1] > 0.5);
+  CHECK(pred[2] > 0.5);
+  CHECK(pred[3] < 0.5);
+  return loss_value;
+}
+
+}  // namespace
+
+TEST_CASE("XOR converges with every optimizer") {
+  using namespace optim;
+  struct Case { const char* name; MakeOptimizer make; };
+  std::vector<Case> cases = {
+      {"SGD", [](auto p) { return std::make_unique<SGD>(p, SGDOptions(0.5)); }},
+      {"SGD momentum", [](auto p) { return std::make_unique<SGD>(p, SGDOptions(0.1).momentum(0.9)); }},
+      {"SGD nesterov", [](auto p) { return std::make_unique<SGD>(p, SGDOptions(0.1).momentum(0.9).nesterov(true)); }},
+      {"Adam", [](auto p) { return std::make_unique<Adam>(p, AdamOptions(0.05)); }},
+      {"Adam amsgrad", [](auto p) { return std::make_unique<Adam>(p, AdamOptions(0.05).amsgrad(true)); }},
+      {"AdamW", [](auto p) { return std::make_unique<AdamW>(p, AdamWOptions(0.05)); }},
+      {"RMSprop", [](auto p) { return std::make_unique<RMSprop>(p, RMSpropOptions(0.02)); }},
+      {"RMSprop centered", [](auto p) { return std::make_unique<RMSprop>(p, RMSpropOptions(0.01).centered(true).momentum(0.5)); }},
+      {"Adagrad", [](auto p) { return std::make_unique<Adagrad>(p, AdagradOptions(0.3)); }},
+  };
+  for (auto& c : cases) {
+    CAPTURE(std::string(c.name));
+    double loss = train_xor(c.make, 500);
+    CHECK(loss < 0.1);
+  }
+}
+
+TEST_CASE("steps mutate parameter storage in place and skip parameters without gradients") {
+  Tensor a = tensor({1, 2}).requires_grad_(), b = tensor({3, 4}).requires_grad_();
+  const float* storage = a.data<float>();
+  optim::SGD opt({a, b}, optim::SGDOptions(0.5));
+  a.set_grad(tensor({1, 1}));
+  opt.step();
+  CHECK(a.data<float>() == storage);
+  CHECK(a.to_vector() == std::vector<double>{0.5, 1.5});
+  CHECK(b.to_vector() == std::vector<double>{3, 4});
+  opt.zero_grad();
+  CHECK_FALSE(a.grad().defined());
+}
+
+TEST_CASE("parameter groups have their own learning rates") {
+  Tensor a = tensor({1}).requires_grad_(), b = tensor({1}).requires_grad_();
+  optim::SGD opt({a}, optim::SGDOptions(0.1));
+  opt.add_param_group({b}, optim::SGDOptions(0.01));
+  CHECK(opt.num_param_groups() == 2);
+  a.set_grad(tensor({1}));
+  b.set_grad(tensor({1}));
+  opt.step();
+  CHECK(a.item() == doctest::Approx(0.9));
+  CHECK(b.item() == doctest::Approx(0.99));
+  opt.set_lr(0.2);
+  CHECK(opt.group_lr(1) == 0.2);
+  CHECK_THROWS_AS(opt.add_param_group({a}, optim::SGDOptions(0.1)), std::invalid_argument);  // a is already in
+}
+
+TEST_CASE("optimizer state dicts round-trip state and options") {
+  auto run = [](optim::Adam& opt, Tensor& p, int steps) {
+    for (int i = 0; i < steps; ++i) {
+      p.set_grad(tensor({0.3, -0.7, 1.1}));
+      opt.step();
+    }
+  };
+  Tensor p1 = tensor({1, 2, 3}).requires_grad_();
+  optim::Adam a1({p1}, optim::AdamOptions(0.05).amsgrad(true));
+  run(a1, p1, 3);
+  auto state = a1.state_dict();
+  // a fresh optimizer over a copy of the parameter, restored from the dict, continues identically
+  Tensor p2 = tensor(p1.to_vector()).requires_grad_();
+  optim::Adam a2({p2}, optim::AdamOptions(0.9));
+  a2.load_state_dict(state);
+  CHECK(a2.lr() == doctest::Approx(0.05));
+  CHECK(a2.options().amsgrad());
+  run(a1, p1, 2);
+  run(a2, p2, 2);
+  CHECK(p1.to_vector() == p2.to_vector());
+  // the dict can be written with the safetensors writer
+  const std::string path = "optim_state_test.safetensors";
+  nn::save_safetensors(state, path);
+  CHECK(nn::load_safetensors(path).size() == state.size());
+  std::remove(path.c_str());
+  // mismatches are all reported and nothing changes
+  Tensor q = tensor({1, 2}).requires_grad_();
+  optim::Adam a3({q}, optim::AdamOptions(0.5));
+  try {
+    a3.load_state_dict(state);
+    FAIL("expected an error");
+  } catch (const std::invalid_argument& e) {
+    std::string msg = e.what();
+    CHECK(msg.find("state.0.exp_avg") != std::string::npos);
+    CHECK(msg.find("state.0.exp_avg_sq") != std::string::npos);
+  }
+  CHECK(a3.lr() == 0.5);
+}
+
+TEST_CASE("options are validated in the constructor") {
+  Tensor p = tensor({1}).requires_grad_();
+  using namespace optim;
+  CHECK_THROWS_WITH_AS(SGD({p}, SGDOptions(-1)), doctest::Contains("SGD: lr"), std::invalid_argument);
+  CHECK_THROWS_AS(SGD({p}, SGDOptions(0.1).nesterov(true)), std::invalid_argument);
+  CHECK_THROWS_WITH_AS(Adam({p}, AdamOptions().betas(1.0, 0.9)), doctest::Contains("Adam: betas"), std::invalid_argument);
+  CHECK_THROWS_AS(Adam({p}, AdamOptions().eps(-1)), std::invalid_argument);
+  CHECK_THROWS_AS(AdamW({p}, AdamWOptions().weight_decay(-0.1)), std::invalid_argument);
+  CHECK_THROWS_AS(RMSprop({p}, RMSpropOptions().momentum(-1)), std::invalid_argument);
+  CHECK_THROWS_AS(Adagrad({p}, AdagradOptions().lr_decay(-1)), std::invalid_argument);
+  CHECK_THROWS_AS(SGD({Tensor()}), std::invalid_argument);
+  CHECK_THROWS_AS(SGD({p, p}), std::invalid_argument);
+  CHECK_THROWS_WITH_AS(SGD({p * 2.0}), doctest::Contains("not a leaf"), std::invalid_argument);
+  CHECK_THROWS_AS(SGD({index_tensor({1})}), std::invalid_argument);
+}
+
+TEST_CASE("clip_grad_norm_ scales all gradients together") {
+  Tensor a = tensor({1, 1}).requires_grad_(), b = tensor({1}).requires_grad_(), c = tensor({1}).requires_grad_();
+  a.set_grad(tensor({3, 0}));
+  b.set_grad(tensor({4}));
+  double norm = optim::clip_grad_norm_({a, b, c}, 1.0);
+  CHECK(norm == doctest::Approx(5.0));
+  CHECK(a.grad().at({0}) == doctest::Approx(0.6).epsilon(1e-5));
+  CHECK(b.grad().at({0}) == doctest::Approx(0.8).epsilon(1e-5));
+  // under the limit: unchanged
+  CHECK(optim::clip_grad_norm_({a, b}, 10.0) == doctest::Approx(1.0).epsilon(1e-5));
+  CHECK(b.grad().at({0}) == doctest::Approx(0.8).epsilon(1e-5));
+  // ∞-norm
+  a.set_grad(tensor({-6, 2}));
+  CHECK(optim::clip_grad_norm_({a}, 3.0, INFINITY) == 6.0);
+  CHECK(a.grad().at({0}) == doctest::Approx(-3.0).epsilon(1e-5));
+  CHECK_THROWS_AS(optim::clip_grad_norm_({a}, -1.0), std::invalid_argument);
+}
+
+TEST_CASE("clip_grad_value_ clamps each element") {
+  Tensor a = tensor({0, 0, 0}).requires_grad_();
+  a.set_grad(tensor({-5, 0.5, 7}));
+  optim::clip_grad_value_({a}, 1.0);
+  CHECK(a.grad().to_vector() == std::vector<double>{-1, 0.5, 1});
+  CHECK_THROWS_AS(optim::clip_grad_value_({a}, -1.0), std::invalid_argument);
+}

@@ -1,0 +1,78 @@
+// Learning-rate schedulers: closed forms at known epochs (values as PyTorch 1.13 gives them).
+#include <doctest/doctest.h>
+
+#include "autograd/autograd.hpp"
+#include "optim/optim.hpp"
+
+using namespace tapegrad;
+
+namespace {
+std::vector<double> trajectory(optim::Optimizer& opt, optim::LRScheduler& s, int epochs) {
+  std::vector<double> out{opt.lr()};
+  for (int e = 0; e < epochs; ++e) {
+    s.step();
+    out.push_back(opt.lr());
+  }
+  return out;
+}
+void check_close(const std::vector<double>& got, const std::vector<double>& want) {
+  REQUIRE(got.size() == want.size());
+  for (size_t i = 0; i < got.size(); ++i) CHECK(got[i] == doctest::Approx(want[i]).epsilon(1e-12));
+}
+}  // namespace
+
+TEST_CASE("StepLR, MultiStepLR, ExponentialLR") {
+  Tensor p = tensor({1}).requires_grad_();
+  optim::SGD a({p}, optim::SGDOptions(1.0));
+  optim::StepLR step(a, 2, 0.5);
+  check_close(trajectory(a, step, 5), {1, 1, 0.5, 0.5, 0.25, 0.25});
+  optim::SGD b({p}, optim::SGDOptions(1.0));
+  optim::MultiStepLR multi(b, {1, 3}, 0.1);
+  check_close(trajectory(b, multi, 4), {1, 0.1, 0.1, 0.01, 0.01});
+  optim::SGD c({p}, optim::SGDOptions(2.0));
+  optim::ExponentialLR expo(c, 0.9);
+  check_close(trajectory(c, expo, 3), {2, 1.8, 1.62, 1.458});
+  CHECK_THROWS_AS(optim::StepLR(a, 0), std::invalid_argument);
+}
+
+TEST_CASE("CosineAnnealingLR and linear warm-up") {
+  Tensor p = tensor({1}).requires_grad_();
+  optim::SGD a({p}, optim::SGDOptions(1.0));
+  optim::CosineAnnealingLR cosine(a, 4, 0.1);
+  // 0.1 + 0.9·(1 + cos(π·e/4))/2
+  check_close(trajectory(a, cosine, 4), {1.0, 0.86819805153394637, 0.55, 0.23180194846605365, 0.1});
+  optim::SGD b({p}, optim::SGDOptions(0.3));
+  optim::LinearWarmupLR warm(b, 3, 0.1);
+  check_close(trajectory(b, warm, 5), {0.03, 0.12, 0.21, 0.3, 0.3, 0.3});
+}
+
+TEST_CASE("schedulers scale each group from its own base rate") {
+  Tensor p = tensor({1}).requires_grad_(), q = tensor({1}).requires_grad_();
+  optim::Adam opt({p}, optim::AdamOptions(1.0));
+  opt.add_param_group({q}, optim::AdamOptions(0.1));
+  optim::ExponentialLR s(opt, 0.5);
+  s.step();
+  CHECK(s.last_lr() == std::vector<double>{0.5, 0.05});
+}
+
+TEST_CASE("ReduceLROnPlateau lowers the rate after `patience` bad epochs, then cools down") {
+  Tensor p = tensor({1}).requires_grad_();
+  optim::SGD opt({p}, optim::SGDOptions(1.0));
+  optim::ReduceLROnPlateau plateau(opt, optim::ReduceLROnPlateau::Mode::min, 0.5, 2, 1e-4, 1, 0.2);
+  plateau.step(1.0);  // best
+  plateau.step(1.0);  // bad 1
+  plateau.step(1.0);  // bad 2
+  CHECK(opt.lr() == 1.0);
+  plateau.step(1.0);  // bad 3 > patience: reduce
+  CHECK(opt.lr() == 0.5);
+  plateau.step(1.0);  // cooldown
+  plateau.step(1.0);
+  plateau.step(1.0);
+  CHECK(opt.lr() == 0.5);
+  plateau.step(1.0);
+  CHECK(opt.lr() == 0.25);
+  plateau.step(0.5);  // improvement resets the count
+  plateau.step(0.5), plateau.step(0.5), plateau.step(0.5), plateau.step(0.5);
+  CHECK(opt.lr() == 0.2);  // floored at min_lr
+  CHECK_THROWS_AS(optim::ReduceLROnPlateau(opt, optim::ReduceLROnPlateau::Mode::max, 1.5), std::invalid_argument);
+}
