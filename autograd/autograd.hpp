@@ -3,6 +3,7 @@
 /// Umbrella header of the core engine: tensors, ops, the tape, gradcheck and the op registry.
 #include "autograd/blas.hpp"
 #include "autograd/custom_op.hpp"
+#include "autograd/debug.hpp"
 #include "autograd/dtype.hpp"
 #include "autograd/engine.hpp"
 #include "autograd/functions.hpp"

@@ -1,6 +1,7 @@
 #include "autograd/engine.hpp"
 
 #include <algorithm>
+#include <chrono>
 
 #include "autograd/functions.hpp"
 #include "autograd/kernels.hpp"
@@ -19,6 +20,8 @@ void set_grad_enabled(bool enabled) { t_grad_enabled = enabled; }
 
 namespace detail {
 thread_local void (*on_record)(const Node&, const Tensor&) = nullptr;
+thread_local void (*on_backward)(const Node&, const Grads&, double) = nullptr;
+thread_local void (*on_allocate)() = nullptr;
 uint64_t next_sequence() { return ++t_sequence; }
 
 bool should_record(std::initializer_list<Tensor> inputs) {
@@ -78,6 +81,10 @@ void attach(Node& node, const Tensor& result, const Tensor* inputs, size_t n, bo
   if (save_result) node.saved_result_ = result.detach();
 }
 }  // namespace detail
+
+size_t Node::saved_bytes() const {
+  return saved_result_.defined() ? static_cast<size_t>(saved_result_.numel()) * dtype_size(saved_result_.dtype()) : 0;
+}
 
 bool BackwardContext::needs(size_t i) const { return i < node.next().size() && node.next()[i] != nullptr; }
 
@@ -239,7 +246,14 @@ std::vector<Tensor> Engine::run(const std::vector<Tensor>& outputs, const std::v
       }
       continue;
     }
-    Grads grads = n->apply(g);
+    Grads grads;
+    if (detail::on_backward) {
+      auto start = std::chrono::steady_clock::now();
+      grads = n->apply(g);
+      detail::on_backward(*n, grads, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    } else {
+      grads = n->apply(g);
+    }
     g = Tensor();
     if (grads.size() != n->next_.size())
       throw AutogradError(std::string(who) + ": the backward of '" + n->name() + "' returned " +

@@ -63,6 +63,9 @@ class Node : public std::enable_shared_from_this<Node> {
   /// Frees what was saved for backward.
   virtual void release() { released_ = true; saved_result_ = Tensor(); }
   virtual bool is_accumulator() const { return false; }
+  /// Bytes this node keeps for backward: its saved output plus its closure. Saved inputs share
+  /// their storage with the live tensors (no copy) and are not counted.
+  virtual size_t saved_bytes() const;
 
  protected:
   friend class Engine;
@@ -95,6 +98,7 @@ class FunctionNode final : public Node {
     Node::release();
     fn_.reset();
   }
+  size_t saved_bytes() const override { return Node::saved_bytes() + (fn_ ? sizeof(F) : 0); }
 
  private:
   std::optional<F> fn_;
@@ -135,8 +139,10 @@ uint64_t next_sequence();
 /// True when recording is on and some input requires grad.
 bool should_record(std::initializer_list<Tensor> inputs);
 bool should_record(const std::vector<Tensor>& inputs);
-/// Hooks for profiling and anomaly mode (null when off: zero cost).
+/// Hooks for the profiler and anomaly mode (debug.hpp); null when off, so they cost one test.
 extern thread_local void (*on_record)(const Node&, const Tensor& result);
+extern thread_local void (*on_backward)(const Node&, const Grads& grads, double seconds);
+extern thread_local void (*on_allocate)();
 }  // namespace detail
 
 /// Records an op on the tape: `result` gets a grad_fn running `backward`. Does nothing (and

@@ -88,6 +88,7 @@ Tensor alias(const Tensor& t, const Shape& shape) {
 Tensor Tensor::empty(const Shape& shape, DType dtype) {
   for (auto d : shape)
     if (d < 0) throw ShapeError("tapegrad::empty: negative dimension in shape " + tapegrad::to_string(shape));
+  if (detail::on_allocate) detail::on_allocate();
   auto impl = std::make_shared<TensorImpl>();
   impl->numel = shape.numel();
   impl->storage = Storage(static_cast<size_t>(impl->numel) * dtype_size(dtype));
