@@ -1,0 +1,143 @@
+// safetensors: round trip, byte layout, state-dict checks, corrupt and truncated files, atomic
+// writes.
+#include <doctest/doctest.h>
+
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <iterator>
+
+#include "autograd/autograd.hpp"
+#include "nn/nn.hpp"
+
+using namespace tapegrad;
+
+namespace {
+std::string read_all(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), {}};
+}
+void write_all(const std::string& path, const std::string& bytes) {
+  std::ofstream(path, std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+}
+std::string with_header(const std::string& json, const std::string& data) {
+  uint64_t n = json.size();
+  return std::string(reinterpret_cast<const char*>(&n), 8) + json + data;
+}
+std::shared_ptr<nn::Sequential> make_model() {
+  return std::make_shared<nn::Sequential>(nn::Linear(4, 6), nn::BatchNorm1d(6), nn::ReLU(), nn::Linear(6, 3));
+}
+}  // namespace
+
+TEST_CASE("save → load round trip gives identical outputs") {
+  const std::string path = "nn_roundtrip_test.safetensors";
+  auto a = make_model();
+  a->train();
+  (*a)(randn({8, 4}));  // moves the running statistics
+  a->eval();
+  nn::save(*a, path);
+  auto b = make_model();
+  Tensor w_before = b->parameters()[0];
+  const float* storage = w_before.data<float>();
+  nn::load(*b, path);
+  b->eval();
+  Tensor x = randn({5, 4});
+  CHECK((*a)(x).to_vector() == (*b)(x).to_vector());
+  CHECK(b->parameters()[0].data<float>() == storage);  // loaded into existing storage
+  CHECK(b->named_buffers()[2].second.item() == 1);     // num_batches_tracked (int64)
+  std::remove(path.c_str());
+}
+
+TEST_CASE("the file layout is safetensors") {
+  const std::string path = "nn_layout_test.safetensors";
+  nn::save_safetensors({{"w", tensor({1, 2, 3, 4, 5, 6}, {2, 3})}, {"i", index_tensor({7})}}, path);
+  std::string bytes = read_all(path);
+  uint64_t n;
+  std::memcpy(&n, bytes.data(), 8);
+  CHECK(n % 8 == 0);
+  std::string header = bytes.substr(8, n);
+  CHECK(header.find(R"("w":{"dtype":"F32","shape":[2,3],"data_offsets":[0,24]})") != std::string::npos);
+  CHECK(header.find(R"("i":{"dtype":"I64","shape":[1],"data_offsets":[24,32]})") != std::string::npos);
+  CHECK(bytes.size() == 8 + n + 32);
+  float second;
+  std::memcpy(&second, bytes.data() + 8 + n + 4, 4);
+  CHECK(second == 2.0f);
+  auto loaded = nn::load_safetensors(path);
+  REQUIRE(loaded.size() == 2);
+  CHECK(loaded[0].first == "w");
+  CHECK(loaded[0].second.to_vector() == std::vector<double>{1, 2, 3, 4, 5, 6});
+  CHECK(loaded[1].second.dtype() == DType::i64);
+  std::remove(path.c_str());
+}
+
+TEST_CASE("load_state_dict reports every mismatch at once and changes nothing") {
+  auto m = make_model();
+  auto state = m->state_dict();
+  state[0].second = zeros({6, 5});                  // wrong shape
+  state[1].second = zeros({6}, DType::f64);         // wrong dtype
+  state.pop_back();                                 // missing key
+  state.emplace_back("extra.weight", zeros({1}));  // unexpected key
+  Tensor before = m->parameters()[3].clone();
+  try {
+    m->load_state_dict(state);
+    FAIL("expected an error");
+  } catch (const std::invalid_argument& e) {
+    std::string msg = e.what();
+    CHECK(msg.find("4 problem(s)") != std::string::npos);
+    CHECK(msg.find("'0.weight': expected float32 [6, 4], got float32 [6, 5]") != std::string::npos);
+    CHECK(msg.find("'0.bias'") != std::string::npos);
+    CHECK(msg.find("missing key '3.bias'") == std::string::npos);  // 3.bias is present
+    CHECK(msg.find("unexpected key 'extra.weight'") != std::string::npos);
+  }
+  CHECK(m->parameters()[3].to_vector() == before.to_vector());
+  // non-strict: unknown and missing keys are skipped, the rest is loaded
+  auto good = make_model()->state_dict();
+  good.pop_back();
+  good.emplace_back("extra", zeros({1}));
+  CHECK_NOTHROW(m->load_state_dict(good, false));
+  CHECK(m->parameters()[0].to_vector() == good[0].second.to_vector());
+  CHECK_THROWS_AS(m->load_state_dict(good, true), std::invalid_argument);
+}
+
+TEST_CASE("corrupt and truncated files are clear errors") {
+  const std::string path = "nn_corrupt_test.safetensors";
+  nn::save_safetensors({{"w", tensor({1, 2, 3, 4})}}, path);
+  const std::string good = read_all(path);
+  auto expect_error = [&](const std::string& bytes, const char* fragment) {
+    write_all(path, bytes);
+    CHECK_THROWS_WITH_AS(nn::load_safetensors(path), doctest::Contains(fragment), std::runtime_error);
+  };
+  expect_error(good.substr(0, 5), "fewer than the 8-byte");
+  expect_error(good.substr(0, 20), "exceeds the file size");
+  expect_error(good.substr(0, good.size() - 3), "outside the data section");
+  expect_error(with_header("{not json", ""), "not valid JSON");
+  expect_error(with_header("[1,2]", ""), "not a JSON object");
+  expect_error(with_header(R"({"w":{"dtype":"BF16","shape":[1],"data_offsets":[0,2]}})", "xx"), "unsupported dtype");
+  expect_error(with_header(R"({"w":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}})", "12345678"), "needs 12");
+  expect_error(with_header(R"({"w":{"dtype":"F32","shape":[-1],"data_offsets":[0,4]}})", "1234"), "non-natural");
+  expect_error(with_header(R"({"w":{"dtype":"F32","shape":[1],"data_offsets":[8,4]}})", "12345678"), "outside");
+  expect_error(with_header(R"({"w":{"dtype":"F32","shape":[4611686018427387904,4],"data_offsets":[0,4]}})", "1234"),
+               "too large");
+  expect_error(with_header(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
+                           R"("b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})",
+                           "123456789012"),
+               "overlap");
+  expect_error(with_header(R"({"w":{"dtype":"F32"}})", ""), "needs dtype, shape and data_offsets");
+  std::remove(path.c_str());
+  CHECK_THROWS_WITH_AS(nn::load_safetensors("does/not/exist.safetensors"), doctest::Contains("cannot open"),
+                       std::runtime_error);
+}
+
+TEST_CASE("saving is atomic and validates names") {
+  const std::string path = "nn_atomic_test.safetensors";
+  nn::save_safetensors({{"w", tensor({1, 2})}}, path);
+  const std::string before = read_all(path);
+  // an invalid save (repeated name) throws before touching the old file
+  CHECK_THROWS_AS(nn::save_safetensors({{"a", tensor({1})}, {"a", tensor({2})}}, path), std::invalid_argument);
+  CHECK(read_all(path) == before);
+  // an unwritable destination leaves nothing behind
+  CHECK_THROWS_AS(nn::save_safetensors({{"w", tensor({1})}}, "no/such/dir/x.safetensors"), std::runtime_error);
+  CHECK_THROWS_AS(nn::save_safetensors({{"w", Tensor()}}, path), std::invalid_argument);
+  CHECK(read_all(path) == before);
+  std::remove(path.c_str());
+}
