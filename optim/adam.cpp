@@ -1,6 +1,7 @@
 #include "optim/adam.hpp"
 
 #include <cmath>
+#include <type_traits>
 
 #include "autograd/node.hpp"
 
@@ -39,26 +40,32 @@ void Adam::step() {
       const double bc2_sqrt = std::sqrt(1 - std::pow(beta2, t));
       detail::dispatch(p, [&](auto z) {
         using T = decltype(z);
-        T* w = p.data<T>();
-        const T* dw = grad.data<T>();
-        T* m = m_t.data<T>();
-        T* v = v_t.data<T>();
-        T* vmax = vmax_t.defined() ? vmax_t.data<T>() : nullptr;
+        T* __restrict w = p.data<T>();
+        const T* __restrict dw = grad.data<T>();
+        T* __restrict m = m_t.data<T>();
+        T* __restrict v = v_t.data<T>();
+        T* __restrict vmax = vmax_t.defined() ? vmax_t.data<T>() : nullptr;
         const T b2 = T(beta2), one_b1 = T(1 - beta1), one_b2 = T(1 - beta2), eps = T(o.eps());
         const T wd = decoupled_ ? T(0) : T(o.weight_decay());
         const T decay = decoupled_ ? T(1 - o.lr() * o.weight_decay()) : T(1);
         const T bc2 = T(bc2_sqrt), lr_t = T(step_size);
         const int64_t n = p.numel();
-        for (int64_t k = 0; k < n; ++k) {
-          T d = dw[k];
-          if (wd != 0) d += wd * w[k];
-          T wk = w[k] * decay;
-          m[k] += one_b1 * (d - m[k]);
-          v[k] = b2 * v[k] + one_b2 * d * d;
-          T vk = v[k];
-          if (vmax) vk = vmax[k] = vmax[k] > vk ? vmax[k] : vk;
-          w[k] = wk - lr_t * (m[k] / (std::sqrt(vk) / bc2 + eps));
-        }
+        // The branches are hoisted out of the loop (compile-time flags) so that it vectorises.
+        auto loop = [&](auto coupled_decay, auto amsgrad) {
+          for (int64_t k = 0; k < n; ++k) {
+            T d = dw[k];
+            if constexpr (decltype(coupled_decay)::value) d += wd * w[k];
+            m[k] += one_b1 * (d - m[k]);
+            v[k] = b2 * v[k] + one_b2 * d * d;
+            T vk = v[k];
+            if constexpr (decltype(amsgrad)::value) vk = vmax[k] = vmax[k] > vk ? vmax[k] : vk;
+            w[k] = w[k] * decay - lr_t * (m[k] / (std::sqrt(vk) / bc2 + eps));
+          }
+        };
+        using yes = std::true_type;
+        using no = std::false_type;
+        if (wd != 0) vmax ? loop(yes{}, yes{}) : loop(yes{}, no{});
+        else vmax ? loop(no{}, yes{}) : loop(no{}, no{});
       });
     });
   }
