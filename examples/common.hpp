@@ -1,0 +1,68 @@
+#pragma once
+/// \file common.hpp
+/// What the MNIST examples share: command-line flags, data loading with helpful errors, the
+/// optimizer by name, and the final report (console, weights, JSON, SVG curves).
+#include <functional>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "datasets/datasets.hpp"
+#include "nn/fit.hpp"
+#include "nn/module.hpp"
+
+namespace tapegrad::optim {
+class Optimizer;
+}
+
+namespace tapegrad::examples {
+
+/// The flags every example takes (see parse_args for their meaning).
+struct Args {
+  std::string program;
+  std::string dataset = "mnist";  ///< mnist | fashion-mnist
+  std::string data;               ///< MNIST-format directory; empty: the dataset's default
+  int64_t epochs = 5;
+  int64_t batch_size = 32;
+  double lr = 1e-3;
+  std::string optimizer = "adam";  ///< adam | adamw | sgd | rmsprop | adagrad
+  int threads = 1;                 ///< BLAS threads
+  uint64_t seed = 0;
+  double validation_split = 0.0;
+  int64_t patience = 0;  ///< 0: no early stopping
+  std::string out;       ///< output directory; empty: out/<program>
+  bool quiet = false;
+};
+
+/// Parses argv with CLI11 starting from `defaults`. Prints help and exits 0 for --help; prints the
+/// problem and exits 2 for a bad flag or value (--batch-size 0, --dataset foo, ...). Sets the BLAS
+/// thread count and seeds the default generator.
+Args parse_args(int argc, char** argv, const std::string& description, Args defaults);
+
+/// Runs `body`, turning any exception into "<program>: error: <what>" on stderr and exit code 1.
+int run(const Args& args, const std::function<void()>& body);
+
+/// The train and test splits of the chosen dataset. A missing directory is an error that says how
+/// to get the data (scripts/fetch_mnist.sh); corrupt files are DatasetErrors naming the file.
+std::pair<std::shared_ptr<datasets::TensorDataset>, std::shared_ptr<datasets::TensorDataset>> load_data(
+    const Args& args);
+
+/// The optimizer named by --optimizer with learning rate --lr over `params`.
+std::unique_ptr<optim::Optimizer> make_optimizer(const Args& args, const std::vector<Tensor>& params);
+
+/// fit's options from the flags (with EarlyStopping on val_loss, restoring the best weights, when
+/// --patience > 0).
+nn::FitOptions fit_options(const Args& args);
+
+/// Sparse categorical cross-entropy on logits (softmax folded into the loss).
+Tensor cross_entropy_loss(const Tensor& logits, const Tensor& targets);
+
+/// Prints the test metrics and confusion matrix and writes into --out: model.safetensors,
+/// metrics.json (flags, history, test metrics per class and macro, confusion matrix) and curves.svg.
+void report(const Args& args, const nn::Module& model, const nn::History& history, const nn::Evaluation& test);
+
+/// The training curves as an SVG document: loss and accuracy per epoch, train and validation.
+std::string curves_svg(const nn::History& history, const std::string& title);
+
+}  // namespace tapegrad::examples

@@ -1,0 +1,86 @@
+// Training curves as a dependency-free SVG: two panels (loss, accuracy), train and validation.
+#include <algorithm>
+#include <cmath>
+#include <iomanip>
+#include <sstream>
+
+#include "examples/common.hpp"
+
+namespace tapegrad::examples {
+namespace {
+
+struct Series {
+  std::string name, color;
+  std::vector<double> values;  // one per epoch, NaN where missing
+  bool dashed;
+};
+
+// One panel at (x0, y0) of size w × h with axes, ticks and a polyline per series.
+void panel(std::ostringstream& os, double x0, double y0, double w, double h, const std::string& title,
+           const std::vector<Series>& series) {
+  double lo = INFINITY, hi = -INFINITY;
+  size_t n = 0;
+  for (const auto& s : series)
+    for (double v : s.values)
+      if (std::isfinite(v)) lo = std::min(lo, v), hi = std::max(hi, v), n = std::max(n, s.values.size());
+  if (!std::isfinite(lo)) lo = 0, hi = 1;
+  if (hi - lo < 1e-9) lo -= 0.5, hi += 0.5;
+  const double pad = 0.05 * (hi - lo);
+  lo -= pad;
+  hi += pad;
+  const double l = x0 + 55, r = x0 + w - 10, t = y0 + 30, b = y0 + h - 40;
+  auto px = [&](size_t i) { return n <= 1 ? (l + r) / 2 : l + (r - l) * static_cast<double>(i) / double(n - 1); };
+  auto py = [&](double v) { return b - (b - t) * (v - lo) / (hi - lo); };
+
+  os << "<text x='" << (l + r) / 2 << "' y='" << y0 + 18 << "' text-anchor='middle' font-size='14'>" << title
+     << "</text>\n";
+  os << "<rect x='" << l << "' y='" << t << "' width='" << r - l << "' height='" << b - t
+     << "' fill='none' stroke='#888'/>\n";
+  for (int k = 0; k <= 4; ++k) {
+    double v = lo + (hi - lo) * k / 4.0, y = py(v);
+    os << "<line x1='" << l << "' y1='" << y << "' x2='" << r << "' y2='" << y << "' stroke='#eee'/>"
+       << "<text x='" << l - 5 << "' y='" << y + 4 << "' text-anchor='end' font-size='10'>" << std::setprecision(3)
+       << v << "</text>\n";
+  }
+  for (size_t i = 0; i < n; ++i)
+    os << "<text x='" << px(i) << "' y='" << b + 14 << "' text-anchor='middle' font-size='10'>" << i + 1
+       << "</text>\n";
+  os << "<text x='" << (l + r) / 2 << "' y='" << b + 30 << "' text-anchor='middle' font-size='11'>epoch</text>\n";
+  double ly = t + 14;
+  for (const auto& s : series) {
+    std::string points;
+    for (size_t i = 0; i < s.values.size(); ++i) {
+      if (!std::isfinite(s.values[i])) continue;
+      std::ostringstream p;
+      p << px(i) << ',' << py(s.values[i]) << ' ';
+      points += p.str();
+      os << "<circle cx='" << px(i) << "' cy='" << py(s.values[i]) << "' r='2.5' fill='" << s.color << "'/>";
+    }
+    if (points.empty()) continue;
+    os << "<polyline fill='none' stroke-width='2' stroke='" << s.color << "'"
+       << (s.dashed ? " stroke-dasharray='6,3'" : "") << " points='" << points << "'/>\n";
+    os << "<text x='" << r - 8 << "' y='" << ly << "' text-anchor='end' font-size='11' fill='" << s.color << "'>"
+       << s.name << "</text>\n";
+    ly += 14;
+  }
+}
+
+}  // namespace
+
+std::string curves_svg(const nn::History& history, const std::string& title) {
+  const double w = 420, h = 300;
+  std::ostringstream os;
+  os << "<svg xmlns='http://www.w3.org/2000/svg' width='" << 2 * w << "' height='" << h + 30
+     << "' font-family='sans-serif'>\n<rect width='100%' height='100%' fill='white'/>\n"
+     << "<text x='" << w << "' y='18' text-anchor='middle' font-size='15' font-weight='bold'>" << title
+     << "</text>\n";
+  panel(os, 0, 30, w, h, "loss",
+        {{"train", "#1f77b4", history.series("loss"), false}, {"validation", "#ff7f0e", history.series("val_loss"), true}});
+  panel(os, w, 30, w, h, "accuracy",
+        {{"train", "#1f77b4", history.series("accuracy"), false},
+         {"validation", "#ff7f0e", history.series("val_accuracy"), true}});
+  os << "</svg>\n";
+  return os.str();
+}
+
+}  // namespace tapegrad::examples
