@@ -1,0 +1,277 @@
+#!/usr/bin/env python3
+"""Runs tapegrad, libtorch and PyTorch alternately (A B C A B C ...) and prints one table.
+
+Called by scripts/bench_compare.sh (`make bench-compare`), which builds everything first. Per round:
+the seed MLP (784-128-10, Adam 1e-3, cross-entropy) for one epoch on Fashion-MNIST at batch 32 and
+256 in each system, the GEMM floor of those epochs (bench/compare/gemm_floor.cpp), the tape's cost
+per tiny op (tapegrad's bench_tape against torch_compare tape), and one epoch of the small CNN
+(tapegrad's examples/mnist_cnn against libtorch). Every process runs with one thread; its peak RSS
+comes from wait4(). The table quotes medians over the rounds; raw values go to --json.
+Standard library only: runs under any python3.
+"""
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+
+IDX = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]
+ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+
+
+def run(cmd, env_extra=None, tmp=None):
+    """Runs cmd, returns (stdout text, peak RSS in MB). Raises on a non-zero exit."""
+    env = dict(os.environ, **ONE_THREAD)
+    env.pop("OPENBLAS_CORETYPE", None)
+    env.update(env_extra or {})
+    with tempfile.TemporaryFile(mode="w+", dir=tmp) as out, tempfile.TemporaryFile(mode="w+", dir=tmp) as err:
+        p = subprocess.Popen(cmd, stdout=out, stderr=err, env=env)
+        _, status, usage = os.wait4(p.pid, 0)
+        p.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        text = out.read()
+        if p.returncode != 0:
+            sys.exit("bench-compare: %s failed (exit %d):\n%s%s" % (" ".join(cmd), p.returncode, text[-2000:],
+                                                                    err.read()[-2000:]))
+    return text, usage.ru_maxrss / 1024.0  # ru_maxrss is in KiB on Linux
+
+
+def last_json(text):
+    return json.loads([line for line in text.splitlines() if line.startswith("{")][-1])
+
+
+def cpu_flags():
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("flags"):
+                return set(line.split(":", 1)[1].split())
+    return set()
+
+
+def cpu_model():
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor()
+
+
+def subset(src, dst, n):
+    """MNIST-format directory with the first n training images of src and its whole test split."""
+    import gzip
+    os.makedirs(dst, exist_ok=True)
+    stamp = os.path.join(dst, ".subset")
+    if os.path.exists(stamp) and open(stamp).read() == "%s %d" % (src, n):
+        return dst
+    for name in IDX:
+        path = os.path.join(src, name)
+        data = open(path, "rb").read() if os.path.exists(path) else gzip.open(path + ".gz", "rb").read()
+        if name.startswith("train"):
+            ndim = data[3]
+            dims = [int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
+            if n > dims[0]:
+                sys.exit("bench-compare: --cnn-train %d exceeds the %d training images" % (n, dims[0]))
+            item = 1
+            for d in dims[1:]:
+                item *= d
+            data = data[:4] + n.to_bytes(4, "big") + data[8:4 + 4 * ndim] + \
+                data[4 + 4 * ndim: 4 + 4 * ndim + n * item]
+        with open(os.path.join(dst, name), "wb") as f:
+            f.write(data)
+    with open(stamp, "w") as f:
+        f.write("%s %d" % (src, n))
+    return dst
+
+
+def median(values):
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--tapegrad-build", default="build", help="tapegrad's CMake build directory")
+    p.add_argument("--compare-build", default="build-compare", help="build of bench/compare (torch_compare, gemm_floor)")
+    p.add_argument("--python", default="/usr/bin/python3", help="a python3 that imports torch (Debian's)")
+    p.add_argument("--data", default="/usr/share/datasets/fashion-mnist")
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--batch-sizes", default="32,256")
+    p.add_argument("--cnn-train", type=int, default=10000,
+                   help="training images in the CNN epoch (60000: the whole set; default keeps the run short)")
+    p.add_argument("--no-cnn", action="store_true")
+    p.add_argument("--no-pytorch", action="store_true")
+    p.add_argument("--torch-coretype", default="auto",
+                   help="OPENBLAS_CORETYPE for libtorch, PyTorch and the GEMM floor: auto = the kernels tapegrad "
+                        "uses (Haswell where OpenBLAS falls back to Prescott), 'installed' = OpenBLAS's own choice")
+    p.add_argument("--json", default=None, help="write every raw measurement here")
+    args = p.parse_args()
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    tg_mlp = os.path.join(args.tapegrad_build, "examples", "mnist_mlp")
+    tg_cnn = os.path.join(args.tapegrad_build, "examples", "mnist_cnn")
+    tg_tape = os.path.join(args.tapegrad_build, "bench", "bench_tape")
+    lt = os.path.join(args.compare_build, "torch_compare")
+    floor = os.path.join(args.compare_build, "gemm_floor")
+    py = [args.python, os.path.join(here, "torch_compare.py")]
+    for exe in (tg_mlp, tg_tape, lt, floor):
+        if not os.access(exe, os.X_OK):
+            sys.exit("bench-compare: %s is missing; build it first (scripts/bench_compare.sh does)" % exe)
+    has_cnn = not args.no_cnn and os.access(tg_cnn, os.X_OK)
+    batches = [int(b) for b in args.batch_sizes.split(",")]
+    tmp = tempfile.mkdtemp(prefix="bench-compare-")
+
+    # Which OpenBLAS kernels: tapegrad's blas.cpp re-selects Haswell when OpenBLAS falls back to its
+    # generic Prescott kernels on a CPU with AVX2 + FMA. Give libtorch, PyTorch and the floor the same.
+    flags = cpu_flags()
+    installed_core = last_json(run([floor, "--batch-size", "256", "--train", "256", "--reps", "1"])[0])["blas_core"]
+    tapegrad_core = "Haswell" if installed_core == "Prescott" and {"avx2", "fma"} <= flags else installed_core
+    torch_env = {}
+    if args.torch_coretype == "auto":
+        torch_env["OPENBLAS_CORETYPE"] = tapegrad_core
+    elif args.torch_coretype != "installed":
+        torch_env["OPENBLAS_CORETYPE"] = args.torch_coretype
+    avx512_core = None
+    if {"avx512f", "avx512bw", "avx512vl", "avx512dq"} <= flags and tapegrad_core == "Haswell":
+        avx512_core = "Cooperlake" if "avx512_bf16" in flags else "SkylakeX"
+    cnn_data = subset(args.data, os.path.join(args.compare_build, "fashion-mnist-%d" % args.cnn_train),
+                      args.cnn_train) if has_cnn and args.cnn_train != 60000 else args.data
+
+    raw = {"rounds": []}
+    for r in range(1, args.rounds + 1):
+        rd = {}
+        for b in batches:
+            out_dir = os.path.join(tmp, "tg_mlp_%d" % b)
+            _, rss = run([tg_mlp, "--dataset", "fashion-mnist", "--data", args.data, "--epochs", "1", "--batch-size",
+                          str(b), "--threads", "1", "--seed", "0", "--quiet", "--out", out_dir], tmp=tmp)
+            m = json.load(open(os.path.join(out_dir, "metrics.json")))
+            rd["tapegrad mlp %d" % b] = {"seconds": m["history"]["epochs"][0]["seconds"],
+                                         "accuracy": m["test"]["accuracy"], "rss_mb": rss}
+            common = ["--data", args.data, "--batch-size", str(b), "--epochs", "1", "--seed", "0"]
+            text, rss = run([lt, "mlp"] + common, torch_env, tmp)
+            j = last_json(text)
+            rd["libtorch mlp %d" % b] = {"seconds": j["epoch_seconds"][0], "accuracy": j["test_accuracy"],
+                                         "rss_mb": rss, "blas_core": j["blas_core"]}
+            if not args.no_pytorch:
+                text, rss = run(py + ["mlp"] + common, torch_env, tmp)
+                j = last_json(text)
+                rd["pytorch mlp %d" % b] = {"seconds": j["epoch_seconds"][0], "accuracy": j["test_accuracy"],
+                                            "rss_mb": rss, "blas_core": j["blas_core"]}
+            text, _ = run([floor, "--batch-size", str(b)], {"OPENBLAS_CORETYPE": tapegrad_core}, tmp)
+            rd["floor %d" % b] = {"seconds": last_json(text)["seconds"], "blas_core": last_json(text)["blas_core"]}
+            if avx512_core:
+                text, _ = run([floor, "--batch-size", str(b)], {"OPENBLAS_CORETYPE": avx512_core}, tmp)
+                rd["floor avx512 %d" % b] = {"seconds": last_json(text)["seconds"]}
+        text, _ = run([tg_tape, "--benchmark_filter=^BM_Tape(Forward|Backward)$", "--benchmark_format=json"], tmp=tmp)
+        bench = {e["name"]: e["time_per_op"] for e in json.loads(text)["benchmarks"]}
+        rd["tapegrad tape"] = {"forward": bench["BM_TapeForward"], "backward": bench["BM_TapeBackward"]}
+        j = last_json(run([lt, "tape"], torch_env, tmp)[0])
+        rd["libtorch tape"] = {"forward": j["forward_per_op"], "backward": j["backward_per_op"]}
+        if not args.no_pytorch:
+            j = last_json(run(py + ["tape", "--reps", "30"], torch_env, tmp)[0])
+            rd["pytorch tape"] = {"forward": j["forward_per_op"], "backward": j["backward_per_op"]}
+        if has_cnn:
+            out_dir = os.path.join(tmp, "tg_cnn")
+            _, rss = run([tg_cnn, "--dataset", "fashion-mnist", "--data", cnn_data, "--epochs", "1", "--batch-size",
+                          "32", "--threads", "1", "--seed", "0", "--quiet", "--out", out_dir], tmp=tmp)
+            m = json.load(open(os.path.join(out_dir, "metrics.json")))
+            rd["tapegrad cnn"] = {"seconds": m["history"]["epochs"][0]["seconds"], "accuracy": m["test"]["accuracy"],
+                                  "rss_mb": rss}
+            text, rss = run([lt, "cnn", "--data", cnn_data, "--batch-size", "32", "--epochs", "1", "--seed", "0"],
+                            torch_env, tmp)
+            j = last_json(text)
+            rd["libtorch cnn"] = {"seconds": j["epoch_seconds"][0], "accuracy": j["test_accuracy"], "rss_mb": rss}
+        raw["rounds"].append(rd)
+        print("round %d/%d: " % (r, args.rounds) + ", ".join(
+            "%s %.3fs" % (k, v["seconds"]) for k, v in rd.items() if "seconds" in v), file=sys.stderr, flush=True)
+
+    def med(key, field):
+        return median([rd[key][field] for rd in raw["rounds"] if key in rd])
+
+    systems = ["tapegrad", "libtorch"] + ([] if args.no_pytorch else ["pytorch"])
+    rows = []  # (label, [per-system cells], tg/lt, tg/py, target text, met)
+
+    def fmt(v, spec):
+        return "-" if v is None else spec % v
+
+    def ratio(a, b):
+        return None if a is None or b is None or b == 0 else a / b
+
+    def add(label, values, spec, target=None, lower_better=True):
+        tl = ratio(values.get("tapegrad"), values.get("libtorch"))
+        tp = ratio(values.get("tapegrad"), values.get("pytorch"))
+        met = "-"
+        if target is not None and tl is not None:
+            met = "yes" if (tl <= target if lower_better else tl >= target) else "NO"
+        rows.append((label, [fmt(values.get(s), spec) for s in systems], fmt(tl, "%.2f"), fmt(tp, "%.2f"),
+                     "-" if target is None else "<= %.2f" % target, met))
+
+    targets = {32: 0.33, 256: 0.8}
+    accuracy_ok = True
+    for b in batches:
+        add("seed MLP epoch, batch %d (s)" % b, {s: med("%s mlp %d" % (s, b), "seconds") for s in systems}, "%.3f",
+            targets.get(b))
+    for b in batches:
+        fl = med("floor %d" % b, "seconds")
+        vals = {s: ratio(med("%s mlp %d" % (s, b), "seconds"), fl) for s in systems}
+        rows.append(("GEMM floor, batch %d: %.3f s; epoch / floor" % (b, fl), [fmt(vals[s], "%.2fx") for s in systems],
+                     "-", "-", "tapegrad <= 1.50x", "yes" if vals["tapegrad"] <= 1.5 else "NO"))
+    tape = {s: (med("%s tape" % s, "forward"), med("%s tape" % s, "backward")) for s in systems}
+    add("tape per tiny op, forward (us)", {s: tape[s][0] * 1e6 for s in systems}, "%.3f")
+    add("tape per tiny op, backward (us)", {s: tape[s][1] * 1e6 for s in systems}, "%.3f")
+    add("tape per tiny op, fwd + bwd (us)", {s: (tape[s][0] + tape[s][1]) * 1e6 for s in systems}, "%.3f", 0.25)
+    for b in batches:
+        add("peak RSS, MLP run batch %d (MB)" % b, {s: med("%s mlp %d" % (s, b), "rss_mb") for s in systems}, "%.0f",
+            1.0)
+    for b in batches:
+        acc = {s: med("%s mlp %d" % (s, b), "accuracy") for s in systems}
+        ok = max(acc.values()) - min(acc.values()) <= 0.02
+        accuracy_ok &= ok
+        rows.append(("test accuracy after 1 epoch, batch %d" % b, [fmt(acc[s], "%.4f") for s in systems], "-", "-",
+                     "spread <= 0.02", "yes" if ok else "NO"))
+    if has_cnn:
+        label = "small CNN epoch, batch 32, %dk images (s)" % (args.cnn_train // 1000)
+        add(label, {s: med("%s cnn" % s, "seconds") for s in ("tapegrad", "libtorch")}, "%.2f", 1.0)
+        add("peak RSS, CNN run (MB)", {s: med("%s cnn" % s, "rss_mb") for s in ("tapegrad", "libtorch")}, "%.0f")
+        acc = {s: med("%s cnn" % s, "accuracy") for s in ("tapegrad", "libtorch")}
+        ok = abs(acc["tapegrad"] - acc["libtorch"]) <= 0.03
+        accuracy_ok &= ok
+        rows.append(("CNN test accuracy after 1 epoch", [fmt(acc.get(s), "%.4f") for s in systems], "-", "-",
+                     "diff <= 0.03", "yes" if ok else "NO"))
+
+    headers = ["", "tapegrad", "libtorch"] + ([] if args.no_pytorch else ["PyTorch"]) + \
+        ["tg/libtorch", "tg/PyTorch", "target tg/libtorch", "met"]
+    table = [headers] + [[label] + cells + [tl, tp, target, met] for label, cells, tl, tp, target, met in rows]
+    widths = [max(len(row[i]) for row in table) for i in range(len(headers))]
+    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths)))
+             for row in table]
+    lt_core = raw["rounds"][0]["libtorch mlp %d" % batches[0]]["blas_core"]
+    print()
+    print("tapegrad vs libtorch vs PyTorch on Fashion-MNIST (60,000 train / 10,000 test), 1 thread, "
+          "medians of %d alternating rounds" % args.rounds)
+    print("CPU: %s, %d cores; load average at the end: %.2f" % (cpu_model(), os.cpu_count(), os.getloadavg()[0]))
+    print("OpenBLAS kernels: tapegrad %s, libtorch/PyTorch/floor %s (OpenBLAS's own choice here: %s)%s"
+          % (tapegrad_core, lt_core, installed_core,
+             "; libtorch's convolutions run oneDNN (MKL-DNN)" if has_cnn else ""))
+    print("\n".join(lines[:1] + ["-" * len(lines[0])] + lines[1:]))
+    if avx512_core:
+        print("GEMM floor with OpenBLAS's AVX-512 %s kernels (unused by all three): %s" % (avx512_core, ", ".join(
+            "batch %d %.3f s" % (b, med("floor avx512 %d" % b, "seconds")) for b in batches)))
+    if has_cnn and args.cnn_train != 60000:
+        print("CNN: first %d training images (a full epoch is %.1fx longer), full test set"
+              % (args.cnn_train, 60000 / args.cnn_train))
+    if not accuracy_ok:
+        print("WARNING: test accuracies differ by more than the tolerance: the systems may not do the same work")
+    if args.json:
+        raw.update({"tapegrad_core": tapegrad_core, "torch_core": lt_core, "installed_core": installed_core,
+                    "table": table})
+        with open(args.json, "w") as f:
+            json.dump(raw, f, indent=2)
+        print("raw measurements: %s" % args.json)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,202 @@
+// libtorch side of `make bench-compare`: trains the same models the same way as tapegrad's
+// examples (build/examples/mnist_mlp, mnist_cnn) and times the tape on a chain of tiny ops.
+//
+//   torch_compare mlp  --data DIR --batch-size 32 [--epochs 1] [--seed 0]   seed MLP 784-128-10
+//   torch_compare cnn  --data DIR --batch-size 32 [--epochs 1] [--seed 0]   two conv + pool blocks
+//   torch_compare tape [--reps 100]                                           tanh(y·1.0001 + 0.0001)
+//
+// Same data (MNIST-format IDX files, raw or .gz, images x/255), same model and initialisation
+// (PyTorch defaults, which tapegrad's Linear/Conv2d copy), Adam(lr 1e-3), cross-entropy on logits,
+// shuffled batches gathered per step, loss.item() and the running accuracy per step as nn::fit does,
+// one thread. Prints one JSON object on stdout.
+#include <torch/torch.h>
+#include <zlib.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+extern "C" char* openblas_get_corename(void);  // libtorch's BLAS here is OpenBLAS (Debian's libblas.so.3)
+
+namespace {
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+std::vector<uint8_t> read_idx(const std::string& dir, const std::string& name, std::vector<int64_t>& dims) {
+  std::string path = dir + "/" + name;
+  gzFile f = gzopen(path.c_str(), "rb");  // reads raw files too
+  if (!f) {
+    path += ".gz";
+    f = gzopen(path.c_str(), "rb");
+  }
+  if (!f) throw std::runtime_error("cannot open " + dir + "/" + name + "[.gz]");
+  unsigned char magic[4];
+  if (gzread(f, magic, 4) != 4 || magic[2] != 0x08) throw std::runtime_error(path + ": not a ubyte IDX file");
+  dims.clear();
+  int64_t count = 1;
+  for (int d = 0; d < magic[3]; ++d) {
+    unsigned char b[4];
+    if (gzread(f, b, 4) != 4) throw std::runtime_error(path + ": truncated header");
+    dims.push_back((int64_t(b[0]) << 24) | (b[1] << 16) | (b[2] << 8) | b[3]);
+    count *= dims.back();
+  }
+  std::vector<uint8_t> data(static_cast<size_t>(count));
+  if (gzread(f, data.data(), static_cast<unsigned>(count)) != count) throw std::runtime_error(path + ": truncated");
+  gzclose(f);
+  return data;
+}
+
+struct Split {
+  torch::Tensor x, y;  // [N,1,28,28] float32 in [0,1], [N] int64
+};
+
+Split load(const std::string& dir, const std::string& prefix) {
+  std::vector<int64_t> di, dl;
+  auto images = read_idx(dir, prefix + "-images-idx3-ubyte", di);
+  auto labels = read_idx(dir, prefix + "-labels-idx1-ubyte", dl);
+  Split s;
+  s.x = torch::from_blob(images.data(), {di[0], 1, di[1], di[2]}, torch::kUInt8).to(torch::kFloat32).div_(255.f);
+  s.y = torch::from_blob(labels.data(), {dl[0]}, torch::kUInt8).to(torch::kInt64);
+  return s;
+}
+
+struct Mlp : torch::nn::Module {
+  torch::nn::Linear fc1{nullptr}, fc2{nullptr};
+  Mlp() {
+    fc1 = register_module("fc1", torch::nn::Linear(784, 128));
+    fc2 = register_module("fc2", torch::nn::Linear(128, 10));
+  }
+  torch::Tensor forward(torch::Tensor x) { return fc2(torch::relu(fc1(x.flatten(1)))); }
+};
+
+struct Cnn : torch::nn::Module {
+  torch::nn::Conv2d c1{nullptr}, c2{nullptr};
+  torch::nn::Linear fc1{nullptr}, fc2{nullptr};
+  Cnn() {
+    c1 = register_module("c1", torch::nn::Conv2d(torch::nn::Conv2dOptions(1, 32, 3).padding(1)));
+    c2 = register_module("c2", torch::nn::Conv2d(torch::nn::Conv2dOptions(32, 64, 3).padding(1)));
+    fc1 = register_module("fc1", torch::nn::Linear(64 * 7 * 7, 128));
+    fc2 = register_module("fc2", torch::nn::Linear(128, 10));
+  }
+  torch::Tensor forward(torch::Tensor x) {
+    x = torch::max_pool2d(torch::relu(c1(x)), 2);  // [N,32,14,14]
+    x = torch::max_pool2d(torch::relu(c2(x)), 2);  // [N,64,7,7]
+    return fc2(torch::relu(fc1(x.flatten(1))));
+  }
+};
+
+struct Flags {
+  std::string mode, data = "/usr/share/datasets/fashion-mnist";
+  int64_t batch = 32, epochs = 1, seed = 0, reps = 100;
+};
+
+template <class Model>
+void train(const Flags& f) {
+  torch::manual_seed(static_cast<uint64_t>(f.seed));
+  Split train = load(f.data, "train"), test = load(f.data, "t10k");
+  auto model = std::make_shared<Model>();
+  torch::optim::Adam opt(model->parameters(), torch::optim::AdamOptions(1e-3));
+  const int64_t n = train.x.size(0);
+  std::vector<double> epoch_seconds;
+  double loss_sum = 0, train_acc = 0;
+  for (int64_t e = 0; e < f.epochs; ++e) {
+    model->train();
+    auto t0 = Clock::now();
+    torch::Tensor perm = torch::randperm(n, torch::kInt64);
+    loss_sum = 0;
+    int64_t correct = 0;
+    for (int64_t i = 0; i < n; i += f.batch) {
+      torch::Tensor idx = perm.slice(0, i, std::min(n, i + f.batch));
+      torch::Tensor x = train.x.index_select(0, idx), y = train.y.index_select(0, idx);
+      opt.zero_grad();
+      torch::Tensor out = model->forward(x);
+      torch::Tensor loss = torch::nn::functional::cross_entropy(out, y);
+      loss.backward();
+      opt.step();
+      loss_sum += loss.item<double>() * static_cast<double>(x.size(0));
+      correct += out.argmax(1).eq(y).sum().item<int64_t>();
+    }
+    epoch_seconds.push_back(seconds_since(t0));
+    train_acc = static_cast<double>(correct) / static_cast<double>(n);
+  }
+  torch::NoGradGuard no_grad;
+  model->eval();
+  int64_t correct = 0;
+  const int64_t m = test.x.size(0);
+  for (int64_t i = 0; i < m; i += 256) {
+    auto x = test.x.slice(0, i, std::min(m, i + 256));
+    torch::Tensor logits = model->forward(x);
+    correct += logits.argmax(1).eq(test.y.slice(0, i, std::min(m, i + 256))).sum().item<int64_t>();
+  }
+  std::printf("{\"system\": \"libtorch\", \"model\": \"%s\", \"batch_size\": %lld, \"epoch_seconds\": [",
+              f.mode.c_str(), static_cast<long long>(f.batch));
+  for (size_t i = 0; i < epoch_seconds.size(); ++i) std::printf("%s%.6f", i ? ", " : "", epoch_seconds[i]);
+  std::printf("], \"train_loss\": %.6f, \"train_accuracy\": %.6f, \"test_accuracy\": %.6f, \"threads\": %d, "
+              "\"blas_core\": \"%s\"}\n",
+              loss_sum / static_cast<double>(n), train_acc, static_cast<double>(correct) / static_cast<double>(m),
+              torch::get_num_threads(), openblas_get_corename());
+}
+
+/// The tape's own cost on the chain tapegrad's bench/bench_tape.cpp times: forward, then backward,
+/// per recorded op (3 per link), the graph freed outside both timings. Medians over `reps`.
+void tape(const Flags& f) {
+  constexpr int kLinks = 1000, kOpsPerLink = 3;
+  torch::Tensor x = torch::tensor({0.5f}).requires_grad_();
+  auto chain = [&] {
+    torch::Tensor y = x;
+    for (int i = 0; i < kLinks; ++i) y = torch::tanh(y * 1.0001 + 0.0001);
+    return y;
+  };
+  std::vector<double> fwd, bwd;
+  for (int64_t r = 0; r < f.reps + 5; ++r) {
+    auto t0 = Clock::now();
+    torch::Tensor y = chain();
+    double tf = seconds_since(t0);
+    t0 = Clock::now();
+    y.backward();
+    double tb = seconds_since(t0);
+    y = torch::Tensor();
+    x.mutable_grad() = torch::Tensor();
+    if (r >= 5) fwd.push_back(tf), bwd.push_back(tb);  // 5 warm-up rounds
+  }
+  auto median = [](std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v[v.size() / 2];
+  };
+  const double ops = kLinks * kOpsPerLink;
+  std::printf("{\"system\": \"libtorch\", \"forward_per_op\": %.9g, \"backward_per_op\": %.9g}\n", median(fwd) / ops,
+              median(bwd) / ops);
+}
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    Flags f;
+    if (argc < 2) throw std::invalid_argument("usage: torch_compare mlp|cnn|tape [--data DIR] [--batch-size B] ...");
+    f.mode = argv[1];
+    for (int i = 2; i < argc; ++i) {
+      std::string a = argv[i];
+      if (i + 1 >= argc) throw std::invalid_argument("flag " + a + " needs a value");
+      std::string v = argv[++i];
+      if (a == "--data") f.data = v;
+      else if (a == "--batch-size") f.batch = std::stoll(v);
+      else if (a == "--epochs") f.epochs = std::stoll(v);
+      else if (a == "--seed") f.seed = std::stoll(v);
+      else if (a == "--reps") f.reps = std::stoll(v);
+      else throw std::invalid_argument("unknown flag " + a);
+    }
+    torch::set_num_threads(1);
+    if (f.mode == "mlp") train<Mlp>(f);
+    else if (f.mode == "cnn") train<Cnn>(f);
+    else if (f.mode == "tape") tape(f);
+    else throw std::invalid_argument("unknown mode " + f.mode + " (mlp, cnn, tape)");
+  } catch (const std::exception& e) {
+    std::cerr << "torch_compare: error: " << e.what() << std::endl;
+    return 1;
+  }
+}
