@@ -5,6 +5,10 @@
 #include <mutex>
 #include <stdexcept>
 
+#if defined(__SSE__)
+#include <xmmintrin.h>
+#endif
+
 // OpenBLAS entry points (declared here rather than through <cblas.h>, which conflicts with
 // xtensor-blas's prototypes). The DYNAMIC_ARCH internals are weak: absent in other builds.
 extern "C" {
@@ -47,6 +51,24 @@ int num_threads() {
 std::string blas_core_name() {
   configure_blas();
   return openblas_get_corename();
+}
+
+bool set_flush_denormal(bool enabled) {
+#if defined(__SSE__)
+  constexpr unsigned kFtzDaz = 0x8040;  // MXCSR flush-to-zero (bit 15) | denormals-are-zero (bit 6)
+  _mm_setcsr(enabled ? (_mm_getcsr() | kFtzDaz) : (_mm_getcsr() & ~kFtzDaz));
+  return true;
+#else
+  return !enabled;
+#endif
+}
+
+bool flush_denormal() {
+#if defined(__SSE__)
+  return (_mm_getcsr() & 0x8040) == 0x8040;
+#else
+  return false;
+#endif
 }
 
 }  // namespace tapegrad

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <type_traits>
 
+#include "autograd/blas.hpp"
 #include "autograd/node.hpp"
 
 namespace tapegrad::optim {
@@ -27,6 +28,7 @@ void Adam::add_param_group(std::vector<Tensor> params, AdamOptions o) {
 
 void Adam::step() {
   NoGradGuard no_grad;
+  FlushDenormalGuard ftz;  // decaying state must not fall into slow denormal arithmetic
   for (size_t g = 0; g < groups_.size(); ++g) {
     const AdamOptions& o = options_[g];
     const auto [beta1, beta2] = o.betas();

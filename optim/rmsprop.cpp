@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "autograd/blas.hpp"
 #include "autograd/node.hpp"
 
 namespace tapegrad::optim {
@@ -22,6 +23,7 @@ void RMSprop::add_param_group(std::vector<Tensor> params, RMSpropOptions o) {
 
 void RMSprop::step() {
   NoGradGuard no_grad;
+  FlushDenormalGuard ftz;  // decaying state must not fall into slow denormal arithmetic
   for (size_t g = 0; g < groups_.size(); ++g) {
     const RMSpropOptions& o = options_[g];
     for_each_param(g, [&](const Tensor& p, const Tensor& grad, size_t i) {

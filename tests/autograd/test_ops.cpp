@@ -163,3 +163,17 @@ TEST_CASE("BLAS runs single-threaded on an optimised kernel family") {
   if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) CHECK(blas_core_name() != "Prescott");
   CHECK_THROWS_AS(set_num_threads(0), std::invalid_argument);
 }
+
+TEST_CASE("flush-denormal mode turns denormal arithmetic into zeros and is restored by its guard") {
+  volatile float tiny = 1e-39f;  // a float32 denormal
+  const bool before = flush_denormal();
+  {
+    FlushDenormalGuard guard;
+    CHECK(flush_denormal());
+    volatile float r = tiny * 1.0f;
+    CHECK(r == 0.0f);
+  }
+  CHECK(flush_denormal() == before);
+  volatile float r = tiny * 1.0f;
+  CHECK(r != 0.0f);
+}
