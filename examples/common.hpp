@@ -20,9 +20,9 @@ namespace tapegrad::examples {
 
 /// The flags every example takes (see parse_args for their meaning).
 struct Args {
-  std::string program;
+  std::string program{};
   std::string dataset = "mnist";  ///< mnist | fashion-mnist
-  std::string data;               ///< MNIST-format directory; empty: the dataset's default
+  std::string data{};             ///< MNIST-format directory; empty: the dataset's default
   int64_t epochs = 5;
   int64_t batch_size = 32;
   double lr = 1e-3;
@@ -31,7 +31,7 @@ struct Args {
   uint64_t seed = 0;
   double validation_split = 0.0;
   int64_t patience = 0;  ///< 0: no early stopping
-  std::string out;       ///< output directory; empty: out/<program>
+  std::string out{};     ///< output directory; empty: out/<program>
   bool quiet = false;
 };
 

@@ -40,7 +40,7 @@ struct EpochLog {
   int64_t epoch = 0;      ///< 1-based
   double seconds = 0;     ///< wall time of the epoch (training and validation)
   int64_t steps = 0;      ///< optimizer steps in this epoch
-  std::map<std::string, double> values;
+  std::map<std::string, double> values{};
   bool has(const std::string& key) const { return values.count(key) != 0; }
   /// values.at(key), throwing std::invalid_argument that lists the available keys.
   double get(const std::string& key) const;
@@ -48,9 +48,9 @@ struct EpochLog {
 
 /// What fit returns: one EpochLog per epoch run, and why training ended.
 struct History {
-  std::vector<EpochLog> epochs;
+  std::vector<EpochLog> epochs{};
   int64_t steps = 0;        ///< optimizer steps in all
-  std::string stop_reason;  ///< "completed" or the reason a callback gave
+  std::string stop_reason{};  ///< "completed" or the reason a callback gave
   /// The values of `key` over the epochs (NaN where an epoch lacks it).
   std::vector<double> series(const std::string& key) const;
   /// {"epochs": [{"epoch": 1, "seconds": .., "loss": .., ...}], "steps": .., "stop_reason": ..}
@@ -64,7 +64,7 @@ struct TrainState {
   int64_t epoch = 0;        ///< 1-based, the epoch running
   int64_t global_step = 0;  ///< optimizer steps so far
   bool stop = false;        ///< set (through request_stop) to end training after this batch
-  std::string stop_reason;
+  std::string stop_reason{};
   void request_stop(const std::string& reason) {
     stop = true;
     stop_reason = reason;
@@ -162,8 +162,8 @@ struct FitOptions {
   /// tapegrad draws them with `seed`, since MNIST-format files may be sorted by class).
   double validation_split = 0.0;
   /// Explicit validation data (takes precedence over validation_split).
-  std::shared_ptr<const datasets::Dataset> validation_data;
-  std::vector<std::shared_ptr<Callback>> callbacks;
+  std::shared_ptr<const datasets::Dataset> validation_data{};
+  std::vector<std::shared_ptr<Callback>> callbacks{};
   bool quiet = false;               ///< no epoch lines, no progress bar
   std::ostream* out = nullptr;      ///< where epoch lines go (std::cout when null)
 };
@@ -177,7 +177,7 @@ History fit(Module& model, optim::Optimizer& optimizer, const LossFn& loss,
 struct Evaluation {
   double loss = 0;
   int64_t samples = 0;
-  std::optional<ConfusionMatrix> confusion;
+  std::optional<ConfusionMatrix> confusion{};
   double accuracy() const { return confusion ? confusion->accuracy() : std::numeric_limits<double>::quiet_NaN(); }
 };
 
