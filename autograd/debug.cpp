@@ -71,6 +71,7 @@ void record_hook(const Node& node, const Tensor& result) {
 
 void backward_hook(const Node& node, const Grads& grads, double seconds) {
   if (Profiler::State* p = t_profiler) {
+    p->pending = false;  // allocations made by backward are not the next op's forward
     auto& row = p->rows[node.name()];
     row.op = node.name();
     ++row.backward_count;

@@ -11,9 +11,11 @@
 
 namespace tapegrad {
 
-/// RAII: while alive, records per op type the number of recorded ops, forward time (from the op's
-/// first allocation to its recording), backward time, and bytes saved for backward — on this
-/// thread. Results stay readable after the guard is destroyed.
+/// RAII: while alive, records per op type the number of recorded ops, forward time, backward time,
+/// and bytes saved for backward — on this thread. Results stay readable after the guard is destroyed.
+/// An op's forward time runs from the first tensor allocation after the previous recorded op (or
+/// backward) to its recording, so tensor-allocating work done between ops (building a shuffled
+/// batch, say) is attributed to the next op; backward time is exact per node.
 ///
 ///     Profiler prof;
 ///     train_step();
