@@ -188,8 +188,17 @@ def main():
         print("round %d/%d: " % (r, args.rounds) + ", ".join(
             "%s %.3fs" % (k, v["seconds"]) for k, v in rd.items() if "seconds" in v), file=sys.stderr, flush=True)
 
+    def series(key, field, scale=1.0):
+        """The value of `field` of run `key` in each round (None where the round lacks it)."""
+        return [rd[key][field] * scale if key in rd else None for rd in raw["rounds"]]
+
     def med(key, field):
-        return median([rd[key][field] for rd in raw["rounds"] if key in rd])
+        return median(series(key, field))
+
+    def paired(a, b):
+        """Median over rounds of a/b: each round's runs sat next to each other, so the ratio cancels
+        most of the load the machine had at that moment."""
+        return median([x / y for x, y in zip(a, b) if x is not None and y]) if a and b else None
 
     systems = ["tapegrad", "libtorch"] + ([] if args.no_pytorch else ["pytorch"])
     rows = []  # (label, [per-system cells], tg/lt, tg/py, target text, met)
@@ -197,35 +206,34 @@ def main():
     def fmt(v, spec):
         return "-" if v is None else spec % v
 
-    def ratio(a, b):
-        return None if a is None or b is None or b == 0 else a / b
-
-    def add(label, values, spec, target=None, lower_better=True):
-        tl = ratio(values.get("tapegrad"), values.get("libtorch"))
-        tp = ratio(values.get("tapegrad"), values.get("pytorch"))
-        met = "-"
-        if target is not None and tl is not None:
-            met = "yes" if (tl <= target if lower_better else tl >= target) else "NO"
-        rows.append((label, [fmt(values.get(s), spec) for s in systems], fmt(tl, "%.2f"), fmt(tp, "%.2f"),
-                     "-" if target is None else "<= %.2f" % target, met))
+    def add(label, per_round, spec, target=None):
+        """A row from per-system lists of per-round values: medians, paired ratios, target check."""
+        tl = paired(per_round.get("tapegrad"), per_round.get("libtorch"))
+        tp = paired(per_round.get("tapegrad"), per_round.get("pytorch"))
+        met = "-" if target is None or tl is None else ("yes" if tl <= target else "NO")
+        rows.append((label, [fmt(median(per_round.get(s, [])), spec) for s in systems], fmt(tl, "%.2f"),
+                     fmt(tp, "%.2f"), "-" if target is None else "<= %.2f" % target, met))
 
     targets = {32: 0.33, 256: 0.8}
     accuracy_ok = True
     for b in batches:
-        add("seed MLP epoch, batch %d (s)" % b, {s: med("%s mlp %d" % (s, b), "seconds") for s in systems}, "%.3f",
-            targets.get(b))
+        add("seed MLP epoch, batch %d (s)" % b, {s: series("%s mlp %d" % (s, b), "seconds") for s in systems},
+            "%.3f", targets.get(b))
     for b in batches:
-        fl = med("floor %d" % b, "seconds")
-        vals = {s: ratio(med("%s mlp %d" % (s, b), "seconds"), fl) for s in systems}
-        rows.append(("GEMM floor, batch %d: %.3f s; epoch / floor" % (b, fl), [fmt(vals[s], "%.2fx") for s in systems],
-                     "-", "-", "tapegrad <= 1.50x", "yes" if vals["tapegrad"] <= 1.5 else "NO"))
-    tape = {s: (med("%s tape" % s, "forward"), med("%s tape" % s, "backward")) for s in systems}
-    add("tape per tiny op, forward (us)", {s: tape[s][0] * 1e6 for s in systems}, "%.3f")
-    add("tape per tiny op, backward (us)", {s: tape[s][1] * 1e6 for s in systems}, "%.3f")
-    add("tape per tiny op, fwd + bwd (us)", {s: (tape[s][0] + tape[s][1]) * 1e6 for s in systems}, "%.3f", 0.25)
+        fl = series("floor %d" % b, "seconds")
+        vals = {s: paired(series("%s mlp %d" % (s, b), "seconds"), fl) for s in systems}
+        rows.append(("GEMM floor, batch %d: %.3f s; epoch / floor" % (b, median(fl)),
+                     [fmt(vals[s], "%.2fx") for s in systems], "-", "-", "tapegrad <= 1.50x",
+                     "yes" if vals["tapegrad"] <= 1.5 else "NO"))
+    fwd = {s: series("%s tape" % s, "forward", 1e6) for s in systems}
+    bwd = {s: series("%s tape" % s, "backward", 1e6) for s in systems}
+    add("tape per tiny op, forward (us)", fwd, "%.3f")
+    add("tape per tiny op, backward (us)", bwd, "%.3f")
+    add("tape per tiny op, fwd + bwd (us)", {s: [f + b for f, b in zip(fwd[s], bwd[s])] for s in systems}, "%.3f",
+        0.25)
     for b in batches:
-        add("peak RSS, MLP run batch %d (MB)" % b, {s: med("%s mlp %d" % (s, b), "rss_mb") for s in systems}, "%.0f",
-            1.0)
+        add("peak RSS, MLP run batch %d (MB)" % b, {s: series("%s mlp %d" % (s, b), "rss_mb") for s in systems},
+            "%.0f", 1.0)
     for b in batches:
         acc = {s: med("%s mlp %d" % (s, b), "accuracy") for s in systems}
         ok = max(acc.values()) - min(acc.values()) <= 0.02
@@ -234,8 +242,8 @@ def main():
                      "spread <= 0.02", "yes" if ok else "NO"))
     if has_cnn:
         label = "small CNN epoch, batch 32, %dk images (s)" % (args.cnn_train // 1000)
-        add(label, {s: med("%s cnn" % s, "seconds") for s in ("tapegrad", "libtorch")}, "%.2f", 1.0)
-        add("peak RSS, CNN run (MB)", {s: med("%s cnn" % s, "rss_mb") for s in ("tapegrad", "libtorch")}, "%.0f")
+        add(label, {s: series("%s cnn" % s, "seconds") for s in ("tapegrad", "libtorch")}, "%.2f", 1.0)
+        add("peak RSS, CNN run (MB)", {s: series("%s cnn" % s, "rss_mb") for s in ("tapegrad", "libtorch")}, "%.0f")
         acc = {s: med("%s cnn" % s, "accuracy") for s in ("tapegrad", "libtorch")}
         ok = abs(acc["tapegrad"] - acc["libtorch"]) <= 0.03
         accuracy_ok &= ok
@@ -251,7 +259,7 @@ def main():
     lt_core = raw["rounds"][0]["libtorch mlp %d" % batches[0]]["blas_core"]
     print()
     print("tapegrad vs libtorch vs PyTorch on Fashion-MNIST (60,000 train / 10,000 test), 1 thread, "
-          "medians of %d alternating rounds" % args.rounds)
+          "medians of %d alternating rounds; ratios: median of the per-round ratios" % args.rounds)
     print("CPU: %s, %d cores; load average at the end: %.2f" % (cpu_model(), os.cpu_count(), os.getloadavg()[0]))
     print("OpenBLAS kernels: tapegrad %s, libtorch/PyTorch/floor %s (OpenBLAS's own choice here: %s)%s"
           % (tapegrad_core, lt_core, installed_core,
