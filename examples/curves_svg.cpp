@@ -15,6 +15,13 @@ struct Series {
   bool dashed;
 };
 
+// A tick label with 3 significant digits (its own stream: coordinates keep full precision).
+std::string tick(double v) {
+  std::ostringstream os;
+  os << std::setprecision(3) << v;
+  return os.str();
+}
+
 // One panel at (x0, y0) of size w × h with axes, ticks and a polyline per series.
 void panel(std::ostringstream& os, double x0, double y0, double w, double h, const std::string& title,
            const std::vector<Series>& series) {
@@ -39,8 +46,8 @@ void panel(std::ostringstream& os, double x0, double y0, double w, double h, con
   for (int k = 0; k <= 4; ++k) {
     double v = lo + (hi - lo) * k / 4.0, y = py(v);
     os << "<line x1='" << l << "' y1='" << y << "' x2='" << r << "' y2='" << y << "' stroke='#eee'/>"
-       << "<text x='" << l - 5 << "' y='" << y + 4 << "' text-anchor='end' font-size='10'>" << std::setprecision(3)
-       << v << "</text>\n";
+       << "<text x='" << l - 5 << "' y='" << y + 4 << "' text-anchor='end' font-size='10'>" << tick(v)
+       << "</text>\n";
   }
   for (size_t i = 0; i < n; ++i)
     os << "<text x='" << px(i) << "' y='" << b + 14 << "' text-anchor='middle' font-size='10'>" << i + 1
