@@ -24,16 +24,10 @@ thread_local void (*on_backward)(const Node&, const Grads&, double) = nullptr;
 thread_local void (*on_allocate)() = nullptr;
 uint64_t next_sequence() { return ++t_sequence; }
 
-bool should_record(std::initializer_list<Tensor> inputs) {
+bool should_record(const Tensor* inputs, size_t n) {
   if (!t_grad_enabled) return false;
-  for (const Tensor& t : inputs)
-    if (t.defined() && t.requires_grad()) return true;
-  return false;
-}
-bool should_record(const std::vector<Tensor>& inputs) {
-  if (!t_grad_enabled) return false;
-  for (const Tensor& t : inputs)
-    if (t.defined() && t.requires_grad()) return true;
+  for (size_t i = 0; i < n; ++i)
+    if (inputs[i].defined() && inputs[i].requires_grad()) return true;
   return false;
 }
 }  // namespace detail

@@ -137,12 +137,24 @@ class GradModeGuard {
 namespace detail {
 uint64_t next_sequence();
 /// True when recording is on and some input requires grad.
-bool should_record(std::initializer_list<Tensor> inputs);
-bool should_record(const std::vector<Tensor>& inputs);
+bool should_record(const Tensor* inputs, size_t n);
 /// Hooks for the profiler and anomaly mode (debug.hpp); null when off, so they cost one test.
 extern thread_local void (*on_record)(const Node&, const Tensor& result);
 extern thread_local void (*on_backward)(const Node&, const Grads& grads, double seconds);
 extern thread_local void (*on_allocate)();
+}  // namespace detail
+
+namespace detail {
+template <class F>
+Tensor record_inputs(const char* name, const Tensor& result, const Tensor* inputs, size_t n, F&& backward,
+                     bool save_result) {
+  if (!should_record(inputs, n)) return result;
+  auto node = std::make_shared<FunctionNode<std::decay_t<F>>>(name, next_sequence(), std::forward<F>(backward));
+  attach(*node, result, inputs, n, save_result);
+  result.impl()->grad_fn = std::move(node);
+  if (on_record) on_record(*result.impl()->grad_fn, result);
+  return result;
+}
 }  // namespace detail
 
 /// Records an op on the tape: `result` gets a grad_fn running `backward`. Does nothing (and
@@ -150,26 +162,14 @@ extern thread_local void (*on_allocate)();
 template <class F>
 Tensor record(const char* name, const Tensor& result, std::initializer_list<Tensor> inputs, F&& backward,
               bool save_result = false) {
-  if (!detail::should_record(inputs)) return result;
-  auto node = std::make_shared<FunctionNode<std::decay_t<F>>>(name, detail::next_sequence(),
-                                                               std::forward<F>(backward));
-  detail::attach(*node, result, inputs.begin(), inputs.size(), save_result);
-  result.impl()->grad_fn = std::move(node);
-  if (detail::on_record) detail::on_record(*result.impl()->grad_fn, result);
-  return result;
+  return detail::record_inputs(name, result, inputs.begin(), inputs.size(), std::forward<F>(backward), save_result);
 }
 
 /// Same for a variable number of inputs (cat, stack, custom ops).
 template <class F>
 Tensor record(const char* name, const Tensor& result, const std::vector<Tensor>& inputs, F&& backward,
               bool save_result = false) {
-  if (!detail::should_record(inputs)) return result;
-  auto node = std::make_shared<FunctionNode<std::decay_t<F>>>(name, detail::next_sequence(),
-                                                               std::forward<F>(backward));
-  detail::attach(*node, result, inputs.data(), inputs.size(), save_result);
-  result.impl()->grad_fn = std::move(node);
-  if (detail::on_record) detail::on_record(*result.impl()->grad_fn, result);
-  return result;
+  return detail::record_inputs(name, result, inputs.data(), inputs.size(), std::forward<F>(backward), save_result);
 }
 
 }  // namespace tapegrad
