@@ -17,6 +17,13 @@ using namespace tapegrad;
 namespace F = tapegrad::nn::functional;
 
 namespace {
+// The OpenBLAS kernel family tapegrad selected (autograd/blas.cpp), in the output's context:
+// make bench-compare reads it to give libtorch, PyTorch and the GEMM floor the same kernels.
+const bool kBlasContext = [] {
+  benchmark::AddCustomContext("blas_core", blas_core_name());
+  return true;
+}();
+
 constexpr int64_t kTrainImages = 60000;
 constexpr int64_t kPoolImages = 8192;  // random images to draw batches from (26 MB; the real set is 188 MB)
 

@@ -114,21 +114,25 @@ def main():
     tg_mlp = os.path.join(args.tapegrad_build, "examples", "mnist_mlp")
     tg_cnn = os.path.join(args.tapegrad_build, "examples", "mnist_cnn")
     tg_tape = os.path.join(args.tapegrad_build, "bench", "bench_tape")
+    tg_train = os.path.join(args.tapegrad_build, "bench", "bench_train")
     lt = os.path.join(args.compare_build, "torch_compare")
     floor = os.path.join(args.compare_build, "gemm_floor")
     py = [args.python, os.path.join(here, "torch_compare.py")]
-    for exe in (tg_mlp, tg_tape, lt, floor):
+    for exe in (tg_mlp, tg_tape, tg_train, lt, floor):
         if not os.access(exe, os.X_OK):
             sys.exit("bench-compare: %s is missing; build it first (scripts/bench_compare.sh does)" % exe)
     has_cnn = not args.no_cnn and os.access(tg_cnn, os.X_OK)
     batches = [int(b) for b in args.batch_sizes.split(",")]
     tmp = tempfile.mkdtemp(prefix="bench-compare-")
 
-    # Which OpenBLAS kernels: tapegrad's blas.cpp re-selects Haswell when OpenBLAS falls back to its
-    # generic Prescott kernels on a CPU with AVX2 + FMA. Give libtorch, PyTorch and the floor the same.
+    # Which OpenBLAS kernels: tapegrad's blas.cpp may re-select them (Haswell where OpenBLAS 0.3.21
+    # falls back to its generic Prescott kernels on a CPU with AVX2 + FMA). bench_train reports the
+    # choice in its context; libtorch, PyTorch and the floor get the same.
     flags = cpu_flags()
     installed_core = last_json(run([floor, "--batch-size", "256", "--train", "256", "--reps", "1"])[0])["blas_core"]
-    tapegrad_core = "Haswell" if installed_core == "Prescott" and {"avx2", "fma"} <= flags else installed_core
+    text, _ = run([tg_train, "--benchmark_filter=BM_SeedMlpPhaseBatch/32", "--benchmark_min_time=0.01",
+                   "--benchmark_format=json"], tmp=tmp)
+    tapegrad_core = json.loads(text)["context"]["blas_core"]
     torch_env = {}
     if args.torch_coretype == "auto":
         torch_env["OPENBLAS_CORETYPE"] = tapegrad_core
