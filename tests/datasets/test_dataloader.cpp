@@ -96,7 +96,7 @@ TEST_CASE("DataLoader shuffling is a seeded permutation, new on every pass") {
   CHECK(std::set<int64_t>(d1.begin(), d1.end()).size() == 48);
 }
 
-TEST_CASE("random_split is a seeded partition; Subset maps indices") {
+TEST_CASE("random_split is a seeded partition and Subset maps indices") {
   auto ds = numbered(20);
   auto [train, val] = random_split(ds, 0.25, 7);
   CHECK(train->size() == 15);

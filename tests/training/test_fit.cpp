@@ -7,6 +7,7 @@
 
 #include "autograd/autograd.hpp"
 #include "datasets/dataset.hpp"
+#include "datasets/fixture_mnist.hpp"
 #include "nn/fit.hpp"
 #include "nn/nn.hpp"
 #include "optim/sgd.hpp"
@@ -80,7 +81,7 @@ TEST_CASE("fit learns the blobs and reports per-epoch loss and accuracy") {
   CHECK(max(abs(nn::predict(*model, test->x(), 7) - logits)).item() < 1e-5);
 }
 
-TEST_CASE("fit is reproducible from its seeds; quiet prints nothing") {
+TEST_CASE("fit is reproducible from its seeds and quiet prints nothing") {
   auto run = [](uint64_t seed) {
     auto model = make_model(2);
     optim::SGD sgd(model->parameters(), optim::SGDOptions(0.05));
@@ -141,7 +142,7 @@ TEST_CASE("EarlyStopping with restore_best brings back the best epoch's weights"
   }
 }
 
-TEST_CASE("MaxSteps stops mid-epoch; ConvergenceStop stops a converged loss") {
+TEST_CASE("MaxSteps stops mid-epoch and ConvergenceStop stops a converged loss") {
   auto data = blobs(16, 8);  // 48 samples: 6 batches of 8
   {
     auto model = make_model(5);
@@ -167,9 +168,8 @@ TEST_CASE("MaxSteps stops mid-epoch; ConvergenceStop stops a converged loss") {
 }
 
 TEST_CASE("ModelCheckpoint saves loadable weights, only on improvement with save_best_only") {
-  auto dir = std::filesystem::temp_directory_path() / "tapegrad_ckpt_test";
-  std::filesystem::remove_all(dir);
-  std::filesystem::create_directories(dir);
+  tapegrad::testing::TempDir tmp("ckpt");
+  const auto& dir = tmp.path;
   auto model = make_model(6);
   optim::SGD sgd(model->parameters(), optim::SGDOptions(0.1));
   auto every = std::make_shared<nn::ModelCheckpoint>((dir / "every_{epoch}.safetensors").string(), "loss");
@@ -182,7 +182,6 @@ TEST_CASE("ModelCheckpoint saves loadable weights, only on improvement with save
   REQUIRE(flat_params(*copy) != flat_params(*model));
   nn::load(*copy, (dir / "every_3.safetensors").string());
   CHECK(flat_params(*copy) == flat_params(*model));
-  std::filesystem::remove_all(dir);
 }
 
 TEST_CASE("fit rejects bad options") {

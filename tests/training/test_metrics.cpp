@@ -64,7 +64,7 @@ TEST_CASE("confusion matrix from scores uses the argmax, accumulated over batche
   CHECK(cm.accuracy() == 0.0);
 }
 
-TEST_CASE("a perfect classifier has every metric at 1; errors are reported") {
+TEST_CASE("a perfect classifier has every metric at 1 and bad input is rejected") {
   ConfusionMatrix cm(3);
   cm.update(index_tensor({0, 1, 2, 2}), index_tensor({0, 1, 2, 2}));
   CHECK(cm.macro_precision() == 1.0);
