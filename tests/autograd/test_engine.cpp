@@ -35,7 +35,7 @@ TEST_CASE("backward on a non-scalar needs an explicit gradient") {
   CHECK(x.grad().to_vector() == std::vector<double>{2, 20});
 }
 
-TEST_CASE("a second backward through freed buffers names the op; retain_graph keeps them") {
+TEST_CASE("a second backward through freed buffers names the op, and retain_graph keeps them") {
   Tensor x = tensor({0.5}).requires_grad_();
   Tensor y = tanh(x);
   y.backward(Tensor(), /*retain_graph=*/true);
@@ -44,7 +44,7 @@ TEST_CASE("a second backward through freed buffers names the op; retain_graph ke
   CHECK_THROWS_WITH_AS(y.backward(), doctest::Contains("'tanh'"), AutogradError);
 }
 
-TEST_CASE("no_grad records nothing; detach cuts history") {
+TEST_CASE("no_grad records nothing, and detach cuts history") {
   Tensor x = tensor({1, 2}).requires_grad_();
   {
     NoGradGuard guard;
