@@ -1,11 +1,14 @@
 #include "examples/common.hpp"
 
+#include "autograd/debug.hpp"
+
 #include <CLI/CLI.hpp>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iomanip>
 #include <iostream>
+#include <optional>
 #include <nlohmann/json.hpp>
 
 #include "autograd/random.hpp"
@@ -63,6 +66,9 @@ Args parse_args(int argc, char** argv, const std::string& description, Args defa
       ->check(CLI::NonNegativeNumber);
   app.add_option("--out", a.out, "Output directory for weights, metrics JSON and curves (default out/<program>)");
   app.add_flag("--quiet,-q", a.quiet, "No progress bar and no per-epoch lines");
+  app.add_flag("--profile", a.profile,
+               "Profile the tape: per op type count, forward/backward time and saved bytes (printed, and "
+               "written to <out>/profile.json)");
   try {
     app.parse(argc, argv);
     if (a.patience > 0 && a.validation_split == 0.0)
@@ -80,7 +86,16 @@ Args parse_args(int argc, char** argv, const std::string& description, Args defa
 
 int run(const Args& args, const std::function<void()>& body) {
   try {
+    std::optional<Profiler> profiler;
+    if (args.profile) profiler.emplace();
     body();
+    if (profiler) {
+      profiler->stop();
+      std::cout << "\nProfile of the run (per op type; times in µs):\n" << profiler->table();
+      fs::create_directories(args.out);
+      profiler->write_json(args.out + "/profile.json");
+      std::cout << "Wrote " << args.out << "/profile.json\n";
+    }
     return 0;
   } catch (const std::exception& e) {
     std::cerr << args.program << ": error: " << e.what() << std::endl;

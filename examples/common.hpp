@@ -33,6 +33,7 @@ struct Args {
   int64_t patience = 0;  ///< 0: no early stopping
   std::string out{};     ///< output directory; empty: out/<program>
   bool quiet = false;
+  bool profile = false;  ///< per-op profile of the run: table on stdout, profile.json in --out
 };
 
 /// Parses argv with CLI11 starting from `defaults`. Prints help and exits 0 for --help; prints the
@@ -41,6 +42,7 @@ struct Args {
 Args parse_args(int argc, char** argv, const std::string& description, Args defaults);
 
 /// Runs `body`, turning any exception into "<program>: error: <what>" on stderr and exit code 1.
+/// With --profile, body runs under a tapegrad::Profiler whose table is printed and saved.
 int run(const Args& args, const std::function<void()>& body);
 
 /// The train and test splits of the chosen dataset. A missing directory is an error that says how
