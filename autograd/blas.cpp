@@ -25,10 +25,12 @@ void configure_blas() {
   static std::once_flag once;
   std::call_once(once, [] {
     const bool user_core = std::getenv("OPENBLAS_CORETYPE") != nullptr;
+    const bool avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
+    const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
     if (!user_core && &gotoblas != nullptr && gotoblas_dynamic_init != nullptr &&
-        std::strcmp(openblas_get_corename(), "Prescott") == 0 && __builtin_cpu_supports("avx2") &&
-        __builtin_cpu_supports("fma")) {
-      setenv("OPENBLAS_CORETYPE", "Haswell", 0);
+        std::strcmp(openblas_get_corename(), "Prescott") == 0 && (avx512 || avx2)) {
+      setenv("OPENBLAS_CORETYPE", avx512 ? "SkylakeX" : "Haswell", 0);
       gotoblas = nullptr;
       gotoblas_dynamic_init();
       unsetenv("OPENBLAS_CORETYPE");
