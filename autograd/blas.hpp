@@ -4,10 +4,10 @@
 /// more to thread hand-offs than they gain; set OPENBLAS_NUM_THREADS or call set_num_threads to
 /// change it). It also repairs one known misdetection: OpenBLAS 0.3.21 (Debian 12) does not
 /// recognise some recent Xeons and falls back to its generic "Prescott" (SSE3) kernels, which run
-/// sgemm about 2x slower; when that happens, tapegrad re-selects the SkylakeX kernels on a CPU with
-/// AVX-512 (F, BW, VL, DQ) or the Haswell kernels on one with AVX2 and FMA (measured here, min of 7,
-/// µs: [32,784]·[128,784]ᵀ Prescott 219 / Haswell 115 / SkylakeX 89; [256,128]ᵀ·[256,784]
-/// Haswell 993 / SkylakeX 560). A user's own OPENBLAS_CORETYPE is always respected.
+/// sgemm 3-5x slower; when that happens, tapegrad re-selects the SkylakeX kernels on a CPU with
+/// AVX-512 (F, BW, VL, DQ) or the Haswell kernels on one with AVX2 and FMA. Measured here (min of 7
+/// runs, µs, Prescott / Haswell / SkylakeX): [32,784]·[128,784]ᵀ 321 / 116 / 83;
+/// [256,784]·[128,784]ᵀ 2835 / 1016 / 549. A user's own OPENBLAS_CORETYPE is always respected.
 #include <string>
 
 namespace tapegrad {
