@@ -43,20 +43,25 @@ static void BM_Conv2dForward(benchmark::State& state) {
 }
 BENCHMARK(BM_Conv2dForward)->Arg(32);
 
-static void BM_SeedMlpTrainStep(benchmark::State& state) {
-  auto model = std::make_shared<nn::Sequential>(nn::Flatten(), nn::Linear(784, 128), nn::ReLU(), nn::Linear(128, 10));
-  optim::Adam opt(model->parameters());
+/// One Adam training step of `model` on a fixed batch of state.range(0) images per iteration.
+static void train_steps(benchmark::State& state, nn::Module& model) {
+  optim::Adam opt(model.parameters());
   Tensor x = rand({state.range(0), 1, 28, 28});
   std::vector<int64_t> labels(static_cast<size_t>(state.range(0)));
   for (size_t i = 0; i < labels.size(); ++i) labels[i] = static_cast<int64_t>(i % 10);
   Tensor t = index_tensor(labels);
   for (auto _ : state) {
     opt.zero_grad();
-    Tensor loss = F::cross_entropy((*model)(x), t);
+    Tensor loss = F::cross_entropy(model(x), t);
     loss.backward();
     opt.step();
   }
   state.SetItemsProcessed(state.iterations() * state.range(0));
+}
+
+static void BM_SeedMlpTrainStep(benchmark::State& state) {
+  nn::Sequential model(nn::Flatten(), nn::Linear(784, 128), nn::ReLU(), nn::Linear(128, 10));
+  train_steps(state, model);
 }
 BENCHMARK(BM_SeedMlpTrainStep)->Arg(32)->Arg(128);
 
@@ -69,3 +74,23 @@ static void BM_AdamStepSeedMlp(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations() * 101770);
 }
 BENCHMARK(BM_AdamStepSeedMlp);
+
+// ---- the small CNN of examples/mnist_cnn.cpp: pooling alone and one whole training step ----
+
+static void BM_MaxPool2dForwardBackward(benchmark::State& state) {
+  Tensor x = randn({32, state.range(0), 28, 28}).requires_grad_();
+  for (auto _ : state) {
+    Tensor y = F::max_pool2d(x, 2).sum();
+    y.backward();
+    x.zero_grad();
+  }
+  state.SetItemsProcessed(state.iterations() * 32);
+}
+BENCHMARK(BM_MaxPool2dForwardBackward)->Arg(32);
+
+static void BM_SmallCnnTrainStep(benchmark::State& state) {
+  nn::Sequential model(nn::Conv2d(1, 32, 3, 1, 1), nn::ReLU(), nn::MaxPool2d(2), nn::Conv2d(32, 64, 3, 1, 1), nn::ReLU(),
+                       nn::MaxPool2d(2), nn::Flatten(), nn::Linear(64 * 7 * 7, 128), nn::ReLU(), nn::Linear(128, 10));
+  train_steps(state, model);
+}
+BENCHMARK(BM_SmallCnnTrainStep)->Arg(32);

@@ -1,6 +1,8 @@
 // Linear and convolution. linear is one fused recorded op (gemm with the transpose as a flag, bias
-// added in place); conv2d is a composite over im2col, the core gemm and permute, so its gradient
-// comes from theirs. im2col and col2im are each other's adjoint and each other's backward.
+// added in place); conv2d is a composite over im2col, one core gemm for the whole batch and
+// conv2d_output (the [O, N·oh·ow] product laid out as [N, O, oh, ow] with the bias added, in one
+// pass), so its gradient comes from theirs. im2col and col2im are each other's adjoint and each
+// other's backward.
 #include <algorithm>
 #include <string>
 
@@ -50,8 +52,21 @@ Geometry geometry(const char* op, const Shape& in, Size2 k, Size2 s, Size2 p, Si
   return g;
 }
 
+/// The q range [lo, hi) of output columns whose tap iw = q·stride + off falls inside [0, w).
+struct Span {
+  int64_t lo, hi;
+};
+Span inside(int64_t off, int64_t stride, int64_t w, int64_t ow) {
+  int64_t lo = off >= 0 ? 0 : (-off + stride - 1) / stride;
+  int64_t hi = w - 1 - off < 0 ? 0 : (w - 1 - off) / stride + 1;
+  lo = std::min(lo, ow);
+  hi = std::clamp(hi, lo, ow);
+  return {lo, hi};
+}
+
 /// The shared loop of im2col (copies every tap into the columns, 0 outside the image) and col2im
-/// (adds every column entry back onto its tap).
+/// (adds every column entry back onto its tap). Bounds are worked out per kernel tap, so the inner
+/// loop runs branch-free over a contiguous range of output columns.
 template <class T, bool kToCols>
 void unfold(const Geometry& g, T* img, T* cols) {
   const int64_t L = g.n * g.oh * g.ow;
@@ -59,6 +74,8 @@ void unfold(const Geometry& g, T* img, T* cols) {
     for (int64_t i = 0; i < g.kh; ++i)
       for (int64_t j = 0; j < g.kw; ++j) {
         T* row = cols + ((c * g.kh + i) * g.kw + j) * L;
+        const int64_t off = j * g.dw - g.pw;
+        const Span s = inside(off, g.sw, g.w, g.ow);
         for (int64_t n = 0; n < g.n; ++n) {
           T* plane = img + (n * g.c + c) * g.h * g.w;
           for (int64_t p = 0; p < g.oh; ++p) {
@@ -68,17 +85,84 @@ void unfold(const Geometry& g, T* img, T* cols) {
               if constexpr (kToCols) std::fill_n(out, g.ow, T(0));
               continue;
             }
-            T* line = plane + ih * g.w;
-            const int64_t off = j * g.dw - g.pw;
-            for (int64_t q = 0; q < g.ow; ++q) {
-              const int64_t iw = q * g.sw + off;
-              const bool inside = iw >= 0 && iw < g.w;
-              if constexpr (kToCols) out[q] = inside ? line[iw] : T(0);
-              else if (inside) line[iw] += out[q];
+            T* line = plane + ih * g.w + off;  // line[q·sw] is the tap of column q
+            if constexpr (kToCols) {
+              std::fill_n(out, s.lo, T(0));
+              if (g.sw == 1) std::copy(line + s.lo, line + s.hi, out + s.lo);
+              else
+                for (int64_t q = s.lo; q < s.hi; ++q) out[q] = line[q * g.sw];
+              std::fill(out + s.hi, out + g.ow, T(0));
+            } else if (g.sw == 1) {
+              for (int64_t q = s.lo; q < s.hi; ++q) line[q] += out[q];
+            } else {
+              for (int64_t q = s.lo; q < s.hi; ++q) line[q * g.sw] += out[q];
             }
           }
         }
       }
+}
+
+/// [A, B, L] -> [B, A, L] (swaps the two leading axes; its own adjoint), plus bias[a] on every entry
+/// when a bias is given, or the sums over a and l per b into `sums` when that is given. Not recorded.
+template <class T>
+void swap_leading(const T* src, T* dst, int64_t a, int64_t b, int64_t l, const T* bias, T* sums) {
+  if (sums) std::fill_n(sums, b, T(0));
+  for (int64_t ib = 0; ib < b; ++ib)
+    for (int64_t ia = 0; ia < a; ++ia) {
+      const T* s = src + (ia * b + ib) * l;
+      T* d = dst + (ib * a + ia) * l;
+      if (bias) {
+        const T v = bias[ia];
+        for (int64_t k = 0; k < l; ++k) d[k] = s[k] + v;
+      } else if (sums) {
+        T acc = 0;
+        for (int64_t k = 0; k < l; ++k) acc += d[k] = s[k];
+        sums[ib] += acc;
+      } else {
+        std::copy(s, s + l, d);
+      }
+    }
+}
+
+/// The recorded form of swap_leading: [A, B, L] -> [B, A, L]; backward is itself.
+Tensor swap_leading(const Tensor& x) {
+  const int64_t a = x.size(0), b = x.size(1), l = x.size(2);
+  Tensor result = Tensor::empty({b, a, l}, x.dtype());
+  dispatch_float("conv2d", x.dtype(), [&](auto z) {
+    using T = decltype(z);
+    swap_leading<T>(x.data<T>(), result.data<T>(), a, b, l, nullptr, nullptr);
+  });
+  return record("conv2d_swap_leading", result, {x}, [](const BackwardContext& ctx) -> Grads {
+    return {swap_leading(ctx.grad)};
+  });
+}
+
+/// The gemm's output y [O, N·oh·ow] as the image [N, O, oh, ow], with the bias added, in one pass
+/// (instead of a permute and a broadcasting add). Backward: the swap back, which sums the bias
+/// gradient on the way (recorded as conv2d_bias_grad, whose own gradient is a broadcast).
+Tensor conv_output(const Tensor& y, const Tensor& bias, const Geometry& g) {
+  const int64_t O = y.size(0), L = g.oh * g.ow;
+  Tensor result = Tensor::empty({g.n, O, g.oh, g.ow}, y.dtype());
+  dispatch_float("conv2d", y.dtype(), [&](auto z) {
+    using T = decltype(z);
+    swap_leading<T>(y.data<T>(), result.data<T>(), O, g.n, L, bias.defined() ? bias.data<T>() : nullptr, nullptr);
+  });
+  return record("conv2d_output", result, {y, bias}, [O, n = g.n, L](const BackwardContext& ctx) -> Grads {
+    if (!ctx.needs(1)) return {reshape(swap_leading(reshape(ctx.grad, {n, O, L})), {O, n * L}), Tensor()};
+    Tensor gy = Tensor::empty({O, n * L}, ctx.grad.dtype()), gb = Tensor::empty({O}, ctx.grad.dtype());
+    dispatch_float("conv2d", gy.dtype(), [&](auto z) {
+      using T = decltype(z);
+      swap_leading<T>(ctx.grad.data<T>(), gy.data<T>(), n, O, L, nullptr, gb.data<T>());
+    });
+    const Shape grad_shape = ctx.grad.shape();
+    gy = record("conv2d_swap_leading", gy, {ctx.grad}, [n, O, L, grad_shape](const BackwardContext& c) -> Grads {
+      return {reshape(swap_leading(reshape(c.grad, {O, n, L})), grad_shape)};
+    });
+    gb = record("conv2d_bias_grad", gb, {ctx.grad}, [O, grad_shape](const BackwardContext& c) -> Grads {
+      return {expand(reshape(c.grad, {1, O, 1, 1}), grad_shape)};
+    });
+    return {gy, gb};
+  });
 }
 
 }  // namespace
@@ -170,8 +254,7 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, Size2 s
   Geometry g = geometry("conv2d", x.shape(), {weight.size(2), weight.size(3)}, stride, padding, dilation);
   Tensor cols = im2col(x, {g.kh, g.kw}, stride, padding, dilation);           // [C·kh·kw, N·oh·ow]
   Tensor y = gemm(reshape(weight, {O, g.c * g.kh * g.kw}), cols);             // [O, N·oh·ow]
-  y = permute(reshape(y, {O, g.n, g.oh, g.ow}), {1, 0, 2, 3});                // [N, O, oh, ow]
-  return bias.defined() ? add(y, reshape(bias, {1, O, 1, 1})) : y;
+  return conv_output(y, bias, g);                                             // [N, O, oh, ow] + b
 }
 
 }  // namespace tapegrad::nn::functional

@@ -1,8 +1,10 @@
-// Pooling as composites of differentiable ops, so gradients of every order come for free:
-// max_pool2d finds each window's argmax with a raw loop and picks it with gather (whose gradient is
-// scatter_add); avg_pool2d is the mean of im2col's columns.
-#include <limits>
+// Pooling. max_pool2d is one fused recorded op: a single pass finds each window's first maximum,
+// writes it and keeps its position; backward scatters the gradient onto those positions with a
+// recorded op whose own backward gathers them again, so gradients of every order still come out.
+// avg_pool2d is the mean of im2col's columns.
+#include <algorithm>
 #include <string>
+#include <vector>
 
 #include "autograd/functions.hpp"
 #include "autograd/node.hpp"
@@ -34,6 +36,104 @@ PoolArgs pool_args(const char* op, const Tensor& x, Size2 kernel, Size2 stride, 
   return {kernel, stride, padding, h / stride.h + 1, w / stride.w + 1};
 }
 
+/// The tap picked per window (flat position in its plane) and the picked value, read from and
+/// written to [planes, H·W] and [planes, oh·ow]. Two recorded ops, each other's adjoint and each
+/// other's backward, so max_pool2d has gradients of every order.
+Tensor pool_scatter(const Tensor& grad, const Tensor& idx, const Shape& in_shape);
+
+/// The shared loop: kScatter adds picked[plane, k] onto image[plane, idx[plane, k]], otherwise it
+/// copies image[plane, idx[plane, k]] into picked[plane, k].
+template <bool kScatter>
+void pool_move(const Tensor& image, const Tensor& picked, const Tensor& idx) {
+  const int64_t planes = idx.size(0), per_out = idx.size(1), per_in = image.numel() / planes;
+  const int64_t* pi = idx.data<int64_t>();
+  auto run = [&](auto z) {
+    using T = decltype(z);
+    T* img = image.data<T>();
+    T* pick = picked.data<T>();
+    for (int64_t plane = 0; plane < planes; ++plane, img += per_in)
+      for (int64_t k = 0; k < per_out; ++k, ++pi, ++pick) {
+        if constexpr (kScatter) img[*pi] += *pick;
+        else *pick = img[*pi];
+      }
+  };
+  if (image.dtype() == DType::f32) run(float{});
+  else run(double{});
+}
+
+Tensor pool_gather(const Tensor& x, const Tensor& idx, const Shape& out_shape) {
+  Tensor result = Tensor::empty(out_shape, x.dtype());
+  pool_move<false>(x, result, idx);
+  return record("max_pool2d_gather", result, {x}, [idx, in = x.shape()](const BackwardContext& ctx) -> Grads {
+    return {pool_scatter(ctx.grad, idx, in)};
+  });
+}
+
+Tensor pool_scatter(const Tensor& grad, const Tensor& idx, const Shape& in_shape) {
+  Tensor result = zeros(in_shape, grad.dtype());
+  pool_move<true>(result, grad, idx);
+  return record("max_pool2d_scatter", result, {grad}, [idx, out = grad.shape()](const BackwardContext& ctx) -> Grads {
+    return {pool_gather(ctx.grad, idx, out)};
+  });
+}
+
+/// One pass over x: each window's first maximum (the first NaN wins), its value into `out` and its
+/// flat position within the plane into `idx`. Window bounds are clipped once per row and column of
+/// windows, and the comparison is a branch-free select (a branch on random data mispredicts half
+/// the time); the common 2×2 stride-2 case gets its own fully unrolled loop.
+template <class T>
+struct Best {
+  T v;
+  int64_t at;
+  void take(T x, int64_t pos) {
+    const bool better = x > v || (x != x && v == v);
+    v = better ? x : v;
+    at = better ? pos : at;
+  }
+};
+
+template <class T>
+void max_scan(const T* x, T* out, int64_t* idx, int64_t planes, int64_t H, int64_t W, const PoolArgs& a) {
+  if (a.kernel.h == 2 && a.kernel.w == 2 && a.stride.h == 2 && a.stride.w == 2 && a.padding.h == 0 &&
+      a.padding.w == 0) {
+    for (int64_t plane = 0; plane < planes; ++plane, x += H * W)
+      for (int64_t p = 0; p < a.oh; ++p) {
+        const T* r0 = x + 2 * p * W;
+        const T* r1 = r0 + W;
+        const int64_t base = 2 * p * W;
+        for (int64_t q = 0; q < a.ow; ++q) {
+          Best<T> b{r0[2 * q], base + 2 * q};
+          b.take(r0[2 * q + 1], base + 2 * q + 1);
+          b.take(r1[2 * q], base + W + 2 * q);
+          b.take(r1[2 * q + 1], base + W + 2 * q + 1);
+          out[q] = b.v;
+          idx[q] = b.at;
+        }
+        out += a.ow, idx += a.ow;
+      }
+    return;
+  }
+  std::vector<int64_t> w0(static_cast<size_t>(a.ow)), w1(static_cast<size_t>(a.ow));
+  for (int64_t q = 0; q < a.ow; ++q) {
+    const int64_t s = q * a.stride.w - a.padding.w;
+    w0[static_cast<size_t>(q)] = std::max<int64_t>(s, 0);
+    w1[static_cast<size_t>(q)] = std::min(s + a.kernel.w, W);
+  }
+  for (int64_t plane = 0; plane < planes; ++plane, x += H * W)
+    for (int64_t p = 0; p < a.oh; ++p) {
+      const int64_t s = p * a.stride.h - a.padding.h;
+      const int64_t h0 = std::max<int64_t>(s, 0), h1 = std::min(s + a.kernel.h, H);
+      for (int64_t q = 0; q < a.ow; ++q) {
+        const int64_t c0 = w0[static_cast<size_t>(q)], c1 = w1[static_cast<size_t>(q)];
+        Best<T> b{x[h0 * W + c0], h0 * W + c0};
+        for (int64_t ih = h0; ih < h1; ++ih)
+          for (int64_t iw = c0; iw < c1; ++iw) b.take(x[ih * W + iw], ih * W + iw);
+        *out++ = b.v;
+        *idx++ = b.at;
+      }
+    }
+}
+
 }  // namespace
 
 Tensor max_pool2d(const Tensor& x, Size2 kernel, Size2 stride, Size2 padding) {
@@ -41,35 +141,12 @@ Tensor max_pool2d(const Tensor& x, Size2 kernel, Size2 stride, Size2 padding) {
   const int64_t N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3);
   // idx[plane, p·ow + q] = flat position (within the plane) of the window's first maximum
   Tensor idx = Tensor::empty({N * C, a.oh * a.ow}, DType::i64);
-  int64_t* pi = idx.data<int64_t>();
-  auto scan = [&](auto z) {
-    using T = decltype(z);
-    const T* px = x.data<T>();
-    for (int64_t plane = 0; plane < N * C; ++plane) {
-      const T* src = px + plane * H * W;
-      for (int64_t p = 0; p < a.oh; ++p)
-        for (int64_t q = 0; q < a.ow; ++q) {
-          int64_t best = -1;
-          T best_v = -std::numeric_limits<T>::infinity();
-          for (int64_t i = 0; i < a.kernel.h; ++i) {
-            const int64_t ih = p * a.stride.h - a.padding.h + i;
-            if (ih < 0 || ih >= H) continue;
-            for (int64_t j = 0; j < a.kernel.w; ++j) {
-              const int64_t iw = q * a.stride.w - a.padding.w + j;
-              if (iw < 0 || iw >= W) continue;
-              const T v = src[ih * W + iw];
-              if (best < 0 || v > best_v || v != v) best = ih * W + iw, best_v = v;  // NaN propagates
-              if (v != v) break;
-            }
-          }
-          *pi++ = best;
-        }
-    }
-  };
-  if (x.dtype() == DType::f32) scan(float{});
-  else scan(double{});
-  Tensor picked = gather(reshape(x, {N * C, H * W}), 1, idx);
-  return reshape(picked, {N, C, a.oh, a.ow});
+  Tensor result = Tensor::empty({N, C, a.oh, a.ow}, x.dtype());
+  if (x.dtype() == DType::f32) max_scan(x.data<float>(), result.data<float>(), idx.data<int64_t>(), N * C, H, W, a);
+  else max_scan(x.data<double>(), result.data<double>(), idx.data<int64_t>(), N * C, H, W, a);
+  return record("max_pool2d", result, {x}, [idx, in = x.shape()](const BackwardContext& ctx) -> Grads {
+    return {pool_scatter(ctx.grad, idx, in)};
+  });
 }
 
 Tensor avg_pool2d(const Tensor& x, Size2 kernel, Size2 stride, Size2 padding) {

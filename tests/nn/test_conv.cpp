@@ -2,6 +2,9 @@
 // the registered ops (gradcheck), and errors.
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <cmath>
+
 #include "autograd/autograd.hpp"
 #include "nn/nn.hpp"
 
@@ -62,6 +65,39 @@ TEST_CASE("pooling forward values and shapes") {
   CHECK(F::avg_pool2d(x, 3, 2, 1).at({0, 0, 0, 0}) == doctest::Approx((0 + 1 + 4 + 5) / 9.0));
   nn::MaxPool2d pool(2);
   CHECK(pool(zeros({3, 2, 28, 28})).shape() == Shape{3, 2, 14, 14});
+}
+
+TEST_CASE("max_pool2d matches a naive window maximum, on the 2x2 fast path and the general one") {
+  Generator g(11);
+  struct Case { F::Size2 k, s, p; };
+  for (Case c : {Case{2, 2, 0}, Case{3, 2, 1}, Case{{2, 3}, {1, 2}, {1, 1}}}) {
+    Tensor x = randn({2, 3, 7, 6}, DType::f32, g);
+    Tensor y = F::max_pool2d(x, c.k, c.s, c.p);
+    auto got = y.to_vector();
+    size_t at = 0;
+    for (int64_t n = 0; n < 2; ++n)
+      for (int64_t ch = 0; ch < 3; ++ch)
+        for (int64_t p = 0; p < y.size(2); ++p)
+          for (int64_t q = 0; q < y.size(3); ++q) {
+            double best = -1e300;
+            for (int64_t i = 0; i < c.k.h; ++i)
+              for (int64_t j = 0; j < c.k.w; ++j) {
+                int64_t ih = p * c.s.h - c.p.h + i, iw = q * c.s.w - c.p.w + j;
+                if (ih >= 0 && ih < 7 && iw >= 0 && iw < 6) best = std::max(best, x.at({n, ch, ih, iw}));
+              }
+            CHECK(got[at++] == best);
+          }
+  }
+  // a NaN in a window wins it (and takes its gradient), on both paths
+  const double nan = std::nan("");
+  Tensor x = tensor({1, 2, 3, 4, 5, nan, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16}, {1, 1, 4, 4}).requires_grad_();
+  Tensor y = F::max_pool2d(x, 2);
+  CHECK(std::isnan(y.to_vector()[0]));
+  CHECK(y.to_vector()[1] == 8);
+  y.sum().backward();
+  CHECK(x.grad().to_vector()[5] == 1);
+  CHECK(x.grad().to_vector()[0] + x.grad().to_vector()[1] + x.grad().to_vector()[4] == 0);
+  CHECK(std::isnan(F::max_pool2d(x.detach(), 3, 1, 1).to_vector()[0]));
 }
 
 TEST_CASE("max_pool2d sends the gradient to the window's maximum") {
