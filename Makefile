@@ -51,5 +51,11 @@ test-sanitize: deps
 	@cmake --build build-sanitize -j $(JOBS)
 	@cd build-sanitize && ctest --output-on-failure -j $(JOBS)
 
+## libFuzzer on the IDX reader and the safetensors loader (clang++, ASan + UBSan), FUZZ_SECONDS each.
+FUZZ_SECONDS ?= 60
+.PHONY: fuzz
+fuzz:
+	@bash scripts/fuzz.sh $(FUZZ_SECONDS)
+
 clean:
 	@rm -rf $(BUILD) build-sanitize

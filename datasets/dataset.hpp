@@ -102,6 +102,8 @@ class DataLoader {
   Batch batch(int64_t b) const;
   /// Starts a new pass: draws a new order when shuffling.
   void reset();
+  /// The generator that draws the shuffling orders (its state() goes into training checkpoints).
+  Generator& generator() { return gen_; }
 
   class Iterator {
    public:

@@ -155,11 +155,13 @@ IdxArray read_idx(const std::string& path) {
                    (file_size < header + payload ? " (truncated)" : " (trailing data)"));
   }
 
-  // Raw files were size-checked above; compressed ones grow with the bytes really decompressed.
-  const size_t chunk = size_t{16} << 20;
+  // Raw files were size-checked above; compressed ones grow with the bytes really decompressed:
+  // each read asks for at most as much again as is already there (64 KiB at first), so a lying
+  // header costs at most twice the data the stream really holds.
   if (!compressed) out.bytes.reserve(payload);
   size_t have = 0;
   while (have < payload) {
+    const uint64_t chunk = compressed ? std::max<uint64_t>(have, uint64_t{1} << 16) : payload;
     size_t want = static_cast<size_t>(std::min<uint64_t>(payload - have, chunk));
     out.bytes.resize(have + want);
     size_t n = read_some(f.get(), out.bytes.data() + have, want, path);

@@ -34,6 +34,8 @@ struct Args {
   std::string out{};     ///< output directory; empty: out/<program>
   bool quiet = false;
   bool profile = false;  ///< per-op profile of the run: table on stdout, profile.json in --out
+  std::string checkpoint{};  ///< checkpoint written after every epoch; empty: <out>/checkpoint.safetensors
+  std::string resume{};      ///< checkpoint to continue from; empty: a fresh run
 };
 
 /// Parses argv with CLI11 starting from `defaults`. Prints help and exits 0 for --help; prints the
@@ -54,7 +56,7 @@ std::pair<std::shared_ptr<datasets::TensorDataset>, std::shared_ptr<datasets::Te
 std::unique_ptr<optim::Optimizer> make_optimizer(const Args& args, const std::vector<Tensor>& params);
 
 /// fit's options from the flags (with EarlyStopping on val_loss, restoring the best weights, when
-/// --patience > 0).
+/// --patience > 0; a checkpoint after every epoch; the checkpoint of --resume loaded).
 nn::FitOptions fit_options(const Args& args);
 
 /// Sparse categorical cross-entropy on logits (softmax folded into the loss).

@@ -14,6 +14,8 @@
 
 #include "autograd/functions.hpp"
 #include "autograd/node.hpp"
+#include "autograd/random.hpp"
+#include "nn/checkpoint.hpp"
 #include "nn/nn.hpp"
 #include "optim/optimizer.hpp"
 
@@ -229,8 +231,29 @@ History fit(Module& model, optim::Optimizer& optimizer, const LossFn& loss,
 
   History history;
   TrainState state{model, optimizer};
+  // The generators a checkpoint records: the default one, the loader's shuffling, the caller's.
+  std::map<std::string, Generator*> generators = options.generators;
+  for (const char* reserved : {"default", "loader"})
+    if (generators.count(reserved))
+      throw std::invalid_argument(std::string("fit: generator name '") + reserved + "' is reserved");
+  generators["default"] = &default_generator();
+  generators["loader"] = &loader.generator();
+  int64_t first_epoch = 1;
+  if (const Checkpoint* ck = options.resume.get()) {
+    if (ck->epoch > options.epochs)
+      throw std::invalid_argument("fit: the resume checkpoint is at epoch " + std::to_string(ck->epoch) +
+                                  ", past epochs = " + std::to_string(options.epochs));
+    for (const auto& [name, gen] : generators)
+      if (!ck->rng.count(name)) throw std::invalid_argument("fit: the resume checkpoint has no state of generator '" + name + "'");
+    model.load_state_dict(ck->model);
+    optimizer.load_state_dict(ck->optimizer);
+    for (const auto& [name, gen] : generators) gen->set_state(ck->rng.at(name));
+    history.epochs = ck->history.epochs;
+    state.global_step = ck->global_step;
+    first_epoch = ck->epoch + 1;
+  }
   for (auto& cb : options.callbacks) cb->on_train_begin(state);
-  for (int64_t epoch = 1; epoch <= options.epochs && !state.stop; ++epoch) {
+  for (int64_t epoch = first_epoch; epoch <= options.epochs && !state.stop; ++epoch) {
     state.epoch = epoch;
     model.train();
     const auto t0 = Clock::now();
@@ -280,6 +303,13 @@ History fit(Module& model, optim::Optimizer& optimizer, const LossFn& loss,
       out << std::defaultfloat << std::endl;
     }
     for (auto& cb : options.callbacks) cb->on_epoch_end(state, history.epochs.back());
+    // An epoch cut short (a callback stopped it mid-way) is not a resumable point.
+    if (!options.checkpoint_path.empty() && log.steps == loader.num_batches()) {
+      Checkpoint ck{model.state_dict(), optimizer.state_dict(), epoch, state.global_step, {}, history};
+      ck.history.steps = state.global_step;
+      for (const auto& [name, gen] : generators) ck.rng[name] = gen->state();
+      save_checkpoint(ck, options.checkpoint_path);
+    }
   }
   for (auto& cb : options.callbacks) cb->on_train_end(state);
   history.steps = state.global_step;

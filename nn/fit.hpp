@@ -32,6 +32,8 @@ class Optimizer;
 
 namespace tapegrad::nn {
 
+struct Checkpoint;
+
 /// loss(outputs, targets) → a scalar tensor (the mean over the batch), e.g. functional::cross_entropy.
 using LossFn = std::function<Tensor(const Tensor& outputs, const Tensor& targets)>;
 
@@ -166,10 +168,21 @@ struct FitOptions {
   std::vector<std::shared_ptr<Callback>> callbacks{};
   bool quiet = false;               ///< no epoch lines, no progress bar
   std::ostream* out = nullptr;      ///< where epoch lines go (std::cout when null)
+  /// When set, a checkpoint of the run (nn/checkpoint.hpp) is written here atomically after every
+  /// complete epoch, after the callbacks.
+  std::string checkpoint_path{};
+  /// Continues the run this checkpoint describes: restores the model, the optimizer, the RNG states,
+  /// the step count and the history, then trains epochs checkpoint.epoch + 1 .. epochs. With the
+  /// same options, model and optimizer, the result is bitwise that of an uninterrupted run.
+  std::shared_ptr<const Checkpoint> resume{};
+  /// Generators besides default_generator() that the run draws from (e.g. a Dropout built with its
+  /// own Generator), by name: their states go into checkpoints and come back on resume.
+  std::map<std::string, Generator*> generators{};
 };
 
 /// Trains `model` on `data`: for each epoch, each batch runs forward, loss, backward, step.
-/// Throws std::invalid_argument for epochs < 0, batch_size ≤ 0 or a split outside [0, 1).
+/// Throws std::invalid_argument for epochs < 0, batch_size ≤ 0, a split outside [0, 1), or a
+/// resume checkpoint that does not fit the run (more epochs than `epochs`, a missing generator).
 History fit(Module& model, optim::Optimizer& optimizer, const LossFn& loss,
             std::shared_ptr<const datasets::Dataset> data, const FitOptions& options = {});
 

@@ -3,9 +3,14 @@
 // any byte is copied.
 #include "nn/serialize.hpp"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <atomic>
+#include <cerrno>
 #include <bit>
 #include <cstdio>
 #include <cstring>
@@ -14,7 +19,6 @@
 #include <map>
 #include <set>
 #include <stdexcept>
-#include <unistd.h>
 
 namespace tapegrad::nn {
 namespace {
@@ -22,6 +26,7 @@ namespace {
 static_assert(std::endian::native == std::endian::little, "safetensors I/O assumes a little-endian host");
 
 constexpr uint64_t kMaxHeader = 100u << 20;  // the reference implementation's limit (100 MB)
+constexpr size_t kMaxRank = 64;
 
 const char* st_dtype(DType d) { return d == DType::f32 ? "F32" : d == DType::f64 ? "F64" : "I64"; }
 
@@ -29,11 +34,78 @@ std::runtime_error bad_file(const std::string& path, const std::string& what) {
   return std::runtime_error("tapegrad::nn::load_safetensors: '" + path + "' is not a valid safetensors file: " + what);
 }
 
+
+std::atomic<int64_t> g_fail_writes_after{-1};  // testing::fail_writes_after
+
+// write(2) of every byte, retrying short writes and EINTR; false with errno set on failure. The
+// test hook makes the write fail with ENOSPC once `budget` bytes are written, as a full disk would.
+bool write_all(int fd, const char* p, uint64_t size, int64_t& budget) {
+  while (size > 0) {
+    uint64_t chunk = std::min<uint64_t>(size, uint64_t{1} << 30);
+    if (budget >= 0) {
+      if (budget == 0) {
+        errno = ENOSPC;
+        return false;
+      }
+      chunk = std::min<uint64_t>(chunk, static_cast<uint64_t>(budget));
+    }
+    const ssize_t w = ::write(fd, p, chunk);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return false;
+    }
+    p += w;
+    size -= static_cast<uint64_t>(w);
+    if (budget >= 0) budget -= w;
+  }
+  return true;
+}
+
 }  // namespace
 
-void save_safetensors(const NamedTensors& tensors, const std::string& path) {
+void atomic_write(const std::string& path, const std::vector<std::pair<const char*, uint64_t>>& pieces,
+                  const char* who) {
+  static std::atomic<uint64_t> counter{0};
+  const std::string tmp = path + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(counter++);
+  auto fail = [&](const std::string& what, int err) {
+    std::remove(tmp.c_str());
+    throw std::runtime_error(std::string(who) + ": " + what + " (" + std::strerror(err) + "); '" + path +
+                             "' is unchanged");
+  };
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) fail("cannot create the temporary file '" + tmp + "'", errno);
+  int64_t budget = g_fail_writes_after.load();
+  for (auto& [data, size] : pieces) {
+    if (!write_all(fd, data, size, budget)) {
+      const int err = errno;
+      ::close(fd);
+      fail("writing '" + tmp + "' failed", err);
+    }
+  }
+  if (::fsync(fd) != 0) {
+    const int err = errno;
+    ::close(fd);
+    fail("flushing '" + tmp + "' to disk failed", err);
+  }
+  if (::close(fd) != 0) fail("closing '" + tmp + "' failed", errno);
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) fail("cannot rename '" + tmp + "' to '" + path + "'", errno);
+  // Make the rename itself durable: fsync the directory (best effort; some file systems refuse).
+  const auto slash = path.find_last_of('/');
+  const std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+  if (const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); dfd >= 0) {
+    ::fsync(dfd);
+    ::close(dfd);
+  }
+}
+
+namespace testing {
+void fail_writes_after(int64_t bytes) { g_fail_writes_after.store(bytes); }
+}  // namespace testing
+
+void save_safetensors(const NamedTensors& tensors, const std::string& path, const Metadata& metadata) {
   nlohmann::ordered_json header = nlohmann::ordered_json::object();
   header["__metadata__"] = {{"format", "pt"}};
+  for (auto& [key, value] : metadata) header["__metadata__"][key] = value;
   uint64_t offset = 0;
   std::set<std::string> names;
   for (auto& [name, t] : tensors) {
@@ -46,29 +118,14 @@ void save_safetensors(const NamedTensors& tensors, const std::string& path) {
   }
   std::string json = header.dump();
   json.append((8 - json.size() % 8) % 8, ' ');  // pad so the data section is 8-byte aligned
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) throw std::runtime_error("tapegrad::nn::save_safetensors: cannot open '" + tmp + "' for writing");
-    uint64_t n = json.size();
-    out.write(reinterpret_cast<const char*>(&n), 8);
-    out.write(json.data(), static_cast<std::streamsize>(json.size()));
-    for (auto& [name, t] : tensors)
-      out.write(t.data<char>(), static_cast<std::streamsize>(static_cast<uint64_t>(t.numel()) * dtype_size(t.dtype())));
-    out.flush();
-    if (!out) {
-      out.close();
-      std::remove(tmp.c_str());
-      throw std::runtime_error("tapegrad::nn::save_safetensors: writing '" + tmp + "' failed");
-    }
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::remove(tmp.c_str());
-    throw std::runtime_error("tapegrad::nn::save_safetensors: cannot rename '" + tmp + "' to '" + path + "'");
-  }
+  const uint64_t n = json.size();
+  std::vector<std::pair<const char*, uint64_t>> pieces{{reinterpret_cast<const char*>(&n), 8}, {json.data(), n}};
+  for (auto& [name, t] : tensors)
+    pieces.emplace_back(t.data<char>(), static_cast<uint64_t>(t.numel()) * dtype_size(t.dtype()));
+  atomic_write(path, pieces, "tapegrad::nn::save_safetensors");
 }
 
-NamedTensors load_safetensors(const std::string& path) {
+NamedTensors load_safetensors(const std::string& path, Metadata* metadata) {
   std::ifstream in(path, std::ios::binary | std::ios::ate);
   if (!in) throw std::runtime_error("tapegrad::nn::load_safetensors: cannot open '" + path + "'");
   const uint64_t file_size = static_cast<uint64_t>(in.tellg());
@@ -93,8 +150,18 @@ NamedTensors load_safetensors(const std::string& path) {
 
   struct Entry { std::string name; DType dtype; Shape shape; uint64_t begin, end; };
   std::vector<Entry> entries;
+  if (metadata) metadata->clear();
   for (auto& [name, v] : header.items()) {
-    if (name == "__metadata__") continue;
+    if (name == "__metadata__") {
+      // The format says string to string; other values are an error only when the caller asks.
+      if (!metadata) continue;
+      if (!v.is_object()) throw bad_file(path, "__metadata__ is not a JSON object");
+      for (auto& [key, value] : v.items()) {
+        if (!value.is_string()) throw bad_file(path, "__metadata__ value of '" + key + "' is not a string");
+        (*metadata)[key] = value.get<std::string>();
+      }
+      continue;
+    }
     const std::string where = "tensor '" + name + "': ";
     if (!v.is_object() || !v.contains("dtype") || !v.contains("shape") || !v.contains("data_offsets"))
       throw bad_file(path, where + "needs dtype, shape and data_offsets");
@@ -108,23 +175,31 @@ NamedTensors load_safetensors(const std::string& path) {
     auto& off = v["data_offsets"];
     if (!sh.is_array() || !off.is_array() || off.size() != 2 || !off[0].is_number_unsigned() || !off[1].is_number_unsigned())
       throw bad_file(path, where + "shape must be an array and data_offsets two unsigned integers");
+    if (sh.size() > kMaxRank) throw bad_file(path, where + "shape has " + std::to_string(sh.size()) + " dimensions (at most 64)");
+    // Overflow-safe: the product of the non-zero dimensions stays below 2^62, so strides fit in
+    // int64 even beside a zero dimension.
     std::vector<int64_t> dims;
-    uint64_t numel = 1;
+    uint64_t nonzero = 1;
+    bool empty = false;
     for (auto& d : sh) {
       if (!d.is_number_unsigned()) throw bad_file(path, where + "shape " + sh.dump() + " has a non-natural dimension");
       const uint64_t k = d.get<uint64_t>();
-      if (k > (uint64_t(1) << 62) || (k != 0 && numel > (uint64_t(1) << 62) / k))
-        throw bad_file(path, where + "shape " + sh.dump() + " is too large");
-      numel *= k;
+      if (k == 0) empty = true;
+      else if (nonzero > (uint64_t(1) << 62) / k) throw bad_file(path, where + "shape " + sh.dump() + " is too large");
+      else nonzero *= k;
       dims.push_back(static_cast<int64_t>(k));
     }
+    const uint64_t numel = empty ? 0 : nonzero;
     const uint64_t b = off[0].get<uint64_t>(), e = off[1].get<uint64_t>();
     if (b > e || e > data_size)
       throw bad_file(path, where + "data_offsets [" + std::to_string(b) + ", " + std::to_string(e) +
                                "] fall outside the data section of " + std::to_string(data_size) + " bytes (truncated?)");
-    if (e - b != numel * dtype_size(dtype))
+    // A byte count that wraps around 2^64 must not compare equal to a small span.
+    const bool wraps = numel > std::numeric_limits<uint64_t>::max() / dtype_size(dtype);
+    if (wraps || e - b != numel * dtype_size(dtype))
       throw bad_file(path, where + "data_offsets span " + std::to_string(e - b) + " bytes but shape " + sh.dump() + " of " +
-                               dt.get<std::string>() + " needs " + std::to_string(numel * dtype_size(dtype)));
+                               dt.get<std::string>() + " needs " +
+                               (wraps ? std::string("2^64 bytes or more") : std::to_string(numel * dtype_size(dtype))));
     entries.push_back({name, dtype, Shape(dims), b, e});
   }
   std::sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) { return a.begin < b.begin; });

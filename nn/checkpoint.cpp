@@ -1,0 +1,99 @@
+#include "nn/checkpoint.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <cmath>
+#include <stdexcept>
+
+#include "nn/serialize.hpp"
+
+namespace tapegrad::nn {
+namespace {
+
+constexpr const char* kFormatKey = "tapegrad.checkpoint";
+constexpr const char* kVersion = "1";
+
+std::runtime_error bad_checkpoint(const std::string& path, const std::string& what) {
+  return std::runtime_error("tapegrad::nn::load_checkpoint: '" + path + "': " + what);
+}
+
+int64_t parse_count(const std::string& path, const Metadata& meta, const std::string& key) {
+  auto it = meta.find(key);
+  if (it == meta.end()) throw bad_checkpoint(path, "metadata lacks \"" + key + "\"");
+  size_t used = 0;
+  int64_t v = -1;
+  try {
+    v = std::stoll(it->second, &used);
+  } catch (const std::exception&) {
+  }
+  if (v < 0 || used != it->second.size() || it->second.empty())
+    throw bad_checkpoint(path, "metadata \"" + key + "\" = '" + it->second + "' is not a count");
+  return v;
+}
+
+// History::to_json writes NaN as null; read it back as NaN.
+History parse_history(const std::string& path, const std::string& text) {
+  History h;
+  try {
+    const auto j = nlohmann::json::parse(text);
+    for (const auto& row : j.at("epochs")) {
+      EpochLog log;
+      for (const auto& [key, value] : row.items()) {
+        if (key == "epoch") log.epoch = value.get<int64_t>();
+        else if (key == "steps") log.steps = value.get<int64_t>();
+        else if (key == "seconds") log.seconds = value.get<double>();
+        else log.values[key] = value.is_null() ? std::nan("") : value.get<double>();
+      }
+      h.epochs.push_back(std::move(log));
+    }
+    h.steps = j.at("steps").get<int64_t>();
+    h.stop_reason = j.at("stop_reason").get<std::string>();
+  } catch (const nlohmann::json::exception& e) {
+    throw bad_checkpoint(path, std::string("metadata \"history\" is not a valid history (") + e.what() + ")");
+  }
+  return h;
+}
+
+}  // namespace
+
+void save_checkpoint(const Checkpoint& checkpoint, const std::string& path) {
+  NamedTensors tensors;
+  for (const auto& [name, t] : checkpoint.model) tensors.emplace_back("model." + name, t);
+  for (const auto& [name, t] : checkpoint.optimizer) tensors.emplace_back("optimizer." + name, t);
+  Metadata meta{{kFormatKey, kVersion},
+                {"epoch", std::to_string(checkpoint.epoch)},
+                {"global_step", std::to_string(checkpoint.global_step)},
+                {"history", checkpoint.history.to_json(-1)}};
+  for (const auto& [name, state] : checkpoint.rng) meta["rng." + name] = state;
+  save_safetensors(tensors, path, meta);
+}
+
+Checkpoint load_checkpoint(const std::string& path) {
+  Metadata meta;
+  NamedTensors tensors = load_safetensors(path, &meta);
+  auto format = meta.find(kFormatKey);
+  if (format == meta.end())
+    throw bad_checkpoint(path, "a safetensors file but not a checkpoint (no \"" + std::string(kFormatKey) +
+                                   "\" metadata; weights alone load with nn::load)");
+  if (format->second != kVersion)
+    throw bad_checkpoint(path, "checkpoint format version '" + format->second + "', this build reads '" + kVersion + "'");
+  Checkpoint c;
+  for (auto& [name, t] : tensors) {
+    if (name.rfind("model.", 0) == 0) c.model.emplace_back(name.substr(6), t);
+    else if (name.rfind("optimizer.", 0) == 0) c.optimizer.emplace_back(name.substr(10), t);
+    else throw bad_checkpoint(path, "tensor '" + name + "' belongs to neither the model nor the optimizer");
+  }
+  c.epoch = parse_count(path, meta, "epoch");
+  c.global_step = parse_count(path, meta, "global_step");
+  for (const auto& [key, value] : meta)
+    if (key.rfind("rng.", 0) == 0) c.rng[key.substr(4)] = value;
+  auto history = meta.find("history");
+  if (history == meta.end()) throw bad_checkpoint(path, "metadata lacks \"history\"");
+  c.history = parse_history(path, history->second);
+  if (static_cast<int64_t>(c.history.epochs.size()) != c.epoch)
+    throw bad_checkpoint(path, "history has " + std::to_string(c.history.epochs.size()) + " epochs, the checkpoint says " +
+                                   std::to_string(c.epoch));
+  return c;
+}
+
+}  // namespace tapegrad::nn

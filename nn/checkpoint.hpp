@@ -1,0 +1,47 @@
+#pragma once
+/// \file checkpoint.hpp
+/// Resumable training checkpoints: everything a run needs to continue bitwise as if it had never
+/// stopped.
+///
+///     nn::fit(model, opt, loss, data, {.epochs = 10, .checkpoint_path = "run.ckpt"});   // crashes in epoch 7
+///     auto ckpt = std::make_shared<nn::Checkpoint>(nn::load_checkpoint("run.ckpt"));   // epoch 6
+///     nn::fit(model, opt, loss, data, {.epochs = 10, .checkpoint_path = "run.ckpt", .resume = ckpt});
+///
+/// The resumed run ends with the same weights and the same history (bitwise, timings aside) as an
+/// uninterrupted one, given the same seed, options, model and optimizer construction. What is not
+/// in a checkpoint: callbacks' own state (EarlyStopping's patience counter, a scheduler's epoch).
+///
+/// File format: one safetensors file (nn/serialize.hpp), so any safetensors reader can inspect it:
+/// tensors "model.<name>" (Module::state_dict) and "optimizer.<name>" (Optimizer::state_dict);
+/// metadata "tapegrad.checkpoint" (format version, "1"), "epoch", "global_step", "rng.<name>"
+/// (Generator::state) and "history" (History::to_json). Saving is atomic (save_safetensors).
+#include <cstdint>
+#include <map>
+#include <string>
+
+#include "nn/fit.hpp"
+#include "nn/module.hpp"
+
+namespace tapegrad::nn {
+
+/// The state of a training run after `epoch` complete epochs.
+struct Checkpoint {
+  NamedTensors model{};      ///< the model's state_dict()
+  NamedTensors optimizer{};  ///< the optimizer's state_dict()
+  int64_t epoch = 0;         ///< epochs completed
+  int64_t global_step = 0;   ///< optimizer steps so far
+  /// Generator states by name: "default" (default_generator()), "loader" (fit's shuffling
+  /// DataLoader) and the names of FitOptions::generators (e.g. a Dropout's own generator).
+  std::map<std::string, std::string> rng{};
+  History history{};  ///< one EpochLog per completed epoch
+};
+
+/// Writes `checkpoint` to `path` atomically (temporary file, fsync, rename): a save that fails
+/// leaves the previous file intact. Throws std::runtime_error when writing fails.
+void save_checkpoint(const Checkpoint& checkpoint, const std::string& path);
+
+/// Reads a checkpoint written by save_checkpoint. Throws std::runtime_error naming the file when it
+/// is not a (valid) safetensors file or lacks a checkpoint's metadata.
+Checkpoint load_checkpoint(const std::string& path);
+
+}  // namespace tapegrad::nn

@@ -1,0 +1,92 @@
+#!/usr/bin/env python3
+"""Writes small seed corpora for the fuzz harnesses: valid files of every kind the parsers accept
+(each IDX element type and rank, raw and gzip; safetensors of each dtype, empty, scalar, several
+tensors) and a few near-misses (truncated, trailing bytes, overlapping offsets).
+
+Usage: make_seeds.py OUT_DIR   (creates OUT_DIR/idx and OUT_DIR/safetensors)
+"""
+import gzip
+import json
+import os
+import struct
+import sys
+
+IDX_TYPES = {0x08: "B", 0x09: "b", 0x0B: ">h", 0x0C: ">i", 0x0D: ">f", 0x0E: ">d"}
+
+
+def idx(type_code, dims):
+    n = 1
+    for d in dims:
+        n *= d
+    fmt = IDX_TYPES[type_code]
+    body = b"".join(struct.pack(fmt, (i * 37) % 100) for i in range(n))
+    return bytes([0, 0, type_code, len(dims)]) + b"".join(struct.pack(">I", d) for d in dims) + body
+
+
+def safetensors(tensors, pad=True, header=None):
+    """tensors: list of (name, dtype, shape); data is a ramp of bytes."""
+    size = {"F32": 4, "F64": 8, "I64": 8}
+    head, off, data = {"__metadata__": {"format": "pt"}}, 0, b""
+    for name, dtype, shape in tensors:
+        n = 1
+        for d in shape:
+            n *= d
+        nbytes = n * size[dtype]
+        head[name] = {"dtype": dtype, "shape": shape, "data_offsets": [off, off + nbytes]}
+        data += bytes((off + i) % 251 for i in range(nbytes))
+        off += nbytes
+    text = json.dumps(head if header is None else header, separators=(",", ":")).encode()
+    if pad:
+        text += b" " * ((8 - len(text) % 8) % 8)
+    return struct.pack("<Q", len(text)) + text + data
+
+
+def main():
+    out = sys.argv[1]
+    os.makedirs(f"{out}/idx", exist_ok=True)
+    os.makedirs(f"{out}/safetensors", exist_ok=True)
+    seeds = {
+        "u8_labels": idx(0x08, [10]),
+        "u8_images": idx(0x08, [2, 4, 4]),
+        "i8": idx(0x09, [3, 2]),
+        "i16": idx(0x0B, [5]),
+        "i32": idx(0x0C, [2, 2]),
+        "f32": idx(0x0D, [3]),
+        "f64": idx(0x0E, [1, 2, 1, 2]),
+        "empty_dim": idx(0x08, [0, 5]),
+        "rank8": idx(0x08, [1] * 8),
+    }
+    seeds["truncated"] = seeds["u8_images"][:-3]
+    seeds["trailing"] = seeds["i16"] + b"\x00"
+    for name, data in list(seeds.items()):
+        if name in ("u8_images", "f32", "truncated"):
+            seeds[name + ".gz"] = gzip.compress(data, mtime=0)
+    for name, data in seeds.items():
+        with open(f"{out}/idx/{name}", "wb") as f:
+            f.write(data)
+
+    st = {
+        "f32": safetensors([("weight", "F32", [2, 3])]),
+        "f64": safetensors([("w", "F64", [4])]),
+        "i64": safetensors([("steps", "I64", [])]),
+        "multi": safetensors([("fc1.weight", "F32", [3, 2]), ("fc1.bias", "F32", [3]), ("n", "I64", [1])]),
+        "empty_tensor": safetensors([("e", "F32", [0, 4])]),
+        "no_tensors": safetensors([]),
+        "unpadded": safetensors([("x", "F32", [1])], pad=False),
+        "overlap": safetensors(
+            [("a", "F32", [2])],
+            header={
+                "a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]},
+                "b": {"dtype": "F32", "shape": [1], "data_offsets": [4, 8]},
+            },
+        ),
+    }
+    st["truncated"] = st["multi"][:-5]
+    for name, data in st.items():
+        with open(f"{out}/safetensors/{name}", "wb") as f:
+            f.write(data)
+    print(f"{len(seeds)} IDX seeds, {len(st)} safetensors seeds in {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,192 @@
+// Checkpoints: what they hold, atomic saving under an injected write failure, and resuming a run
+// bitwise.
+#include <doctest/doctest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <unistd.h>
+
+#include "nn/checkpoint.hpp"
+#include "nn/serialize.hpp"
+#include "optim/adam.hpp"
+#include "tests/reliability/toy.hpp"
+
+using namespace tapegrad;
+namespace fs = std::filesystem;
+
+namespace {
+// A fresh directory per test case, removed at the end.
+struct TempDir {
+  fs::path path;
+  explicit TempDir(const std::string& name)
+      : path(fs::temp_directory_path() / ("tapegrad_ckpt_" + name + "_" + std::to_string(::getpid()))) {
+    fs::remove_all(path);
+    fs::create_directories(path);
+  }
+  ~TempDir() { fs::remove_all(path); }
+  std::string operator/(const std::string& f) const { return (path / f).string(); }
+  size_t files() const { return static_cast<size_t>(std::distance(fs::directory_iterator(path), fs::directory_iterator())); }
+};
+
+// The same run set-up every time: model and optimizer built fresh from `init_seed`, dropout drawing
+// from `dropout_gen` (declared to fit as "dropout").
+struct Setup {
+  Generator dropout_gen{77};
+  std::shared_ptr<nn::Sequential> model;
+  std::unique_ptr<optim::Adam> adam;
+  explicit Setup(uint64_t init_seed) {
+    manual_seed(init_seed);
+    model = testing::mlp(dropout_gen);
+    adam = std::make_unique<optim::Adam>(model->parameters(), optim::AdamOptions(1e-2));
+  }
+  nn::History fit(int64_t epochs, const std::string& ckpt, std::shared_ptr<const nn::Checkpoint> resume = nullptr) {
+    return nn::fit(*model, *adam, testing::ce, testing::blobs(50, 4),
+                   {.epochs = epochs, .batch_size = 16, .shuffle = true, .seed = 9, .validation_split = 0.2,
+                    .quiet = true, .checkpoint_path = ckpt, .resume = resume,
+                    .generators = {{"dropout", &dropout_gen}}});
+  }
+};
+
+nn::Checkpoint small_checkpoint(double w) {
+  nn::Checkpoint c;
+  c.model = {{"fc.weight", tensor({w, 2, 3, 4}, {2, 2})}};
+  c.optimizer = {{"state.0.step", tensor({7}, {}, DType::f64)}};
+  c.epoch = 1;
+  c.global_step = 7;
+  c.rng = {{"default", Generator(3).state()}};
+  nn::EpochLog log;
+  log.epoch = 1;
+  log.steps = 7;
+  log.values = {{"loss", 0.1 + w}, {"accuracy", std::nan("")}};
+  c.history.epochs = {log};
+  c.history.steps = 7;
+  return c;
+}
+}  // namespace
+
+TEST_CASE("a checkpoint round-trips model, optimizer, counters, RNG states and history bitwise") {
+  TempDir dir("roundtrip");
+  Setup s(1);
+  s.fit(2, dir / "run.ckpt");
+  nn::Checkpoint c = nn::load_checkpoint(dir / "run.ckpt");
+  CHECK(c.epoch == 2);
+  CHECK(c.global_step == 2 * 8);  // 120 training samples in batches of 16
+  CHECK(c.history.epochs.size() == 2);
+  CHECK(c.history.epochs[1].has("val_loss"));
+  REQUIRE(c.rng.count("default") == 1);
+  REQUIRE(c.rng.count("loader") == 1);
+  REQUIRE(c.rng.count("dropout") == 1);
+  CHECK(c.rng.at("dropout") == s.dropout_gen.state());
+  CHECK(c.rng.at("default") == default_generator().state());
+  // the model part loads into a module and equals its weights bitwise
+  Setup other(2);
+  other.model->load_state_dict(c.model);
+  CHECK(testing::weight_bytes(*other.model) == testing::weight_bytes(*s.model));
+  CHECK(c.optimizer.size() == s.adam->state_dict().size());
+  // NaN survives the trip through JSON
+  nn::save_checkpoint(small_checkpoint(1), dir / "small.ckpt");
+  nn::Checkpoint small = nn::load_checkpoint(dir / "small.ckpt");
+  CHECK(std::isnan(small.history.epochs[0].get("accuracy")));
+  CHECK(small.history.epochs[0].get("loss") == 1.1);
+}
+
+TEST_CASE("a save that fails midway leaves the previous checkpoint intact and loadable") {
+  TempDir dir("atomic");
+  const std::string path = dir / "run.ckpt";
+  nn::save_checkpoint(small_checkpoint(1), path);
+  const auto size = fs::file_size(path);
+  // Fail the second save at every stage: before any byte, inside the header length, the JSON
+  // header, the tensor data, and one byte short of the end.
+  for (int64_t budget : {int64_t{0}, int64_t{3}, int64_t{40}, static_cast<int64_t>(size) - 12, static_cast<int64_t>(size) - 1}) {
+    CAPTURE(budget);
+    nn::testing::fail_writes_after(budget);
+    CHECK_THROWS_WITH_AS(nn::save_checkpoint(small_checkpoint(5), path),
+                         doctest::Contains("No space left on device"), std::runtime_error);
+    nn::testing::fail_writes_after(-1);
+    nn::Checkpoint c = nn::load_checkpoint(path);
+    CHECK(c.model[0].second.to_vector()[0] == 1.0);
+    CHECK(c.history.epochs[0].get("loss") == doctest::Approx(1.1));
+    CHECK(dir.files() == 1);  // the temporary file is gone
+  }
+  // The message says the old file is untouched.
+  nn::testing::fail_writes_after(10);
+  CHECK_THROWS_WITH_AS(nn::save_checkpoint(small_checkpoint(5), path), doctest::Contains("is unchanged"),
+                       std::runtime_error);
+  nn::testing::fail_writes_after(-1);
+  // And without the fault, the same save goes through: the injection was what failed it.
+  nn::save_checkpoint(small_checkpoint(5), path);
+  CHECK(nn::load_checkpoint(path).model[0].second.to_vector()[0] == 5.0);
+}
+
+TEST_CASE("a save into a directory that does not exist fails and names the temporary file") {
+  CHECK_THROWS_WITH_AS(nn::save_checkpoint(small_checkpoint(1), "/nonexistent-dir/run.ckpt"),
+                       doctest::Contains("cannot create the temporary file '/nonexistent-dir/run.ckpt.tmp."),
+                       std::runtime_error);
+}
+
+TEST_CASE("resuming after epoch k and training to n equals an uninterrupted n-epoch run bitwise") {
+  TempDir dir("resume");
+  Setup full(1);
+  nn::History uninterrupted = full.fit(5, dir / "full.ckpt");
+  for (int64_t k : {1, 3}) {
+    CAPTURE(k);
+    Setup first(1);
+    first.fit(k, dir / "part.ckpt");  // "crashes" after epoch k
+    auto ckpt = std::make_shared<nn::Checkpoint>(nn::load_checkpoint(dir / "part.ckpt"));
+    REQUIRE(ckpt->epoch == k);
+    // A new process: other weights, other generator states until the checkpoint restores them.
+    Setup second(12345);
+    second.dropout_gen.seed(999);
+    nn::History resumed = second.fit(5, dir / "part.ckpt", ckpt);
+    CHECK(resumed.epochs.size() == 5);
+    CHECK(testing::history_bytes(resumed) == testing::history_bytes(uninterrupted));
+    CHECK(testing::weight_bytes(*second.model) == testing::weight_bytes(*full.model));
+    CHECK(nn::load_checkpoint(dir / "part.ckpt").epoch == 5);
+  }
+}
+
+TEST_CASE("resuming is sensitive to every RNG state: a wrong shuffling or dropout state diverges") {
+  TempDir dir("sensitive");
+  Setup full(1);
+  nn::History uninterrupted = full.fit(3, dir / "full.ckpt");
+  Setup first(1);
+  first.fit(1, dir / "part.ckpt");
+  const nn::Checkpoint good = nn::load_checkpoint(dir / "part.ckpt");
+  for (const char* name : {"loader", "dropout", "default"}) {
+    CAPTURE(name);
+    auto bad = std::make_shared<nn::Checkpoint>(good);
+    bad->rng[name] = Generator(4242).state();
+    Setup second(1);
+    nn::History resumed = second.fit(3, dir / "bad.ckpt", bad);
+    if (std::string(name) == "default") {
+      // nothing in this run draws from the default generator after initialisation
+      CHECK(testing::history_bytes(resumed) == testing::history_bytes(uninterrupted));
+    } else {
+      CHECK(testing::history_bytes(resumed) != testing::history_bytes(uninterrupted));
+    }
+  }
+}
+
+TEST_CASE("resume and checkpoint errors name the problem") {
+  TempDir dir("errors");
+  Setup s(1);
+  s.fit(2, dir / "run.ckpt");
+  auto ckpt = std::make_shared<nn::Checkpoint>(nn::load_checkpoint(dir / "run.ckpt"));
+  Setup t(1);
+  CHECK_THROWS_WITH_AS(t.fit(1, "", ckpt), doctest::Contains("at epoch 2, past epochs = 1"), std::invalid_argument);
+  auto no_dropout = std::make_shared<nn::Checkpoint>(*ckpt);
+  no_dropout->rng.erase("dropout");
+  CHECK_THROWS_WITH_AS(t.fit(3, "", no_dropout), doctest::Contains("no state of generator 'dropout'"),
+                       std::invalid_argument);
+  // weights alone are not a checkpoint
+  nn::save(*s.model, dir / "weights.safetensors");
+  CHECK_THROWS_WITH_AS(nn::load_checkpoint(dir / "weights.safetensors"), doctest::Contains("not a checkpoint"),
+                       std::runtime_error);
+  // a corrupt history is reported, not trusted
+  nn::save_safetensors({}, dir / "bad.ckpt",
+                       {{"tapegrad.checkpoint", "1"}, {"epoch", "1"}, {"global_step", "x"}, {"history", "{}"}});
+  CHECK_THROWS_WITH_AS(nn::load_checkpoint(dir / "bad.ckpt"), doctest::Contains("\"global_step\" = 'x' is not a count"),
+                       std::runtime_error);
+  // the model still trains after these errors
+  CHECK(t.fit(1, "").epochs.size() == 1);
+}
