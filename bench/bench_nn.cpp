@@ -88,6 +88,14 @@ static void BM_MaxPool2dForwardBackward(benchmark::State& state) {
 }
 BENCHMARK(BM_MaxPool2dForwardBackward)->Arg(32);
 
+static void BM_MaxPool2dForward(benchmark::State& state) {
+  Tensor x = randn({32, state.range(0), 28, 28});
+  NoGradGuard no_grad;
+  for (auto _ : state) benchmark::DoNotOptimize(F::max_pool2d(x, 2));
+  state.SetItemsProcessed(state.iterations() * 32);
+}
+BENCHMARK(BM_MaxPool2dForward)->Arg(32);
+
 static void BM_SmallCnnTrainStep(benchmark::State& state) {
   nn::Sequential model(nn::Conv2d(1, 32, 3, 1, 1), nn::ReLU(), nn::MaxPool2d(2), nn::Conv2d(32, 64, 3, 1, 1), nn::ReLU(),
                        nn::MaxPool2d(2), nn::Flatten(), nn::Linear(64 * 7 * 7, 128), nn::ReLU(), nn::Linear(128, 10));

@@ -115,9 +115,12 @@ void swap_leading(const T* src, T* dst, int64_t a, int64_t b, int64_t l, const T
         const T v = bias[ia];
         for (int64_t k = 0; k < l; ++k) d[k] = s[k] + v;
       } else if (sums) {
-        T acc = 0;
-        for (int64_t k = 0; k < l; ++k) acc += d[k] = s[k];
-        sums[ib] += acc;
+        T acc[8] = {};  // independent partial sums, so the loop vectorises
+        int64_t k = 0;
+        for (; k + 8 <= l; k += 8)
+          for (int64_t u = 0; u < 8; ++u) acc[u] += d[k + u] = s[k + u];
+        for (; k < l; ++k) acc[0] += d[k] = s[k];
+        for (int64_t u = 0; u < 8; ++u) sums[ib] += acc[u];
       } else {
         std::copy(s, s + l, d);
       }
