@@ -91,7 +91,7 @@ bool is_classification(const Tensor& outputs, const Tensor& targets) {
 // Outputs of `model` on rows [0, n) taken `batch_size` at a time by `rows(begin, end)`.
 template <class Rows>
 Tensor predict_rows(Module& model, int64_t n, int64_t batch_size, Rows rows) {
-  if (batch_size <= 0) throw std::invalid_argument("predict: batch_size must be positive");
+  if (batch_size <= 0) throw std::invalid_argument("predict: batch_size must be positive, got " + std::to_string(batch_size));
   ModeRestorer restore{model, model.is_training()};
   model.eval();
   NoGradGuard no_grad;
@@ -133,8 +133,10 @@ std::string History::to_json(int indent) const {
 // ---- callbacks -------------------------------------------------------------------------------
 
 EarlyStopping::EarlyStopping(EarlyStoppingOptions options) : options_(std::move(options)) {
-  if (options_.patience < 0) throw std::invalid_argument("EarlyStopping: patience must be >= 0");
-  if (options_.min_delta < 0) throw std::invalid_argument("EarlyStopping: min_delta must be >= 0");
+  if (options_.patience < 0)
+    throw std::invalid_argument("EarlyStopping: patience must be >= 0, got " + std::to_string(options_.patience));
+  if (!(options_.min_delta >= 0))
+    throw std::invalid_argument("EarlyStopping: min_delta must be >= 0, got " + std::to_string(options_.min_delta));
   maximize_ = maximizes(options_.mode, options_.monitor);
 }
 
@@ -172,7 +174,8 @@ void EarlyStopping::on_train_end(TrainState& s) {
 
 ConvergenceStop::ConvergenceStop(double tolerance, std::string monitor)
     : tolerance_(tolerance), monitor_(std::move(monitor)) {
-  if (!(tolerance > 0)) throw std::invalid_argument("ConvergenceStop: tolerance must be positive");
+  if (!(tolerance > 0))
+    throw std::invalid_argument("ConvergenceStop: tolerance must be positive, got " + std::to_string(tolerance));
 }
 
 void ConvergenceStop::on_epoch_end(TrainState& s, const EpochLog& log) {
@@ -186,7 +189,7 @@ void ConvergenceStop::on_epoch_end(TrainState& s, const EpochLog& log) {
 }
 
 MaxSteps::MaxSteps(int64_t max_steps) : max_steps_(max_steps) {
-  if (max_steps <= 0) throw std::invalid_argument("MaxSteps: max_steps must be positive");
+  if (max_steps <= 0) throw std::invalid_argument("MaxSteps: max_steps must be positive, got " + std::to_string(max_steps));
 }
 
 void MaxSteps::on_batch_end(TrainState& s, double) {
@@ -214,7 +217,9 @@ void ModelCheckpoint::on_epoch_end(TrainState& s, const EpochLog& log) {
 History fit(Module& model, optim::Optimizer& optimizer, const LossFn& loss,
             std::shared_ptr<const datasets::Dataset> data, const FitOptions& options) {
   if (!data) throw std::invalid_argument("fit: null dataset");
-  if (options.epochs < 0) throw std::invalid_argument("fit: epochs must be >= 0");
+  if (options.epochs < 0) throw std::invalid_argument("fit: epochs must be >= 0, got " + std::to_string(options.epochs));
+  if (!(options.validation_split >= 0.0 && options.validation_split < 1.0))
+    throw std::invalid_argument("fit: validation_split must be in [0, 1), got " + std::to_string(options.validation_split));
   if (options.batch_size <= 0)
     throw std::invalid_argument("fit: batch_size must be positive, got " + std::to_string(options.batch_size));
   std::shared_ptr<const datasets::Dataset> train = data, val = options.validation_data;
@@ -319,7 +324,7 @@ History fit(Module& model, optim::Optimizer& optimizer, const LossFn& loss,
 }
 
 Evaluation evaluate(Module& model, const LossFn& loss, const datasets::Dataset& data, int64_t batch_size) {
-  if (batch_size <= 0) throw std::invalid_argument("evaluate: batch_size must be positive");
+  if (batch_size <= 0) throw std::invalid_argument("evaluate: batch_size must be positive, got " + std::to_string(batch_size));
   ModeRestorer restore{model, model.is_training()};
   model.eval();
   NoGradGuard no_grad;

@@ -35,6 +35,12 @@ Tensor functional::embedding(const Tensor& indices, const Tensor& weight) {
   if (weight.dim() != 2) throw ShapeError("tapegrad::nn::embedding: weight must be [V, D], got " + to_string(weight.shape()));
   if (indices.dtype() != DType::i64)
     throw DTypeError("tapegrad::nn::embedding: indices must be int64, got " + std::string(dtype_name(indices.dtype())));
+  const int64_t* idx = indices.data<int64_t>();
+  for (int64_t i = 0; i < indices.numel(); ++i)
+    if (idx[i] < 0 || idx[i] >= weight.size(0))
+      throw ShapeError("tapegrad::nn::embedding: index " + std::to_string(idx[i]) + " at position " + std::to_string(i) +
+                       " is outside the table of " + std::to_string(weight.size(0)) + " rows [0, " +
+                       std::to_string(weight.size(0)) + ")");
   Shape out = indices.shape();
   out.push_back(weight.size(1));
   return reshape(index_select(weight, 0, reshape(indices, {indices.numel()})), out);

@@ -12,7 +12,8 @@ void SGD::add_param_group(std::vector<Tensor> params, SGDOptions o) {
   if (!(o.momentum() >= 0)) invalid("momentum must be >= 0, got " + std::to_string(o.momentum()));
   if (!(o.weight_decay() >= 0)) invalid("weight_decay must be >= 0, got " + std::to_string(o.weight_decay()));
   if (o.nesterov() && (o.momentum() <= 0 || o.dampening() != 0))
-    invalid("nesterov momentum requires momentum > 0 and dampening = 0");
+    invalid("nesterov momentum requires momentum > 0 and dampening = 0, got momentum=" + std::to_string(o.momentum()) +
+            " dampening=" + std::to_string(o.dampening()));
   add_group(std::move(params));
   options_.push_back(o);
 }
