@@ -68,7 +68,7 @@ Args parse_args(int argc, char** argv, const std::string& description, Args defa
   app.add_option("--out", a.out, "Output directory for weights, metrics JSON and curves (default out/<program>)");
   app.add_option("--checkpoint", a.checkpoint,
                  "Checkpoint (model, optimizer, RNG states, history) written atomically after every epoch "
-                 "(default <out>/checkpoint.safetensors)");
+                 "(default <out>/checkpoint.safetensors; none: no checkpoints)");
   app.add_option("--resume", a.resume,
                  "Continue the run saved in this checkpoint up to --epochs (same flags as the first run)");
   app.add_flag("--quiet,-q", a.quiet, "No progress bar and no per-epoch lines");
@@ -146,9 +146,11 @@ nn::FitOptions fit_options(const Args& args) {
   f.seed = args.seed;
   f.validation_split = args.validation_split;
   f.quiet = args.quiet;
-  fs::create_directories(fs::path(args.checkpoint).parent_path().empty() ? fs::path(".")
-                                                                          : fs::path(args.checkpoint).parent_path());
-  f.checkpoint_path = args.checkpoint;
+  if (args.checkpoint != "none") {
+    fs::create_directories(fs::path(args.checkpoint).parent_path().empty() ? fs::path(".")
+                                                                            : fs::path(args.checkpoint).parent_path());
+    f.checkpoint_path = args.checkpoint;
+  }
   if (!args.resume.empty()) {
     f.resume = std::make_shared<nn::Checkpoint>(nn::load_checkpoint(args.resume));
     if (!args.quiet)

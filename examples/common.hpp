@@ -34,7 +34,7 @@ struct Args {
   std::string out{};     ///< output directory; empty: out/<program>
   bool quiet = false;
   bool profile = false;  ///< per-op profile of the run: table on stdout, profile.json in --out
-  std::string checkpoint{};  ///< checkpoint written after every epoch; empty: <out>/checkpoint.safetensors
+  std::string checkpoint{};  ///< written after every epoch; empty: <out>/checkpoint.safetensors; "none": none
   std::string resume{};      ///< checkpoint to continue from; empty: a fresh run
 };
 
