@@ -34,13 +34,19 @@ Tensor col2im(const Tensor& cols, const Shape& input_shape, Size2 kernel, Size2 
 
 /// 2-D cross-correlation (PyTorch's conv2d): x [N, C, H, W], W [O, C, k_h, k_w], b [O] (may be undefined)
 ///     y[n, o, p, q] = b[o] + Σ_{c,i,j} W[o, c, i, j] · x[n, c, p·s − pad + i·d, q·s − pad + j·d]
-/// computed as one gemm W[O, C·k·k] · im2col(x).
+/// computed image by image as one gemm W[O, C·k·k] · im2col(x_n) written straight into y[n] (the
+/// columns of one image stay in cache; no permute). One recorded op; its gradients are two more
+///     dx_n = col2im(Wᵀ · g_n),   dW = Σ_n g_n · im2col(x_n)ᵀ,   db = Σ_{n,p,q} g
+/// (conv2d_input_grad, conv2d_weight_grad, conv2d_bias_grad), and those three are each other's
+/// backward, so gradients of every order are recorded.
 Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor(), Size2 stride = 1,
               Size2 padding = 0, Size2 dilation = 1);
 
 // ---- pooling (nn/pool.cpp) -----------------------------------------------------------------------
 /// Max over each k_h×k_w window (padding counts as −∞; stride defaults to the kernel). The gradient
-/// flows to the first maximal element of each window (as PyTorch).
+/// flows to the first maximal element of each window (as PyTorch; a NaN counts as maximal). One
+/// recorded op that keeps each window's argmax; backward scatters onto it with a recorded op whose
+/// own backward gathers it again.
 Tensor max_pool2d(const Tensor& x, Size2 kernel, Size2 stride = 0, Size2 padding = 0);
 /// Mean over each window, padding counted as zeros in the divisor k_h·k_w (PyTorch's default
 /// count_include_pad). Stride defaults to the kernel.

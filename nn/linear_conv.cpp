@@ -1,10 +1,17 @@
 // Linear and convolution. linear is one fused recorded op (gemm with the transpose as a flag, bias
-// added in place); conv2d is a composite over im2col, one core gemm for the whole batch and
-// conv2d_output (the [O, N·oh·ow] product laid out as [N, O, oh, ow] with the bias added, in one
-// pass), so its gradient comes from theirs. im2col and col2im are each other's adjoint and each
-// other's backward.
+// added in place). conv2d is a fused recorded op that works one image at a time (im2col into a
+// cache-sized scratch buffer, one BLAS gemm straight into the output image); its input and weight
+// gradients are two more such ops, and the three are each other's backward. im2col and col2im are
+// recorded ops too (each other's adjoint and each other's backward), used by avg_pool2d.
+#include <xtensor-blas/xblas.hpp>
+#include <xtensor/xadapt.hpp>
+
 #include <algorithm>
+#include <array>
 #include <string>
+#include <vector>
+
+#include "autograd/blas.hpp"
 
 #include "autograd/functions.hpp"
 #include "autograd/node.hpp"
@@ -102,69 +109,123 @@ void unfold(const Geometry& g, T* img, T* cols) {
       }
 }
 
-/// [A, B, L] -> [B, A, L] (swaps the two leading axes; its own adjoint), plus bias[a] on every entry
-/// when a bias is given, or the sums over a and l per b into `sums` when that is given. Not recorded.
+/// C[m, n] = op(A)·op(B) + beta·C on raw row-major buffers (BLAS through xtensor-blas, as the core
+/// gemm does); A is [m, k] ([k, m] when ta), B is [k, n] ([n, k] when tb).
 template <class T>
-void swap_leading(const T* src, T* dst, int64_t a, int64_t b, int64_t l, const T* bias, T* sums) {
-  if (sums) std::fill_n(sums, b, T(0));
-  for (int64_t ib = 0; ib < b; ++ib)
-    for (int64_t ia = 0; ia < a; ++ia) {
-      const T* s = src + (ia * b + ib) * l;
-      T* d = dst + (ib * a + ia) * l;
-      if (bias) {
-        const T v = bias[ia];
-        for (int64_t k = 0; k < l; ++k) d[k] = s[k] + v;
-      } else if (sums) {
+void gemm_into(const T* a, const T* b, T* c, int64_t m, int64_t n, int64_t k, bool ta, bool tb, T beta) {
+  auto dims = [](int64_t r, int64_t cl) { return std::array<size_t, 2>{static_cast<size_t>(r), static_cast<size_t>(cl)}; };
+  auto xa = xt::adapt(const_cast<T*>(a), static_cast<size_t>(m * k), xt::no_ownership(), ta ? dims(k, m) : dims(m, k));
+  auto xb = xt::adapt(const_cast<T*>(b), static_cast<size_t>(k * n), xt::no_ownership(), tb ? dims(n, k) : dims(k, n));
+  auto xc = xt::adapt(c, static_cast<size_t>(m * n), xt::no_ownership(), dims(m, n));
+  xt::blas::gemm(xa, xb, xc, ta, tb, T(1), beta);
+}
+
+/// The window parameters of one convolution, kept by its backward functions.
+struct ConvArgs {
+  Size2 stride, padding, dilation;
+};
+
+/// One image at a time: im2col of image n goes to a scratch buffer [C·kh·kw, oh·ow] small enough
+/// to stay in cache, and each gemm writes straight into image n of the [N, O, oh, ow] output, so
+/// no whole-batch column matrix, permute or col2im pass over memory is needed. The three ops below
+/// (the convolution and its two gradients) are closed under differentiation: each one's backward
+/// is written with the other two, so every order of gradient is recorded.
+Tensor conv_forward(const Tensor& x, const Tensor& weight, const Tensor& bias, ConvArgs a);
+Tensor conv_input_grad(const Tensor& grad, const Tensor& weight, const Shape& x_shape, ConvArgs a);
+Tensor conv_weight_grad(const Tensor& grad, const Tensor& x, const Shape& w_shape, ConvArgs a);
+
+Geometry conv_geometry(const Shape& x_shape, const Shape& w_shape, ConvArgs a) {
+  Geometry g = geometry("conv2d", x_shape, {w_shape[2], w_shape[3]}, a.stride, a.padding, a.dilation);
+  g.n = 1;  // unfold works on one image at a time
+  return g;
+}
+
+/// Σ over images and positions of grad [N, O, oh, ow], per channel: the bias gradient. Its own
+/// gradient is a broadcast.
+Tensor conv_bias_grad(const Tensor& grad) {
+  const int64_t N = grad.size(0), O = grad.size(1), L = grad.size(2) * grad.size(3);
+  Tensor result = zeros({O}, grad.dtype());
+  dispatch_float("conv2d", grad.dtype(), [&](auto z) {
+    using T = decltype(z);
+    const T* g = grad.data<T>();
+    T* out = result.data<T>();
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t o = 0; o < O; ++o, g += L) {
         T acc[8] = {};  // independent partial sums, so the loop vectorises
         int64_t k = 0;
-        for (; k + 8 <= l; k += 8)
-          for (int64_t u = 0; u < 8; ++u) acc[u] += d[k + u] = s[k + u];
-        for (; k < l; ++k) acc[0] += d[k] = s[k];
-        for (int64_t u = 0; u < 8; ++u) sums[ib] += acc[u];
-      } else {
-        std::copy(s, s + l, d);
+        for (; k + 8 <= L; k += 8)
+          for (int64_t u = 0; u < 8; ++u) acc[u] += g[k + u];
+        for (; k < L; ++k) acc[0] += g[k];
+        for (int64_t u = 0; u < 8; ++u) out[o] += acc[u];
       }
-    }
+  });
+  return record("conv2d_bias_grad", result, {grad}, [shape = grad.shape(), O](const BackwardContext& ctx) -> Grads {
+    return {expand(reshape(ctx.grad, {1, O, 1, 1}), shape)};
+  });
 }
 
-/// The recorded form of swap_leading: [A, B, L] -> [B, A, L]; backward is itself.
-Tensor swap_leading(const Tensor& x) {
-  const int64_t a = x.size(0), b = x.size(1), l = x.size(2);
-  Tensor result = Tensor::empty({b, a, l}, x.dtype());
+Tensor conv_forward(const Tensor& x, const Tensor& weight, const Tensor& bias, ConvArgs a) {
+  Geometry g = conv_geometry(x.shape(), weight.shape(), a);
+  const int64_t N = x.size(0), O = weight.size(0), K = g.c * g.kh * g.kw, L = g.oh * g.ow;
+  Tensor result = Tensor::empty({N, O, g.oh, g.ow}, x.dtype());
+  configure_blas();
   dispatch_float("conv2d", x.dtype(), [&](auto z) {
     using T = decltype(z);
-    swap_leading<T>(x.data<T>(), result.data<T>(), a, b, l, nullptr, nullptr);
+    std::vector<T> cols(static_cast<size_t>(K * L));
+    for (int64_t n = 0; n < N; ++n) {
+      T* out = result.data<T>() + n * O * L;
+      if (bias.defined())
+        for (int64_t o = 0; o < O; ++o) std::fill_n(out + o * L, L, bias.data<T>()[o]);
+      unfold<T, true>(g, x.data<T>() + n * g.c * g.h * g.w, cols.data());
+      gemm_into<T>(weight.data<T>(), cols.data(), out, O, L, K, false, false, T(bias.defined() ? 1 : 0));  // W·cols
+    }
   });
-  return record("conv2d_swap_leading", result, {x}, [](const BackwardContext& ctx) -> Grads {
-    return {swap_leading(ctx.grad)};
+  return record("conv2d", result, {x, weight, bias}, [x, weight, a, has_bias = bias.defined()](const BackwardContext& ctx) -> Grads {
+    return {ctx.needs(0) ? conv_input_grad(ctx.grad, weight, x.shape(), a) : Tensor(),
+            ctx.needs(1) ? conv_weight_grad(ctx.grad, x, weight.shape(), a) : Tensor(),
+            has_bias && ctx.needs(2) ? conv_bias_grad(ctx.grad) : Tensor()};
   });
 }
 
-/// The gemm's output y [O, N·oh·ow] as the image [N, O, oh, ow], with the bias added, in one pass
-/// (instead of a permute and a broadcasting add). Backward: the swap back, which sums the bias
-/// gradient on the way (recorded as conv2d_bias_grad, whose own gradient is a broadcast).
-Tensor conv_output(const Tensor& y, const Tensor& bias, const Geometry& g) {
-  const int64_t O = y.size(0), L = g.oh * g.ow;
-  Tensor result = Tensor::empty({g.n, O, g.oh, g.ow}, y.dtype());
-  dispatch_float("conv2d", y.dtype(), [&](auto z) {
+/// dL/dx = col2im(Wᵀ·grad), per image. Linear in grad and in W.
+Tensor conv_input_grad(const Tensor& grad, const Tensor& weight, const Shape& x_shape, ConvArgs a) {
+  Geometry g = conv_geometry(x_shape, weight.shape(), a);
+  const int64_t N = x_shape[0], O = weight.size(0), K = g.c * g.kh * g.kw, L = g.oh * g.ow, img = g.c * g.h * g.w;
+  Tensor result = Tensor::empty(x_shape, grad.dtype());
+  configure_blas();
+  dispatch_float("conv2d", grad.dtype(), [&](auto z) {
     using T = decltype(z);
-    swap_leading<T>(y.data<T>(), result.data<T>(), O, g.n, L, bias.defined() ? bias.data<T>() : nullptr, nullptr);
+    std::vector<T> cols(static_cast<size_t>(K * L));
+    for (int64_t n = 0; n < N; ++n) {
+      gemm_into<T>(weight.data<T>(), grad.data<T>() + n * O * L, cols.data(), K, L, O, true, false, T(0));  // Wᵀ·g
+      T* out = result.data<T>() + n * img;
+      std::fill_n(out, img, T(0));
+      unfold<T, false>(g, out, cols.data());
+    }
   });
-  return record("conv2d_output", result, {y, bias}, [O, n = g.n, L](const BackwardContext& ctx) -> Grads {
-    if (!ctx.needs(1)) return {reshape(swap_leading(reshape(ctx.grad, {n, O, L})), {O, n * L}), Tensor()};
-    Tensor gy = Tensor::empty({O, n * L}, ctx.grad.dtype()), gb = Tensor::empty({O}, ctx.grad.dtype());
-    dispatch_float("conv2d", gy.dtype(), [&](auto z) {
-      using T = decltype(z);
-      swap_leading<T>(ctx.grad.data<T>(), gy.data<T>(), n, O, L, nullptr, gb.data<T>());
-    });
-    const Shape grad_shape = ctx.grad.shape();
-    gy = record("conv2d_swap_leading", gy, {ctx.grad}, [n, O, L, grad_shape](const BackwardContext& c) -> Grads {
-      return {reshape(swap_leading(reshape(c.grad, {O, n, L})), grad_shape)};
-    });
-    gb = record("conv2d_bias_grad", gb, {ctx.grad}, [O, grad_shape](const BackwardContext& c) -> Grads {
-      return {expand(reshape(c.grad, {1, O, 1, 1}), grad_shape)};
-    });
-    return {gy, gb};
+  return record("conv2d_input_grad", result, {grad, weight}, [grad, weight, a](const BackwardContext& ctx) -> Grads {
+    return {ctx.needs(0) ? conv_forward(ctx.grad, weight, Tensor(), a) : Tensor(),
+            ctx.needs(1) ? conv_weight_grad(grad, ctx.grad, weight.shape(), a) : Tensor()};
+  });
+}
+
+/// dL/dW = Σ_n grad_n·im2col(x_n)ᵀ, accumulated by the gemm (beta = 1). Linear in grad and in x.
+Tensor conv_weight_grad(const Tensor& grad, const Tensor& x, const Shape& w_shape, ConvArgs a) {
+  Geometry g = conv_geometry(x.shape(), w_shape, a);
+  const int64_t N = x.size(0), O = w_shape[0], K = g.c * g.kh * g.kw, L = g.oh * g.ow;
+  Tensor result = zeros(w_shape, grad.dtype());
+  configure_blas();
+  dispatch_float("conv2d", grad.dtype(), [&](auto z) {
+    using T = decltype(z);
+    std::vector<T> cols(static_cast<size_t>(K * L));
+    for (int64_t n = 0; n < N; ++n) {
+      unfold<T, true>(g, x.data<T>() + n * g.c * g.h * g.w, cols.data());
+      gemm_into<T>(grad.data<T>() + n * O * L, cols.data(), result.data<T>(), O, K, L, false, true, T(1));  // g·colsᵀ
+    }
+  });
+  return record("conv2d_weight_grad", result, {grad, x}, [grad, x, a](const BackwardContext& ctx) -> Grads {
+    return {ctx.needs(0) ? conv_forward(x, ctx.grad, Tensor(), a) : Tensor(),
+            ctx.needs(1) ? conv_input_grad(grad, ctx.grad, x.shape(), a) : Tensor()};
   });
 }
 
@@ -254,10 +315,8 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, Size2 s
   if (bias.defined() && bias.shape() != Shape{O})
     throw ShapeError("tapegrad::nn::conv2d: bias " + to_string(bias.shape()) + " does not match weight " +
                      to_string(weight.shape()));
-  Geometry g = geometry("conv2d", x.shape(), {weight.size(2), weight.size(3)}, stride, padding, dilation);
-  Tensor cols = im2col(x, {g.kh, g.kw}, stride, padding, dilation);           // [C·kh·kw, N·oh·ow]
-  Tensor y = gemm(reshape(weight, {O, g.c * g.kh * g.kw}), cols);             // [O, N·oh·ow]
-  return conv_output(y, bias, g);                                             // [N, O, oh, ow] + b
+  geometry("conv2d", x.shape(), {weight.size(2), weight.size(3)}, stride, padding, dilation);  // validates the window
+  return conv_forward(x, weight, bias, {stride, padding, dilation});
 }
 
 }  // namespace tapegrad::nn::functional
