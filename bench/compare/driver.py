@@ -123,6 +123,8 @@ def main():
             sys.exit("bench-compare: %s is missing; build it first (scripts/bench_compare.sh does)" % exe)
     has_cnn = not args.no_cnn and os.access(tg_cnn, os.X_OK)
     batches = [int(b) for b in args.batch_sizes.split(",")]
+    # The examples write a checkpoint after each epoch when they know --checkpoint; the others don't.
+    tg_extra = ["--checkpoint", "none"] if "--checkpoint" in run([tg_mlp, "--help"])[0] else []
     tmp = tempfile.mkdtemp(prefix="bench-compare-")
 
     # Which OpenBLAS kernels: tapegrad's blas.cpp may re-select them (Haswell where OpenBLAS 0.3.21
@@ -150,7 +152,7 @@ def main():
         for b in batches:
             out_dir = os.path.join(tmp, "tg_mlp_%d" % b)
             _, rss = run([tg_mlp, "--dataset", "fashion-mnist", "--data", args.data, "--epochs", "1", "--batch-size",
-                          str(b), "--threads", "1", "--seed", "0", "--quiet", "--out", out_dir], tmp=tmp)
+                          str(b), "--threads", "1", "--seed", "0", "--quiet", "--out", out_dir] + tg_extra, tmp=tmp)
             m = json.load(open(os.path.join(out_dir, "metrics.json")))
             rd["tapegrad mlp %d" % b] = {"seconds": m["history"]["epochs"][0]["seconds"],
                                          "accuracy": m["test"]["accuracy"], "rss_mb": rss}
@@ -180,7 +182,7 @@ def main():
         if has_cnn:
             out_dir = os.path.join(tmp, "tg_cnn")
             _, rss = run([tg_cnn, "--dataset", "fashion-mnist", "--data", cnn_data, "--epochs", "1", "--batch-size",
-                          "32", "--threads", "1", "--seed", "0", "--quiet", "--out", out_dir], tmp=tmp)
+                          "32", "--threads", "1", "--seed", "0", "--quiet", "--out", out_dir] + tg_extra, tmp=tmp)
             m = json.load(open(os.path.join(out_dir, "metrics.json")))
             rd["tapegrad cnn"] = {"seconds": m["history"]["epochs"][0]["seconds"], "accuracy": m["test"]["accuracy"],
                                   "rss_mb": rss}
