@@ -1,4 +1,5 @@
-// libFuzzer harness for the safetensors loader (nn/serialize.cpp). Any input must either load
+// libFuzzer harness for the safetensors loader (nn/serialize.cpp) and, on the files it accepts,
+// the checkpoint reader (nn/checkpoint.cpp). Any input must either load
 // tensors whose storage holds exactly numel · dtype_size bytes, or throw std::runtime_error.
 // Anything else (a crash, a sanitizer report, another exception type, a huge allocation caught by
 // -malloc_limit_mb) is a finding.
@@ -6,6 +7,7 @@
 #include <cstdlib>
 #include <string>
 
+#include "nn/checkpoint.hpp"
 #include "nn/serialize.hpp"
 #include "tests/fuzz/scratch.hpp"
 
@@ -30,7 +32,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
     if (total > size) std::abort();
   } catch (const std::runtime_error&) {
-    // rejected with a message: the expected outcome for a corrupt file
+    return 0;  // rejected with a message: the expected outcome for a corrupt file
+  }
+  // A valid safetensors file: the checkpoint reader parses its metadata (counts, history JSON).
+  try {
+    nn::Checkpoint c = nn::load_checkpoint(path);
+    if (static_cast<int64_t>(c.history.epochs.size()) != c.epoch) std::abort();
+  } catch (const std::runtime_error&) {
   }
   return 0;
 }

@@ -23,10 +23,10 @@ def idx(type_code, dims):
     return bytes([0, 0, type_code, len(dims)]) + b"".join(struct.pack(">I", d) for d in dims) + body
 
 
-def safetensors(tensors, pad=True, header=None):
+def safetensors(tensors, pad=True, header=None, metadata=None):
     """tensors: list of (name, dtype, shape); data is a ramp of bytes."""
     size = {"F32": 4, "F64": 8, "I64": 8}
-    head, off, data = {"__metadata__": {"format": "pt"}}, 0, b""
+    head, off, data = {"__metadata__": metadata or {"format": "pt"}}, 0, b""
     for name, dtype, shape in tensors:
         n = 1
         for d in shape:
@@ -61,9 +61,13 @@ def main():
     for name, data in list(seeds.items()):
         if name in ("u8_images", "f32", "truncated"):
             seeds[name + ".gz"] = gzip.compress(data, mtime=0)
+    # fuzz_idx reads a mode byte first: even = the file as is, odd = the harness gzips the rest.
     for name, data in seeds.items():
         with open(f"{out}/idx/{name}", "wb") as f:
-            f.write(data)
+            f.write(b"\x00" + data)
+        if not name.endswith(".gz"):
+            with open(f"{out}/idx/{name}.harness-gz", "wb") as f:
+                f.write(b"\x01" + data)
 
     st = {
         "f32": safetensors([("weight", "F32", [2, 3])]),
@@ -82,6 +86,11 @@ def main():
         ),
     }
     st["truncated"] = st["multi"][:-5]
+    history = {"epochs": [{"epoch": 1, "seconds": 0.5, "steps": 2, "loss": 0.25, "accuracy": None}],
+               "steps": 2, "stop_reason": ""}
+    metadata = {"tapegrad.checkpoint": "1", "epoch": "1", "global_step": "2", "rng.default": "5 0 0",
+                "history": json.dumps(history)}
+    st["checkpoint"] = safetensors([("model.w", "F32", [2]), ("optimizer.state.0.step", "F64", [])], metadata=metadata)
     for name, data in st.items():
         with open(f"{out}/safetensors/{name}", "wb") as f:
             f.write(data)
