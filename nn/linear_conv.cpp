@@ -3,17 +3,13 @@
 // cache-sized scratch buffer, one BLAS gemm straight into the output image); its input and weight
 // gradients are two more such ops, and the three are each other's backward. im2col and col2im are
 // recorded ops too (each other's adjoint and each other's backward), used by avg_pool2d.
-#include <xtensor-blas/xblas.hpp>
-#include <xtensor/xadapt.hpp>
-
 #include <algorithm>
 #include <array>
 #include <string>
 #include <vector>
 
-#include "autograd/blas.hpp"
-
 #include "autograd/functions.hpp"
+#include "autograd/kernels.hpp"
 #include "autograd/node.hpp"
 #include "nn/functional.hpp"
 
@@ -109,17 +105,6 @@ void unfold(const Geometry& g, T* img, T* cols) {
       }
 }
 
-/// C[m, n] = op(A)·op(B) + beta·C on raw row-major buffers (BLAS through xtensor-blas, as the core
-/// gemm does); A is [m, k] ([k, m] when ta), B is [k, n] ([n, k] when tb).
-template <class T>
-void gemm_into(const T* a, const T* b, T* c, int64_t m, int64_t n, int64_t k, bool ta, bool tb, T beta) {
-  auto dims = [](int64_t r, int64_t cl) { return std::array<size_t, 2>{static_cast<size_t>(r), static_cast<size_t>(cl)}; };
-  auto xa = xt::adapt(const_cast<T*>(a), static_cast<size_t>(m * k), xt::no_ownership(), ta ? dims(k, m) : dims(m, k));
-  auto xb = xt::adapt(const_cast<T*>(b), static_cast<size_t>(k * n), xt::no_ownership(), tb ? dims(n, k) : dims(k, n));
-  auto xc = xt::adapt(c, static_cast<size_t>(m * n), xt::no_ownership(), dims(m, n));
-  xt::blas::gemm(xa, xb, xc, ta, tb, T(1), beta);
-}
-
 /// The window parameters of one convolution, kept by its backward functions.
 struct ConvArgs {
   Size2 stride, padding, dilation;
@@ -168,7 +153,6 @@ Tensor conv_forward(const Tensor& x, const Tensor& weight, const Tensor& bias, C
   Geometry g = conv_geometry(x.shape(), weight.shape(), a);
   const int64_t N = x.size(0), O = weight.size(0), K = g.c * g.kh * g.kw, L = g.oh * g.ow;
   Tensor result = Tensor::empty({N, O, g.oh, g.ow}, x.dtype());
-  configure_blas();
   dispatch_float("conv2d", x.dtype(), [&](auto z) {
     using T = decltype(z);
     std::vector<T> cols(static_cast<size_t>(K * L));
@@ -177,7 +161,7 @@ Tensor conv_forward(const Tensor& x, const Tensor& weight, const Tensor& bias, C
       if (bias.defined())
         for (int64_t o = 0; o < O; ++o) std::fill_n(out + o * L, L, bias.data<T>()[o]);
       unfold<T, true>(g, x.data<T>() + n * g.c * g.h * g.w, cols.data());
-      gemm_into<T>(weight.data<T>(), cols.data(), out, O, L, K, false, false, T(bias.defined() ? 1 : 0));  // W·cols
+      kernels::gemm_raw<T>(weight.data<T>(), cols.data(), out, O, L, K, false, false, T(bias.defined() ? 1 : 0));  // W·cols
     }
   });
   return record("conv2d", result, {x, weight, bias}, [x, weight, a, has_bias = bias.defined()](const BackwardContext& ctx) -> Grads {
@@ -192,12 +176,11 @@ Tensor conv_input_grad(const Tensor& grad, const Tensor& weight, const Shape& x_
   Geometry g = conv_geometry(x_shape, weight.shape(), a);
   const int64_t N = x_shape[0], O = weight.size(0), K = g.c * g.kh * g.kw, L = g.oh * g.ow, img = g.c * g.h * g.w;
   Tensor result = Tensor::empty(x_shape, grad.dtype());
-  configure_blas();
   dispatch_float("conv2d", grad.dtype(), [&](auto z) {
     using T = decltype(z);
     std::vector<T> cols(static_cast<size_t>(K * L));
     for (int64_t n = 0; n < N; ++n) {
-      gemm_into<T>(weight.data<T>(), grad.data<T>() + n * O * L, cols.data(), K, L, O, true, false, T(0));  // Wᵀ·g
+      kernels::gemm_raw<T>(weight.data<T>(), grad.data<T>() + n * O * L, cols.data(), K, L, O, true, false, T(0));  // Wᵀ·g
       T* out = result.data<T>() + n * img;
       std::fill_n(out, img, T(0));
       unfold<T, false>(g, out, cols.data());
@@ -214,13 +197,12 @@ Tensor conv_weight_grad(const Tensor& grad, const Tensor& x, const Shape& w_shap
   Geometry g = conv_geometry(x.shape(), w_shape, a);
   const int64_t N = x.size(0), O = w_shape[0], K = g.c * g.kh * g.kw, L = g.oh * g.ow;
   Tensor result = zeros(w_shape, grad.dtype());
-  configure_blas();
   dispatch_float("conv2d", grad.dtype(), [&](auto z) {
     using T = decltype(z);
     std::vector<T> cols(static_cast<size_t>(K * L));
     for (int64_t n = 0; n < N; ++n) {
       unfold<T, true>(g, x.data<T>() + n * g.c * g.h * g.w, cols.data());
-      gemm_into<T>(grad.data<T>() + n * O * L, cols.data(), result.data<T>(), O, K, L, false, true, T(1));  // g·colsᵀ
+      kernels::gemm_raw<T>(grad.data<T>() + n * O * L, cols.data(), result.data<T>(), O, K, L, false, true, T(1));  // g·colsᵀ
     }
   });
   return record("conv2d_weight_grad", result, {grad, x}, [grad, x, a](const BackwardContext& ctx) -> Grads {

@@ -10,23 +10,21 @@
 #include "autograd/node.hpp"
 
 namespace tapegrad {
-namespace {
+namespace kernels {
 
-/// C[M,N] = op(A)·op(B) for one matrix pair, through xtensor-blas (cblas_?gemm).
 template <class T>
-void gemm_2d(const T* a, const T* b, T* c, int64_t a_rows, int64_t a_cols, int64_t b_rows, int64_t b_cols,
-             bool ta, bool tb) {
-  const size_t m = static_cast<size_t>(ta ? a_cols : a_rows);
-  const size_t n = static_cast<size_t>(tb ? b_rows : b_cols);
-  auto xa = xt::adapt(a, static_cast<size_t>(a_rows * a_cols), xt::no_ownership(),
-                      std::array<size_t, 2>{static_cast<size_t>(a_rows), static_cast<size_t>(a_cols)});
-  auto xb = xt::adapt(b, static_cast<size_t>(b_rows * b_cols), xt::no_ownership(),
-                      std::array<size_t, 2>{static_cast<size_t>(b_rows), static_cast<size_t>(b_cols)});
-  auto xc = xt::adapt(c, m * n, xt::no_ownership(), std::array<size_t, 2>{m, n});
-  xt::blas::gemm(xa, xb, xc, ta, tb, T(1), T(0));
+void gemm_raw(const T* a, const T* b, T* c, int64_t m, int64_t n, int64_t k, bool ta, bool tb, T beta) {
+  configure_blas();
+  auto dims = [](int64_t r, int64_t cl) { return std::array<size_t, 2>{static_cast<size_t>(r), static_cast<size_t>(cl)}; };
+  auto xa = xt::adapt(a, static_cast<size_t>(m * k), xt::no_ownership(), ta ? dims(k, m) : dims(m, k));
+  auto xb = xt::adapt(b, static_cast<size_t>(k * n), xt::no_ownership(), tb ? dims(n, k) : dims(k, n));
+  auto xc = xt::adapt(c, static_cast<size_t>(m * n), xt::no_ownership(), dims(m, n));
+  xt::blas::gemm(xa, xb, xc, ta, tb, T(1), beta);
 }
+template void gemm_raw<float>(const float*, const float*, float*, int64_t, int64_t, int64_t, bool, bool, float);
+template void gemm_raw<double>(const double*, const double*, double*, int64_t, int64_t, int64_t, bool, bool, double);
 
-}  // namespace
+}  // namespace kernels
 
 Tensor gemm(const Tensor& a, const Tensor& b, bool ta, bool tb) {
   kernels::check_same_dtype("gemm", a, b);
@@ -44,7 +42,6 @@ Tensor gemm(const Tensor& a, const Tensor& b, bool ta, bool tb) {
   const int64_t m = ta ? ac : ar, n = tb ? br : bc;
   Shape out_shape = batched ? Shape{batch, m, n} : Shape{m, n};
   Tensor result = Tensor::empty(out_shape, a.dtype());
-  configure_blas();
   kernels::dispatch(a.dtype(), "gemm", [&](auto z) {
     using T = decltype(z);
     T* c = result.data<T>();
@@ -54,7 +51,7 @@ Tensor gemm(const Tensor& a, const Tensor& b, bool ta, bool tb) {
     }
     if (m == 0 || n == 0) return;
     for (int64_t i = 0; i < batch; ++i)
-      gemm_2d(a.data<T>() + i * ar * ac, b.data<T>() + i * br * bc, c + i * m * n, ar, ac, br, bc, ta, tb);
+      kernels::gemm_raw<T>(a.data<T>() + i * ar * ac, b.data<T>() + i * br * bc, c + i * m * n, m, n, k_a, ta, tb, T(0));
   });
   return record("gemm", result, {a, b}, [a, b, ta, tb](const BackwardContext& ctx) -> Grads {
     const Tensor& g = ctx.grad;
