@@ -265,11 +265,22 @@ Tensor erf(const Tensor& x) {
   });
 }
 
+namespace {
+/// grad · (result > 0) in one pass: relu's backward. Linear in grad, so its own backward is itself;
+/// the mask is piecewise constant (no gradient for result).
+Tensor relu_backward(const Tensor& grad, const Tensor& result) {
+  Tensor out = binary_kernel("relu_backward", grad, result, [](auto g, auto r) { return r > decltype(r)(0) ? g : decltype(g)(0); });
+  return record("relu_backward", out, {grad}, [result](const BackwardContext& ctx) -> Grads {
+    return {relu_backward(ctx.grad, result)};
+  });
+}
+}  // namespace
+
 Tensor relu(const Tensor& x) {
   Tensor result = map_kernel("relu", x, [](auto v) { return v > decltype(v)(0) ? v : decltype(v)(0); });
   return record(
-      "relu", result, {x},
-      [](const BackwardContext& ctx) -> Grads { return {mul(ctx.grad, gt(ctx.result, 0.0))}; }, true);
+      "relu", result, {x}, [](const BackwardContext& ctx) -> Grads { return {relu_backward(ctx.grad, ctx.result)}; },
+      true);
 }
 
 Tensor leaky_relu(const Tensor& x, double slope) {
