@@ -26,12 +26,62 @@ void Adam::add_param_group(std::vector<Tensor> params, AdamOptions o) {
   options_.push_back(o);
 }
 
+namespace {
+
+/// The per-element constants of one Adam update.
+template <class T>
+struct AdamStep {
+  T* __restrict w;
+  const T* __restrict dw;
+  T* __restrict m;
+  T* __restrict v;
+  T* __restrict vmax;
+  int64_t n;
+  T one_b1, b2, one_b2, eps, wd, decay, inv_bc2, lr_t;
+};
+
+/// PyTorch's update: m += (1−β₁)(g − m); v = β₂v + (1−β₂)g²; w = w·decay − lr_t·m / (√v / √bc₂ + ε).
+/// Branches are compile-time flags so that the loop vectorises; the body is inlined into a default
+/// and an AVX-512 entry point (the division and square root are the bottleneck: 512-bit halves them).
+template <class T, bool kCoupledDecay, bool kAmsgrad>
+[[gnu::always_inline]] inline void adam_loop(const AdamStep<T>& s) {
+  for (int64_t k = 0; k < s.n; ++k) {
+    T d = s.dw[k];
+    if constexpr (kCoupledDecay) d += s.wd * s.w[k];
+    s.m[k] += s.one_b1 * (d - s.m[k]);
+    s.v[k] = s.b2 * s.v[k] + s.one_b2 * d * d;
+    T vk = s.v[k];
+    if constexpr (kAmsgrad) vk = s.vmax[k] = s.vmax[k] > vk ? s.vmax[k] : vk;
+    s.w[k] = s.w[k] * s.decay - s.lr_t * (s.m[k] / (std::sqrt(vk) * s.inv_bc2 + s.eps));
+  }
+}
+
+template <class T, bool kCoupledDecay, bool kAmsgrad>
+void adam_default(const AdamStep<T>& s) {
+  adam_loop<T, kCoupledDecay, kAmsgrad>(s);
+}
+
+template <class T, bool kCoupledDecay, bool kAmsgrad>
+__attribute__((target("avx512f,prefer-vector-width=512"))) void adam_avx512(const AdamStep<T>& s) {
+  adam_loop<T, kCoupledDecay, kAmsgrad>(s);
+}
+
+template <class T, bool kCoupledDecay, bool kAmsgrad>
+void adam_dispatch(const AdamStep<T>& s) {
+  static const bool avx512 = __builtin_cpu_supports("avx512f");
+  if (avx512) adam_avx512<T, kCoupledDecay, kAmsgrad>(s);
+  else adam_default<T, kCoupledDecay, kAmsgrad>(s);
+}
+
+}  // namespace
+
 void Adam::step() {
   NoGradGuard no_grad;
   FlushDenormalGuard ftz;  // decaying state must not fall into slow denormal arithmetic
   for (size_t g = 0; g < groups_.size(); ++g) {
     const AdamOptions& o = options_[g];
-    const auto [beta1, beta2] = o.betas();
+    // Plain variables, not a structured binding: clang before 16 cannot capture bindings in lambdas.
+    const double beta1 = o.betas().first, beta2 = o.betas().second;
     for_each_param(g, [&](const Tensor& p, const Tensor& grad, size_t i) {
       double& t = counter(i, "step");
       t += 1;
@@ -42,32 +92,12 @@ void Adam::step() {
       const double bc2_sqrt = std::sqrt(1 - std::pow(beta2, t));
       detail::dispatch(p, [&](auto z) {
         using T = decltype(z);
-        T* __restrict w = p.data<T>();
-        const T* __restrict dw = grad.data<T>();
-        T* __restrict m = m_t.data<T>();
-        T* __restrict v = v_t.data<T>();
-        T* __restrict vmax = vmax_t.defined() ? vmax_t.data<T>() : nullptr;
-        const T b2 = T(beta2), one_b1 = T(1 - beta1), one_b2 = T(1 - beta2), eps = T(o.eps());
-        const T wd = decoupled_ ? T(0) : T(o.weight_decay());
-        const T decay = decoupled_ ? T(1 - o.lr() * o.weight_decay()) : T(1);
-        const T bc2 = T(bc2_sqrt), lr_t = T(step_size);
-        const int64_t n = p.numel();
-        // The branches are hoisted out of the loop (compile-time flags) so that it vectorises.
-        auto loop = [&](auto coupled_decay, auto amsgrad) {
-          for (int64_t k = 0; k < n; ++k) {
-            T d = dw[k];
-            if constexpr (decltype(coupled_decay)::value) d += wd * w[k];
-            m[k] += one_b1 * (d - m[k]);
-            v[k] = b2 * v[k] + one_b2 * d * d;
-            T vk = v[k];
-            if constexpr (decltype(amsgrad)::value) vk = vmax[k] = vmax[k] > vk ? vmax[k] : vk;
-            w[k] = w[k] * decay - lr_t * (m[k] / (std::sqrt(vk) / bc2 + eps));
-          }
-        };
-        using yes = std::true_type;
-        using no = std::false_type;
-        if (wd != 0) vmax ? loop(yes{}, yes{}) : loop(yes{}, no{});
-        else vmax ? loop(no{}, yes{}) : loop(no{}, no{});
+        AdamStep<T> s{p.data<T>(), grad.data<T>(), m_t.data<T>(), v_t.data<T>(),
+                      vmax_t.defined() ? vmax_t.data<T>() : nullptr, p.numel(), T(1 - beta1), T(beta2),
+                      T(1 - beta2), T(o.eps()), decoupled_ ? T(0) : T(o.weight_decay()),
+                      decoupled_ ? T(1 - o.lr() * o.weight_decay()) : T(1), T(1 / bc2_sqrt), T(step_size)};
+        if (s.wd != 0) s.vmax ? adam_dispatch<T, true, true>(s) : adam_dispatch<T, true, false>(s);
+        else s.vmax ? adam_dispatch<T, false, true>(s) : adam_dispatch<T, false, false>(s);
       });
     });
   }
