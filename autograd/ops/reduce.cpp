@@ -60,8 +60,13 @@ Tensor reduce_axis(const Tensor& x, int64_t axis, Reduce kind) {
       T* dst = po + o * inner;
       if (inner == 1) {
         if (kind == Reduce::sum) {
-          double acc = 0;  // long rows: accumulate in double
-          for (int64_t r = 0; r < red; ++r) acc += base[r];
+          // Accumulate in double, in 8 independent lanes: one running sum is latency-bound.
+          double lane[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+          int64_t r = 0;
+          for (; r + 8 <= red; r += 8)
+            for (int j = 0; j < 8; ++j) lane[j] += static_cast<double>(base[r + j]);
+          double acc = ((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7]));
+          for (; r < red; ++r) acc += base[r];
           dst[0] = static_cast<T>(acc);
         } else {
           T acc = base[0];
