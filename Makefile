@@ -42,7 +42,7 @@ bench: build
 	@for b in $(BUILD)/bench/bench_*; do [ -x "$$b" ] && OPENBLAS_NUM_THREADS=1 "$$b"; done
 
 ## Side-by-side comparison with libtorch and PyTorch (installs them from Debian when missing).
-bench-compare: build
+bench-compare: configure
 	@bash scripts/bench_compare.sh
 
 ## The whole test suite under AddressSanitizer + UndefinedBehaviorSanitizer (+ LeakSanitizer).
