@@ -21,11 +21,20 @@ int bucket_of(size_t capacity) {
   return b;
 }
 
+// Set when the thread's pool is destroyed. Tensors that outlive it (a static Tensor is destroyed
+// after the main thread's thread_locals) then go straight to the system: pushing them onto the
+// destroyed free lists was a heap-use-after-free at exit. A bool needs no destructor, so it stays
+// readable until the thread ends.
+thread_local bool t_pool_gone = false;
+
 /// Per-thread free lists, one per power-of-two size class.
 struct Pool {
   std::vector<void*> free[kBuckets];
   int64_t cached = 0;
-  ~Pool() { clear(); }
+  ~Pool() {
+    clear();
+    t_pool_gone = true;
+  }
   void clear() {
     for (auto& list : free) {
       for (void* p : list) ::operator delete(p, std::align_val_t(64));
@@ -43,7 +52,7 @@ Storage::Storage(size_t bytes) {
   size_t total = sizeof(Block) + bytes;
   size_t capacity = total;
   void* mem = nullptr;
-  if (total <= kMaxPooled) {
+  if (total <= kMaxPooled && !t_pool_gone) {
     int b = bucket_of(total);
     capacity = size_t(64) << b;
     auto& list = t_pool.free[b];
@@ -71,7 +80,8 @@ void Storage::release() {
     size_t capacity = b_->capacity;
     void* mem = b_;
     b_->~Block();
-    if (capacity <= kMaxPooled && t_pool.cached + static_cast<int64_t>(capacity) <= kMaxCachedPerThread) {
+    if (capacity <= kMaxPooled && !t_pool_gone &&
+        t_pool.cached + static_cast<int64_t>(capacity) <= kMaxCachedPerThread) {
       t_pool.free[bucket_of(capacity)].push_back(mem);
       t_pool.cached += static_cast<int64_t>(capacity);
       g_cached_bytes += static_cast<int64_t>(capacity);

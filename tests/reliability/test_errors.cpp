@@ -91,6 +91,8 @@ void run_cases(const std::vector<Case>& cases) {
   }
 }
 
+// A Tensor with static storage duration on purpose: it is destroyed after the main thread's
+// storage pool, which was a heap-use-after-free at exit (caught under ASan, make test-sanitize).
 const Tensor a23 = tensor({1, 2, 3, 4, 5, 6}, {2, 3});
 
 }  // namespace
