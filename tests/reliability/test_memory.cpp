@@ -2,9 +2,15 @@
 // tensor storage (counted by the library's allocator, not RSS) return to the same level after every
 // training step.
 #include <doctest/doctest.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <string>
 
 #include "autograd/autograd.hpp"
 #include "autograd/storage.hpp"
+#include "datasets/dataset.hpp"
+#include "nn/fit.hpp"
 #include "nn/nn.hpp"
 #include "optim/adam.hpp"
 
@@ -88,4 +94,33 @@ TEST_CASE("backward without retain_graph frees the saved tensors while the loss 
   CHECK(with_graph > params + 32 * 64 * 4);  // activations are saved
   // What remains: parameters, their gradients and the loss itself (one float, in its own buffer).
   CHECK(storage_stats().live_bytes == params + grads + 4);
+}
+
+namespace {
+// Records the live storage bytes at the end of every epoch (every batch tensor is gone by then).
+struct LiveBytes : nn::Callback {
+  std::vector<int64_t> per_epoch;
+  void on_epoch_end(nn::TrainState&, const nn::EpochLog&) override { per_epoch.push_back(storage_stats().live_bytes); }
+};
+}  // namespace
+
+TEST_CASE("fit with shuffling, validation and a checkpoint per epoch holds the same storage after every epoch") {
+  manual_seed(4);
+  auto model = std::make_shared<nn::Sequential>(nn::Linear(20, 32), nn::ReLU(), nn::Dropout(0.3), nn::Linear(32, 5));
+  optim::Adam adam(model->parameters(), optim::AdamOptions(1e-3));
+  Tensor x = randn({100, 20});
+  std::vector<int64_t> labels;
+  for (int64_t i = 0; i < 100; ++i) labels.push_back(i % 5);
+  auto data = std::make_shared<datasets::TensorDataset>(x, index_tensor(labels));
+  auto probe = std::make_shared<LiveBytes>();
+  const std::string ckpt = "reliability_memory_" + std::to_string(::getpid()) + ".ckpt";
+  nn::fit(*model, adam, [](const Tensor& o, const Tensor& t) { return nn::functional::cross_entropy(o, t); }, data,
+          {.epochs = 30, .batch_size = 16, .seed = 2, .validation_split = 0.2, .callbacks = {probe}, .quiet = true,
+           .checkpoint_path = ckpt});
+  std::remove(ckpt.c_str());
+  REQUIRE(probe->per_epoch.size() == 30);
+  for (size_t e = 1; e < probe->per_epoch.size(); ++e) {
+    CAPTURE(e);
+    CHECK(probe->per_epoch[e] == probe->per_epoch[0]);
+  }
 }
