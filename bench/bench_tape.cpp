@@ -10,6 +10,12 @@ namespace {
 constexpr int kLinks = 1000;
 constexpr int kOpsPerLink = 3;
 
+/// Reports seconds per recorded op (the inverse rate of ops).
+void set_time_per_op(benchmark::State& state) {
+  state.counters["time_per_op"] = benchmark::Counter(static_cast<double>(state.iterations()) * kLinks * kOpsPerLink,
+                                                     benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+}
+
 Tensor chain(const Tensor& x) {
   Tensor y = x;
   for (int i = 0; i < kLinks; ++i) y = tanh(y * 1.0001 + 0.0001);
@@ -25,9 +31,7 @@ void BM_TapeForward(benchmark::State& state) {
     y = Tensor();  // free the graph outside the timed region
     state.ResumeTiming();
   }
-  state.counters["time_per_op"] = benchmark::Counter(
-      static_cast<double>(state.iterations()) * kLinks * kOpsPerLink,
-      benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+  set_time_per_op(state);
 }
 BENCHMARK(BM_TapeForward)->Unit(benchmark::kMicrosecond);
 
@@ -44,9 +48,7 @@ void BM_TapeBackward(benchmark::State& state) {
     x.zero_grad();
     state.ResumeTiming();
   }
-  state.counters["time_per_op"] = benchmark::Counter(
-      static_cast<double>(state.iterations()) * kLinks * kOpsPerLink,
-      benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+  set_time_per_op(state);
 }
 BENCHMARK(BM_TapeBackward)->Unit(benchmark::kMicrosecond);
 
@@ -58,9 +60,7 @@ void BM_TapeRoundTrip(benchmark::State& state) {
     y.backward();
     x.zero_grad();
   }
-  state.counters["time_per_op"] = benchmark::Counter(
-      static_cast<double>(state.iterations()) * kLinks * kOpsPerLink,
-      benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+  set_time_per_op(state);
 }
 BENCHMARK(BM_TapeRoundTrip)->Unit(benchmark::kMicrosecond);
 
@@ -72,9 +72,7 @@ void BM_NoGradForward(benchmark::State& state) {
     Tensor y = chain(x);
     benchmark::DoNotOptimize(y.impl().get());
   }
-  state.counters["time_per_op"] = benchmark::Counter(
-      static_cast<double>(state.iterations()) * kLinks * kOpsPerLink,
-      benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+  set_time_per_op(state);
 }
 BENCHMARK(BM_NoGradForward)->Unit(benchmark::kMicrosecond);
 }  // namespace

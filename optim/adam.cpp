@@ -3,7 +3,6 @@
 #include <cmath>
 #include <type_traits>
 
-#include "autograd/blas.hpp"
 #include "autograd/node.hpp"
 
 namespace tapegrad::optim {
@@ -76,8 +75,7 @@ void adam_dispatch(const AdamStep<T>& s) {
 }  // namespace
 
 void Adam::step() {
-  NoGradGuard no_grad;
-  FlushDenormalGuard ftz;  // decaying state must not fall into slow denormal arithmetic
+  StepScope scope;
   for (size_t g = 0; g < groups_.size(); ++g) {
     const AdamOptions& o = options_[g];
     // Plain variables, not a structured binding: clang before 16 cannot capture bindings in lambdas.

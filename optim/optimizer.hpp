@@ -9,6 +9,8 @@
 #include <utility>
 #include <vector>
 
+#include "autograd/blas.hpp"
+#include "autograd/node.hpp"
 #include "autograd/tensor.hpp"
 
 namespace tapegrad::optim {
@@ -64,6 +66,13 @@ class Optimizer {
   void load_state_dict(const NamedTensors& state);
 
  protected:
+  /// What every step() runs under: nothing is recorded on the tape, and denormals are flushed
+  /// (decaying state, such as Adam's moments for always-zero inputs, must not fall into slow
+  /// denormal arithmetic).
+  struct StepScope {
+    NoGradGuard no_grad;
+    FlushDenormalGuard flush_denormal;
+  };
   explicit Optimizer(const char* name) : name_(name) {}
   /// Validates and appends a group (parameters must be floating leaves, not already present).
   void add_group(std::vector<Tensor> params);

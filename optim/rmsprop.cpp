@@ -2,7 +2,6 @@
 
 #include <cmath>
 
-#include "autograd/blas.hpp"
 #include "autograd/node.hpp"
 
 namespace tapegrad::optim {
@@ -22,8 +21,7 @@ void RMSprop::add_param_group(std::vector<Tensor> params, RMSpropOptions o) {
 }
 
 void RMSprop::step() {
-  NoGradGuard no_grad;
-  FlushDenormalGuard ftz;  // decaying state must not fall into slow denormal arithmetic
+  StepScope scope;
   for (size_t g = 0; g < groups_.size(); ++g) {
     const RMSpropOptions& o = options_[g];
     for_each_param(g, [&](const Tensor& p, const Tensor& grad, size_t i) {

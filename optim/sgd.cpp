@@ -1,6 +1,5 @@
 #include "optim/sgd.hpp"
 
-#include "autograd/blas.hpp"
 #include "autograd/node.hpp"
 
 namespace tapegrad::optim {
@@ -19,8 +18,7 @@ void SGD::add_param_group(std::vector<Tensor> params, SGDOptions o) {
 }
 
 void SGD::step() {
-  NoGradGuard no_grad;
-  FlushDenormalGuard ftz;  // decaying state must not fall into slow denormal arithmetic
+  StepScope scope;
   for (size_t g = 0; g < groups_.size(); ++g) {
     const SGDOptions& o = options_[g];
     for_each_param(g, [&](const Tensor& p, const Tensor& grad, size_t i) {
