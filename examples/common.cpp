@@ -110,7 +110,7 @@ int run(const Args& args, const std::function<void()>& body) {
   }
 }
 
-std::pair<std::shared_ptr<datasets::TensorDataset>, std::shared_ptr<datasets::TensorDataset>> load_data(
+std::pair<std::shared_ptr<datasets::ImageDataset>, std::shared_ptr<datasets::ImageDataset>> load_data(
     const Args& args) {
   if (!fs::is_directory(args.data)) {
     std::string hint = args.dataset == "mnist"

@@ -49,7 +49,7 @@ int run(const Args& args, const std::function<void()>& body);
 
 /// The train and test splits of the chosen dataset. A missing directory is an error that says how
 /// to get the data (scripts/fetch_mnist.sh); corrupt files are DatasetErrors naming the file.
-std::pair<std::shared_ptr<datasets::TensorDataset>, std::shared_ptr<datasets::TensorDataset>> load_data(
+std::pair<std::shared_ptr<datasets::ImageDataset>, std::shared_ptr<datasets::ImageDataset>> load_data(
     const Args& args);
 
 /// The optimizer named by --optimizer with learning rate --lr over `params`.

@@ -1,5 +1,12 @@
 #include "optim/adam.hpp"
 
+// GCC 12 warns that the AVX-512 intrinsics' internal _mm512_undefined_ps() "may be used uninitialized"
+// (a false positive, GCC bug 105593).
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+#pragma GCC diagnostic pop
+
 #include <cmath>
 #include <type_traits>
 
@@ -65,9 +72,45 @@ __attribute__((target("avx512f,prefer-vector-width=512"))) void adam_avx512(cons
   adam_loop<T, kCoupledDecay, kAmsgrad>(s);
 }
 
+/// The float32 AVX-512 update: the same formula, 16 lanes at a time (the tail under a mask), with
+/// the division replaced by a reciprocal estimate refined by one Newton step, r ← r·(2 − d·r), which
+/// is within 2 ulp of 1/d (tests/optim/test_adam_kernel.cpp bounds it against float64). The divider
+/// is the loop's bottleneck: the square root stays exact, the division goes. ~15% faster per step.
+template <bool kCoupledDecay, bool kAmsgrad>
+__attribute__((target("avx512f"))) void adam_avx512_f32(const AdamStep<float>& s) {
+  const __m512 one_b1 = _mm512_set1_ps(s.one_b1), b2 = _mm512_set1_ps(s.b2), one_b2 = _mm512_set1_ps(s.one_b2),
+               eps = _mm512_set1_ps(s.eps), wd = _mm512_set1_ps(s.wd), decay = _mm512_set1_ps(s.decay),
+               inv_bc2 = _mm512_set1_ps(s.inv_bc2), lr_t = _mm512_set1_ps(s.lr_t), two = _mm512_set1_ps(2.f);
+  float *pw = s.w, *pm = s.m, *pv = s.v, *pvmax = s.vmax;  // locals: the stores cannot alias them
+  const float* pd = s.dw;
+  const int64_t n = s.n;
+  for (int64_t k = 0; k < n; k += 16) {
+    const __mmask16 lanes = n - k >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (n - k)) - 1);
+    __m512 w = _mm512_maskz_loadu_ps(lanes, pw + k), d = _mm512_maskz_loadu_ps(lanes, pd + k);
+    __m512 m = _mm512_maskz_loadu_ps(lanes, pm + k), v = _mm512_maskz_loadu_ps(lanes, pv + k);
+    if constexpr (kCoupledDecay) d = _mm512_fmadd_ps(wd, w, d);
+    m = _mm512_fmadd_ps(one_b1, _mm512_sub_ps(d, m), m);
+    v = _mm512_fmadd_ps(b2, v, _mm512_mul_ps(one_b2, _mm512_mul_ps(d, d)));
+    _mm512_mask_storeu_ps(pm + k, lanes, m);
+    _mm512_mask_storeu_ps(pv + k, lanes, v);
+    if constexpr (kAmsgrad) {
+      v = _mm512_max_ps(_mm512_maskz_loadu_ps(lanes, pvmax + k), v);
+      _mm512_mask_storeu_ps(pvmax + k, lanes, v);
+    }
+    const __m512 den = _mm512_fmadd_ps(_mm512_sqrt_ps(v), inv_bc2, eps);
+    __m512 r = _mm512_rcp14_ps(den);
+    r = _mm512_mul_ps(r, _mm512_fnmadd_ps(den, r, two));
+    w = _mm512_fnmadd_ps(lr_t, _mm512_mul_ps(m, r), _mm512_mul_ps(w, decay));
+    _mm512_mask_storeu_ps(pw + k, lanes, w);
+  }
+}
+
 template <class T, bool kCoupledDecay, bool kAmsgrad>
 void adam_dispatch(const AdamStep<T>& s) {
   static const bool avx512 = __builtin_cpu_supports("avx512f");
+  if constexpr (std::is_same_v<T, float>) {
+    if (avx512) return adam_avx512_f32<kCoupledDecay, kAmsgrad>(s);
+  }
   if (avx512) adam_avx512<T, kCoupledDecay, kAmsgrad>(s);
   else adam_default<T, kCoupledDecay, kAmsgrad>(s);
 }

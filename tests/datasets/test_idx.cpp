@@ -137,13 +137,13 @@ TEST_CASE("load_mnist reads a directory of raw or .gz files") {
     auto test = load_mnist(dir.path.string(), Split::test);
     CHECK(train->size() == 30);
     CHECK(test->size() == 12);
-    CHECK(train->x().shape() == Shape{30, 1, 28, 28});
-    CHECK(train->x().dtype() == DType::f32);
-    CHECK(train->y().dtype() == DType::i64);
-    std::vector<double> xs = train->x().to_vector();
+    CHECK(train->images().shape() == Shape{30, 1, 28, 28});
+    CHECK(train->images().dtype() == DType::f32);
+    CHECK(train->labels().dtype() == DType::i64);
+    std::vector<double> xs = train->images().to_vector();
     CHECK(*std::max_element(xs.begin(), xs.end()) <= 1.0);
     CHECK(*std::max_element(xs.begin(), xs.end()) > 0.7);
-    for (double y : train->y().to_vector()) CHECK((y >= 0 && y <= 9));
+    for (double y : train->labels().to_vector()) CHECK((y >= 0 && y <= 9));
   }
 }
 

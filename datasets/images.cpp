@@ -1,0 +1,107 @@
+#include "datasets/images.hpp"
+
+#include <sys/mman.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+
+#include "autograd/functions.hpp"
+#include "autograd/node.hpp"
+
+namespace tapegrad::datasets {
+
+namespace {
+
+constexpr size_t kHugePage = size_t{2} << 20;
+
+/// A copy of `bytes` in memory that asks for transparent huge pages when it spans at least one.
+std::shared_ptr<uint8_t> pixel_buffer(const std::vector<uint8_t>& bytes) {
+  const size_t n = bytes.size();
+  uint8_t* p = nullptr;
+  if (n >= kHugePage) {
+    const size_t rounded = (n + kHugePage - 1) / kHugePage * kHugePage;
+    p = static_cast<uint8_t*>(std::aligned_alloc(kHugePage, rounded));
+    if (p) madvise(p, rounded, MADV_HUGEPAGE);  // advice only: without THP the pages are small
+  } else {
+    p = static_cast<uint8_t*>(std::malloc(n ? n : 1));
+  }
+  if (!p) throw std::bad_alloc();
+  if (n) std::memcpy(p, bytes.data(), n);
+  return std::shared_ptr<uint8_t>(p, [](uint8_t* q) { std::free(q); });
+}
+
+/// out[r, :] = float(rows[r][:]) · scale for `count` rows, rows[r] = base + row(r) · width bytes.
+/// Rows a few ahead are prefetched: a shuffled gather is bound by the latency of scattered rows.
+template <class RowOf>
+void convert_rows(const uint8_t* base, int64_t width, int64_t count, RowOf row, float scale, float* out) {
+  constexpr int64_t kAhead = 4;
+  for (int64_t r = 0; r < count; ++r) {
+    if (r + kAhead < count) {
+      const uint8_t* next = base + row(r + kAhead) * width;
+      for (int64_t b = 0; b < width; b += 64) __builtin_prefetch(next + b, 0, 3);
+    }
+    const uint8_t* src = base + row(r) * width;
+    float* dst = out + r * width;
+    for (int64_t k = 0; k < width; ++k) dst[k] = static_cast<float>(src[k]) * scale;
+  }
+}
+
+}  // namespace
+
+ImageDataset::ImageDataset(const std::vector<uint8_t>& pixels, Shape sample_shape, Tensor labels, float scale)
+    : sample_shape_(std::move(sample_shape)), labels_(std::move(labels)), scale_(scale) {
+  if (!labels_.defined() || labels_.dim() == 0)
+    throw std::invalid_argument("ImageDataset: labels must be a defined tensor of rank >= 1");
+  if (!std::isfinite(scale_)) throw std::invalid_argument("ImageDataset: scale must be finite");
+  sample_bytes_ = 1;
+  for (int64_t d : sample_shape_) {
+    if (d <= 0)
+      throw std::invalid_argument("ImageDataset: sample shape " + to_string(sample_shape_) + " has a non-positive dimension");
+    sample_bytes_ *= d;
+  }
+  size_ = labels_.size(0);
+  if (static_cast<int64_t>(pixels.size()) != size_ * sample_bytes_)
+    throw std::invalid_argument("ImageDataset: " + std::to_string(pixels.size()) + " pixel bytes do not hold " +
+                                std::to_string(size_) + " samples of shape " + to_string(sample_shape_) + " (" +
+                                std::to_string(size_ * sample_bytes_) + " bytes)");
+  pixels_ = pixel_buffer(pixels);
+}
+
+namespace {
+Shape batch_shape(int64_t n, const Shape& sample) {
+  std::vector<int64_t> dims{n};
+  dims.insert(dims.end(), sample.begin(), sample.end());
+  return Shape(dims);
+}
+}  // namespace
+
+Batch ImageDataset::get(const std::vector<int64_t>& indices) const {
+  for (int64_t i : indices) {
+    if (i < 0 || i >= size_)
+      throw std::out_of_range("ImageDataset::get: index " + std::to_string(i) + " out of range [0, " +
+                              std::to_string(size_) + ")");
+  }
+  NoGradGuard no_grad;
+  const int64_t n = static_cast<int64_t>(indices.size());
+  Tensor x = Tensor::empty(batch_shape(n, sample_shape_), DType::f32);
+  convert_rows(pixels_.get(), sample_bytes_, n, [&](int64_t r) { return indices[static_cast<size_t>(r)]; }, scale_,
+               x.data<float>());
+  return {x, index_select(labels_, 0, index_tensor(indices))};
+}
+
+Batch ImageDataset::range(int64_t begin, int64_t end) const {
+  if (begin < 0 || end > size_ || begin > end)
+    throw std::out_of_range("ImageDataset::range: [" + std::to_string(begin) + ", " + std::to_string(end) +
+                            ") outside [0, " + std::to_string(size_) + ")");
+  NoGradGuard no_grad;
+  Tensor x = Tensor::empty(batch_shape(end - begin, sample_shape_), DType::f32);
+  convert_rows(pixels_.get(), sample_bytes_, end - begin, [&](int64_t r) { return begin + r; }, scale_, x.data<float>());
+  return {x, slice(labels_, 0, begin, end)};
+}
+
+Tensor ImageDataset::images() const { return range(0, size_).x; }
+
+}  // namespace tapegrad::datasets
