@@ -1,5 +1,6 @@
 // Losses. cross_entropy is one fused, max-shifted op (forward never forms the log-softmax tensor);
-// its backward (softmax(x) − onehot(t))·g is written with differentiable ops so second order works.
+// its backward (softmax(x) − onehot(t))·g is one pass over the softmax the forward kept, or, when a
+// graph of the backward is recorded (create_graph), the same formula in differentiable ops.
 // The other losses are composites of core ops.
 #include <cmath>
 #include <limits>
@@ -57,18 +58,24 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& targets, Reduction r) {
   check_class_targets("cross_entropy", logits, targets);
   const int64_t N = logits.size(0), C = logits.size(1);
   Tensor per_row = Tensor::empty({N}, logits.dtype());
+  // The softmax, kept for a first-order backward: exp is computed once per element.
+  Tensor probs = grad_enabled() && logits.requires_grad() ? Tensor::empty({N, C}, logits.dtype()) : Tensor();
   auto run = [&](auto z) {
     using T = decltype(z);
     const T* x = logits.data<T>();
     const int64_t* t = targets.data<int64_t>();
     T* out = per_row.data<T>();
+    T* p = probs.defined() ? probs.data<T>() : nullptr;
     for (int64_t n = 0; n < N; ++n, x += C) {
       T m = x[0];
       for (int64_t c = 1; c < C; ++c) m = x[c] > m ? x[c] : m;
       if (!std::isfinite(m)) m = T(0);
       T total = 0;
       for (int64_t c = 0; c < C; ++c) total += std::exp(x[c] - m);
-      out[n] = m + std::log(total) - x[t[n]];  // logsumexp(x) − x[t]
+      const T lse = m + std::log(total);
+      out[n] = lse - x[t[n]];  // logsumexp(x) − x[t]
+      if (p)
+        for (int64_t c = 0; c < C; ++c, ++p) *p = std::exp(x[c] - lse);
     }
   };
   if (logits.dtype() == DType::f32) run(float{});
@@ -78,9 +85,29 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& targets, Reduction r) {
     NoGradGuard no_grad;
     result = reduce(per_row, r);
   }
-  return record("cross_entropy", result, {logits}, [logits, targets, r, N, C](const BackwardContext& ctx) -> Grads {
-    Tensor g = r == Reduction::none ? reshape(ctx.grad, {N, 1}) : (r == Reduction::mean ? div(ctx.grad, double(N)) : ctx.grad);
-    return {mul(sub(softmax(logits, 1), one_hot(targets, C, logits.dtype())), g)};
+  return record("cross_entropy", result, {logits}, [logits, targets, probs, r, N, C](const BackwardContext& ctx) -> Grads {
+    if (grad_enabled() || !probs.defined()) {  // create_graph: differentiable ops, so second order works
+      Tensor g = r == Reduction::none ? reshape(ctx.grad, {N, 1}) : (r == Reduction::mean ? div(ctx.grad, double(N)) : ctx.grad);
+      return {mul(sub(softmax(logits, 1), one_hot(targets, C, logits.dtype())), g)};
+    }
+    // first order: one pass over the saved softmax, (p − onehot(t)) · g_n
+    Tensor out = Tensor::empty({N, C}, logits.dtype());
+    auto fused = [&](auto z) {
+      using T = decltype(z);
+      const T* p = probs.data<T>();
+      const T* g = ctx.grad.data<T>();
+      const int64_t* t = targets.data<int64_t>();
+      T* o = out.data<T>();
+      const T scale = r == Reduction::mean ? T(1) / static_cast<T>(N) : T(1);
+      for (int64_t n = 0; n < N; ++n, p += C, o += C) {
+        const T gn = (r == Reduction::none ? g[n] : g[0]) * scale;
+        for (int64_t c = 0; c < C; ++c) o[c] = p[c] * gn;
+        o[t[n]] = (p[t[n]] - T(1)) * gn;
+      }
+    };
+    if (logits.dtype() == DType::f32) fused(float{});
+    else fused(double{});
+    return {out};
   });
 }
 
