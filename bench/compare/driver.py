@@ -2,9 +2,10 @@
 """Runs tapegrad, libtorch and PyTorch alternately (A B C A B C ...) and prints one table.
 
 Called by scripts/bench_compare.sh (`make bench-compare`), which builds everything first. Per round:
-the seed MLP (784-128-10, Adam 1e-3, cross-entropy) for one epoch on Fashion-MNIST at batch 32 and
-256 in each system, the GEMM floor of those epochs (bench/compare/gemm_floor.cpp), the tape's cost
-per tiny op (tapegrad's bench_tape against torch_compare tape), and one epoch of the small CNN
+the seed MLP (784-128-10, Adam 1e-3, cross-entropy) for --epochs epochs (default 3; the run's epoch
+time is the median of them) on Fashion-MNIST at batch 32 and 256 in each system, the GEMM floor of
+those epochs (bench/compare/gemm_floor.cpp), the tape's cost per tiny op (tapegrad's bench_tape
+against torch_compare tape), and one epoch of the small CNN
 (tapegrad's examples/mnist_cnn against libtorch). Every process runs with one thread; its peak RSS
 comes from wait4(). The table quotes medians over the rounds; raw values go to --json.
 Standard library only: runs under any python3.
@@ -100,6 +101,10 @@ def main():
     p.add_argument("--data", default="/usr/share/datasets/fashion-mnist")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--batch-sizes", default="32,256")
+    p.add_argument("--epochs", type=int, default=3,
+                   help="epochs of each seed-MLP run; its epoch time is the median of them, as the GEMM floor's "
+                        "is the median of its timed epochs (one run's single epoch is at the mercy of a noisy "
+                        "neighbour)")
     p.add_argument("--cnn-train", type=int, default=10000,
                    help="training images in the CNN epoch (60000: the whole set; default keeps the run short)")
     p.add_argument("--no-cnn", action="store_true")
@@ -151,21 +156,23 @@ def main():
         rd = {}
         for b in batches:
             out_dir = os.path.join(tmp, "tg_mlp_%d" % b)
-            _, rss = run([tg_mlp, "--dataset", "fashion-mnist", "--data", args.data, "--epochs", "1", "--batch-size",
+            epochs = str(args.epochs)
+            _, rss = run([tg_mlp, "--dataset", "fashion-mnist", "--data", args.data, "--epochs", epochs, "--batch-size",
                           str(b), "--threads", "1", "--seed", "0", "--quiet", "--out", out_dir] + tg_extra, tmp=tmp)
             m = json.load(open(os.path.join(out_dir, "metrics.json")))
-            rd["tapegrad mlp %d" % b] = {"seconds": m["history"]["epochs"][0]["seconds"],
+            tg_epochs = [e["seconds"] for e in m["history"]["epochs"]]
+            rd["tapegrad mlp %d" % b] = {"seconds": median(tg_epochs), "epoch_seconds": tg_epochs,
                                          "accuracy": m["test"]["accuracy"], "rss_mb": rss}
-            common = ["--data", args.data, "--batch-size", str(b), "--epochs", "1", "--seed", "0"]
+            common = ["--data", args.data, "--batch-size", str(b), "--epochs", epochs, "--seed", "0"]
             text, rss = run([lt, "mlp"] + common, torch_env, tmp)
             j = last_json(text)
-            rd["libtorch mlp %d" % b] = {"seconds": j["epoch_seconds"][0], "accuracy": j["test_accuracy"],
-                                         "rss_mb": rss, "blas_core": j["blas_core"]}
+            rd["libtorch mlp %d" % b] = {"seconds": median(j["epoch_seconds"]), "epoch_seconds": j["epoch_seconds"],
+                                         "accuracy": j["test_accuracy"], "rss_mb": rss, "blas_core": j["blas_core"]}
             if not args.no_pytorch:
                 text, rss = run(py + ["mlp"] + common, torch_env, tmp)
                 j = last_json(text)
-                rd["pytorch mlp %d" % b] = {"seconds": j["epoch_seconds"][0], "accuracy": j["test_accuracy"],
-                                            "rss_mb": rss, "blas_core": j["blas_core"]}
+                rd["pytorch mlp %d" % b] = {"seconds": median(j["epoch_seconds"]), "epoch_seconds": j["epoch_seconds"],
+                                            "accuracy": j["test_accuracy"], "rss_mb": rss, "blas_core": j["blas_core"]}
             text, _ = run([floor, "--batch-size", str(b)], {"OPENBLAS_CORETYPE": tapegrad_core}, tmp)
             rd["floor %d" % b] = {"seconds": last_json(text)["seconds"], "blas_core": last_json(text)["blas_core"]}
             if avx512_core:
@@ -244,7 +251,7 @@ def main():
         acc = {s: med("%s mlp %d" % (s, b), "accuracy") for s in systems}
         ok = max(acc.values()) - min(acc.values()) <= 0.02
         accuracy_ok &= ok
-        rows.append(("test accuracy after 1 epoch, batch %d" % b, [fmt(acc[s], "%.4f") for s in systems], "-", "-",
+        rows.append(("test accuracy after %d epoch%s, batch %d" % (args.epochs, "s" if args.epochs > 1 else "", b), [fmt(acc[s], "%.4f") for s in systems], "-", "-",
                      "spread <= 0.02", "yes" if ok else "NO"))
     if has_cnn:
         label = "small CNN epoch, batch 32, %dk images (s)" % (args.cnn_train // 1000)
@@ -266,6 +273,8 @@ def main():
     print()
     print("tapegrad vs libtorch vs PyTorch on Fashion-MNIST (60,000 train / 10,000 test), 1 thread, "
           "medians of %d alternating rounds; ratios: median of the per-round ratios" % args.rounds)
+    print("Seed MLP epoch time of a run: the median of its %d epochs; GEMM floor: the median of 3 timed epochs "
+          "after a warm-up one" % args.epochs)
     print("CPU: %s, %d cores; load average at the end: %.2f" % (cpu_model(), os.cpu_count(), os.getloadavg()[0]))
     print("OpenBLAS kernels: tapegrad %s, libtorch/PyTorch/floor %s (OpenBLAS's own choice here: %s)%s"
           % (tapegrad_core, lt_core, installed_core,
