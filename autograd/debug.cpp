@@ -20,6 +20,7 @@ namespace {
 using Clock = std::chrono::steady_clock;
 thread_local Profiler::State* t_profiler = nullptr;
 thread_local bool t_anomaly = false;
+thread_local int t_not_an_op = 0;  // depth of NotAnOpScope
 }  // namespace
 
 struct Profiler::State {
@@ -87,7 +88,7 @@ void backward_hook(const Node& node, const Grads& grads, double seconds) {
 
 void allocate_hook() {
   Profiler::State* p = t_profiler;
-  if (p && !p->pending) {
+  if (p && !p->pending && t_not_an_op == 0) {
     p->pending = true;
     p->start = Clock::now();
   }
@@ -103,6 +104,12 @@ void update_hooks() {
 }  // namespace
 
 // ---- profiler -------------------------------------------------------------------------------------
+
+NotAnOpScope::NotAnOpScope() { ++t_not_an_op; }
+
+NotAnOpScope::~NotAnOpScope() {
+  if (--t_not_an_op == 0 && t_profiler) t_profiler->pending = false;
+}
 
 Profiler::Profiler() : state_(new State) {
   state_->active = true;

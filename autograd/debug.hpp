@@ -14,8 +14,10 @@ namespace tapegrad {
 /// RAII: while alive, records per op type the number of recorded ops, forward time, backward time,
 /// and bytes saved for backward — on this thread. Results stay readable after the guard is destroyed.
 /// An op's forward time runs from the first tensor allocation after the previous recorded op (or
-/// backward) to its recording, so tensor-allocating work done between ops (building a shuffled
-/// batch, say) is attributed to the next op; backward time is exact per node.
+/// backward) to its recording; allocations under a NotAnOpScope do not count, and that is how the
+/// DataLoader's batches, optimizer steps, metrics and evaluate/predict stay out of the ops' times.
+/// Other tensor-allocating work done between ops by user code is attributed to the next op.
+/// Backward time is exact per node.
 ///
 ///     Profiler prof;
 ///     train_step();
@@ -49,6 +51,17 @@ class Profiler {
 
  private:
   State* state_;
+};
+
+/// RAII: work that allocates tensors between ops but is not an op (a DataLoader batch, an optimizer
+/// step, metrics) runs under it, so the Profiler does not charge it to the next op's forward. Nests;
+/// costs two thread-local increments when no profiler runs.
+class NotAnOpScope {
+ public:
+  NotAnOpScope();
+  ~NotAnOpScope();
+  NotAnOpScope(const NotAnOpScope&) = delete;
+  NotAnOpScope& operator=(const NotAnOpScope&) = delete;
 };
 
 /// Anomaly mode: every recorded op's output and every gradient computed in backward is checked

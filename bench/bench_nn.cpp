@@ -1,13 +1,35 @@
-// nn and optim hot spots at MNIST shapes: Linear and Conv2d forward + backward over batch sizes,
-// the seed MLP's training step, and one Adam step over its 101,770 parameters.
+// nn and optim hot spots at MNIST shapes: Linear and Conv2d forward and backward, separately and
+// together, max pooling, the seed MLP's and small CNN's training steps, and one Adam step over the
+// seed MLP's 101,770 parameters.
 #include <benchmark/benchmark.h>
 
 #include "autograd/autograd.hpp"
+#include "bench/bench_util.hpp"
 #include "nn/nn.hpp"
 #include "optim/optim.hpp"
 
 using namespace tapegrad;
 namespace F = tapegrad::nn::functional;
+
+// ---- Linear at the seed MLP's first layer (784 → 128), batch 32 and 256 ----
+
+static void BM_LinearForward(benchmark::State& state) {
+  nn::Linear fc(784, 128);
+  Tensor x = randn({state.range(0), 784});
+  bench::time_forward(state, [&] { return fc(x); });
+  state.SetItemsProcessed(state.iterations() * state.range(0));
+}
+BENCHMARK(BM_LinearForward)->Arg(32)->Arg(256);
+
+/// Weight and bias gradients (the input is data, as in the seed MLP's first layer).
+static void BM_LinearBackward(benchmark::State& state) {
+  nn::Linear fc(784, 128);
+  Tensor x = randn({state.range(0), 784});
+  Tensor grad = randn({state.range(0), 128});
+  bench::time_backward(state, [&] { return fc(x); }, grad, {&fc.weight, &fc.bias});
+  state.SetItemsProcessed(state.iterations() * state.range(0));
+}
+BENCHMARK(BM_LinearBackward)->Arg(32)->Arg(256)->UseManualTime();
 
 static void BM_LinearForwardBackward(benchmark::State& state) {
   const int64_t batch = state.range(0);
@@ -22,6 +44,38 @@ static void BM_LinearForwardBackward(benchmark::State& state) {
 }
 BENCHMARK(BM_LinearForwardBackward)->Arg(32)->Arg(128)->Arg(512);
 
+// ---- Conv2d at the small CNN's two layers, batch 32: range(0) = 0 for conv1 (1 → 32 channels,
+// 28×28, its input is data), 1 for conv2 (32 → 64 channels, 14×14, input gradient too) ----
+
+struct ConvLayer {
+  nn::Conv2d conv;
+  Tensor x;
+  explicit ConvLayer(int64_t which)
+      : conv(which == 0 ? nn::Conv2d(1, 32, 3, 1, 1) : nn::Conv2d(32, 64, 3, 1, 1)),
+        x(which == 0 ? randn({32, 1, 28, 28}) : randn({32, 32, 14, 14}).requires_grad_()) {}
+};
+
+static void BM_Conv2dForward(benchmark::State& state) {
+  ConvLayer l(state.range(0));
+  bench::time_forward(state, [&] { return l.conv(l.x); });
+  state.SetLabel(to_string(l.x.shape()));
+  state.SetItemsProcessed(state.iterations() * 32);
+}
+BENCHMARK(BM_Conv2dForward)->Arg(0)->Arg(1);
+
+static void BM_Conv2dBackward(benchmark::State& state) {
+  ConvLayer l(state.range(0));
+  Tensor grad;
+  {
+    NoGradGuard no_grad;
+    grad = randn(l.conv(l.x).shape());
+  }
+  bench::time_backward(state, [&] { return l.conv(l.x); }, grad, {&l.conv.weight, &l.conv.bias, &l.x});
+  state.SetLabel(to_string(l.x.shape()));
+  state.SetItemsProcessed(state.iterations() * 32);
+}
+BENCHMARK(BM_Conv2dBackward)->Arg(0)->Arg(1)->UseManualTime();
+
 static void BM_Conv2dForwardBackward(benchmark::State& state) {
   const int64_t batch = state.range(0);
   nn::Conv2d conv(1, 32, 3, 1, 1);
@@ -34,14 +88,6 @@ static void BM_Conv2dForwardBackward(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations() * batch);
 }
 BENCHMARK(BM_Conv2dForwardBackward)->Arg(32)->Arg(128);
-
-static void BM_Conv2dForward(benchmark::State& state) {
-  nn::Conv2d conv(32, 64, 3, 1, 1);
-  Tensor x = randn({state.range(0), 32, 14, 14});
-  NoGradGuard no_grad;
-  for (auto _ : state) benchmark::DoNotOptimize(conv(x));
-}
-BENCHMARK(BM_Conv2dForward)->Arg(32);
 
 /// One Adam training step of `model` on a fixed batch of state.range(0) images per iteration.
 static void train_steps(benchmark::State& state, nn::Module& model) {
@@ -95,6 +141,14 @@ static void BM_MaxPool2dForward(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations() * 32);
 }
 BENCHMARK(BM_MaxPool2dForward)->Arg(32);
+
+static void BM_MaxPool2dBackward(benchmark::State& state) {
+  Tensor x = randn({32, state.range(0), 28, 28}).requires_grad_();
+  Tensor grad = randn({32, state.range(0), 14, 14});
+  bench::time_backward(state, [&] { return F::max_pool2d(x, 2); }, grad, {&x});
+  state.SetItemsProcessed(state.iterations() * 32);
+}
+BENCHMARK(BM_MaxPool2dBackward)->Arg(32)->UseManualTime();
 
 static void BM_SmallCnnTrainStep(benchmark::State& state) {
   nn::Sequential model(nn::Conv2d(1, 32, 3, 1, 1), nn::ReLU(), nn::MaxPool2d(2), nn::Conv2d(32, 64, 3, 1, 1), nn::ReLU(),

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "autograd/functions.hpp"
+#include "autograd/debug.hpp"
 #include "autograd/node.hpp"
 
 namespace tapegrad::datasets {
@@ -105,6 +106,7 @@ void DataLoader::reset() {
 Batch DataLoader::batch(int64_t b) const {
   if (b < 0 || b >= num_batches())
     throw std::out_of_range("DataLoader::batch: " + std::to_string(b) + " of " + std::to_string(num_batches()));
+  NotAnOpScope not_an_op;  // for the Profiler: building a batch is not the next op's forward
   const int64_t begin = b * options_.batch_size;
   const int64_t end = std::min(begin + options_.batch_size, data_->size());
   if (!options_.shuffle) return data_->range(begin, end);

@@ -12,6 +12,7 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "autograd/debug.hpp"
 #include "autograd/functions.hpp"
 #include "autograd/node.hpp"
 #include "autograd/random.hpp"
@@ -92,6 +93,7 @@ bool is_classification(const Tensor& outputs, const Tensor& targets) {
 template <class Rows>
 Tensor predict_rows(Module& model, int64_t n, int64_t batch_size, Rows rows) {
   if (batch_size <= 0) throw std::invalid_argument("predict: batch_size must be positive, got " + std::to_string(batch_size));
+  NotAnOpScope not_an_op;  // inference records nothing: the Profiler must not charge it to the next op
   ModeRestorer restore{model, model.is_training()};
   model.eval();
   NoGradGuard no_grad;
@@ -325,6 +327,7 @@ History fit(Module& model, optim::Optimizer& optimizer, const LossFn& loss,
 
 Evaluation evaluate(Module& model, const LossFn& loss, const datasets::Dataset& data, int64_t batch_size) {
   if (batch_size <= 0) throw std::invalid_argument("evaluate: batch_size must be positive, got " + std::to_string(batch_size));
+  NotAnOpScope not_an_op;  // inference records nothing: the Profiler must not charge it to the next op
   ModeRestorer restore{model, model.is_training()};
   model.eval();
   NoGradGuard no_grad;

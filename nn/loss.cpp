@@ -71,11 +71,17 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& targets, Reduction r) {
       for (int64_t c = 1; c < C; ++c) m = x[c] > m ? x[c] : m;
       if (!std::isfinite(m)) m = T(0);
       T total = 0;
-      for (int64_t c = 0; c < C; ++c) total += std::exp(x[c] - m);
-      const T lse = m + std::log(total);
-      out[n] = lse - x[t[n]];  // logsumexp(x) − x[t]
-      if (p)
-        for (int64_t c = 0; c < C; ++c, ++p) *p = std::exp(x[c] - lse);
+      if (p) {  // keep exp(x − m), then normalise: one exp per element
+        for (int64_t c = 0; c < C; ++c) total += p[c] = std::exp(x[c] - m);
+      } else {
+        for (int64_t c = 0; c < C; ++c) total += std::exp(x[c] - m);
+      }
+      out[n] = m + std::log(total) - x[t[n]];  // logsumexp(x) − x[t]
+      if (p) {
+        const T inv = T(1) / total;
+        for (int64_t c = 0; c < C; ++c) p[c] *= inv;
+        p += C;
+      }
     }
   };
   if (logits.dtype() == DType::f32) run(float{});

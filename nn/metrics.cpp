@@ -5,6 +5,7 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "autograd/debug.hpp"
 #include "autograd/functions.hpp"
 #include "autograd/node.hpp"
 
@@ -15,6 +16,7 @@ double ratio(int64_t num, int64_t den) { return den == 0 ? 0.0 : static_cast<dou
 
 std::vector<int64_t> predicted_classes(const Tensor& outputs) {
   NoGradGuard no_grad;
+  NotAnOpScope not_an_op;
   if (outputs.dtype() == DType::i64 && outputs.dim() == 1) {
     const int64_t* p = outputs.data<int64_t>();
     return {p, p + outputs.numel()};

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "autograd/blas.hpp"
+#include "autograd/debug.hpp"
 #include "autograd/node.hpp"
 #include "autograd/tensor.hpp"
 
@@ -66,12 +67,13 @@ class Optimizer {
   void load_state_dict(const NamedTensors& state);
 
  protected:
-  /// What every step() runs under: nothing is recorded on the tape, and denormals are flushed
+  /// What every step() runs under: nothing is recorded on the tape, denormals are flushed
   /// (decaying state, such as Adam's moments for always-zero inputs, must not fall into slow
-  /// denormal arithmetic).
+  /// denormal arithmetic), and the Profiler does not count the step as an op's forward.
   struct StepScope {
     NoGradGuard no_grad;
     FlushDenormalGuard flush_denormal;
+    NotAnOpScope not_an_op;
   };
   explicit Optimizer(const char* name) : name_(name) {}
   /// Validates and appends a group (parameters must be floating leaves, not already present).

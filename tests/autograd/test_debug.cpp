@@ -1,8 +1,11 @@
 // Profiler, anomaly mode and Graphviz export.
 #include <doctest/doctest.h>
 
+#include <chrono>
 #include <cmath>
 #include <map>
+#include <optional>
+#include <thread>
 
 #include "autograd/autograd.hpp"
 
@@ -29,6 +32,28 @@ TEST_CASE("profiler counts ops and times forward and backward per op type") {
   CHECK(by_op["gemm"].backward_seconds > 0);
   CHECK(prof.table().find("gemm") != std::string::npos);
   CHECK(prof.json().find("\"backward_seconds\"") != std::string::npos);
+}
+
+TEST_CASE("profiler: work between ops that allocates is charged to the next op unless it is NotAnOpScope") {
+  Tensor w = randn({4}).requires_grad_();
+  auto forward_of_tanh = [&](bool excluded) {
+    Profiler prof;
+    {
+      std::optional<NotAnOpScope> scope;
+      if (excluded) scope.emplace();
+      Tensor batch = randn({1000});  // a non-op allocation, then 30 ms of "data loading"
+      std::this_thread::sleep_for(std::chrono::milliseconds(30));
+    }
+    Tensor y = tanh(w);
+    prof.stop();
+    for (auto& r : prof.rows())
+      if (r.op == "tanh") return r.forward_seconds;
+    return -1.0;
+  };
+  CHECK(forward_of_tanh(false) >= 0.03);  // the documented attribution of plain code between ops
+  const double excluded = forward_of_tanh(true);
+  CHECK(excluded >= 0);
+  CHECK(excluded < 0.01);  // tanh of 4 elements: microseconds, not the 30 ms before it
 }
 
 TEST_CASE("anomaly mode names the op that produced NaN, forward and backward") {
