@@ -39,8 +39,7 @@ void panel(std::ostringstream& os, double x0, double y0, double w, double h, con
   auto px = [&](size_t i) { return n <= 1 ? (l + r) / 2 : l + (r - l) * static_cast<double>(i) / double(n - 1); };
   auto py = [&](double v) { return b - (b - t) * (v - lo) / (hi - lo); };
 
-  os << "<text x='" << (l + r) / 2 << "' y='" << y0 + 18 << "' text-anchor='middle' font-size='14'>" << title
-     << "</text>\n";
+  os << "<text x='" << l << "' y='" << y0 + 18 << "' font-size='14'>" << title << "</text>\n";
   os << "<rect x='" << l << "' y='" << t << "' width='" << r - l << "' height='" << b - t
      << "' fill='none' stroke='#888'/>\n";
   for (int k = 0; k <= 4; ++k) {
@@ -53,7 +52,18 @@ void panel(std::ostringstream& os, double x0, double y0, double w, double h, con
     os << "<text x='" << px(i) << "' y='" << b + 14 << "' text-anchor='middle' font-size='10'>" << i + 1
        << "</text>\n";
   os << "<text x='" << (l + r) / 2 << "' y='" << b + 30 << "' text-anchor='middle' font-size='11'>epoch</text>\n";
-  double ly = t + 14;
+  // The legend sits above the plot's top-right corner, outside the data: no point can hide under it.
+  double lx = r;
+  for (auto it = series.rbegin(); it != series.rend(); ++it) {
+    const auto& s = *it;
+    if (std::none_of(s.values.begin(), s.values.end(), [](double v) { return std::isfinite(v); })) continue;
+    os << "<text x='" << lx << "' y='" << y0 + 18 << "' text-anchor='end' font-size='11' fill='" << s.color << "'>"
+       << s.name << "</text>";
+    lx -= 6.0 * static_cast<double>(s.name.size()) + 6;
+    os << "<line x1='" << lx - 18 << "' y1='" << y0 + 14 << "' x2='" << lx << "' y2='" << y0 + 14 << "' stroke='"
+       << s.color << "' stroke-width='2'" << (s.dashed ? " stroke-dasharray='6,3'" : "") << "/>\n";
+    lx -= 28;
+  }
   for (const auto& s : series) {
     std::string points;
     for (size_t i = 0; i < s.values.size(); ++i) {
@@ -66,9 +76,6 @@ void panel(std::ostringstream& os, double x0, double y0, double w, double h, con
     if (points.empty()) continue;
     os << "<polyline fill='none' stroke-width='2' stroke='" << s.color << "'"
        << (s.dashed ? " stroke-dasharray='6,3'" : "") << " points='" << points << "'/>\n";
-    os << "<text x='" << r - 8 << "' y='" << ly << "' text-anchor='end' font-size='11' fill='" << s.color << "'>"
-       << s.name << "</text>\n";
-    ly += 14;
   }
 }
 

@@ -129,6 +129,7 @@ std::string History::to_json(int indent) const {
   }
   j["steps"] = steps;
   j["stop_reason"] = stop_reason;
+  j["notes"] = notes;
   return j.dump(indent);
 }
 
@@ -171,7 +172,12 @@ void EarlyStopping::on_epoch_end(TrainState& s, const EpochLog& log) {
 }
 
 void EarlyStopping::on_train_end(TrainState& s) {
-  if (options_.restore_best && !best_state_.empty()) s.model.load_state_dict(best_state_);
+  if (!options_.restore_best || best_state_.empty()) return;
+  s.model.load_state_dict(best_state_);
+  std::ostringstream line;
+  line << "EarlyStopping: restored the weights of epoch " << best_epoch_ << " (best " << options_.monitor << " "
+       << best_ << ")";
+  s.note(line.str());
 }
 
 ConvergenceStop::ConvergenceStop(double tolerance, std::string monitor)
@@ -321,7 +327,11 @@ History fit(Module& model, optim::Optimizer& optimizer, const LossFn& loss,
   for (auto& cb : options.callbacks) cb->on_train_end(state);
   history.steps = state.global_step;
   history.stop_reason = state.stop ? state.stop_reason : "completed";
-  if (state.stop && !options.quiet) out << state.stop_reason << std::endl;
+  history.notes = state.notes;
+  if (!options.quiet) {
+    if (state.stop) out << state.stop_reason << std::endl;
+    for (const auto& line : state.notes) out << line << std::endl;
+  }
   return history;
 }
 

@@ -53,9 +53,10 @@ struct History {
   std::vector<EpochLog> epochs{};
   int64_t steps = 0;        ///< optimizer steps in all
   std::string stop_reason{};  ///< "completed" or the reason a callback gave
+  std::vector<std::string> notes{};  ///< what callbacks reported at the end (e.g. restored weights)
   /// The values of `key` over the epochs (NaN where an epoch lacks it).
   std::vector<double> series(const std::string& key) const;
-  /// {"epochs": [{"epoch": 1, "seconds": .., "loss": .., ...}], "steps": .., "stop_reason": ..}
+  /// {"epochs": [{"epoch": 1, "seconds": .., "loss": .., ...}], "steps": .., "stop_reason": .., "notes": [..]}
   std::string to_json(int indent = 2) const;
 };
 
@@ -71,6 +72,9 @@ struct TrainState {
     stop = true;
     stop_reason = reason;
   }
+  /// A line for the user: fit prints it after training (unless quiet) and keeps it in History::notes.
+  std::vector<std::string> notes{};
+  void note(std::string line) { notes.push_back(std::move(line)); }
 };
 
 /// Hooks into fit. All do nothing by default.

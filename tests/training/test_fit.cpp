@@ -139,6 +139,21 @@ TEST_CASE("EarlyStopping with restore_best brings back the best epoch's weights"
     CHECK(h.epochs.size() == 2);
     CHECK(early->best_epoch() == 1);
     CHECK((flat_params(*model) == saboteur->after_first) == restore);
+    // the restore is reported (printed unless quiet, kept in the history and its JSON)
+    REQUIRE(h.notes.size() == (restore ? 1u : 0u));
+    if (restore) {
+      CHECK(h.notes[0].rfind("EarlyStopping: restored the weights of epoch 1 (best val_loss ", 0) == 0);
+      CHECK(h.to_json().find("restored the weights of epoch 1") != std::string::npos);
+      std::ostringstream printed;
+      auto model2 = make_model(4);
+      optim::SGD sgd2(model2->parameters(), optim::SGDOptions(1e-6));
+      auto early2 = std::make_shared<nn::EarlyStopping>(
+          nn::EarlyStoppingOptions{.monitor = "val_loss", .patience = 1, .restore_best = true});
+      nn::fit(*model2, sgd2, ce, blobs(20, 7),
+              {.epochs = 5, .validation_split = 0.3, .callbacks = {early2, std::make_shared<Saboteur>()}, .out = &printed});
+      CHECK(printed.str().find("early stopping: val_loss did not improve") != std::string::npos);
+      CHECK(printed.str().find("EarlyStopping: restored the weights of epoch 1") != std::string::npos);
+    }
   }
 }
 
