@@ -60,6 +60,7 @@ void save_checkpoint(const Checkpoint& checkpoint, const std::string& path) {
   NamedTensors tensors;
   for (const auto& [name, t] : checkpoint.model) tensors.emplace_back("model." + name, t);
   for (const auto& [name, t] : checkpoint.optimizer) tensors.emplace_back("optimizer." + name, t);
+  for (const auto& [name, t] : checkpoint.callbacks) tensors.emplace_back("callbacks." + name, t);
   Metadata meta{{kFormatKey, kVersion},
                 {"epoch", std::to_string(checkpoint.epoch)},
                 {"global_step", std::to_string(checkpoint.global_step)},
@@ -81,7 +82,8 @@ Checkpoint load_checkpoint(const std::string& path) {
   for (auto& [name, t] : tensors) {
     if (name.rfind("model.", 0) == 0) c.model.emplace_back(name.substr(6), t);
     else if (name.rfind("optimizer.", 0) == 0) c.optimizer.emplace_back(name.substr(10), t);
-    else throw bad_checkpoint(path, "tensor '" + name + "' belongs to neither the model nor the optimizer");
+    else if (name.rfind("callbacks.", 0) == 0) c.callbacks.emplace_back(name.substr(10), t);
+    else throw bad_checkpoint(path, "tensor '" + name + "' belongs to none of the model, the optimizer and the callbacks");
   }
   c.epoch = parse_count(path, meta, "epoch");
   c.global_step = parse_count(path, meta, "global_step");

@@ -8,11 +8,13 @@
 ///     nn::fit(model, opt, loss, data, {.epochs = 10, .checkpoint_path = "run.ckpt", .resume = ckpt});
 ///
 /// The resumed run ends with the same weights and the same history (bitwise, timings aside) as an
-/// uninterrupted one, given the same seed, options, model and optimizer construction. What is not
-/// in a checkpoint: callbacks' own state (EarlyStopping's patience counter, a scheduler's epoch).
+/// uninterrupted one, given the same seed, options, model, optimizer and callbacks (constructed the
+/// same way, in the same order): callbacks' own state (EarlyStopping's best value, patience counter
+/// and best weights, a LearningRateScheduler's epoch, ...) is in the checkpoint too.
 ///
 /// File format: one safetensors file (nn/serialize.hpp), so any safetensors reader can inspect it:
-/// tensors "model.<name>" (Module::state_dict) and "optimizer.<name>" (Optimizer::state_dict);
+/// tensors "model.<name>" (Module::state_dict), "optimizer.<name>" (Optimizer::state_dict) and
+/// "callbacks.<i>.<key>" (Callback::state_dict of FitOptions::callbacks[i]);
 /// metadata "tapegrad.checkpoint" (format version, "1"), "epoch", "global_step", "rng.<name>"
 /// (Generator::state) and "history" (History::to_json). Saving is atomic (save_safetensors).
 #include <cstdint>
@@ -34,6 +36,7 @@ struct Checkpoint {
   /// DataLoader) and the names of FitOptions::generators (e.g. a Dropout's own generator).
   std::map<std::string, std::string> rng{};
   History history{};  ///< one EpochLog per completed epoch
+  NamedTensors callbacks{};  ///< "<i>.<key>": state_dict() of the run's i-th callback
 };
 
 /// Writes `checkpoint` to `path` atomically (temporary file, fsync, rename): a save that fails

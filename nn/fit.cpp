@@ -180,6 +180,47 @@ void EarlyStopping::on_train_end(TrainState& s) {
   s.note(line.str());
 }
 
+namespace {
+/// The 0-d value `key` of a callback's state, or nullopt when absent.
+std::optional<double> state_value(const NamedTensors& state, const std::string& key) {
+  for (const auto& [name, t] : state)
+    if (name == key) {
+      if (!t.defined() || t.numel() != 1)
+        throw std::invalid_argument("callback state '" + key + "' must hold one value");
+      return t.item();
+    }
+  return std::nullopt;
+}
+double required_value(const NamedTensors& state, const char* who, const std::string& key) {
+  auto v = state_value(state, key);
+  if (!v) throw std::invalid_argument(std::string(who) + "::load_state_dict: no '" + key + "' in the state");
+  return *v;
+}
+Tensor f64(double v) { return scalar(v, DType::f64); }
+}  // namespace
+
+NamedTensors EarlyStopping::state_dict() const {
+  NamedTensors out{{"best", f64(best_)}, {"best_epoch", f64(static_cast<double>(best_epoch_))},
+                   {"wait", f64(static_cast<double>(wait_))}};
+  for (const auto& [name, t] : best_state_) out.emplace_back("weights." + name, t);
+  return out;
+}
+
+void EarlyStopping::load_state_dict(const NamedTensors& state) {
+  const double best = required_value(state, "EarlyStopping", "best");
+  const double best_epoch = required_value(state, "EarlyStopping", "best_epoch");
+  const double wait = required_value(state, "EarlyStopping", "wait");
+  NamedTensors weights;
+  for (const auto& [name, t] : state)
+    if (name.rfind("weights.", 0) == 0) weights.emplace_back(name.substr(8), t.clone());
+  if (options_.restore_best && best_epoch > 0 && weights.empty())
+    throw std::invalid_argument("EarlyStopping::load_state_dict: restore_best is on but the state holds no weights");
+  best_ = best;
+  best_epoch_ = static_cast<int64_t>(best_epoch);
+  wait_ = static_cast<int64_t>(wait);
+  best_state_ = std::move(weights);
+}
+
 ConvergenceStop::ConvergenceStop(double tolerance, std::string monitor)
     : tolerance_(tolerance), monitor_(std::move(monitor)) {
   if (!(tolerance > 0))
@@ -195,6 +236,13 @@ void ConvergenceStop::on_epoch_end(TrainState& s, const EpochLog& log) {
   }
   previous_ = v;
 }
+
+NamedTensors ConvergenceStop::state_dict() const {
+  if (!previous_) return {};
+  return {{"previous", f64(*previous_)}};
+}
+
+void ConvergenceStop::load_state_dict(const NamedTensors& state) { previous_ = state_value(state, "previous"); }
 
 MaxSteps::MaxSteps(int64_t max_steps) : max_steps_(max_steps) {
   if (max_steps <= 0) throw std::invalid_argument("MaxSteps: max_steps must be positive, got " + std::to_string(max_steps));
@@ -220,7 +268,73 @@ void ModelCheckpoint::on_epoch_end(TrainState& s, const EpochLog& log) {
   saved_.push_back(path);
 }
 
+NamedTensors ModelCheckpoint::state_dict() const {
+  if (!best_) return {};
+  return {{"best", f64(*best_)}};
+}
+
+void ModelCheckpoint::load_state_dict(const NamedTensors& state) { best_ = state_value(state, "best"); }
+
+LearningRateScheduler::LearningRateScheduler(std::shared_ptr<optim::LRScheduler> scheduler)
+    : scheduler_(std::move(scheduler)) {
+  if (!scheduler_) throw std::invalid_argument("LearningRateScheduler: null scheduler");
+}
+
+LearningRateScheduler::LearningRateScheduler(std::shared_ptr<optim::ReduceLROnPlateau> plateau, std::string monitor)
+    : plateau_(std::move(plateau)), monitor_(std::move(monitor)) {
+  if (!plateau_) throw std::invalid_argument("LearningRateScheduler: null ReduceLROnPlateau");
+}
+
+void LearningRateScheduler::on_epoch_end(TrainState&, const EpochLog& log) {
+  if (scheduler_) scheduler_->step();
+  else plateau_->step(log.get(monitor_));
+}
+
+NamedTensors LearningRateScheduler::state_dict() const {
+  return scheduler_ ? scheduler_->state_dict() : plateau_->state_dict();
+}
+
+void LearningRateScheduler::load_state_dict(const NamedTensors& state) {
+  if (scheduler_) scheduler_->load_state_dict(state);
+  else plateau_->load_state_dict(state);
+}
+
 // ---- fit / evaluate / predict -----------------------------------------------------------------
+
+namespace {
+/// Every callback's state, keyed "<index>.<key>" by its position in `callbacks`.
+NamedTensors callback_states(const std::vector<std::shared_ptr<Callback>>& callbacks) {
+  NamedTensors out;
+  for (size_t i = 0; i < callbacks.size(); ++i)
+    for (auto& [key, t] : callbacks[i]->state_dict()) out.emplace_back(std::to_string(i) + "." + key, t);
+  return out;
+}
+
+/// Hands each callback its part of a checkpoint's callback states; throws std::invalid_argument
+/// when the checkpoint was written by a run with other callbacks (state for a callback that is not
+/// there, or none for one that keeps state).
+void restore_callbacks(const std::vector<std::shared_ptr<Callback>>& callbacks, const NamedTensors& states) {
+  std::vector<NamedTensors> parts(callbacks.size());
+  for (const auto& [key, t] : states) {
+    const size_t dot = key.find('.');
+    size_t i = callbacks.size();
+    try {
+      if (dot != std::string::npos) i = std::stoul(key.substr(0, dot));
+    } catch (const std::exception&) {
+    }
+    if (i >= callbacks.size())
+      throw std::invalid_argument("fit: the resume checkpoint has callback state '" + key + "' but the run has " +
+                                  std::to_string(callbacks.size()) + " callback(s)");
+    parts[i].emplace_back(key.substr(dot + 1), t);
+  }
+  for (size_t i = 0; i < callbacks.size(); ++i) {
+    if (parts[i].empty() && !callbacks[i]->state_dict().empty())
+      throw std::invalid_argument("fit: the resume checkpoint holds no state for callback " + std::to_string(i) + " (" +
+                                  callbacks[i]->name() + "): it was written by a run with other callbacks");
+    callbacks[i]->load_state_dict(parts[i]);
+  }
+}
+}  // namespace
 
 History fit(Module& model, optim::Optimizer& optimizer, const LossFn& loss,
             std::shared_ptr<const datasets::Dataset> data, const FitOptions& options) {
@@ -266,6 +380,7 @@ History fit(Module& model, optim::Optimizer& optimizer, const LossFn& loss,
     first_epoch = ck->epoch + 1;
   }
   for (auto& cb : options.callbacks) cb->on_train_begin(state);
+  if (const Checkpoint* ck = options.resume.get()) restore_callbacks(options.callbacks, ck->callbacks);
   for (int64_t epoch = first_epoch; epoch <= options.epochs && !state.stop; ++epoch) {
     state.epoch = epoch;
     model.train();
@@ -318,7 +433,8 @@ History fit(Module& model, optim::Optimizer& optimizer, const LossFn& loss,
     for (auto& cb : options.callbacks) cb->on_epoch_end(state, history.epochs.back());
     // An epoch cut short (a callback stopped it mid-way) is not a resumable point.
     if (!options.checkpoint_path.empty() && log.steps == loader.num_batches()) {
-      Checkpoint ck{model.state_dict(), optimizer.state_dict(), epoch, state.global_step, {}, history};
+      Checkpoint ck{model.state_dict(), optimizer.state_dict(), epoch, state.global_step, {}, history,
+                    callback_states(options.callbacks)};
       ck.history.steps = state.global_step;
       for (const auto& [name, gen] : generators) ck.rng[name] = gen->state();
       save_checkpoint(ck, options.checkpoint_path);

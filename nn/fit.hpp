@@ -25,10 +25,7 @@
 #include "datasets/dataset.hpp"
 #include "nn/metrics.hpp"
 #include "nn/module.hpp"
-
-namespace tapegrad::optim {
-class Optimizer;
-}
+#include "optim/scheduler.hpp"
 
 namespace tapegrad::nn {
 
@@ -86,6 +83,13 @@ class Callback {
   virtual void on_batch_end(TrainState&, double /*loss*/) {}
   virtual void on_epoch_end(TrainState&, const EpochLog&) {}
   virtual void on_train_end(TrainState&) {}
+  /// For messages, e.g. "EarlyStopping".
+  virtual const char* name() const { return "Callback"; }
+  /// What a resumed run needs to continue as if uninterrupted (EarlyStopping's counters, a
+  /// scheduler's epoch): fit saves it in checkpoints after each epoch, as "callbacks.<i>.<key>", and
+  /// hands it back through load_state_dict (after on_train_begin) when resuming. None by default.
+  virtual NamedTensors state_dict() const { return {}; }
+  virtual void load_state_dict(const NamedTensors& /*state*/) {}
 };
 
 /// Whether a monitored value improves by going down ("loss") or up ("accuracy"). `automatic`
@@ -109,6 +113,10 @@ class EarlyStopping : public Callback {
   void on_train_end(TrainState& s) override;
   int64_t best_epoch() const { return best_epoch_; }
   double best_value() const { return best_; }
+  const char* name() const override { return "EarlyStopping"; }
+  /// "best", "best_epoch", "wait" and, with restore_best, the best epoch's weights as "weights.<name>".
+  NamedTensors state_dict() const override;
+  void load_state_dict(const NamedTensors& state) override;
 
  private:
   EarlyStoppingOptions options_;
@@ -124,6 +132,9 @@ class ConvergenceStop : public Callback {
   explicit ConvergenceStop(double tolerance, std::string monitor = "loss");
   void on_train_begin(TrainState&) override { previous_.reset(); }
   void on_epoch_end(TrainState& s, const EpochLog& log) override;
+  const char* name() const override { return "ConvergenceStop"; }
+  NamedTensors state_dict() const override;  ///< "previous" once an epoch has ended
+  void load_state_dict(const NamedTensors& state) override;
 
  private:
   double tolerance_;
@@ -136,6 +147,7 @@ class MaxSteps : public Callback {
  public:
   explicit MaxSteps(int64_t max_steps);
   void on_batch_end(TrainState& s, double loss) override;
+  const char* name() const override { return "MaxSteps"; }  ///< stateless: it reads the global step
 
  private:
   int64_t max_steps_;
@@ -151,12 +163,36 @@ class ModelCheckpoint : public Callback {
   void on_epoch_end(TrainState& s, const EpochLog& log) override;
   /// Paths written so far.
   const std::vector<std::string>& saved() const { return saved_; }
+  const char* name() const override { return "ModelCheckpoint"; }
+  NamedTensors state_dict() const override;  ///< "best" once a value was seen (save_best_only)
+  void load_state_dict(const NamedTensors& state) override;
 
  private:
   std::string path_, monitor_;
   bool save_best_only_, maximize_;
   std::optional<double> best_;
   std::vector<std::string> saved_;
+};
+
+/// Steps a learning-rate scheduler at the end of every epoch: an epoch-based one (StepLR, cosine,
+/// warm-up, ...) by one epoch, ReduceLROnPlateau with the epoch's `monitor` value. Its state goes
+/// into checkpoints, so a resumed run continues the schedule.
+///
+///     auto sched = std::make_shared<optim::CosineAnnealingLR>(opt, 10);
+///     nn::fit(model, opt, loss, data, {.epochs = 10, .callbacks = {std::make_shared<nn::LearningRateScheduler>(sched)}});
+class LearningRateScheduler : public Callback {
+ public:
+  explicit LearningRateScheduler(std::shared_ptr<optim::LRScheduler> scheduler);
+  explicit LearningRateScheduler(std::shared_ptr<optim::ReduceLROnPlateau> plateau, std::string monitor = "val_loss");
+  void on_epoch_end(TrainState& s, const EpochLog& log) override;
+  const char* name() const override { return "LearningRateScheduler"; }
+  NamedTensors state_dict() const override;  ///< the scheduler's state_dict
+  void load_state_dict(const NamedTensors& state) override;
+
+ private:
+  std::shared_ptr<optim::LRScheduler> scheduler_;
+  std::shared_ptr<optim::ReduceLROnPlateau> plateau_;
+  std::string monitor_;
 };
 
 struct FitOptions {

@@ -29,6 +29,51 @@ void LRScheduler::step() {
   apply();
 }
 
+namespace {
+/// The tensor named `key` in `state`; throws std::invalid_argument naming `who` when it is missing
+/// or does not have `numel` elements.
+std::vector<double> state_values(const NamedTensors& state, const char* who, const std::string& key, int64_t numel) {
+  for (const auto& [name, t] : state)
+    if (name == key) {
+      if (!t.defined() || t.numel() != numel)
+        throw std::invalid_argument(std::string("tapegrad::optim::") + who + "::load_state_dict: '" + key + "' has " +
+                                    (t.defined() ? std::to_string(t.numel()) : std::string("no")) + " elements, expected " +
+                                    std::to_string(numel));
+      return t.to_vector();
+    }
+  throw std::invalid_argument(std::string("tapegrad::optim::") + who + "::load_state_dict: no '" + key + "' in the state");
+}
+}  // namespace
+
+NamedTensors LRScheduler::state_dict() const {
+  return {{"last_epoch", scalar(static_cast<double>(epoch_), DType::f64)},
+          {"base_lrs", tensor(base_lrs_, {static_cast<int64_t>(base_lrs_.size())}, DType::f64)}};
+}
+
+void LRScheduler::load_state_dict(const NamedTensors& state) {
+  const double e = state_values(state, "LRScheduler", "last_epoch", 1)[0];
+  std::vector<double> base = state_values(state, "LRScheduler", "base_lrs", static_cast<int64_t>(base_lrs_.size()));
+  require(e >= 0 && e == std::floor(e), "LRScheduler::load_state_dict", "last_epoch must be a count, got " + std::to_string(e));
+  epoch_ = static_cast<int64_t>(e);
+  base_lrs_ = std::move(base);
+  apply();
+}
+
+NamedTensors ReduceLROnPlateau::state_dict() const {
+  return {{"best", scalar(best_, DType::f64)},
+          {"num_bad_epochs", scalar(static_cast<double>(bad_), DType::f64)},
+          {"cooldown_left", scalar(static_cast<double>(cooldown_left_), DType::f64)}};
+}
+
+void ReduceLROnPlateau::load_state_dict(const NamedTensors& state) {
+  const double best = state_values(state, "ReduceLROnPlateau", "best", 1)[0];
+  const double bad = state_values(state, "ReduceLROnPlateau", "num_bad_epochs", 1)[0];
+  const double cooldown = state_values(state, "ReduceLROnPlateau", "cooldown_left", 1)[0];
+  best_ = best;
+  bad_ = static_cast<int64_t>(bad);
+  cooldown_left_ = static_cast<int64_t>(cooldown);
+}
+
 std::vector<double> LRScheduler::last_lr() const {
   std::vector<double> out;
   for (size_t g = 0; g < optimizer_.num_param_groups(); ++g) out.push_back(optimizer_.group_lr(g));

@@ -17,6 +17,11 @@ class LRScheduler {
   int64_t last_epoch() const { return epoch_; }
   /// The current learning rate of every group.
   std::vector<double> last_lr() const;
+  /// "last_epoch" (0-d) and "base_lrs" ([groups]), float64: what a resumed run needs.
+  NamedTensors state_dict() const;
+  /// Restores a state_dict of a scheduler over an optimizer with as many groups and re-applies the
+  /// rate of that epoch; throws std::invalid_argument (nothing changed) when it does not fit.
+  void load_state_dict(const NamedTensors& state);
 
  protected:
   explicit LRScheduler(Optimizer& optimizer);
@@ -106,6 +111,9 @@ class ReduceLROnPlateau {
   /// Records one metric value (e.g. the validation loss) and lowers the rates if it stalled.
   void step(double metric);
   int64_t num_bad_epochs() const { return bad_; }
+  /// "best", "num_bad_epochs", "cooldown_left" (0-d float64); the rates live in the optimizer's state.
+  NamedTensors state_dict() const;
+  void load_state_dict(const NamedTensors& state);
 
  private:
   Optimizer& optimizer_;

@@ -76,3 +76,43 @@ TEST_CASE("ReduceLROnPlateau lowers the rate after `patience` bad epochs, then c
   CHECK(opt.lr() == 0.2);  // floored at min_lr
   CHECK_THROWS_AS(optim::ReduceLROnPlateau(opt, optim::ReduceLROnPlateau::Mode::max, 1.5), std::invalid_argument);
 }
+
+TEST_CASE("scheduler state dicts continue a schedule in a new scheduler, and refuse what does not fit") {
+  Tensor p = tensor({1}).requires_grad_();
+  optim::SGD a({p}, optim::SGDOptions(1.0));
+  optim::CosineAnnealingLR cos_a(a, 6);
+  for (int e = 0; e < 2; ++e) cos_a.step();
+  const auto state = cos_a.state_dict();
+  const auto rest = trajectory(a, cos_a, 4);
+  // a new optimizer and scheduler, as after a restart: it starts at epoch 0 until the state arrives
+  optim::SGD b({p}, optim::SGDOptions(1.0));
+  optim::CosineAnnealingLR cos_b(b, 6);
+  cos_b.load_state_dict(state);
+  CHECK(cos_b.last_epoch() == 2);
+  check_close(trajectory(b, cos_b, 4), rest);
+  // two groups' base rates do not fit a one-group optimizer; nothing changes
+  Tensor q = tensor({2}).requires_grad_();
+  optim::SGD two({p}, optim::SGDOptions(1.0));
+  two.add_param_group({q}, optim::SGDOptions(0.5));
+  optim::StepLR step_two(two, 1);
+  optim::SGD one({p}, optim::SGDOptions(1.0));
+  optim::StepLR step_one(one, 1);
+  CHECK_THROWS_WITH_AS(step_one.load_state_dict(step_two.state_dict()), doctest::Contains("'base_lrs' has 2 elements, expected 1"),
+                       std::invalid_argument);
+  CHECK_THROWS_WITH_AS(step_one.load_state_dict({}), doctest::Contains("no 'last_epoch'"), std::invalid_argument);
+  CHECK(step_one.last_epoch() == 0);
+  // ReduceLROnPlateau: best value, bad-epoch and cooldown counters
+  optim::SGD c({p}, optim::SGDOptions(1.0));
+  optim::ReduceLROnPlateau plateau(c, optim::ReduceLROnPlateau::Mode::min, 0.5, 1, 1e-4, 1);
+  for (double m : {1.0, 0.9, 0.95, 0.96}) plateau.step(m);
+  optim::SGD d({p}, optim::SGDOptions(c.lr()));
+  optim::ReduceLROnPlateau again(d, optim::ReduceLROnPlateau::Mode::min, 0.5, 1, 1e-4, 1);
+  again.load_state_dict(plateau.state_dict());
+  for (double m : {0.97, 0.98, 0.99, 0.5, 0.6, 0.7}) {
+    plateau.step(m);
+    again.step(m);
+    CHECK(d.lr() == c.lr());
+    CHECK(again.num_bad_epochs() == plateau.num_bad_epochs());
+  }
+  CHECK(c.lr() < 0.5);
+}

@@ -30,19 +30,35 @@ struct TempDir {
 
 // The same run set-up every time: model and optimizer built fresh from `init_seed`, dropout drawing
 // from `dropout_gen` (declared to fit as "dropout").
+// Callbacks: none, or ones that keep state (early stopping with restored weights, a step schedule,
+// a convergence check), or a plateau schedule.
+enum class Callbacks { none, stateful, plateau };
+
 struct Setup {
   Generator dropout_gen{77};
   std::shared_ptr<nn::Sequential> model;
   std::unique_ptr<optim::Adam> adam;
-  explicit Setup(uint64_t init_seed) {
+  std::vector<std::shared_ptr<nn::Callback>> callbacks;
+  std::shared_ptr<nn::EarlyStopping> early;
+  explicit Setup(uint64_t init_seed, Callbacks with = Callbacks::none) {
     manual_seed(init_seed);
     model = testing::mlp(dropout_gen);
     adam = std::make_unique<optim::Adam>(model->parameters(), optim::AdamOptions(1e-2));
+    if (with == Callbacks::stateful) {
+      early = std::make_shared<nn::EarlyStopping>(
+          nn::EarlyStoppingOptions{.monitor = "val_loss", .patience = 1, .min_delta = 0.05, .restore_best = true});
+      callbacks = {early,
+                   std::make_shared<nn::LearningRateScheduler>(std::make_shared<optim::StepLR>(*adam, 2, 0.5)),
+                   std::make_shared<nn::ConvergenceStop>(1e-12), std::make_shared<nn::MaxSteps>(1000)};
+    } else if (with == Callbacks::plateau) {
+      callbacks = {std::make_shared<nn::LearningRateScheduler>(
+          std::make_shared<optim::ReduceLROnPlateau>(*adam, optim::ReduceLROnPlateau::Mode::min, 0.5, 0, 0.2), "loss")};
+    }
   }
   nn::History fit(int64_t epochs, const std::string& ckpt, std::shared_ptr<const nn::Checkpoint> resume = nullptr) {
     return nn::fit(*model, *adam, testing::ce, testing::blobs(50, 4),
                    {.epochs = epochs, .batch_size = 16, .shuffle = true, .seed = 9, .validation_split = 0.2,
-                    .quiet = true, .checkpoint_path = ckpt, .resume = resume,
+                    .callbacks = callbacks, .quiet = true, .checkpoint_path = ckpt, .resume = resume,
                     .generators = {{"dropout", &dropout_gen}}});
   }
 };
@@ -145,6 +161,46 @@ TEST_CASE("resuming after epoch k and training to n equals an uninterrupted n-ep
   }
 }
 
+TEST_CASE("resuming restores the callbacks' state: early stopping, schedules, convergence") {
+  TempDir dir("callbacks");
+  for (Callbacks with : {Callbacks::stateful, Callbacks::plateau}) {
+    CAPTURE(static_cast<int>(with));
+    Setup full(1, with);
+    nn::History uninterrupted = full.fit(8, dir / "full.ckpt");
+    const double lr_full = full.adam->lr();
+    // the scenario is exercised: early stopping ends the stateful run (epoch 5, best 4) with its weights restored
+    if (with == Callbacks::stateful) CHECK(uninterrupted.stop_reason.find("early stopping") == 0);
+    if (with == Callbacks::stateful) CHECK(uninterrupted.notes.size() == 1);
+    CHECK(lr_full < 1e-2);  // the schedule did change the rate
+    for (int64_t k : {1, 2, 3}) {
+      CAPTURE(k);
+      Setup first(1, with);
+      first.fit(k, dir / "part.ckpt");
+      auto ckpt = std::make_shared<nn::Checkpoint>(nn::load_checkpoint(dir / "part.ckpt"));
+      CHECK(!ckpt->callbacks.empty());
+      Setup second(12345, with);
+      nn::History resumed = second.fit(8, dir / "part.ckpt", ckpt);
+      CHECK(testing::history_bytes(resumed) == testing::history_bytes(uninterrupted));
+      CHECK(resumed.stop_reason == uninterrupted.stop_reason);
+      CHECK(resumed.notes == uninterrupted.notes);
+      CHECK(testing::weight_bytes(*second.model) == testing::weight_bytes(*full.model));
+      CHECK(second.adam->lr() == lr_full);
+      if (with == Callbacks::stateful) CHECK(second.early->best_epoch() == full.early->best_epoch());
+    }
+  }
+  // Control: the same resume with the scheduler's epoch reset, as a run that did not keep it would
+  // be, ends elsewhere.
+  Setup full(1, Callbacks::stateful);
+  nn::History uninterrupted = full.fit(8, dir / "full.ckpt");
+  Setup first(1, Callbacks::stateful);
+  first.fit(3, dir / "part.ckpt");
+  auto reset = std::make_shared<nn::Checkpoint>(nn::load_checkpoint(dir / "part.ckpt"));
+  for (auto& [key, t] : reset->callbacks)
+    if (key == "1.last_epoch") t = scalar(0, DType::f64);
+  Setup second(1, Callbacks::stateful);
+  CHECK(testing::history_bytes(second.fit(8, dir / "reset.ckpt", reset)) != testing::history_bytes(uninterrupted));
+}
+
 TEST_CASE("resuming is sensitive to every RNG state: a wrong shuffling or dropout state diverges") {
   TempDir dir("sensitive");
   Setup full(1);
@@ -177,6 +233,14 @@ TEST_CASE("resume and checkpoint errors name the problem") {
   auto no_dropout = std::make_shared<nn::Checkpoint>(*ckpt);
   no_dropout->rng.erase("dropout");
   CHECK_THROWS_WITH_AS(t.fit(3, "", no_dropout), doctest::Contains("no state of generator 'dropout'"),
+                       std::invalid_argument);
+  // a checkpoint of a run with other callbacks
+  Setup with_callbacks(1, Callbacks::stateful);
+  CHECK_THROWS_WITH_AS(with_callbacks.fit(3, "", ckpt),
+                       doctest::Contains("holds no state for callback 0 (EarlyStopping)"), std::invalid_argument);
+  auto extra = std::make_shared<nn::Checkpoint>(*ckpt);
+  extra->callbacks.emplace_back("4.best", scalar(1.0, DType::f64));
+  CHECK_THROWS_WITH_AS(t.fit(3, "", extra), doctest::Contains("callback state '4.best' but the run has 0 callback(s)"),
                        std::invalid_argument);
   // weights alone are not a checkpoint
   nn::save(*s.model, dir / "weights.safetensors");
