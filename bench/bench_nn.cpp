@@ -135,9 +135,8 @@ static void BM_MaxPool2dForwardBackward(benchmark::State& state) {
 BENCHMARK(BM_MaxPool2dForwardBackward)->Arg(32);
 
 static void BM_MaxPool2dForward(benchmark::State& state) {
-  Tensor x = randn({32, state.range(0), 28, 28});
-  NoGradGuard no_grad;
-  for (auto _ : state) benchmark::DoNotOptimize(F::max_pool2d(x, 2));
+  Tensor x = randn({32, state.range(0), 28, 28}).requires_grad_();
+  bench::time_forward(state, [&] { return F::max_pool2d(x, 2); });
   state.SetItemsProcessed(state.iterations() * 32);
 }
 BENCHMARK(BM_MaxPool2dForward)->Arg(32);

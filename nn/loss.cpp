@@ -7,6 +7,7 @@
 #include <string>
 
 #include "autograd/functions.hpp"
+#include "autograd/kernels.hpp"
 #include "autograd/node.hpp"
 #include "nn/functional.hpp"
 
@@ -67,15 +68,8 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& targets, Reduction r) {
     T* out = per_row.data<T>();
     T* p = probs.defined() ? probs.data<T>() : nullptr;
     for (int64_t n = 0; n < N; ++n, x += C) {
-      T m = x[0];
-      for (int64_t c = 1; c < C; ++c) m = x[c] > m ? x[c] : m;
-      if (!std::isfinite(m)) m = T(0);
-      T total = 0;
-      if (p) {  // keep exp(x − m), then normalise: one exp per element
-        for (int64_t c = 0; c < C; ++c) total += p[c] = std::exp(x[c] - m);
-      } else {
-        for (int64_t c = 0; c < C; ++c) total += std::exp(x[c] - m);
-      }
+      T m;
+      const T total = kernels::exp_shifted_row(x, p, C, m);  // p keeps exp(x − m), normalised below
       out[n] = m + std::log(total) - x[t[n]];  // logsumexp(x) − x[t]
       if (p) {
         const T inv = T(1) / total;

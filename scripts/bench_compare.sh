@@ -5,11 +5,11 @@
 #
 # 1. installs python3-torch and libtorch-dev from Debian when missing (scripts/install_deps.sh --compare)
 #    and Fashion-MNIST (dataset-fashion-mnist, scripts/fetch_mnist.sh --fashion-mnist);
-# 2. builds tapegrad's mnist_mlp, mnist_cnn, bench_tape and bench_train in $BUILD (default build), and
+# 2. builds tapegrad's mnist_mlp, mnist_cnn and benchmarks (tape, train, per-op) in $BUILD (default build), and
 #    bench/compare (torch_compare: libtorch; gemm_floor: bare OpenBLAS sgemm) in build-compare;
-# 3. runs bench/compare/driver.py: tapegrad, libtorch, PyTorch alternately, one epoch each at batch 32
-#    and 256, 3 rounds; prints one table of medians and ratios; writes it with the raw numbers to
-#    build-compare/bench_compare.{txt,json}.
+# 3. runs bench/compare/driver.py: tapegrad, libtorch, PyTorch alternately, 3 epochs each at batch 32
+#    and 256, 3 rounds; prints one table of medians and ratios, then per-op forward / backward times
+#    against libtorch; writes them with the raw numbers to build-compare/bench_compare.{txt,json}.
 # Takes about 5 minutes on a 2-core Xeon. Timings are noisy on a busy machine: check `uptime`.
 set -euo pipefail
 
@@ -29,7 +29,7 @@ done
 bash scripts/fetch_mnist.sh --fashion-mnist
 
 [[ -f "$build/CMakeCache.txt" ]] || cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release > /dev/null
-targets=(mnist_mlp bench_tape bench_train)
+targets=(mnist_mlp bench_tape bench_train bench_nn bench_elementwise bench_softmax)
 [[ -f examples/mnist_cnn.cpp ]] && targets+=(mnist_cnn)
 cmake --build "$build" -j "$jobs" --target "${targets[@]}"
 cmake -S bench/compare -B "$compare_build" -DCMAKE_BUILD_TYPE=Release > /dev/null

@@ -1,8 +1,12 @@
 // softmax and log_softmax along an axis, max-shifted so that any finite logits give finite values.
-// Their gradients are written with differentiable ops (second order works):
+// Their gradients
 //   softmax:     dx = y · (g − Σ g·y)
 //   log_softmax: dx = g − exp(y) · Σ g
+// run as one fused pass per row at first order along the last axis, and as differentiable ops when
+// the backward itself is recorded (create_graph) or along another axis.
 #include <cmath>
+
+#include <xsimd/xsimd.hpp>
 
 #include "autograd/functions.hpp"
 #include "autograd/kernels.hpp"
@@ -22,6 +26,22 @@ Tensor softmax_kernel(const char* op, const Tensor& x, int64_t axis, bool log_fo
     using T = decltype(z);
     const T* px = x.data<T>();
     T* po = out.data<T>();
+    if (inner == 1) {  // rows are contiguous
+      for (int64_t o = 0; o < outer; ++o) {
+        const T* in = px + o * n;
+        T* dst = po + o * n;
+        T m;
+        const T total = kernels::exp_shifted_row(in, log_form ? nullptr : dst, n, m);
+        if (log_form) {
+          const T shift = m + std::log(total);
+          for (int64_t k = 0; k < n; ++k) dst[k] = in[k] - shift;
+        } else {
+          const T inv = T(1) / total;
+          for (int64_t k = 0; k < n; ++k) dst[k] *= inv;
+        }
+      }
+      return;
+    }
     for (int64_t o = 0; o < outer; ++o)
       for (int64_t i = 0; i < inner; ++i) {
         const T* in = px + o * n * inner + i;
@@ -47,6 +67,42 @@ Tensor softmax_kernel(const char* op, const Tensor& x, int64_t axis, bool log_fo
   return out;
 }
 
+/// First-order backward over contiguous rows, one pass per row:
+///   softmax      dx = y · (g − Σ g·y)
+///   log_softmax  dx = g − exp(y) · Σ g
+/// (the differentiable forms below are what create_graph records).
+Tensor softmax_backward_rows(const char* op, const Tensor& y, const Tensor& g, bool log_form) {
+  Tensor dx = Tensor::empty(y.shape(), y.dtype());
+  const int64_t n = y.size(-1);
+  if (y.numel() == 0) return dx;
+  const int64_t rows = y.numel() / n;
+  kernels::dispatch(y.dtype(), op, [&](auto z) {
+    using T = decltype(z);
+    using B = xsimd::batch<T>;
+    constexpr int64_t W = static_cast<int64_t>(B::size);
+    for (int64_t r = 0; r < rows; ++r) {
+      const T* py = y.data<T>() + r * n;
+      const T* pg = g.data<T>() + r * n;
+      T* pd = dx.data<T>() + r * n;
+      B acc(T(0));
+      int64_t k = 0;
+      for (; k + W <= n; k += W) {
+        const B gk = B::load_unaligned(pg + k);
+        acc += log_form ? gk : gk * B::load_unaligned(py + k);
+      }
+      T s = xsimd::hadd(acc);
+      for (; k < n; ++k) s += log_form ? pg[k] : pg[k] * py[k];
+      const B vs(s);
+      for (k = 0; k + W <= n; k += W) {
+        const B yk = B::load_unaligned(py + k), gk = B::load_unaligned(pg + k);
+        (log_form ? gk - xsimd::exp(yk) * vs : yk * (gk - vs)).store_unaligned(pd + k);
+      }
+      for (; k < n; ++k) pd[k] = log_form ? pg[k] - std::exp(py[k]) * s : py[k] * (pg[k] - s);
+    }
+  });
+  return dx;
+}
+
 int64_t softmax_axis(const char* op, const Tensor& x, int64_t axis) {
   kernels::check_defined(op, x);
   if (x.dim() == 0) throw ShapeError(std::string("tapegrad::") + op + ": needs at least one dimension");
@@ -62,6 +118,7 @@ Tensor softmax(const Tensor& x, int64_t axis_in) {
       "softmax", result, {x},
       [axis](const BackwardContext& ctx) -> Grads {
         const Tensor& y = ctx.result;
+        if (!grad_enabled() && axis == y.dim() - 1) return {softmax_backward_rows("softmax", y, ctx.grad, false)};
         return {mul(y, sub(ctx.grad, sum(mul(ctx.grad, y), {axis}, true)))};
       },
       true);
@@ -73,6 +130,8 @@ Tensor log_softmax(const Tensor& x, int64_t axis_in) {
   return record(
       "log_softmax", result, {x},
       [axis](const BackwardContext& ctx) -> Grads {
+        if (!grad_enabled() && axis == ctx.result.dim() - 1)
+          return {softmax_backward_rows("log_softmax", ctx.result, ctx.grad, true)};
         return {sub(ctx.grad, mul(exp(ctx.result), sum(ctx.grad, {axis}, true)))};
       },
       true);

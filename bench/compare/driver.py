@@ -5,8 +5,9 @@ Called by scripts/bench_compare.sh (`make bench-compare`), which builds everythi
 the seed MLP (784-128-10, Adam 1e-3, cross-entropy) for --epochs epochs (default 3; the run's epoch
 time is the median of them) on Fashion-MNIST at batch 32 and 256 in each system, the GEMM floor of
 those epochs (bench/compare/gemm_floor.cpp), the tape's cost per tiny op (tapegrad's bench_tape
-against torch_compare tape), and one epoch of the small CNN
-(tapegrad's examples/mnist_cnn against libtorch). Every process runs with one thread; its peak RSS
+against torch_compare tape), per-op forward and backward times (tapegrad's per-area Google Benchmark
+suites against torch_compare ops), and one epoch of the small CNN (tapegrad's examples/mnist_cnn
+against libtorch). Every process runs with one thread; its peak RSS
 comes from wait4(). The table quotes medians over the rounds; raw values go to --json.
 Standard library only: runs under any python3.
 """
@@ -93,6 +94,44 @@ def median(values):
     return statistics.median(values) if values else None
 
 
+# Per-op comparison: libtorch's `torch_compare ops` key -> (tapegrad benchmark binary, forward
+# benchmark, backward benchmark, label). Same shapes, same inputs requiring grad, forward recorded on
+# the tape, backward timed alone.
+OPS = [
+    ("linear/32", "bench_nn", "BM_LinearForward/32", "BM_LinearBackward/32/manual_time",
+     "linear 784->128, batch 32 (weight + bias grads)"),
+    ("linear/256", "bench_nn", "BM_LinearForward/256", "BM_LinearBackward/256/manual_time",
+     "linear 784->128, batch 256 (weight + bias grads)"),
+    ("conv2d/0", "bench_nn", "BM_Conv2dForward/0", "BM_Conv2dBackward/0/manual_time",
+     "conv2d 1->32 3x3, [32,1,28,28] (weight + bias)"),
+    ("conv2d/1", "bench_nn", "BM_Conv2dForward/1", "BM_Conv2dBackward/1/manual_time",
+     "conv2d 32->64 3x3, [32,32,14,14] (+ input)"),
+    ("max_pool2d", "bench_nn", "BM_MaxPool2dForward/32", "BM_MaxPool2dBackward/32/manual_time",
+     "max_pool2d 2x2, [32,32,28,28]"),
+    ("relu/0", "bench_elementwise", "BM_UnaryForward/relu/0", "BM_UnaryBackward/relu/0/manual_time", "relu [32,128]"),
+    ("relu/4", "bench_elementwise", "BM_UnaryForward/relu/4", "BM_UnaryBackward/relu/4/manual_time",
+     "relu [32,32,28,28]"),
+    ("softmax/2", "bench_softmax", "BM_SoftmaxForward/2", "BM_SoftmaxBackward/2/manual_time", "softmax [256,1000]"),
+    ("cross_entropy/0", "bench_softmax", "BM_CrossEntropyForward/0", "BM_CrossEntropyBackward/0/manual_time",
+     "cross_entropy [32,10], mean"),
+    ("cross_entropy/1", "bench_softmax", "BM_CrossEntropyForward/1", "BM_CrossEntropyBackward/1/manual_time",
+     "cross_entropy [256,10], mean"),
+]
+
+
+def tapegrad_ops(build, tmp):
+    """{key: {"forward": s, "backward": s}} from tapegrad's Google Benchmark suites."""
+    times = {}
+    for binary in sorted({o[1] for o in OPS}):
+        names = [n for o in OPS if o[1] == binary for n in (o[2], o[3])]
+        text, _ = run([os.path.join(build, "bench", binary), "--benchmark_filter=^(%s)$" % "|".join(names),
+                       "--benchmark_format=json", "--benchmark_min_time=0.2"], tmp=tmp)
+        scale = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0}
+        for e in json.loads(text)["benchmarks"]:
+            times[e["name"]] = e["real_time"] * scale[e["time_unit"]]
+    return {key: {"forward": times[f], "backward": times[b]} for key, _, f, b, _ in OPS}
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--tapegrad-build", default="build", help="tapegrad's CMake build directory")
@@ -109,6 +148,7 @@ def main():
                    help="training images in the CNN epoch (60000: the whole set; default keeps the run short)")
     p.add_argument("--no-cnn", action="store_true")
     p.add_argument("--no-pytorch", action="store_true")
+    p.add_argument("--no-ops", action="store_true", help="skip the per-op forward / backward table")
     p.add_argument("--torch-coretype", default="auto",
                    help="OPENBLAS_CORETYPE for libtorch, PyTorch and the GEMM floor: auto = the kernels tapegrad "
                         "uses (Haswell where OpenBLAS falls back to Prescott), 'installed' = OpenBLAS's own choice")
@@ -123,7 +163,8 @@ def main():
     lt = os.path.join(args.compare_build, "torch_compare")
     floor = os.path.join(args.compare_build, "gemm_floor")
     py = [args.python, os.path.join(here, "torch_compare.py")]
-    for exe in (tg_mlp, tg_tape, tg_train, lt, floor):
+    tg_ops = [os.path.join(args.tapegrad_build, "bench", b) for b in sorted({o[1] for o in OPS})]
+    for exe in [tg_mlp, tg_tape, tg_train, lt, floor] + ([] if args.no_ops else tg_ops):
         if not os.access(exe, os.X_OK):
             sys.exit("bench-compare: %s is missing; build it first (scripts/bench_compare.sh does)" % exe)
     has_cnn = not args.no_cnn and os.access(tg_cnn, os.X_OK)
@@ -186,6 +227,9 @@ def main():
         if not args.no_pytorch:
             j = last_json(run(py + ["tape", "--reps", "30"], torch_env, tmp)[0])
             rd["pytorch tape"] = {"forward": j["forward_per_op"], "backward": j["backward_per_op"]}
+        if not args.no_ops:
+            rd["tapegrad ops"] = tapegrad_ops(args.tapegrad_build, tmp)
+            rd["libtorch ops"] = last_json(run([lt, "ops"], torch_env, tmp)[0])["ops"]
         if has_cnn:
             out_dir = os.path.join(tmp, "tg_cnn")
             _, rss = run([tg_cnn, "--dataset", "fashion-mnist", "--data", cnn_data, "--epochs", "1", "--batch-size",
@@ -288,9 +332,26 @@ def main():
               % (args.cnn_train, 60000 / args.cnn_train))
     if not accuracy_ok:
         print("WARNING: test accuracies differ by more than the tolerance: the systems may not do the same work")
+    op_table = []
+    if not args.no_ops:
+        op_table = [["op (us; forward recorded, backward alone)", "tg fwd", "lt fwd", "tg/lt", "tg bwd", "lt bwd",
+                     "tg/lt"]]
+        for key, _, _, _, label in OPS:
+            row = [label]
+            for phase in ("forward", "backward"):
+                tg = [rd["tapegrad ops"][key][phase] for rd in raw["rounds"]]
+                lt_ = [rd["libtorch ops"][key][phase] for rd in raw["rounds"]]
+                row += ["%.1f" % (median(tg) * 1e6), "%.1f" % (median(lt_) * 1e6), "%.2f" % paired(tg, lt_)]
+            op_table.append(row)
+        w = [max(len(r[i]) for r in op_table) for i in range(len(op_table[0]))]
+        text = ["  ".join(c.ljust(w[i]) if i == 0 else c.rjust(w[i]) for i, c in enumerate(r)) for r in op_table]
+        print()
+        print("Per op, tapegrad (bench/bench_nn, bench_elementwise, bench_softmax) vs libtorch (torch_compare ops), "
+              "same shapes and inputs; medians over rounds")
+        print("\n".join(text[:1] + ["-" * len(text[0])] + text[1:]))
     if args.json:
         raw.update({"tapegrad_core": tapegrad_core, "torch_core": lt_core, "installed_core": installed_core,
-                    "table": table})
+                    "table": table, "op_table": op_table})
         with open(args.json, "w") as f:
             json.dump(raw, f, indent=2)
         print("raw measurements: %s" % args.json)

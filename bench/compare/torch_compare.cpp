@@ -4,6 +4,7 @@
 //   torch_compare mlp  --data DIR --batch-size 32 [--epochs 1] [--seed 0]   seed MLP 784-128-10
 //   torch_compare cnn  --data DIR --batch-size 32 [--epochs 1] [--seed 0]   two conv + pool blocks
 //   torch_compare tape [--reps 100]                                           tanh(y·1.0001 + 0.0001)
+//   torch_compare ops  [--reps 10]                                            per-op forward / backward
 //
 // Same data (MNIST-format IDX files, raw or .gz, images x/255), same model and initialisation
 // (PyTorch defaults, which tapegrad's Linear/Conv2d copy), Adam(lr 1e-3), cross-entropy on logits,
@@ -16,6 +17,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
 #include <iostream>
 #include <stdexcept>
 #include <string>
@@ -92,7 +94,7 @@ struct Cnn : torch::nn::Module {
 
 struct Flags {
   std::string mode, data = "/usr/share/datasets/fashion-mnist";
-  int64_t batch = 32, epochs = 1, seed = 0, reps = 100;
+  int64_t batch = 32, epochs = 1, seed = 0, reps = 0;  // reps 0: the mode's default (tape 100, ops 10)
 };
 
 template <class Model>
@@ -153,7 +155,8 @@ void tape(const Flags& f) {
     return y;
   };
   std::vector<double> fwd, bwd;
-  for (int64_t r = 0; r < f.reps + 5; ++r) {
+  const int64_t reps = f.reps > 0 ? f.reps : 100;
+  for (int64_t r = 0; r < reps + 5; ++r) {
     auto t0 = Clock::now();
     torch::Tensor y = chain();
     double tf = seconds_since(t0);
@@ -172,12 +175,98 @@ void tape(const Flags& f) {
   std::printf("{\"system\": \"libtorch\", \"forward_per_op\": %.9g, \"backward_per_op\": %.9g}\n", median(fwd) / ops,
               median(bwd) / ops);
 }
+/// Median over `rounds` of the mean time of `iters` calls, after `iters` warm-up calls.
+double timed(int64_t rounds, int iters, const std::function<double()>& once) {
+  for (int i = 0; i < iters; ++i) once();
+  std::vector<double> means;
+  for (int64_t r = 0; r < rounds; ++r) {
+    double total = 0;
+    for (int i = 0; i < iters; ++i) total += once();
+    means.push_back(total / iters);
+  }
+  std::sort(means.begin(), means.end());
+  return means[means.size() / 2];
+}
+
+/// One op at the shapes and with the inputs of tapegrad's per-area benchmarks (bench/bench_nn.cpp,
+/// bench_elementwise.cpp, bench_softmax.cpp; the driver pairs them by `key`): forward recorded on
+/// the tape (inputs that require grad), backward alone (the graph built and freed outside the timing).
+struct OpCase {
+  const char* key;
+  std::function<torch::Tensor()> forward;
+  torch::Tensor grad;                 // undefined: a scalar output, backward() with 1
+  std::vector<torch::Tensor> leaves;  // grads cleared after each backward
+};
+
+void ops(const Flags& f) {
+  torch::manual_seed(0);
+  auto randn = [](std::vector<int64_t> shape, bool grad = false) {
+    return torch::randn(shape).requires_grad_(grad);
+  };
+  auto labels = [](int64_t n, int64_t c) { return torch::arange(n, torch::kLong).remainder(c); };
+  std::vector<OpCase> cases;
+  for (int64_t b : {32, 256}) {  // the seed MLP's first layer; the input is data
+    auto w = randn({128, 784}, true), bias = randn({128}, true), x = randn({b, 784});
+    cases.push_back({b == 32 ? "linear/32" : "linear/256", [=] { return torch::linear(x, w, bias); }, randn({b, 128}), {w, bias}});
+  }
+  for (int which : {0, 1}) {  // the small CNN's two convolutions, batch 32
+    const int64_t cin = which == 0 ? 1 : 32, cout = which == 0 ? 32 : 64, hw = which == 0 ? 28 : 14;
+    auto w = randn({cout, cin, 3, 3}, true), bias = randn({cout}, true), x = randn({32, cin, hw, hw}, which == 1);
+    std::vector<torch::Tensor> leaves{w, bias};
+    if (which == 1) leaves.push_back(x);
+    cases.push_back({which == 0 ? "conv2d/0" : "conv2d/1", [=] { return torch::conv2d(x, w, bias, 1, 1); },
+                     randn({32, cout, hw, hw}), leaves});
+  }
+  {
+    auto x = randn({32, 32, 28, 28}, true);
+    cases.push_back({"max_pool2d", [=] { return torch::max_pool2d(x, 2); }, randn({32, 32, 14, 14}), {x}});
+  }
+  for (int which : {0, 4}) {  // relu at the MLP's hidden layer and the CNN's first activation
+    std::vector<int64_t> shape = which == 0 ? std::vector<int64_t>{32, 128} : std::vector<int64_t>{32, 32, 28, 28};
+    auto x = randn(shape, true);
+    cases.push_back({which == 0 ? "relu/0" : "relu/4", [=] { return torch::relu(x); }, randn(shape), {x}});
+  }
+  {
+    auto x = randn({256, 1000}, true);
+    cases.push_back({"softmax/2", [=] { return torch::softmax(x, 1); }, randn({256, 1000}), {x}});
+  }
+  for (int which : {0, 1}) {  // cross-entropy from logits [32,10] and [256,10], mean reduction
+    const int64_t n = which == 0 ? 32 : 256;
+    auto x = randn({n, 10}, true);
+    auto t = labels(n, 10);
+    cases.push_back({which == 0 ? "cross_entropy/0" : "cross_entropy/1",
+                     [=] { return torch::nn::functional::cross_entropy(x, t); }, torch::Tensor(), {x}});
+  }
+  const int64_t rounds = f.reps > 0 ? f.reps : 10;
+  std::printf("{\"system\": \"libtorch\", \"ops\": {");
+  for (size_t i = 0; i < cases.size(); ++i) {
+    OpCase& c = cases[i];
+    const int iters = 20;
+    const double fwd = timed(rounds, iters, [&] {
+      auto t0 = Clock::now();
+      torch::Tensor y = c.forward();
+      const double s = seconds_since(t0);
+      return s;
+    });
+    const double bwd = timed(rounds, iters, [&] {
+      torch::Tensor y = c.forward();
+      auto t0 = Clock::now();
+      if (c.grad.defined()) y.backward(c.grad);
+      else y.backward();
+      const double s = seconds_since(t0);
+      for (auto& l : c.leaves) l.mutable_grad() = torch::Tensor();
+      return s;
+    });
+    std::printf("%s\"%s\": {\"forward\": %.9g, \"backward\": %.9g}", i ? ", " : "", c.key, fwd, bwd);
+  }
+  std::printf("}}\n");
+}
 }  // namespace
 
 int main(int argc, char** argv) {
   try {
     Flags f;
-    if (argc < 2) throw std::invalid_argument("usage: torch_compare mlp|cnn|tape [--data DIR] [--batch-size B] ...");
+    if (argc < 2) throw std::invalid_argument("usage: torch_compare mlp|cnn|tape|ops [--data DIR] [--batch-size B] ...");
     f.mode = argv[1];
     for (int i = 2; i < argc; ++i) {
       std::string a = argv[i];
@@ -194,7 +283,8 @@ int main(int argc, char** argv) {
     if (f.mode == "mlp") train<Mlp>(f);
     else if (f.mode == "cnn") train<Cnn>(f);
     else if (f.mode == "tape") tape(f);
-    else throw std::invalid_argument("unknown mode " + f.mode + " (mlp, cnn, tape)");
+    else if (f.mode == "ops") ops(f);
+    else throw std::invalid_argument("unknown mode " + f.mode + " (mlp, cnn, tape, ops)");
   } catch (const std::exception& e) {
     std::cerr << "torch_compare: error: " << e.what() << std::endl;
     return 1;
