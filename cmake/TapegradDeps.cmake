@@ -20,9 +20,12 @@ find_package(BLAS REQUIRED)
 find_package(nlohmann_json REQUIRED)
 find_package(ZLIB REQUIRED)
 
-# xsimd-accelerated xtensor: the definition and the arch flags change xtensor's types, so every
-# target of a build gets the same ones.
+# xsimd-accelerated xtensor: the definition and the arch flags change xtensor's and xsimd's types
+# (and the SIMD width of the library's own kernels), so every target of every build gets the same.
+# -fno-math-errno lets sqrt and friends vectorise (tapegrad never reads errno).
+set(TAPEGRAD_ARCH_FLAGS "-mavx2;-mfma" CACHE STRING "Architecture flags applied to every target")
 add_compile_definitions(XTENSOR_USE_XSIMD)
+add_compile_options(${TAPEGRAD_ARCH_FLAGS} -fno-math-errno)
 
 function(tapegrad_library target)
   set(sources)

@@ -24,7 +24,9 @@ std::shared_ptr<uint8_t> pixel_buffer(const std::vector<uint8_t>& bytes) {
   if (n >= kHugePage) {
     const size_t rounded = (n + kHugePage - 1) / kHugePage * kHugePage;
     p = static_cast<uint8_t*>(std::aligned_alloc(kHugePage, rounded));
+#ifdef MADV_HUGEPAGE
     if (p) madvise(p, rounded, MADV_HUGEPAGE);  // advice only: without THP the pages are small
+#endif
   } else {
     p = static_cast<uint8_t*>(std::malloc(n ? n : 1));
   }
@@ -42,6 +44,7 @@ void convert_rows(const uint8_t* base, int64_t width, int64_t count, RowOf row, 
     if (r + kAhead < count) {
       const uint8_t* next = base + row(r + kAhead) * width;
       for (int64_t b = 0; b < width; b += 64) __builtin_prefetch(next + b, 0, 3);
+      __builtin_prefetch(next + width - 1, 0, 3);  // the last line of a row that starts mid-line
     }
     const uint8_t* src = base + row(r) * width;
     float* dst = out + r * width;

@@ -11,7 +11,7 @@ namespace tapegrad::nn {
 namespace {
 
 constexpr const char* kFormatKey = "tapegrad.checkpoint";
-constexpr const char* kVersion = "1";
+constexpr const char* kVersion = "2";  // 2 added callback state; 1 is read as "no callbacks"
 
 std::runtime_error bad_checkpoint(const std::string& path, const std::string& what) {
   return std::runtime_error("tapegrad::nn::load_checkpoint: '" + path + "': " + what);
@@ -76,8 +76,8 @@ Checkpoint load_checkpoint(const std::string& path) {
   if (format == meta.end())
     throw bad_checkpoint(path, "a safetensors file but not a checkpoint (no \"" + std::string(kFormatKey) +
                                    "\" metadata; weights alone load with nn::load)");
-  if (format->second != kVersion)
-    throw bad_checkpoint(path, "checkpoint format version '" + format->second + "', this build reads '" + kVersion + "'");
+  if (format->second != kVersion && format->second != "1")
+    throw bad_checkpoint(path, "checkpoint format version '" + format->second + "', this build reads '1' and '" + kVersion + "'");
   Checkpoint c;
   for (auto& [name, t] : tensors) {
     if (name.rfind("model.", 0) == 0) c.model.emplace_back(name.substr(6), t);

@@ -13,9 +13,11 @@
 /// and best weights, a LearningRateScheduler's epoch, ...) is in the checkpoint too.
 ///
 /// File format: one safetensors file (nn/serialize.hpp), so any safetensors reader can inspect it:
-/// tensors "model.<name>" (Module::state_dict), "optimizer.<name>" (Optimizer::state_dict) and
-/// "callbacks.<i>.<key>" (Callback::state_dict of FitOptions::callbacks[i]);
-/// metadata "tapegrad.checkpoint" (format version, "1"), "epoch", "global_step", "rng.<name>"
+/// tensors "model.<name>" (Module::state_dict), "optimizer.<name>" (Optimizer::state_dict),
+/// "callbacks.<i>.<name>" (a marker per callback of FitOptions::callbacks, by position and name) and
+/// "callbacks.<i>.<name>.<key>" (its Callback::state_dict);
+/// metadata "tapegrad.checkpoint" (format version "2"; version "1" files, which predate callback
+/// state, still load and resume runs without callbacks), "epoch", "global_step", "rng.<name>"
 /// (Generator::state) and "history" (History::to_json). Saving is atomic (save_safetensors).
 #include <cstdint>
 #include <map>
@@ -36,7 +38,7 @@ struct Checkpoint {
   /// DataLoader) and the names of FitOptions::generators (e.g. a Dropout's own generator).
   std::map<std::string, std::string> rng{};
   History history{};  ///< one EpochLog per completed epoch
-  NamedTensors callbacks{};  ///< "<i>.<key>": state_dict() of the run's i-th callback
+  NamedTensors callbacks{};  ///< "<i>.<name>" markers and "<i>.<name>.<key>" state of the run's callbacks
 };
 
 /// Writes `checkpoint` to `path` atomically (temporary file, fsync, rename): a save that fails

@@ -196,6 +196,23 @@ double required_value(const NamedTensors& state, const char* who, const std::str
   if (!v) throw std::invalid_argument(std::string(who) + "::load_state_dict: no '" + key + "' in the state");
   return *v;
 }
+/// A counter of a callback's state: a finite, non-negative whole number.
+int64_t required_count(const NamedTensors& state, const char* who, const std::string& key) {
+  const double v = required_value(state, who, key);
+  if (!(v >= 0 && v <= 9.0e15 && v == std::floor(v)))
+    throw std::invalid_argument(std::string(who) + "::load_state_dict: '" + key + "' must be a count, got " +
+                                std::to_string(v));
+  return static_cast<int64_t>(v);
+}
+/// Throws when `state` has a key that is not in `keys` and does not start with `prefix`.
+void only_keys(const NamedTensors& state, const char* who, std::initializer_list<const char*> keys,
+               const char* prefix = nullptr) {
+  for (const auto& [name, t] : state) {
+    bool known = prefix && name.rfind(prefix, 0) == 0;
+    for (const char* k : keys) known = known || name == k;
+    if (!known) throw std::invalid_argument(std::string(who) + "::load_state_dict: unknown state '" + name + "'");
+  }
+}
 Tensor f64(double v) { return scalar(v, DType::f64); }
 }  // namespace
 
@@ -207,17 +224,18 @@ NamedTensors EarlyStopping::state_dict() const {
 }
 
 void EarlyStopping::load_state_dict(const NamedTensors& state) {
+  only_keys(state, "EarlyStopping", {"best", "best_epoch", "wait"}, "weights.");
   const double best = required_value(state, "EarlyStopping", "best");
-  const double best_epoch = required_value(state, "EarlyStopping", "best_epoch");
-  const double wait = required_value(state, "EarlyStopping", "wait");
+  const int64_t best_epoch = required_count(state, "EarlyStopping", "best_epoch");
+  const int64_t wait = required_count(state, "EarlyStopping", "wait");
   NamedTensors weights;
   for (const auto& [name, t] : state)
     if (name.rfind("weights.", 0) == 0) weights.emplace_back(name.substr(8), t.clone());
   if (options_.restore_best && best_epoch > 0 && weights.empty())
     throw std::invalid_argument("EarlyStopping::load_state_dict: restore_best is on but the state holds no weights");
   best_ = best;
-  best_epoch_ = static_cast<int64_t>(best_epoch);
-  wait_ = static_cast<int64_t>(wait);
+  best_epoch_ = best_epoch;
+  wait_ = wait;
   best_state_ = std::move(weights);
 }
 
@@ -242,7 +260,10 @@ NamedTensors ConvergenceStop::state_dict() const {
   return {{"previous", f64(*previous_)}};
 }
 
-void ConvergenceStop::load_state_dict(const NamedTensors& state) { previous_ = state_value(state, "previous"); }
+void ConvergenceStop::load_state_dict(const NamedTensors& state) {
+  only_keys(state, "ConvergenceStop", {"previous"});
+  previous_ = state_value(state, "previous");
+}
 
 MaxSteps::MaxSteps(int64_t max_steps) : max_steps_(max_steps) {
   if (max_steps <= 0) throw std::invalid_argument("MaxSteps: max_steps must be positive, got " + std::to_string(max_steps));
@@ -273,7 +294,10 @@ NamedTensors ModelCheckpoint::state_dict() const {
   return {{"best", f64(*best_)}};
 }
 
-void ModelCheckpoint::load_state_dict(const NamedTensors& state) { best_ = state_value(state, "best"); }
+void ModelCheckpoint::load_state_dict(const NamedTensors& state) {
+  only_keys(state, "ModelCheckpoint", {"best"});
+  best_ = state_value(state, "best");
+}
 
 LearningRateScheduler::LearningRateScheduler(std::shared_ptr<optim::LRScheduler> scheduler)
     : scheduler_(std::move(scheduler)) {
@@ -302,37 +326,44 @@ void LearningRateScheduler::load_state_dict(const NamedTensors& state) {
 // ---- fit / evaluate / predict -----------------------------------------------------------------
 
 namespace {
-/// Every callback's state, keyed "<index>.<key>" by its position in `callbacks`.
+/// Every callback's state for a checkpoint: a marker "<i>.<name>" per callback (so a resume can
+/// check that the run has the same callbacks in the same order) and "<i>.<name>.<key>" per entry.
 NamedTensors callback_states(const std::vector<std::shared_ptr<Callback>>& callbacks) {
   NamedTensors out;
-  for (size_t i = 0; i < callbacks.size(); ++i)
-    for (auto& [key, t] : callbacks[i]->state_dict()) out.emplace_back(std::to_string(i) + "." + key, t);
+  for (size_t i = 0; i < callbacks.size(); ++i) {
+    const std::string prefix = std::to_string(i) + "." + callbacks[i]->name();
+    out.emplace_back(prefix, f64(static_cast<double>(i)));
+    for (auto& [key, t] : callbacks[i]->state_dict()) out.emplace_back(prefix + "." + key, t);
+  }
   return out;
 }
 
-/// Hands each callback its part of a checkpoint's callback states; throws std::invalid_argument
-/// when the checkpoint was written by a run with other callbacks (state for a callback that is not
-/// there, or none for one that keeps state).
-void restore_callbacks(const std::vector<std::shared_ptr<Callback>>& callbacks, const NamedTensors& states) {
+/// A checkpoint's callback states split per callback of the run; throws std::invalid_argument
+/// (before anything is loaded) unless the checkpoint records the same callbacks in the same order.
+std::vector<NamedTensors> split_callback_states(const std::vector<std::shared_ptr<Callback>>& callbacks,
+                                                const NamedTensors& states) {
+  std::vector<std::string> recorded;  // "<name>" by index, from the markers
+  for (const auto& [key, t] : states)
+    if (key.find('.', key.find('.') + 1) == std::string::npos) recorded.push_back(key);
+  auto mismatch = [&](const std::string& what) {
+    std::string run, ckpt;
+    for (auto& cb : callbacks) run += (run.empty() ? "" : ", ") + std::string(cb->name());
+    for (auto& r : recorded) ckpt += (ckpt.empty() ? "" : ", ") + r;
+    return std::invalid_argument("fit: the resume checkpoint was written with other callbacks (" + what +
+                                 "): checkpoint [" + ckpt + "], run [" + run + "]");
+  };
+  if (recorded.size() != callbacks.size()) throw mismatch("a different number");
   std::vector<NamedTensors> parts(callbacks.size());
-  for (const auto& [key, t] : states) {
-    const size_t dot = key.find('.');
-    size_t i = callbacks.size();
-    try {
-      if (dot != std::string::npos) i = std::stoul(key.substr(0, dot));
-    } catch (const std::exception&) {
-    }
-    if (i >= callbacks.size())
-      throw std::invalid_argument("fit: the resume checkpoint has callback state '" + key + "' but the run has " +
-                                  std::to_string(callbacks.size()) + " callback(s)");
-    parts[i].emplace_back(key.substr(dot + 1), t);
-  }
   for (size_t i = 0; i < callbacks.size(); ++i) {
-    if (parts[i].empty() && !callbacks[i]->state_dict().empty())
-      throw std::invalid_argument("fit: the resume checkpoint holds no state for callback " + std::to_string(i) + " (" +
-                                  callbacks[i]->name() + "): it was written by a run with other callbacks");
-    callbacks[i]->load_state_dict(parts[i]);
+    const std::string prefix = std::to_string(i) + "." + callbacks[i]->name();
+    bool found = false;
+    for (const auto& [key, t] : states) {
+      if (key == prefix) found = true;
+      else if (key.rfind(prefix + ".", 0) == 0) parts[i].emplace_back(key.substr(prefix.size() + 1), t);
+    }
+    if (!found) throw mismatch("callback " + std::to_string(i) + " differs");
   }
+  return parts;
 }
 }  // namespace
 
@@ -366,12 +397,16 @@ History fit(Module& model, optim::Optimizer& optimizer, const LossFn& loss,
   generators["default"] = &default_generator();
   generators["loader"] = &loader.generator();
   int64_t first_epoch = 1;
+  std::vector<NamedTensors> callback_parts;
   if (const Checkpoint* ck = options.resume.get()) {
+    // Everything is checked before anything is loaded: a checkpoint that does not fit the run
+    // leaves the model, optimizer, generators and callbacks as they were.
     if (ck->epoch > options.epochs)
       throw std::invalid_argument("fit: the resume checkpoint is at epoch " + std::to_string(ck->epoch) +
                                   ", past epochs = " + std::to_string(options.epochs));
     for (const auto& [name, gen] : generators)
       if (!ck->rng.count(name)) throw std::invalid_argument("fit: the resume checkpoint has no state of generator '" + name + "'");
+    callback_parts = split_callback_states(options.callbacks, ck->callbacks);
     model.load_state_dict(ck->model);
     optimizer.load_state_dict(ck->optimizer);
     for (const auto& [name, gen] : generators) gen->set_state(ck->rng.at(name));
@@ -380,7 +415,12 @@ History fit(Module& model, optim::Optimizer& optimizer, const LossFn& loss,
     first_epoch = ck->epoch + 1;
   }
   for (auto& cb : options.callbacks) cb->on_train_begin(state);
-  if (const Checkpoint* ck = options.resume.get()) restore_callbacks(options.callbacks, ck->callbacks);
+  if (const Checkpoint* ck = options.resume.get()) {
+    for (size_t i = 0; i < options.callbacks.size(); ++i) options.callbacks[i]->load_state_dict(callback_parts[i]);
+    // A run that a callback stopped at the checkpoint's epoch stays stopped: only on_train_end runs.
+    if (!ck->history.stop_reason.empty() && ck->history.stop_reason != "completed")
+      state.request_stop(ck->history.stop_reason);
+  }
   for (int64_t epoch = first_epoch; epoch <= options.epochs && !state.stop; ++epoch) {
     state.epoch = epoch;
     model.train();
@@ -436,6 +476,7 @@ History fit(Module& model, optim::Optimizer& optimizer, const LossFn& loss,
       Checkpoint ck{model.state_dict(), optimizer.state_dict(), epoch, state.global_step, {}, history,
                     callback_states(options.callbacks)};
       ck.history.steps = state.global_step;
+      ck.history.stop_reason = state.stop ? state.stop_reason : "";
       for (const auto& [name, gen] : generators) ck.rng[name] = gen->state();
       save_checkpoint(ck, options.checkpoint_path);
     }

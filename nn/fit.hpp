@@ -86,8 +86,11 @@ class Callback {
   /// For messages, e.g. "EarlyStopping".
   virtual const char* name() const { return "Callback"; }
   /// What a resumed run needs to continue as if uninterrupted (EarlyStopping's counters, a
-  /// scheduler's epoch): fit saves it in checkpoints after each epoch, as "callbacks.<i>.<key>", and
-  /// hands it back through load_state_dict (after on_train_begin) when resuming. None by default.
+  /// scheduler's epoch): fit saves it in checkpoints after each epoch, as
+  /// "callbacks.<i>.<name>.<key>", and hands it back through load_state_dict (after on_train_begin)
+  /// when resuming; a resume whose callbacks differ (number, order or names) is refused before
+  /// anything is loaded. load_state_dict throws std::invalid_argument on keys it does not know.
+  /// None by default.
   virtual NamedTensors state_dict() const { return {}; }
   virtual void load_state_dict(const NamedTensors& /*state*/) {}
 };

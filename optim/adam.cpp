@@ -75,7 +75,8 @@ __attribute__((target("avx512f,prefer-vector-width=512"))) void adam_avx512(cons
 /// The float32 AVX-512 update: the same formula, 16 lanes at a time (the tail under a mask), with
 /// the division replaced by a reciprocal estimate refined by one Newton step, r ← r·(2 − d·r), which
 /// is within 2 ulp of 1/d (tests/optim/test_adam_kernel.cpp bounds it against float64). The divider
-/// is the loop's bottleneck: the square root stays exact, the division goes. ~15% faster per step.
+/// is the loop's bottleneck: the square root stays exact, the division goes (bench_nn
+/// BM_AdamStepSeedMlp: 49 → 35 µs isolated; about 6 µs of a training step, where memory bounds it).
 template <bool kCoupledDecay, bool kAmsgrad>
 __attribute__((target("avx512f"))) void adam_avx512_f32(const AdamStep<float>& s) {
   const __m512 one_b1 = _mm512_set1_ps(s.one_b1), b2 = _mm512_set1_ps(s.b2), one_b2 = _mm512_set1_ps(s.one_b2),
@@ -90,7 +91,7 @@ __attribute__((target("avx512f"))) void adam_avx512_f32(const AdamStep<float>& s
     __m512 m = _mm512_maskz_loadu_ps(lanes, pm + k), v = _mm512_maskz_loadu_ps(lanes, pv + k);
     if constexpr (kCoupledDecay) d = _mm512_fmadd_ps(wd, w, d);
     m = _mm512_fmadd_ps(one_b1, _mm512_sub_ps(d, m), m);
-    v = _mm512_fmadd_ps(b2, v, _mm512_mul_ps(one_b2, _mm512_mul_ps(d, d)));
+    v = _mm512_fmadd_ps(b2, v, _mm512_mul_ps(_mm512_mul_ps(one_b2, d), d));  // (1−β₂)·g·g in the scalar order
     _mm512_mask_storeu_ps(pm + k, lanes, m);
     _mm512_mask_storeu_ps(pv + k, lanes, v);
     if constexpr (kAmsgrad) {
@@ -98,8 +99,11 @@ __attribute__((target("avx512f"))) void adam_avx512_f32(const AdamStep<float>& s
       _mm512_mask_storeu_ps(pvmax + k, lanes, v);
     }
     const __m512 den = _mm512_fmadd_ps(_mm512_sqrt_ps(v), inv_bc2, eps);
-    __m512 r = _mm512_rcp14_ps(den);
-    r = _mm512_mul_ps(r, _mm512_fnmadd_ps(den, r, two));
+    const __m512 r0 = _mm512_rcp14_ps(den);
+    __m512 r = _mm512_mul_ps(r0, _mm512_fnmadd_ps(den, r0, two));
+    // The Newton step turns 1/inf (0·inf) and 1/0 (inf·0) into NaN: keep the estimate there, which
+    // is exact (0 and inf); a NaN den stays NaN either way.
+    r = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(r, r, _CMP_UNORD_Q), r, r0);
     w = _mm512_fnmadd_ps(lr_t, _mm512_mul_ps(m, r), _mm512_mul_ps(w, decay));
     _mm512_mask_storeu_ps(pw + k, lanes, w);
   }

@@ -43,6 +43,13 @@ std::vector<double> state_values(const NamedTensors& state, const char* who, con
     }
   throw std::invalid_argument(std::string("tapegrad::optim::") + who + "::load_state_dict: no '" + key + "' in the state");
 }
+/// A counter from a state: a finite, non-negative whole number.
+int64_t state_count(const NamedTensors& state, const char* who, const std::string& key) {
+  const double v = state_values(state, who, key, 1)[0];
+  require(v >= 0 && v <= 9.0e15 && v == std::floor(v), who, "load_state_dict: '" + key + "' must be a count, got " + std::to_string(v));
+  return static_cast<int64_t>(v);
+}
+
 }  // namespace
 
 NamedTensors LRScheduler::state_dict() const {
@@ -51,10 +58,9 @@ NamedTensors LRScheduler::state_dict() const {
 }
 
 void LRScheduler::load_state_dict(const NamedTensors& state) {
-  const double e = state_values(state, "LRScheduler", "last_epoch", 1)[0];
+  const int64_t e = state_count(state, "LRScheduler", "last_epoch");
   std::vector<double> base = state_values(state, "LRScheduler", "base_lrs", static_cast<int64_t>(base_lrs_.size()));
-  require(e >= 0 && e == std::floor(e), "LRScheduler::load_state_dict", "last_epoch must be a count, got " + std::to_string(e));
-  epoch_ = static_cast<int64_t>(e);
+  epoch_ = e;
   base_lrs_ = std::move(base);
   apply();
 }
@@ -67,11 +73,11 @@ NamedTensors ReduceLROnPlateau::state_dict() const {
 
 void ReduceLROnPlateau::load_state_dict(const NamedTensors& state) {
   const double best = state_values(state, "ReduceLROnPlateau", "best", 1)[0];
-  const double bad = state_values(state, "ReduceLROnPlateau", "num_bad_epochs", 1)[0];
-  const double cooldown = state_values(state, "ReduceLROnPlateau", "cooldown_left", 1)[0];
+  const int64_t bad = state_count(state, "ReduceLROnPlateau", "num_bad_epochs");
+  const int64_t cooldown = state_count(state, "ReduceLROnPlateau", "cooldown_left");
   best_ = best;
-  bad_ = static_cast<int64_t>(bad);
-  cooldown_left_ = static_cast<int64_t>(cooldown);
+  bad_ = bad;
+  cooldown_left_ = cooldown;
 }
 
 std::vector<double> LRScheduler::last_lr() const {

@@ -150,6 +150,60 @@ TEST_CASE("softmax and log_softmax are stable for huge logits") {
   CHECK_THROWS_AS(softmax(scalar(1)), ShapeError);
 }
 
+TEST_CASE("softmax rows wider than a SIMD vector: values, masked entries, and both backward paths") {
+  // Rows of 19 (float32: two 8-lane vectors and a tail of 3) and 9 (float64: two 4-lane vectors and
+  // a tail of 1): the vectorised max / exp / sum and the fused first-order backward against a
+  // scalar reference in double.
+  for (auto [dtype, n] : {std::pair{DType::f32, int64_t{19}}, std::pair{DType::f64, int64_t{9}}}) {
+    CAPTURE(n);
+    std::vector<double> v;
+    for (int64_t r = 0; r < 3; ++r)
+      for (int64_t k = 0; k < n; ++k) v.push_back(std::sin(0.7 * static_cast<double>(k + 5 * r)) * (r == 2 ? 40.0 : 3.0));
+    v[static_cast<size_t>(n + 4)] = -INFINITY;  // a masked entry (attention-style) in row 1
+    Tensor x = tensor(v, {3, n}, dtype).requires_grad_();
+    Tensor p = softmax(x, 1), lp = log_softmax(x, 1);
+    const double tol = dtype == DType::f32 ? 2e-6 : 1e-14;
+    for (int64_t r = 0; r < 3; ++r) {
+      double m = -INFINITY, total = 0;
+      for (int64_t k = 0; k < n; ++k) m = std::max(m, v[static_cast<size_t>(r * n + k)]);
+      for (int64_t k = 0; k < n; ++k) total += std::exp(v[static_cast<size_t>(r * n + k)] - m);
+      for (int64_t k = 0; k < n; ++k) {
+        const double want = std::exp(v[static_cast<size_t>(r * n + k)] - m) / total;
+        CHECK(p.at({r, k}) == doctest::Approx(want).epsilon(tol).scale(1e-30));
+        if (std::isfinite(v[static_cast<size_t>(r * n + k)]))
+          CHECK(lp.at({r, k}) == doctest::Approx(std::log(want)).epsilon(tol));
+      }
+    }
+    CHECK(p.at({1, 4}) == 0.0);
+    CHECK(lp.at({1, 4}) == -INFINITY);
+    // fused first-order backward (grad mode off inside backward) == differentiable form (create_graph)
+    std::vector<double> gv(v.size()), vs = v;
+    for (size_t i = 0; i < gv.size(); ++i) gv[i] = std::cos(1.3 * static_cast<double>(i));
+    vs[static_cast<size_t>(n + 4)] = -30.0;  // finite, for the comparison
+    Tensor g = tensor(gv, {3, n}, dtype);
+    for (bool log_form : {false, true}) {
+      CAPTURE(log_form);
+      auto f = [&](const Tensor& t) { return log_form ? log_softmax(t, 1) : softmax(t, 1); };
+      Tensor xs = tensor(vs, {3, n}, dtype).requires_grad_();
+      std::vector<Tensor> fused = grad({f(xs)}, {xs}, {g}, false, false);
+      std::vector<Tensor> composite = grad({f(xs)}, {xs}, {g}, false, true);
+      std::vector<double> a = fused[0].to_vector(), b = composite[0].to_vector();
+      double biggest = 0;
+      for (double e : b) biggest = std::max(biggest, std::abs(e));
+      const double allowed = (dtype == DType::f32 ? 1e-5 : 1e-13) * biggest;  // rounding, relative to the row scale
+      for (size_t i = 0; i < a.size(); ++i) CHECK(std::abs(a[i] - b[i]) <= allowed);
+    }
+  }
+  // and gradcheck over the float64 rows of 9, first order (fused) and second order (differentiable)
+  Tensor x9 = tensor({0.3, -1.2, 2.0, 0.5, -0.7, 1.1, 0.0, -2.5, 0.9, 1.4, -0.3, 0.8, -1.9, 2.2, 0.1, -0.6, 0.4, 1.7},
+                     {2, 9}, DType::f64).requires_grad_();
+  for (bool log_form : {false, true}) {
+    auto f = [log_form](const std::vector<Tensor>& in) { return log_form ? log_softmax(in[0], 1) : softmax(in[0], 1); };
+    CHECK(gradcheck(f, {x9}).ok);
+    CHECK(gradgradcheck(f, {x9}).ok);
+  }
+}
+
 TEST_CASE("dtype mismatches and int64 misuse are clear errors") {
   CHECK_THROWS_WITH_AS(ones({2}) + ones({2}, DType::f64), doctest::Contains("tapegrad::add"), DTypeError);
   CHECK_THROWS_WITH_AS(exp(index_tensor({1})), doctest::Contains("tapegrad::exp"), DTypeError);

@@ -103,3 +103,24 @@ TEST_CASE("Adam's float32 kernel matches a float64 step within a few ulp on ever
     }
   }
 }
+
+TEST_CASE("Adam's float32 kernel stays finite where exact division does: huge gradients, eps = 0") {
+  // At step 1, m̂ = g and v̂ = g², so the step is lr·sign(g) for any finite g whose square fits.
+  for (double g : {1e20, -1e20, 3.0, -0.5}) {
+    for (double eps : {1e-8, 0.0}) {
+      CAPTURE(g);
+      CAPTURE(eps);
+      Tensor p = full({20}, 1.0).requires_grad_();  // 16 lanes and a masked tail of 4
+      optim::Adam opt({p}, optim::AdamOptions(1e-3).eps(eps));
+      p.set_grad(full({20}, g));
+      opt.step();
+      for (double w : p.to_vector()) CHECK(w == doctest::Approx(1.0 - 1e-3 * (g > 0 ? 1 : -1)).epsilon(1e-6));
+    }
+  }
+  // g² overflows float: v = inf, so the step is m/inf = 0 (the Newton step alone would give NaN)
+  Tensor p = full({20}, 1.0).requires_grad_();
+  optim::Adam opt({p}, optim::AdamOptions(1e-3));
+  p.set_grad(full({20}, 1e30));
+  opt.step();
+  for (double w : p.to_vector()) CHECK(w == 1.0);
+}
