@@ -214,6 +214,14 @@ void only_keys(const NamedTensors& state, const char* who, std::initializer_list
   }
 }
 Tensor f64(double v) { return scalar(v, DType::f64); }
+/// The state of a callback whose only state is one optional value (ConvergenceStop, ModelCheckpoint).
+NamedTensors optional_state(const char* key, const std::optional<double>& v) {
+  return v ? NamedTensors{{key, f64(*v)}} : NamedTensors{};
+}
+std::optional<double> load_optional(const NamedTensors& state, const char* who, const char* key) {
+  only_keys(state, who, {key});
+  return state_value(state, key);
+}
 }  // namespace
 
 NamedTensors EarlyStopping::state_dict() const {
@@ -255,14 +263,10 @@ void ConvergenceStop::on_epoch_end(TrainState& s, const EpochLog& log) {
   previous_ = v;
 }
 
-NamedTensors ConvergenceStop::state_dict() const {
-  if (!previous_) return {};
-  return {{"previous", f64(*previous_)}};
-}
+NamedTensors ConvergenceStop::state_dict() const { return optional_state("previous", previous_); }
 
 void ConvergenceStop::load_state_dict(const NamedTensors& state) {
-  only_keys(state, "ConvergenceStop", {"previous"});
-  previous_ = state_value(state, "previous");
+  previous_ = load_optional(state, "ConvergenceStop", "previous");
 }
 
 MaxSteps::MaxSteps(int64_t max_steps) : max_steps_(max_steps) {
@@ -289,15 +293,9 @@ void ModelCheckpoint::on_epoch_end(TrainState& s, const EpochLog& log) {
   saved_.push_back(path);
 }
 
-NamedTensors ModelCheckpoint::state_dict() const {
-  if (!best_) return {};
-  return {{"best", f64(*best_)}};
-}
+NamedTensors ModelCheckpoint::state_dict() const { return optional_state("best", best_); }
 
-void ModelCheckpoint::load_state_dict(const NamedTensors& state) {
-  only_keys(state, "ModelCheckpoint", {"best"});
-  best_ = state_value(state, "best");
-}
+void ModelCheckpoint::load_state_dict(const NamedTensors& state) { best_ = load_optional(state, "ModelCheckpoint", "best"); }
 
 LearningRateScheduler::LearningRateScheduler(std::shared_ptr<optim::LRScheduler> scheduler)
     : scheduler_(std::move(scheduler)) {
