@@ -181,29 +181,6 @@ void EarlyStopping::on_train_end(TrainState& s) {
 }
 
 namespace {
-/// The 0-d value `key` of a callback's state, or nullopt when absent.
-std::optional<double> state_value(const NamedTensors& state, const std::string& key) {
-  for (const auto& [name, t] : state)
-    if (name == key) {
-      if (!t.defined() || t.numel() != 1)
-        throw std::invalid_argument("callback state '" + key + "' must hold one value");
-      return t.item();
-    }
-  return std::nullopt;
-}
-double required_value(const NamedTensors& state, const char* who, const std::string& key) {
-  auto v = state_value(state, key);
-  if (!v) throw std::invalid_argument(std::string(who) + "::load_state_dict: no '" + key + "' in the state");
-  return *v;
-}
-/// A counter of a callback's state: a finite, non-negative whole number.
-int64_t required_count(const NamedTensors& state, const char* who, const std::string& key) {
-  const double v = required_value(state, who, key);
-  if (!(v >= 0 && v <= 9.0e15 && v == std::floor(v)))
-    throw std::invalid_argument(std::string(who) + "::load_state_dict: '" + key + "' must be a count, got " +
-                                std::to_string(v));
-  return static_cast<int64_t>(v);
-}
 /// Throws when `state` has a key that is not in `keys` and does not start with `prefix`.
 void only_keys(const NamedTensors& state, const char* who, std::initializer_list<const char*> keys,
                const char* prefix = nullptr) {
@@ -220,7 +197,7 @@ NamedTensors optional_state(const char* key, const std::optional<double>& v) {
 }
 std::optional<double> load_optional(const NamedTensors& state, const char* who, const char* key) {
   only_keys(state, who, {key});
-  return state_value(state, key);
+  return optim::optional_state_entry(state, who, key);
 }
 }  // namespace
 
@@ -233,9 +210,9 @@ NamedTensors EarlyStopping::state_dict() const {
 
 void EarlyStopping::load_state_dict(const NamedTensors& state) {
   only_keys(state, "EarlyStopping", {"best", "best_epoch", "wait"}, "weights.");
-  const double best = required_value(state, "EarlyStopping", "best");
-  const int64_t best_epoch = required_count(state, "EarlyStopping", "best_epoch");
-  const int64_t wait = required_count(state, "EarlyStopping", "wait");
+  const double best = optim::state_entry(state, "EarlyStopping", "best", 1)[0];
+  const int64_t best_epoch = optim::state_count(state, "EarlyStopping", "best_epoch");
+  const int64_t wait = optim::state_count(state, "EarlyStopping", "wait");
   NamedTensors weights;
   for (const auto& [name, t] : state)
     if (name.rfind("weights.", 0) == 0) weights.emplace_back(name.substr(8), t.clone());

@@ -1,11 +1,37 @@
 // Optimizer base: groups, state and state dicts.
 #include "optim/optimizer.hpp"
 
+#include <cmath>
 #include <cstring>
 #include <set>
 #include <stdexcept>
 
 namespace tapegrad::optim {
+
+std::optional<double> optional_state_entry(const NamedTensors& state, const std::string& who, const std::string& key) {
+  for (const auto& [name, t] : state)
+    if (name == key) return state_entry(state, who, key, 1)[0];
+  return std::nullopt;
+}
+
+std::vector<double> state_entry(const NamedTensors& state, const std::string& who, const std::string& key, int64_t numel) {
+  for (const auto& [name, t] : state)
+    if (name == key) {
+      if (!t.defined() || t.numel() != numel)
+        throw std::invalid_argument(who + "::load_state_dict: '" + key + "' has " +
+                                    (t.defined() ? std::to_string(t.numel()) : std::string("no")) + " elements, expected " +
+                                    std::to_string(numel));
+      return t.to_vector();
+    }
+  throw std::invalid_argument(who + "::load_state_dict: no '" + key + "' in the state");
+}
+
+int64_t state_count(const NamedTensors& state, const std::string& who, const std::string& key) {
+  const double v = state_entry(state, who, key, 1)[0];
+  if (!(v >= 0 && v <= 9.0e15 && v == std::floor(v)))
+    throw std::invalid_argument(who + "::load_state_dict: '" + key + "' must be a count, got " + std::to_string(v));
+  return static_cast<int64_t>(v);
+}
 
 Optimizer::~Optimizer() = default;
 

@@ -5,6 +5,7 @@
 /// the parameters' storage in place (handles are never rebound) with recording off, and skip
 /// parameters that have no gradient.
 #include <map>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -17,6 +18,15 @@
 namespace tapegrad::optim {
 
 using NamedTensors = std::vector<std::pair<std::string, Tensor>>;
+
+/// Reading one entry of a state dict (schedulers', fit callbacks'); `who` names the owner in errors,
+/// which are std::invalid_argument "<who>::load_state_dict: ...".
+/// The entry `key` as its `numel` values; throws when it is missing or has another size.
+std::vector<double> state_entry(const NamedTensors& state, const std::string& who, const std::string& key, int64_t numel);
+/// The one value of entry `key`, or nullopt when the state has no such entry.
+std::optional<double> optional_state_entry(const NamedTensors& state, const std::string& who, const std::string& key);
+/// A counter entry: a finite, non-negative whole number.
+int64_t state_count(const NamedTensors& state, const std::string& who, const std::string& key);
 
 /// Declares a chainable option in an options struct: `name(v)` sets and returns *this, `name()` gets.
 #define TAPEGRAD_OPTION(T, name, init)  \

@@ -29,28 +29,6 @@ void LRScheduler::step() {
   apply();
 }
 
-namespace {
-/// The tensor named `key` in `state`; throws std::invalid_argument naming `who` when it is missing
-/// or does not have `numel` elements.
-std::vector<double> state_values(const NamedTensors& state, const char* who, const std::string& key, int64_t numel) {
-  for (const auto& [name, t] : state)
-    if (name == key) {
-      if (!t.defined() || t.numel() != numel)
-        throw std::invalid_argument(std::string("tapegrad::optim::") + who + "::load_state_dict: '" + key + "' has " +
-                                    (t.defined() ? std::to_string(t.numel()) : std::string("no")) + " elements, expected " +
-                                    std::to_string(numel));
-      return t.to_vector();
-    }
-  throw std::invalid_argument(std::string("tapegrad::optim::") + who + "::load_state_dict: no '" + key + "' in the state");
-}
-/// A counter from a state: a finite, non-negative whole number.
-int64_t state_count(const NamedTensors& state, const char* who, const std::string& key) {
-  const double v = state_values(state, who, key, 1)[0];
-  require(v >= 0 && v <= 9.0e15 && v == std::floor(v), who, "load_state_dict: '" + key + "' must be a count, got " + std::to_string(v));
-  return static_cast<int64_t>(v);
-}
-
-}  // namespace
 
 NamedTensors LRScheduler::state_dict() const {
   return {{"last_epoch", scalar(static_cast<double>(epoch_), DType::f64)},
@@ -58,8 +36,8 @@ NamedTensors LRScheduler::state_dict() const {
 }
 
 void LRScheduler::load_state_dict(const NamedTensors& state) {
-  const int64_t e = state_count(state, "LRScheduler", "last_epoch");
-  std::vector<double> base = state_values(state, "LRScheduler", "base_lrs", static_cast<int64_t>(base_lrs_.size()));
+  const int64_t e = state_count(state, "tapegrad::optim::LRScheduler", "last_epoch");
+  std::vector<double> base = state_entry(state, "tapegrad::optim::LRScheduler", "base_lrs", static_cast<int64_t>(base_lrs_.size()));
   epoch_ = e;
   base_lrs_ = std::move(base);
   apply();
@@ -72,9 +50,9 @@ NamedTensors ReduceLROnPlateau::state_dict() const {
 }
 
 void ReduceLROnPlateau::load_state_dict(const NamedTensors& state) {
-  const double best = state_values(state, "ReduceLROnPlateau", "best", 1)[0];
-  const int64_t bad = state_count(state, "ReduceLROnPlateau", "num_bad_epochs");
-  const int64_t cooldown = state_count(state, "ReduceLROnPlateau", "cooldown_left");
+  const double best = state_entry(state, "tapegrad::optim::ReduceLROnPlateau", "best", 1)[0];
+  const int64_t bad = state_count(state, "tapegrad::optim::ReduceLROnPlateau", "num_bad_epochs");
+  const int64_t cooldown = state_count(state, "tapegrad::optim::ReduceLROnPlateau", "cooldown_left");
   best_ = best;
   bad_ = bad;
   cooldown_left_ = cooldown;
