@@ -32,11 +32,8 @@ constexpr int64_t kPoolImages = 60000;  // random images to draw batches from: a
 std::shared_ptr<datasets::ImageDataset> byte_pool() {
   static auto images = [] {
     std::vector<uint8_t> px(static_cast<size_t>(kPoolImages) * 784);
-    uint64_t state = 88172645463325252ull;
-    for (auto& p : px) {
-      state ^= state << 13, state ^= state >> 7, state ^= state << 17;
-      p = static_cast<uint8_t>(state >> 56);
-    }
+    Generator gen(1);
+    for (auto& p : px) p = static_cast<uint8_t>(gen.below(256));
     std::vector<int64_t> labels(static_cast<size_t>(kPoolImages));
     for (size_t i = 0; i < labels.size(); ++i) labels[i] = static_cast<int64_t>((i * 7919) % 10);
     return std::make_shared<datasets::ImageDataset>(px, Shape{1, 28, 28}, index_tensor(labels));
