@@ -66,6 +66,7 @@ Storage::Storage(size_t bytes) {
   if (!mem) mem = ::operator new(capacity, std::align_val_t(64));
   b_ = new (mem) Block{};
   b_->refs.store(1, std::memory_order_relaxed);
+  b_->version.store(0, std::memory_order_relaxed);
   b_->bytes = bytes;
   b_->capacity = capacity;
   g_live_bytes += static_cast<int64_t>(bytes);

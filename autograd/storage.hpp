@@ -34,10 +34,16 @@ class Storage {
   /// Number of Storage handles sharing this buffer.
   long use_count() const { return b_ ? b_->refs.load(std::memory_order_relaxed) : 0; }
   bool defined() const { return b_ != nullptr; }
+  /// The buffer's version counter: bumped by every in-place write the library offers, shared by
+  /// every view of the buffer (reshape, detach, slices), 0 for an empty handle. Autograd records it
+  /// when an op saves a tensor for backward and checks it before that backward runs.
+  uint64_t version() const { return b_ ? b_->version.load(std::memory_order_relaxed) : 0; }
+  void bump_version() const { if (b_) b_->version.fetch_add(1, std::memory_order_relaxed); }
 
  private:
   struct alignas(64) Block {
     std::atomic<long> refs;
+    std::atomic<uint64_t> version;
     size_t bytes;     // requested size
     size_t capacity;  // size of the pooled block (its bucket)
   };

@@ -53,8 +53,19 @@ class Tensor {
   int64_t numel() const { return impl_->numel; }
   DType dtype() const { return impl_->dtype; }
 
-  /// Raw contiguous data; T must match dtype() (checked).
+  /// Raw contiguous data for reading; T must match dtype() (checked).
   template <class T> T* data() const;
+  /// Raw contiguous data for writing; T must match dtype() (checked). Bumps the version counter,
+  /// so a backward that saved this tensor (or any view of its storage) before the write refuses to
+  /// run instead of computing a wrong gradient. Write through this, not through data().
+  template <class T> T* mutable_data() const {
+    bump_version();
+    return data<T>();
+  }
+  /// The version counter shared by every view of this tensor's storage (see mutable_data).
+  uint64_t version() const { return impl_->storage.version(); }
+  /// Marks the data as modified: call after writing through a pointer obtained earlier.
+  void bump_version() const { impl_->storage.bump_version(); }
   /// The single value of a one-element tensor, as double.
   double item() const;
   /// Element at a multi-index, as double.
