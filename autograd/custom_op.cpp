@@ -15,9 +15,11 @@ Tensor custom_op(const char* name, const std::vector<Tensor>& inputs, const Cust
   for (const Tensor& in : inputs)
     if (in.defined() && in.is_same(result)) result = result.detach();
   return record(
-      name, result, inputs,
-      [inputs, backward = std::move(backward)](const BackwardContext& ctx) -> Grads {
-        return backward(inputs, ctx.grad, ctx.result);
+      name, result, inputs, save_for_backward(inputs),
+      [n = inputs.size(), backward = std::move(backward)](const BackwardContext& ctx) -> Grads {
+        std::vector<Tensor> saved(n);
+        for (size_t i = 0; i < n; ++i) saved[i] = ctx.saved(i);
+        return backward(saved, ctx.grad, ctx.result);
       },
       /*save_result=*/true);
 }

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <mutex>
 
 #include "autograd/functions.hpp"
 #include "autograd/kernels.hpp"
@@ -11,8 +12,9 @@ namespace tapegrad {
 // ---- grad mode and the tape's sequence counter ------------------------------------------------
 namespace {
 thread_local bool t_grad_enabled = true;
-thread_local uint64_t t_sequence = 0;
-thread_local uint64_t t_epoch = 0;
+// One counter for every thread: an op that consumes another op's output is recorded after it,
+// whichever thread each ran on, so decreasing sequence order is a valid replay order for any graph.
+std::atomic<uint64_t> g_sequence{0};
 }  // namespace
 
 bool grad_enabled() { return t_grad_enabled; }
@@ -22,13 +24,30 @@ namespace detail {
 thread_local void (*on_record)(const Node&, const Tensor&) = nullptr;
 thread_local void (*on_backward)(const Node&, const Grads&, double) = nullptr;
 thread_local void (*on_allocate)() = nullptr;
-uint64_t next_sequence() { return ++t_sequence; }
+uint64_t next_sequence() { return g_sequence.fetch_add(1, std::memory_order_relaxed) + 1; }
 
 bool should_record(const Tensor* inputs, size_t n) {
   if (!t_grad_enabled) return false;
   for (size_t i = 0; i < n; ++i)
     if (inputs[i].defined() && inputs[i].requires_grad()) return true;
   return false;
+}
+
+void save_tensors(SavedTensor* out, const Tensor* tensors, size_t n_saved, const Tensor& result,
+                  const Tensor* inputs, size_t n_inputs, const char* op) {
+  for (size_t k = 0; k < n_saved; ++k) {
+    const Tensor& t = tensors[k];
+    if (t.defined() && result.defined() && t.is_same(result))
+      throw std::logic_error(std::string("tapegrad::record: '") + op +
+                             "' passes its own output to save_for_backward; record it with save_result=true");
+    out[k].tensor = t;
+    out[k].version = t.defined() ? t.version() : 0;
+    for (size_t i = 0; i < n_inputs; ++i)
+      if (t.defined() && inputs[i].defined() && t.is_same(inputs[i])) {
+        out[k].input = static_cast<int>(i);
+        break;
+      }
+  }
 }
 }  // namespace detail
 
@@ -44,7 +63,11 @@ class AccumulateGrad final : public Node {
   Grads apply(const Tensor&) override { return {}; }
   void release() override {}  // holds nothing; a leaf may be reused by any later graph
   bool is_accumulator() const override { return true; }
+  /// leaf.grad += g. Backward passes on several threads may reach the same leaf: the lock makes
+  /// each addition whole (their order, hence the last bits of the sum, follows the threads).
+  void accumulate(const Tensor& g, bool create_graph);
   std::weak_ptr<TensorImpl> leaf_;
+  std::mutex mutex_;
 };
 
 /// The node that receives gradients for `t`: its grad_fn, or its leaf accumulator.
@@ -60,6 +83,22 @@ std::shared_ptr<Node> gradient_edge(const Tensor& t) {
 
 bool uniquely_owned(const Tensor& t) { return t.impl().use_count() == 1 && t.impl()->storage.use_count() == 1; }
 
+void AccumulateGrad::accumulate(const Tensor& g, bool create_graph) {
+  auto leaf = leaf_.lock();
+  if (!leaf) return;
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (!leaf->grad) {
+    // Take ownership when nobody else holds the buffer; otherwise copy (it may alias another
+    // leaf's gradient or a tensor the caller keeps).
+    Tensor owned = (create_graph || uniquely_owned(g)) ? g : kernels::copy(g);
+    leaf->grad = owned.impl();
+  } else if (create_graph) {
+    leaf->grad = add(Tensor(leaf->grad), g).impl();
+  } else {
+    kernels::add_inplace(Tensor(leaf->grad), g);
+  }
+}
+
 }  // namespace
 
 namespace detail {
@@ -72,7 +111,10 @@ void attach(Node& node, const Tensor& result, const Tensor* inputs, size_t n, bo
   node.shape_ = impl.shape;
   node.dtype_ = impl.dtype;
   impl.requires_grad = true;
-  if (save_result) node.saved_result_ = result.detach();
+  if (save_result) {
+    node.saved_result_ = result.detach();
+    node.result_version_ = result.version();
+  }
 }
 }  // namespace detail
 
@@ -80,7 +122,36 @@ size_t Node::saved_bytes() const {
   return saved_result_.defined() ? static_cast<size_t>(saved_result_.numel()) * dtype_size(saved_result_.dtype()) : 0;
 }
 
-bool BackwardContext::needs(size_t i) const { return i < node.next().size() && node.next()[i] != nullptr; }
+const Tensor& BackwardContext::saved(size_t i) const {
+  if (i >= node.saved_count())
+    throw std::logic_error(std::string("tapegrad: the backward of '") + node.name() + "' asked for saved tensor " +
+                           std::to_string(i) + " of " + std::to_string(node.saved_count()));
+  return node.saved()[i].tensor;
+}
+
+namespace {
+[[noreturn]] void modified_in_place(const char* who, const Node& n, const std::string& what, const Tensor& t,
+                                    uint64_t then, uint64_t now) {
+  throw AutogradError(std::string(who) + ": " + what + " of '" + n.name() + "' (" + dtype_name(t.dtype()) + " " +
+                      to_string(t.shape()) + ") was modified in place after '" + n.name() +
+                      "' saved it for backward: it was at version " + std::to_string(then) +
+                      " then and is at version " + std::to_string(now) +
+                      " now. Write to it after backward, or pass the op a clone().");
+}
+}  // namespace
+
+void Node::check_saved_versions(const char* who) const {
+  for (size_t k = 0; k < n_saved_; ++k) {
+    const SavedTensor& s = saved_[k];
+    if (!s.tensor.defined() || s.tensor.version() == s.version) continue;
+    modified_in_place(who, *this,
+                      s.input >= 0 ? "input " + std::to_string(s.input)
+                                   : "saved tensor " + std::to_string(k) + " (not an input)",
+                      s.tensor, s.version, s.tensor.version());
+  }
+  if (saved_result_.defined() && saved_result_.version() != result_version_)
+    modified_in_place(who, *this, "the output", saved_result_, result_version_, saved_result_.version());
+}
 
 Tensor Node::unpack_result() {
   if (!saved_result_.defined()) return Tensor();
@@ -110,6 +181,73 @@ Node::~Node() {
 }
 
 // ---- the engine -------------------------------------------------------------------------------
+
+namespace {
+/// Node* -> position, open addressing with linear probing: one allocation per backward call
+/// instead of one per node (std::unordered_map doubled the engine's cost per op).
+class NodeIndex {
+ public:
+  /// Inserts `n` with value 0 if absent; returns whether it was inserted.
+  bool insert(const Node* n) {
+    if (2 * (size_ + 1) > keys_.size()) grow();
+    size_t i = slot(n);
+    if (keys_[i] == n) return false;
+    keys_[i] = n;
+    ++size_;
+    return true;
+  }
+  /// The value stored for `n`, which must be present.
+  size_t& operator[](const Node* n) { return values_[slot(n)]; }
+  size_t at(const Node* n) const { return values_[slot(n)]; }
+  bool contains(const Node* n) const { return !keys_.empty() && keys_[slot(n)] == n; }
+
+ private:
+  size_t slot(const Node* n) const {
+    const size_t mask = keys_.size() - 1;
+    size_t i = (reinterpret_cast<uintptr_t>(n) * 0x9E3779B97F4A7C15ull >> 20) & mask;
+    while (keys_[i] && keys_[i] != n) i = (i + 1) & mask;
+    return i;
+  }
+  void grow() {
+    std::vector<const Node*> old_keys = std::move(keys_);
+    std::vector<size_t> old_values = std::move(values_);
+    keys_.assign(std::max<size_t>(64, old_keys.size() * 2), nullptr);
+    values_.assign(keys_.size(), 0);
+    for (size_t k = 0; k < old_keys.size(); ++k)
+      if (old_keys[k]) {
+        size_t i = slot(old_keys[k]);
+        keys_[i] = old_keys[k];
+        values_[i] = old_values[k];
+      }
+  }
+  std::vector<const Node*> keys_;
+  std::vector<size_t> values_;
+  size_t size_ = 0;
+};
+}  // namespace
+
+/// The state of one backward call (PyTorch's GraphTask): the nodes it reaches, in replay order,
+/// and the gradient accumulated for each. Nothing of it lives in the nodes, which graphs share:
+/// nested calls (a grad() inside a backward function or a hook) and concurrent calls on other
+/// threads over a shared subgraph each keep their own.
+struct GraphTask {
+  std::vector<Node*> order;                       // reachable nodes, consumers before producers
+  NodeIndex index;                                // node -> position in order
+  std::vector<Tensor> buffers;                    // gradient accumulated for order[i]
+  std::vector<char> needed;                       // grad(): order[i] leads to a requested input
+  bool filtered = false;                          // whether `needed` applies
+  bool is_needed(const Node* n) const { return !filtered || needed[index.at(n)]; }
+};
+
+namespace {
+thread_local const GraphTask* t_task = nullptr;  // the task whose node is running on this thread
+}
+
+bool BackwardContext::needs(size_t i) const {
+  if (i >= node.next().size() || node.next()[i] == nullptr) return false;
+  return !t_task || t_task->is_needed(node.next()[i].get());
+}
+
 class Engine {
  public:
   static std::vector<Tensor> run(const std::vector<Tensor>& outputs, const std::vector<Tensor>& grad_outputs,
@@ -139,6 +277,13 @@ void accumulate(Tensor& buffer, const Tensor& g, bool create_graph) {
     buffer = add(buffer, g);
   }
 }
+
+/// Restores the thread's current task when a (possibly nested) backward call ends.
+struct CurrentTask {
+  const GraphTask* prev;
+  explicit CurrentTask(const GraphTask* t) : prev(t_task) { t_task = t; }
+  ~CurrentTask() { t_task = prev; }
+};
 
 }  // namespace
 
@@ -185,59 +330,65 @@ std::vector<Tensor> Engine::run(const std::vector<Tensor>& outputs, const std::v
     }
   }
 
-  // Collect reachable nodes without recursion; refuse freed graphs before doing any work.
-  const uint64_t epoch = ++t_epoch;
-  std::vector<Node*> order;
+  // Collect reachable nodes without recursion.
+  GraphTask task;
   std::vector<Node*> stack;
-  for (auto& r : roots) {
-    if (r.first->epoch_ != epoch) { r.first->epoch_ = epoch; stack.push_back(r.first.get()); }
-  }
+  for (auto& r : roots)
+    if (task.index.insert(r.first.get())) stack.push_back(r.first.get());
   while (!stack.empty()) {
     Node* n = stack.back();
     stack.pop_back();
+    task.order.push_back(n);
+    for (auto& e : n->next_)
+      if (e && task.index.insert(e.get())) stack.push_back(e.get());
+  }
+  // Reverse tape order: consumers were recorded after their producers (leaves have sequence 0).
+  std::sort(task.order.begin(), task.order.end(), [](Node* a, Node* b) { return a->seq_ > b->seq_; });
+  for (size_t i = 0; i < task.order.size(); ++i) task.index[task.order[i]] = i;
+  task.buffers.resize(task.order.size());
+
+  // Refuse freed graphs and modified saved tensors before any gradient is written.
+  // grad(): only the nodes that lead to a requested input run (producers come later in `order`,
+  // so walking it backwards sees every node's successors first).
+  if (inputs) {
+    task.filtered = true;
+    task.needed.assign(task.order.size(), 0);
+    for (auto& t : targets)
+      if (task.index.contains(t.get())) task.needed[task.index[t.get()]] = 1;
+    for (size_t i = task.order.size(); i-- > 0;) {
+      if (task.needed[i]) continue;
+      for (auto& e : task.order[i]->next_)
+        if (e && task.needed[task.index[e.get()]]) {
+          task.needed[i] = 1;
+          break;
+        }
+    }
+  }
+
+  for (size_t pos = 0; pos < task.order.size(); ++pos) {
+    if (task.filtered && !task.needed[pos]) continue;
+    const Node* n = task.order[pos];
     if (n->released_)
       throw AutogradError(std::string(who) + ": trying to backward through '" + n->name() +
                           "' a second time, but its saved tensors were freed by the first backward; "
                           "pass retain_graph=true to the first backward to keep them");
-    order.push_back(n);
-    for (auto& e : n->next_)
-      if (e && e->epoch_ != epoch) { e->epoch_ = epoch; stack.push_back(e.get()); }
+    n->check_saved_versions(who);
   }
-  // Reverse tape order: consumers were recorded after their producers.
-  std::sort(order.begin(), order.end(), [](Node* a, Node* b) { return a->seq_ > b->seq_; });
 
-  // Leaves come last (sequence 0); capture buffers of targets as they are reached.
-  struct Cleanup {
-    std::vector<Node*>& nodes;
-    ~Cleanup() { for (Node* n : nodes) n->grad_buffer_ = Tensor(); }
-  } cleanup{order};
-
-  for (auto& r : roots) accumulate(r.first->grad_buffer_, r.second, create_graph);
+  for (auto& r : roots) accumulate(task.buffers[task.index[r.first.get()]], r.second, create_graph);
 
   std::vector<Tensor> captured(targets.size());
   GradModeGuard mode(create_graph);
-  for (Node* n : order) {
-    if (!n->grad_buffer_.defined()) continue;
-    Tensor g = std::move(n->grad_buffer_);
-    n->grad_buffer_ = Tensor();
+  CurrentTask current(&task);
+  for (size_t pos = 0; pos < task.order.size(); ++pos) {
+    Node* n = task.order[pos];
+    if (!task.buffers[pos].defined() || (task.filtered && !task.needed[pos])) continue;
+    Tensor g = std::move(task.buffers[pos]);
+    task.buffers[pos] = Tensor();
     for (size_t t = 0; t < targets.size(); ++t)
       if (targets[t].get() == n) captured[t] = g;
     if (n->is_accumulator()) {
-      if (inputs) continue;
-      auto leaf = static_cast<AccumulateGrad*>(n)->leaf_.lock();
-      if (!leaf) continue;
-      if (!leaf->grad) {
-        // Take ownership when nobody else holds the buffer; otherwise copy (it may alias).
-        Tensor owned = (create_graph || uniquely_owned(g)) ? g : kernels::copy(g);
-        leaf->grad = owned.impl();
-      } else {
-        Tensor acc(leaf->grad);
-        if (create_graph) {
-          leaf->grad = add(acc, g).impl();
-        } else {
-          kernels::add_inplace(acc, g);
-        }
-      }
+      if (!inputs) static_cast<AccumulateGrad*>(n)->accumulate(g, create_graph);
       continue;
     }
     Grads grads;
@@ -257,7 +408,7 @@ std::vector<Tensor> Engine::run(const std::vector<Tensor>& outputs, const std::v
       Node* next = n->next_[i].get();
       if (!next || !grads[i].defined()) continue;
       check_accumulable(*next, grads[i], n, i);
-      accumulate(next->grad_buffer_, grads[i], create_graph);
+      accumulate(task.buffers[task.index[next]], grads[i], create_graph);
     }
     if (!retain_graph) n->release();
   }

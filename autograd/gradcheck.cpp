@@ -73,7 +73,7 @@ std::vector<std::vector<double>> analytic_jacobian(const TensorFunction& fn, con
   for (size_t i = 0; i < checked.size(); ++i) jac[i].assign(static_cast<size_t>(checked[i].numel() * n_out), 0.0);
   for (int64_t k = 0; k < n_out; ++k) {
     Tensor e = zeros(out.shape(), DType::f64);
-    e.data<double>()[k] = 1.0;
+    e.mutable_data<double>()[k] = 1.0;
     auto gs = analytic_vjp(out, checked, e, /*retain=*/true);
     for (size_t i = 0; i < checked.size(); ++i) {
       if (gs[i].shape() != checked[i].shape() || gs[i].dtype() != checked[i].dtype()) {
@@ -97,7 +97,7 @@ std::vector<std::vector<double>> numeric_jacobian(const TensorFunction& fn, cons
   std::vector<std::vector<double>> jac;
   for (size_t i : checked_ix) {
     const Tensor& x = inputs[i];
-    double* p = x.data<double>();
+    double* p = x.mutable_data<double>();
     std::vector<double> col(static_cast<size_t>(x.numel() * n_out));
     for (int64_t j = 0; j < x.numel(); ++j) {
       const double orig = p[j];
@@ -177,7 +177,7 @@ GradcheckResult fast_check(const TensorFunction& fn, const std::vector<Tensor>& 
       const Tensor& x = checked[c];
       Tensor v = randn(x.shape(), DType::f64, gen);
       double analytic = dot(gs[c], v);
-      double* px = x.data<double>();
+      double* px = x.mutable_data<double>();
       std::vector<double> orig(px, px + x.numel());
       double numeric;
       {

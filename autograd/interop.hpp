@@ -14,7 +14,7 @@ template <class T>
 Tensor from_xarray(const xt::xarray<T>& a) {
   Shape shape(a.shape().begin(), a.shape().end());
   Tensor t = Tensor::empty(shape, dtype_of<T>());
-  std::copy(a.begin(), a.end(), t.data<T>());
+  std::copy(a.begin(), a.end(), t.template mutable_data<T>());
   return t;
 }
 

@@ -19,10 +19,15 @@ namespace tapegrad::kernels {
 
 inline std::vector<size_t> xshape(const Shape& s) { return {s.begin(), s.end()}; }
 
-/// The tensor's data as an xtensor adaptor (row-major, no ownership, no copy).
+/// The tensor's data as a read-only xtensor adaptor (row-major, no ownership, no copy).
 template <class T>
 auto xview(const Tensor& t) {
   return xt::adapt(t.data<T>(), static_cast<size_t>(t.numel()), xt::no_ownership(), xshape(t.shape()));
+}
+/// The same, writable: bumps the tensor's version (Tensor::mutable_data).
+template <class T>
+auto xview_mut(const Tensor& t) {
+  return xt::adapt(t.mutable_data<T>(), static_cast<size_t>(t.numel()), xt::no_ownership(), xshape(t.shape()));
 }
 
 /// Calls f(T{}) with T the tensor's floating type; int64 is a DTypeError naming the op.

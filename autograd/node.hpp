@@ -1,25 +1,35 @@
 #pragma once
 /// \file node.hpp
 /// The tape's entries. Each recorded op creates one Node holding its backward function, the
-/// edges to the nodes of its inputs, and what backward needs (captured by the backward lambda).
-/// Nodes carry a sequence number from a thread-local counter: the engine replays them in
-/// decreasing sequence order, which is the reverse of the order the tape recorded them.
+/// edges to the nodes of its inputs, and the tensors its backward needs. Nodes carry a sequence
+/// number from one process-wide counter: the engine replays them in decreasing sequence order,
+/// which is the reverse of the order they were recorded in, whichever threads recorded them.
 ///
-/// Ops record themselves with `record(name, result, {inputs...}, backward)`:
+/// Ops record themselves with `record(name, result, {inputs...}, [saved,] backward)`:
 ///
 ///     Tensor mul(const Tensor& a, const Tensor& b) {
 ///       Tensor result = /* kernel */;
-///       return record("mul", result, {a, b}, [a, b](const BackwardContext& ctx) -> Grads {
+///       return record("mul", result, {a, b}, save_for_backward(a, b), [](const BackwardContext& ctx) -> Grads {
+///         const Tensor &a = ctx.saved(0), &b = ctx.saved(1);
 ///         return {ctx.needs(0) ? sum_to(ctx.grad * b, a.shape()) : Tensor(),
 ///                 ctx.needs(1) ? sum_to(ctx.grad * a, b.shape()) : Tensor()};
 ///       });
 ///     }
 ///
+/// Tensors the backward reads go through `save_for_backward` (PyTorch's ctx.save_for_backward),
+/// never into the lambda's captures: the node records each one's version counter and the engine
+/// compares it before the backward runs, so data written in place after the op (through
+/// mutable_data, an optimizer step, an initializer, load_state_dict) is an error naming the op,
+/// the tensor and both versions instead of a silently wrong gradient. Shapes and scalars are
+/// captured by value. The op's own output is saved with `save_result = true` (`ctx.result`).
+///
 /// Backward functions are written with tapegrad's own differentiable ops, so with
 /// create_graph=true the backward pass is itself recorded (higher-order gradients).
+#include <array>
 #include <atomic>
 #include <memory>
 #include <optional>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -33,6 +43,27 @@ namespace detail {
 void attach(Node& node, const Tensor& result, const Tensor* inputs, size_t n, bool save_result);
 }
 
+/// A tensor saved for backward with the version its storage had then.
+struct SavedTensor {
+  Tensor tensor;
+  uint64_t version = 0;
+  int input = -1;  ///< which input of the op it is, or -1 (an index, targets, an internal buffer)
+};
+
+/// The tensors an op's backward reads: `save_for_backward(a, b)` (or a vector of them).
+template <size_t N>
+struct SaveList {
+  std::array<Tensor, N> tensors;
+};
+template <class... T>
+SaveList<sizeof...(T)> save_for_backward(const T&... tensors) {
+  return {{Tensor(tensors)...}};
+}
+struct SaveVector {
+  std::vector<Tensor> tensors;
+};
+inline SaveVector save_for_backward(std::vector<Tensor> tensors) { return {std::move(tensors)}; }
+
 /// What a backward function receives.
 struct BackwardContext {
   const Tensor& grad;    ///< gradient of the loss w.r.t. the op's output
@@ -40,6 +71,8 @@ struct BackwardContext {
   const Node& node;
   /// Whether input i needs a gradient (skip the work otherwise).
   bool needs(size_t i) const;
+  /// The i-th tensor passed to save_for_backward (its version was checked before this backward ran).
+  const Tensor& saved(size_t i) const;
 };
 
 class Node : public std::enable_shared_from_this<Node> {
@@ -57,6 +90,12 @@ class Node : public std::enable_shared_from_this<Node> {
   const Shape& shape() const { return shape_; }
   DType dtype() const { return dtype_; }
   bool released() const { return released_; }
+  /// The tensors saved for backward (empty once released).
+  const SavedTensor* saved() const { return saved_; }
+  size_t saved_count() const { return n_saved_; }
+  /// Throws AutogradError when a saved tensor (or the saved output) was modified in place since
+  /// the op recorded it, naming the op, the tensor and both versions. `who` starts the message.
+  void check_saved_versions(const char* who) const;
 
   /// Computes the gradients for the inputs. Engine-internal.
   virtual Grads apply(const Tensor& grad) = 0;
@@ -80,16 +119,21 @@ class Node : public std::enable_shared_from_this<Node> {
   DType dtype_ = DType::f32;
   bool released_ = false;
   Tensor saved_result_;  // detached view of the output, re-attached to this node on unpack
-  // engine scratch
-  Tensor grad_buffer_;
-  uint64_t epoch_ = 0;
+  uint64_t result_version_ = 0;
+  SavedTensor* saved_ = nullptr;  // points into the derived node's storage
+  size_t n_saved_ = 0;
 };
 
-/// A node whose backward is a callable `Grads(const BackwardContext&)`.
-template <class F>
+/// A node whose backward is a callable `Grads(const BackwardContext&)`; `Saved` holds the saved
+/// tensors (std::array<SavedTensor, N> or std::vector<SavedTensor>).
+template <class F, class Saved>
 class FunctionNode final : public Node {
  public:
-  FunctionNode(const char* name, uint64_t seq, F&& f) : Node(name, seq), fn_(std::move(f)) {}
+  FunctionNode(const char* name, uint64_t seq, F&& f, Saved saved)
+      : Node(name, seq), fn_(std::move(f)), saved_storage_(std::move(saved)) {
+    saved_ = saved_storage_.data();
+    n_saved_ = saved_storage_.size();
+  }
   Grads apply(const Tensor& grad) override {
     Tensor result = unpack_result();
     return (*fn_)(BackwardContext{grad, result, *this});
@@ -97,11 +141,14 @@ class FunctionNode final : public Node {
   void release() override {
     Node::release();
     fn_.reset();
+    for (auto& s : saved_storage_) s.tensor = Tensor();
+    n_saved_ = 0;
   }
   size_t saved_bytes() const override { return Node::saved_bytes() + (fn_ ? sizeof(F) : 0); }
 
  private:
   std::optional<F> fn_;
+  Saved saved_storage_;
 };
 
 // ---- grad mode -----------------------------------------------------------------------------
@@ -145,31 +192,59 @@ extern thread_local void (*on_allocate)();
 }  // namespace detail
 
 namespace detail {
-template <class F>
-Tensor record_inputs(const char* name, const Tensor& result, const Tensor* inputs, size_t n, F&& backward,
-                     bool save_result) {
+/// Fills `out` (sized like `tensors`) with each tensor, its version and its input position.
+void save_tensors(SavedTensor* out, const Tensor* tensors, size_t n_saved, const Tensor& result,
+                  const Tensor* inputs, size_t n_inputs, const char* op);
+
+template <class F, class Saved>
+Tensor record_node(const char* name, const Tensor& result, const Tensor* inputs, size_t n, F&& backward,
+                   Saved&& saved, const Tensor* to_save, bool save_result) {
   if (!should_record(inputs, n)) return result;
-  auto node = std::make_shared<FunctionNode<std::decay_t<F>>>(name, next_sequence(), std::forward<F>(backward));
+  save_tensors(saved.data(), to_save, saved.size(), result, inputs, n, name);
+  auto node = std::make_shared<FunctionNode<std::decay_t<F>, std::decay_t<Saved>>>(
+      name, next_sequence(), std::forward<F>(backward), std::move(saved));
   attach(*node, result, inputs, n, save_result);
   result.impl()->grad_fn = std::move(node);
   if (on_record) on_record(*result.impl()->grad_fn, result);
   return result;
+}
+template <class F>
+Tensor record_inputs(const char* name, const Tensor& result, const Tensor* inputs, size_t n, F&& backward,
+                     bool save_result) {
+  return record_node(name, result, inputs, n, std::forward<F>(backward), std::array<SavedTensor, 0>{}, nullptr,
+                     save_result);
 }
 }  // namespace detail
 
 /// Records an op on the tape: `result` gets a grad_fn running `backward`. Does nothing (and
 /// returns `result` unchanged) when grad mode is off or no input requires grad.
 template <class F>
+  requires std::is_invocable_v<F, const BackwardContext&>
 Tensor record(const char* name, const Tensor& result, std::initializer_list<Tensor> inputs, F&& backward,
               bool save_result = false) {
   return detail::record_inputs(name, result, inputs.begin(), inputs.size(), std::forward<F>(backward), save_result);
 }
 
+/// Same, with tensors saved for backward (read back with ctx.saved(i), version-checked).
+template <size_t N, class F>
+Tensor record(const char* name, const Tensor& result, std::initializer_list<Tensor> inputs, const SaveList<N>& saved,
+              F&& backward, bool save_result = false) {
+  return detail::record_node(name, result, inputs.begin(), inputs.size(), std::forward<F>(backward),
+                             std::array<SavedTensor, N>{}, saved.tensors.data(), save_result);
+}
+
 /// Same for a variable number of inputs (cat, stack, custom ops).
 template <class F>
+  requires std::is_invocable_v<F, const BackwardContext&>
 Tensor record(const char* name, const Tensor& result, const std::vector<Tensor>& inputs, F&& backward,
               bool save_result = false) {
   return detail::record_inputs(name, result, inputs.data(), inputs.size(), std::forward<F>(backward), save_result);
+}
+template <class F>
+Tensor record(const char* name, const Tensor& result, const std::vector<Tensor>& inputs, const SaveVector& saved,
+              F&& backward, bool save_result = false) {
+  return detail::record_node(name, result, inputs.data(), inputs.size(), std::forward<F>(backward),
+                             std::vector<SavedTensor>(saved.tensors.size()), saved.tensors.data(), save_result);
 }
 
 }  // namespace tapegrad

@@ -53,7 +53,7 @@ Tensor rand(const Shape& shape, DType dtype, Generator& gen, double low, double 
   Tensor t = Tensor::empty(shape, dtype);
   kernels::dispatch(dtype, "rand", [&](auto z) {
     using T = decltype(z);
-    T* d = t.data<T>();
+    T* d = t.mutable_data<T>();
     for (int64_t i = 0; i < t.numel(); ++i) d[i] = static_cast<T>(low + (high - low) * gen.uniform());
   });
   return t;
@@ -64,7 +64,7 @@ Tensor randn(const Shape& shape, DType dtype, Generator& gen, double mean, doubl
   Tensor t = Tensor::empty(shape, dtype);
   kernels::dispatch(dtype, "randn", [&](auto z) {
     using T = decltype(z);
-    T* d = t.data<T>();
+    T* d = t.mutable_data<T>();
     for (int64_t i = 0; i < t.numel(); ++i) d[i] = static_cast<T>(mean + std * gen.normal());
   });
   return t;

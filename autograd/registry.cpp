@@ -30,7 +30,7 @@ Tensor P(const Shape& s) { return rand(s, DType::f64, sample_gen(), 0.5, 2.0).re
 /// Values at least 0.1 away from 0 (kinks of abs, relu, sign-based ops).
 Tensor K(const Shape& s) {
   Tensor t = randn(s, DType::f64, sample_gen());
-  double* p = t.data<double>();
+  double* p = t.mutable_data<double>();
   for (int64_t i = 0; i < t.numel(); ++i) p[i] += p[i] >= 0 ? 0.1 : -0.1;
   return t.requires_grad_();
 }
@@ -38,7 +38,7 @@ Tensor K(const Shape& s) {
 Tensor D(const Shape& s) {
   Tensor t = Tensor::empty(s, DType::f64);
   int64_t n = t.numel();
-  for (int64_t i = 0; i < n; ++i) t.data<double>()[i] = 0.37 * static_cast<double>((i * 7 + 3) % std::max<int64_t>(n, 1)) - 1.0;
+  for (int64_t i = 0; i < n; ++i) t.mutable_data<double>()[i] = 0.37 * static_cast<double>((i * 7 + 3) % std::max<int64_t>(n, 1)) - 1.0;
   return t.requires_grad_();
 }
 

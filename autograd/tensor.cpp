@@ -57,14 +57,14 @@ int64_t normalize_axis(const char* op, int64_t axis, int64_t rank) {
 
 Tensor copy(const Tensor& t) {
   Tensor out = Tensor::empty(t.shape(), t.dtype());
-  std::memcpy(out.data<char>(), t.data<char>(), static_cast<size_t>(t.numel()) * dtype_size(t.dtype()));
+  std::memcpy(out.mutable_data<char>(), t.data<char>(), static_cast<size_t>(t.numel()) * dtype_size(t.dtype()));
   return out;
 }
 
 void add_inplace(const Tensor& dst, const Tensor& src) {
   dispatch(dst.dtype(), "add_", [&](auto z) {
     using T = decltype(z);
-    T* d = dst.data<T>();
+    T* d = dst.mutable_data<T>();
     const T* s = src.data<T>();
     const int64_t n = dst.numel();
     for (int64_t i = 0; i < n; ++i) d[i] += s[i];
@@ -98,20 +98,20 @@ Tensor Tensor::empty(const Shape& shape, DType dtype) {
 }
 
 template <class T>
-T* Tensor::data() const {
+const T* Tensor::data() const {
   if constexpr (!std::is_same_v<T, char>) {
     if (impl_->dtype != dtype_of<T>())
       throw DTypeError(std::string("tapegrad::Tensor::data: the tensor is ") + dtype_name(impl_->dtype) +
                        ", asked for " + dtype_name(dtype_of<T>()));
-    return static_cast<T*>(impl_->storage.data()) + impl_->offset;
+    return static_cast<const T*>(impl_->storage.data()) + impl_->offset;
   } else {
-    return static_cast<char*>(impl_->storage.data()) + impl_->offset * static_cast<int64_t>(dtype_size(impl_->dtype));
+    return static_cast<const char*>(impl_->storage.data()) + impl_->offset * static_cast<int64_t>(dtype_size(impl_->dtype));
   }
 }
-template float* Tensor::data<float>() const;
-template double* Tensor::data<double>() const;
-template int64_t* Tensor::data<int64_t>() const;
-template char* Tensor::data<char>() const;
+template const float* Tensor::data<float>() const;
+template const double* Tensor::data<double>() const;
+template const int64_t* Tensor::data<int64_t>() const;
+template const char* Tensor::data<char>() const;
 
 int64_t Tensor::size(int64_t d) const { return shape()[kernels::normalize_axis("size", d, dim())]; }
 
@@ -181,7 +181,7 @@ Tensor Tensor::to(DType target) const {
       using S = decltype(zs);
       using D = decltype(zd);
       const S* s = data<S>();
-      D* d = result.data<D>();
+      D* d = result.mutable_data<D>();
       for (int64_t i = 0; i < numel(); ++i) d[i] = static_cast<D>(s[i]);
     });
   });
@@ -258,7 +258,7 @@ Tensor full(const Shape& shape, double value, DType dtype) {
   Tensor t = Tensor::empty(shape, dtype);
   kernels::dispatch_all(dtype, [&](auto z) {
     using T = decltype(z);
-    std::fill_n(t.data<T>(), t.numel(), static_cast<T>(value));
+    std::fill_n(t.mutable_data<T>(), t.numel(), static_cast<T>(value));
   });
   return t;
 }
@@ -276,7 +276,7 @@ Tensor tensor(const std::vector<double>& values, const Shape& shape, DType dtype
   Tensor t = Tensor::empty(shape, dtype);
   kernels::dispatch_all(dtype, [&](auto z) {
     using T = decltype(z);
-    T* d = t.data<T>();
+    T* d = t.mutable_data<T>();
     for (size_t i = 0; i < values.size(); ++i) d[i] = static_cast<T>(values[i]);
   });
   return t;
@@ -290,7 +290,7 @@ Tensor index_tensor(const std::vector<int64_t>& values, const Shape& shape) {
     throw ShapeError("tapegrad::index_tensor: " + std::to_string(values.size()) + " values for shape " +
                      tapegrad::to_string(shape));
   Tensor t = Tensor::empty(shape, DType::i64);
-  std::copy(values.begin(), values.end(), t.data<int64_t>());
+  std::copy(values.begin(), values.end(), t.mutable_data<int64_t>());
   return t;
 }
 Tensor index_tensor(const std::vector<int64_t>& values) {
@@ -306,7 +306,7 @@ Tensor arange(double start, double stop, double step, DType dtype) {
   Tensor t = Tensor::empty(Shape{n}, dtype);
   kernels::dispatch_all(dtype, [&](auto z) {
     using T = decltype(z);
-    for (int64_t i = 0; i < n; ++i) t.data<T>()[i] = static_cast<T>(start + static_cast<double>(i) * step);
+    for (int64_t i = 0; i < n; ++i) t.mutable_data<T>()[i] = static_cast<T>(start + static_cast<double>(i) * step);
   });
   return t;
 }

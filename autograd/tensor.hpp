@@ -54,13 +54,13 @@ class Tensor {
   DType dtype() const { return impl_->dtype; }
 
   /// Raw contiguous data for reading; T must match dtype() (checked).
-  template <class T> T* data() const;
+  template <class T> const T* data() const;
   /// Raw contiguous data for writing; T must match dtype() (checked). Bumps the version counter,
   /// so a backward that saved this tensor (or any view of its storage) before the write refuses to
   /// run instead of computing a wrong gradient. Write through this, not through data().
   template <class T> T* mutable_data() const {
     bump_version();
-    return data<T>();
+    return const_cast<T*>(data<T>());
   }
   /// The version counter shared by every view of this tensor's storage (see mutable_data).
   uint64_t version() const { return impl_->storage.version(); }

@@ -208,10 +208,10 @@ Tensor idx_to_tensor(const IdxArray& array, DType dtype, double scale) {
   if (dtype == DType::i64) {
     if (array.type == IdxType::f32 || array.type == IdxType::f64)
       throw DatasetError("idx_to_tensor: cannot convert " + std::string(idx_type_name(array.type)) + " to int64");
-    int64_t* dst = out.data<int64_t>();
+    int64_t* dst = out.mutable_data<int64_t>();
     for (int64_t i = 0; i < n; ++i) dst[i] = static_cast<int64_t>(array.value(i) * scale);
   } else if (dtype == DType::f32) {
-    float* dst = out.data<float>();
+    float* dst = out.mutable_data<float>();
     const float s = static_cast<float>(scale);
     if (array.type == IdxType::u8) {
       for (int64_t i = 0; i < n; ++i) dst[i] = static_cast<float>(array.bytes[static_cast<size_t>(i)]) * s;
@@ -219,7 +219,7 @@ Tensor idx_to_tensor(const IdxArray& array, DType dtype, double scale) {
       for (int64_t i = 0; i < n; ++i) dst[i] = static_cast<float>(array.value(i) * scale);
     }
   } else {
-    double* dst = out.data<double>();
+    double* dst = out.mutable_data<double>();
     for (int64_t i = 0; i < n; ++i) dst[i] = array.value(i) * scale;
   }
   return out;

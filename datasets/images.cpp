@@ -91,7 +91,7 @@ Batch ImageDataset::get(const std::vector<int64_t>& indices) const {
   const int64_t n = static_cast<int64_t>(indices.size());
   Tensor x = Tensor::empty(batch_shape(n, sample_shape_), DType::f32);
   convert_rows(pixels_.get(), sample_bytes_, n, [&](int64_t r) { return indices[static_cast<size_t>(r)]; }, scale_,
-               x.data<float>());
+               x.mutable_data<float>());
   return {x, index_select(labels_, 0, index_tensor(indices))};
 }
 
@@ -101,7 +101,7 @@ Batch ImageDataset::range(int64_t begin, int64_t end) const {
                             ") outside [0, " + std::to_string(size_) + ")");
   NoGradGuard no_grad;
   Tensor x = Tensor::empty(batch_shape(end - begin, sample_shape_), DType::f32);
-  convert_rows(pixels_.get(), sample_bytes_, end - begin, [&](int64_t r) { return begin + r; }, scale_, x.data<float>());
+  convert_rows(pixels_.get(), sample_bytes_, end - begin, [&](int64_t r) { return begin + r; }, scale_, x.mutable_data<float>());
   return {x, slice(labels_, 0, begin, end)};
 }
 

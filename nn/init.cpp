@@ -14,8 +14,8 @@ Tensor fill(const char* op, Tensor t, F&& f) {
   if (!t.defined()) throw std::invalid_argument(std::string("tapegrad::nn::init::") + op + ": tensor is undefined");
   const int64_t n = t.numel();
   switch (t.dtype()) {
-    case DType::f32: { float* p = t.data<float>(); for (int64_t i = 0; i < n; ++i) p[i] = static_cast<float>(f()); break; }
-    case DType::f64: { double* p = t.data<double>(); for (int64_t i = 0; i < n; ++i) p[i] = f(); break; }
+    case DType::f32: { float* p = t.mutable_data<float>(); for (int64_t i = 0; i < n; ++i) p[i] = static_cast<float>(f()); break; }
+    case DType::f64: { double* p = t.mutable_data<double>(); for (int64_t i = 0; i < n; ++i) p[i] = f(); break; }
     default: throw DTypeError(std::string("tapegrad::nn::init::") + op + ": expected a floating tensor, got int64");
   }
   return t;

@@ -22,7 +22,7 @@ Tensor functional::dropout(const Tensor& x, double p, bool training, Generator& 
   init::constant_(mask, 0.0);  // validates the dtype
   auto fill = [&](auto z) {
     using T = decltype(z);
-    T* m = mask.data<T>();
+    T* m = mask.mutable_data<T>();
     for (int64_t i = 0; i < mask.numel(); ++i) m[i] = gen.uniform() >= p ? static_cast<T>(scale) : T(0);
   };
   if (x.dtype() == DType::f32) fill(float{});
@@ -132,7 +132,7 @@ Tensor BatchNorm::forward(const Tensor& x) {
                      " input with " + std::to_string(num_features_) + " channels in dimension 1, got " +
                      (x.defined() ? to_string(x.shape()) : std::string("an undefined tensor")));
   }
-  if (is_training() && num_batches_tracked.defined()) num_batches_tracked.data<int64_t>()[0] += 1;
+  if (is_training() && num_batches_tracked.defined()) num_batches_tracked.mutable_data<int64_t>()[0] += 1;
   return functional::batch_norm(x, running_mean, running_var, weight, bias, is_training(), momentum_, eps_);
 }
 

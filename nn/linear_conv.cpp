@@ -71,24 +71,25 @@ Span inside(int64_t off, int64_t stride, int64_t w, int64_t ow) {
 /// (adds every column entry back onto its tap). Bounds are worked out per kernel tap, so the inner
 /// loop runs branch-free over a contiguous range of output columns.
 template <class T, bool kToCols>
-void unfold(const Geometry& g, T* img, T* cols) {
+void unfold(const Geometry& g, std::conditional_t<kToCols, const T*, T*> img,
+            std::conditional_t<kToCols, T*, const T*> cols) {
   const int64_t L = g.n * g.oh * g.ow;
   for (int64_t c = 0; c < g.c; ++c)
     for (int64_t i = 0; i < g.kh; ++i)
       for (int64_t j = 0; j < g.kw; ++j) {
-        T* row = cols + ((c * g.kh + i) * g.kw + j) * L;
+        auto* row = cols + ((c * g.kh + i) * g.kw + j) * L;
         const int64_t off = j * g.dw - g.pw;
         const Span s = inside(off, g.sw, g.w, g.ow);
         for (int64_t n = 0; n < g.n; ++n) {
-          T* plane = img + (n * g.c + c) * g.h * g.w;
+          auto* plane = img + (n * g.c + c) * g.h * g.w;
           for (int64_t p = 0; p < g.oh; ++p) {
-            T* out = row + (n * g.oh + p) * g.ow;
+            auto* out = row + (n * g.oh + p) * g.ow;
             const int64_t ih = p * g.sh - g.ph + i * g.dh;
             if (ih < 0 || ih >= g.h) {
               if constexpr (kToCols) std::fill_n(out, g.ow, T(0));
               continue;
             }
-            T* line = plane + ih * g.w + off;  // line[q·sw] is the tap of column q
+            auto* line = plane + ih * g.w + off;  // line[q·sw] is the tap of column q
             if constexpr (kToCols) {
               std::fill_n(out, s.lo, T(0));
               if (g.sw == 1) std::copy(line + s.lo, line + s.hi, out + s.lo);
@@ -133,7 +134,7 @@ Tensor conv_bias_grad(const Tensor& grad) {
   dispatch_float("conv2d", grad.dtype(), [&](auto z) {
     using T = decltype(z);
     const T* g = grad.data<T>();
-    T* out = result.data<T>();
+    T* out = result.mutable_data<T>();
     for (int64_t n = 0; n < N; ++n)
       for (int64_t o = 0; o < O; ++o, g += L) {
         T acc[8] = {};  // independent partial sums, so the loop vectorises
@@ -157,14 +158,16 @@ Tensor conv_forward(const Tensor& x, const Tensor& weight, const Tensor& bias, C
     using T = decltype(z);
     std::vector<T> cols(static_cast<size_t>(K * L));
     for (int64_t n = 0; n < N; ++n) {
-      T* out = result.data<T>() + n * O * L;
+      T* out = result.mutable_data<T>() + n * O * L;
       if (bias.defined())
         for (int64_t o = 0; o < O; ++o) std::fill_n(out + o * L, L, bias.data<T>()[o]);
       unfold<T, true>(g, x.data<T>() + n * g.c * g.h * g.w, cols.data());
       kernels::gemm_raw<T>(weight.data<T>(), cols.data(), out, O, L, K, false, false, T(bias.defined() ? 1 : 0));  // W·cols
     }
   });
-  return record("conv2d", result, {x, weight, bias}, [x, weight, a, has_bias = bias.defined()](const BackwardContext& ctx) -> Grads {
+  return record("conv2d", result, {x, weight, bias}, save_for_backward(x, weight),
+                [a, has_bias = bias.defined()](const BackwardContext& ctx) -> Grads {
+    const Tensor &x = ctx.saved(0), &weight = ctx.saved(1);
     return {ctx.needs(0) ? conv_input_grad(ctx.grad, weight, x.shape(), a) : Tensor(),
             ctx.needs(1) ? conv_weight_grad(ctx.grad, x, weight.shape(), a) : Tensor(),
             has_bias && ctx.needs(2) ? conv_bias_grad(ctx.grad) : Tensor()};
@@ -181,12 +184,13 @@ Tensor conv_input_grad(const Tensor& grad, const Tensor& weight, const Shape& x_
     std::vector<T> cols(static_cast<size_t>(K * L));
     for (int64_t n = 0; n < N; ++n) {
       kernels::gemm_raw<T>(weight.data<T>(), grad.data<T>() + n * O * L, cols.data(), K, L, O, true, false, T(0));  // Wᵀ·g
-      T* out = result.data<T>() + n * img;
+      T* out = result.mutable_data<T>() + n * img;
       std::fill_n(out, img, T(0));
       unfold<T, false>(g, out, cols.data());
     }
   });
-  return record("conv2d_input_grad", result, {grad, weight}, [grad, weight, a](const BackwardContext& ctx) -> Grads {
+  return record("conv2d_input_grad", result, {grad, weight}, save_for_backward(grad, weight), [a](const BackwardContext& ctx) -> Grads {
+    const Tensor &grad = ctx.saved(0), &weight = ctx.saved(1);
     return {ctx.needs(0) ? conv_forward(ctx.grad, weight, Tensor(), a) : Tensor(),
             ctx.needs(1) ? conv_weight_grad(grad, ctx.grad, weight.shape(), a) : Tensor()};
   });
@@ -202,10 +206,11 @@ Tensor conv_weight_grad(const Tensor& grad, const Tensor& x, const Shape& w_shap
     std::vector<T> cols(static_cast<size_t>(K * L));
     for (int64_t n = 0; n < N; ++n) {
       unfold<T, true>(g, x.data<T>() + n * g.c * g.h * g.w, cols.data());
-      kernels::gemm_raw<T>(grad.data<T>() + n * O * L, cols.data(), result.data<T>(), O, K, L, false, true, T(1));  // g·colsᵀ
+      kernels::gemm_raw<T>(grad.data<T>() + n * O * L, cols.data(), result.mutable_data<T>(), O, K, L, false, true, T(1));  // g·colsᵀ
     }
   });
-  return record("conv2d_weight_grad", result, {grad, x}, [grad, x, a](const BackwardContext& ctx) -> Grads {
+  return record("conv2d_weight_grad", result, {grad, x}, save_for_backward(grad, x), [a](const BackwardContext& ctx) -> Grads {
+    const Tensor &grad = ctx.saved(0), &x = ctx.saved(1);
     return {ctx.needs(0) ? conv_forward(x, ctx.grad, Tensor(), a) : Tensor(),
             ctx.needs(1) ? conv_input_grad(grad, ctx.grad, x.shape(), a) : Tensor()};
   });
@@ -236,7 +241,7 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
     if (bias.defined())
       dispatch_float("linear", x.dtype(), [&](auto z) {
         using T = decltype(z);
-        T* y = result.data<T>();
+        T* y = result.mutable_data<T>();
         const T* b = bias.data<T>();
         const int64_t rows = result.size(0);
         for (int64_t r = 0; r < rows; ++r, y += out_features)
@@ -244,7 +249,9 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
       });
     if (x.dim() != 2) result = reshape(result, out_shape);
   }
-  return record("linear", result, {x, weight, bias}, [x, weight, has_bias = bias.defined()](const BackwardContext& ctx) -> Grads {
+  return record("linear", result, {x, weight, bias}, save_for_backward(x, weight),
+                [has_bias = bias.defined()](const BackwardContext& ctx) -> Grads {
+    const Tensor &x = ctx.saved(0), &weight = ctx.saved(1);
     const int64_t in = weight.size(1), out = weight.size(0);
     Tensor g2 = ctx.grad.dim() == 2 ? ctx.grad : reshape(ctx.grad, {-1, out});
     Tensor gx, gw, gb;
@@ -261,7 +268,7 @@ Tensor im2col(const Tensor& x, Size2 kernel, Size2 stride, Size2 padding, Size2 
   Tensor result = Tensor::empty({g.c * g.kh * g.kw, g.n * g.oh * g.ow}, x.dtype());
   dispatch_float("im2col", x.dtype(), [&](auto z) {
     using T = decltype(z);
-    unfold<T, true>(g, x.data<T>(), result.data<T>());
+    unfold<T, true>(g, x.data<T>(), result.mutable_data<T>());
   });
   return record("im2col", result, {x}, [in = x.shape(), kernel, stride, padding, dilation](const BackwardContext& ctx) -> Grads {
     return {col2im(ctx.grad, in, kernel, stride, padding, dilation)};
@@ -278,7 +285,7 @@ Tensor col2im(const Tensor& cols, const Shape& input_shape, Size2 kernel, Size2 
   Tensor result = zeros(input_shape, cols.dtype());
   dispatch_float("col2im", cols.dtype(), [&](auto z) {
     using T = decltype(z);
-    unfold<T, false>(g, result.data<T>(), cols.data<T>());
+    unfold<T, false>(g, result.mutable_data<T>(), cols.data<T>());
   });
   return record("col2im", result, {cols}, [kernel, stride, padding, dilation](const BackwardContext& ctx) -> Grads {
     return {im2col(ctx.grad, kernel, stride, padding, dilation)};

@@ -65,8 +65,8 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& targets, Reduction r) {
     using T = decltype(z);
     const T* x = logits.data<T>();
     const int64_t* t = targets.data<int64_t>();
-    T* out = per_row.data<T>();
-    T* p = probs.defined() ? probs.data<T>() : nullptr;
+    T* out = per_row.mutable_data<T>();
+    T* p = probs.defined() ? probs.mutable_data<T>() : nullptr;
     for (int64_t n = 0; n < N; ++n, x += C) {
       T m;
       const T total = kernels::exp_shifted_row(x, p, C, m);  // p keeps exp(x − m), normalised below
@@ -85,7 +85,9 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& targets, Reduction r) {
     NoGradGuard no_grad;
     result = reduce(per_row, r);
   }
-  return record("cross_entropy", result, {logits}, [logits, targets, probs, r, N, C](const BackwardContext& ctx) -> Grads {
+  return record("cross_entropy", result, {logits}, save_for_backward(logits, targets, probs),
+                [r, N, C](const BackwardContext& ctx) -> Grads {
+    const Tensor &logits = ctx.saved(0), &targets = ctx.saved(1), &probs = ctx.saved(2);
     if (grad_enabled() || !probs.defined()) {  // create_graph: differentiable ops, so second order works
       Tensor g = r == Reduction::none ? reshape(ctx.grad, {N, 1}) : (r == Reduction::mean ? div(ctx.grad, double(N)) : ctx.grad);
       return {mul(sub(softmax(logits, 1), one_hot(targets, C, logits.dtype())), g)};
@@ -97,9 +99,12 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& targets, Reduction r) {
       const T* p = probs.data<T>();
       const T* g = ctx.grad.data<T>();
       const int64_t* t = targets.data<int64_t>();
-      T* o = out.data<T>();
+      T* o = out.mutable_data<T>();
       const T scale = r == Reduction::mean ? T(1) / static_cast<T>(N) : T(1);
       for (int64_t n = 0; n < N; ++n, p += C, o += C) {
+        if (t[n] < 0 || t[n] >= C)  // the version check makes this unreachable; the write below must never stray
+          throw std::out_of_range("tapegrad::nn::cross_entropy: backward found target " + std::to_string(t[n]) +
+                                  " outside [0, " + std::to_string(C) + ")");
         const T gn = (r == Reduction::none ? g[n] : g[0]) * scale;
         for (int64_t c = 0; c < C; ++c) o[c] = p[c] * gn;
         o[t[n]] = (p[t[n]] - T(1)) * gn;

@@ -174,7 +174,7 @@ void Module::load_state_dict(const NamedTensors& state, bool strict) {
   }
   // All checks passed: copy in place, so that nothing is half-loaded on error.
   for (auto& [dst, src] : copies)
-    std::memcpy(dst.data<char>(), src.data<char>(), static_cast<size_t>(dst.numel()) * dtype_size(dst.dtype()));
+    std::memcpy(dst.mutable_data<char>(), src.data<char>(), static_cast<size_t>(dst.numel()) * dtype_size(dst.dtype()));
 }
 
 // ---- containers ---------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ void update_running(const Tensor& r, const Tensor& stat, double momentum, double
   if (!r.defined()) return;
   auto run = [&](auto z) {
     using T = decltype(z);
-    T* pr = r.data<T>();
+    T* pr = r.mutable_data<T>();
     const T* ps = stat.data<T>();
     for (int64_t c = 0; c < r.numel(); ++c)
       pr[c] = static_cast<T>((1 - momentum) * pr[c] + momentum * scale * ps[c]);

@@ -49,8 +49,10 @@ void pool_move(const Tensor& image, const Tensor& picked, const Tensor& idx) {
   const int64_t* pi = idx.data<int64_t>();
   auto run = [&](auto z) {
     using T = decltype(z);
-    T* img = image.data<T>();
-    T* pick = picked.data<T>();
+    std::conditional_t<kScatter, T*, const T*> img;   // written only when scattering
+    std::conditional_t<kScatter, const T*, T*> pick;  // written only when gathering
+    if constexpr (kScatter) img = image.mutable_data<T>(), pick = picked.data<T>();
+    else img = image.data<T>(), pick = picked.mutable_data<T>();
     for (int64_t plane = 0; plane < planes; ++plane, img += per_in)
       for (int64_t k = 0; k < per_out; ++k, ++pi, ++pick) {
         if constexpr (kScatter) img[*pi] += *pick;
@@ -64,16 +66,16 @@ void pool_move(const Tensor& image, const Tensor& picked, const Tensor& idx) {
 Tensor pool_gather(const Tensor& x, const Tensor& idx, const Shape& out_shape) {
   Tensor result = Tensor::empty(out_shape, x.dtype());
   pool_move<false>(x, result, idx);
-  return record("max_pool2d_gather", result, {x}, [idx, in = x.shape()](const BackwardContext& ctx) -> Grads {
-    return {pool_scatter(ctx.grad, idx, in)};
+  return record("max_pool2d_gather", result, {x}, save_for_backward(idx), [in = x.shape()](const BackwardContext& ctx) -> Grads {
+    return {pool_scatter(ctx.grad, ctx.saved(0), in)};
   });
 }
 
 Tensor pool_scatter(const Tensor& grad, const Tensor& idx, const Shape& in_shape) {
   Tensor result = zeros(in_shape, grad.dtype());
   pool_move<true>(result, grad, idx);
-  return record("max_pool2d_scatter", result, {grad}, [idx, out = grad.shape()](const BackwardContext& ctx) -> Grads {
-    return {pool_gather(ctx.grad, idx, out)};
+  return record("max_pool2d_scatter", result, {grad}, save_for_backward(idx), [out = grad.shape()](const BackwardContext& ctx) -> Grads {
+    return {pool_gather(ctx.grad, ctx.saved(0), out)};
   });
 }
 
@@ -142,10 +144,10 @@ Tensor max_pool2d(const Tensor& x, Size2 kernel, Size2 stride, Size2 padding) {
   // idx[plane, p·ow + q] = flat position (within the plane) of the window's first maximum
   Tensor idx = Tensor::empty({N * C, a.oh * a.ow}, DType::i64);
   Tensor result = Tensor::empty({N, C, a.oh, a.ow}, x.dtype());
-  if (x.dtype() == DType::f32) max_scan(x.data<float>(), result.data<float>(), idx.data<int64_t>(), N * C, H, W, a);
-  else max_scan(x.data<double>(), result.data<double>(), idx.data<int64_t>(), N * C, H, W, a);
-  return record("max_pool2d", result, {x}, [idx, in = x.shape()](const BackwardContext& ctx) -> Grads {
-    return {pool_scatter(ctx.grad, idx, in)};
+  if (x.dtype() == DType::f32) max_scan(x.data<float>(), result.mutable_data<float>(), idx.mutable_data<int64_t>(), N * C, H, W, a);
+  else max_scan(x.data<double>(), result.mutable_data<double>(), idx.mutable_data<int64_t>(), N * C, H, W, a);
+  return record("max_pool2d", result, {x}, save_for_backward(idx), [in = x.shape()](const BackwardContext& ctx) -> Grads {
+    return {pool_scatter(ctx.grad, ctx.saved(0), in)};
   });
 }
 

@@ -210,7 +210,7 @@ NamedTensors load_safetensors(const std::string& path, Metadata* metadata) {
   for (auto& e : entries) {
     Tensor t = Tensor::empty(e.shape, e.dtype);
     in.seekg(static_cast<std::streamoff>(8 + n + e.begin));
-    in.read(t.data<char>(), static_cast<std::streamsize>(e.end - e.begin));
+    in.read(t.mutable_data<char>(), static_cast<std::streamsize>(e.end - e.begin));
     if (!in) throw bad_file(path, "cannot read the data of tensor '" + e.name + "'");
     out.emplace_back(e.name, t);
   }

@@ -32,9 +32,9 @@ void Adagrad::step() {
       const double clr = o.lr() / (1 + (t - 1) * o.lr_decay());
       detail::dispatch(p, [&](auto z) {
         using T = decltype(z);
-        T* w = p.data<T>();
+        T* w = p.mutable_data<T>();
         const T* dw = grad.data<T>();
-        T* s = sum_t.data<T>();
+        T* s = sum_t.mutable_data<T>();
         const T lr = T(clr), wd = T(o.weight_decay()), eps = T(o.eps());
         const int64_t n = p.numel();
         for (int64_t k = 0; k < n; ++k) {

@@ -137,8 +137,8 @@ void Adam::step() {
       const double bc2_sqrt = std::sqrt(1 - std::pow(beta2, t));
       detail::dispatch(p, [&](auto z) {
         using T = decltype(z);
-        AdamStep<T> s{p.data<T>(), grad.data<T>(), m_t.data<T>(), v_t.data<T>(),
-                      vmax_t.defined() ? vmax_t.data<T>() : nullptr, p.numel(), T(1 - beta1), T(beta2),
+        AdamStep<T> s{p.mutable_data<T>(), grad.data<T>(), m_t.mutable_data<T>(), v_t.mutable_data<T>(),
+                      vmax_t.defined() ? vmax_t.mutable_data<T>() : nullptr, p.numel(), T(1 - beta1), T(beta2),
                       T(1 - beta2), T(o.eps()), decoupled_ ? T(0) : T(o.weight_decay()),
                       decoupled_ ? T(1 - o.lr() * o.weight_decay()) : T(1), T(1 / bc2_sqrt), T(step_size)};
         if (s.wd != 0) s.vmax ? adam_dispatch<T, true, true>(s) : adam_dispatch<T, true, false>(s);

@@ -19,7 +19,7 @@ void for_each_grad_element(const std::vector<Tensor>& params, F&& f) {
     if (!g.defined()) continue;
     detail::dispatch(g, [&](auto z) {
       using T = decltype(z);
-      T* d = g.data<T>();
+      T* d = g.mutable_data<T>();
       for (int64_t k = 0; k < g.numel(); ++k) {
         if constexpr (std::is_void_v<decltype(f(d[k]))>) f(d[k]);
         else d[k] = static_cast<T>(f(d[k]));

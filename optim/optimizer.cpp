@@ -97,7 +97,7 @@ double& Optimizer::counter(size_t i, const char* name) {
   auto& m = state_[i];
   auto it = m.find(name);
   if (it == m.end()) it = m.emplace(name, scalar(0.0, DType::f64)).first;
-  return it->second.data<double>()[0];
+  return it->second.mutable_data<double>()[0];
 }
 
 NamedTensors Optimizer::state_dict() const {

@@ -31,11 +31,11 @@ void RMSprop::step() {
       Tensor avg_t = o.centered() ? state(i, "grad_avg", p) : Tensor();
       detail::dispatch(p, [&](auto z) {
         using T = decltype(z);
-        T* w = p.data<T>();
+        T* w = p.mutable_data<T>();
         const T* dw = grad.data<T>();
-        T* sq = sq_t.data<T>();
-        T* buf = buf_t.defined() ? buf_t.data<T>() : nullptr;
-        T* ga = avg_t.defined() ? avg_t.data<T>() : nullptr;
+        T* sq = sq_t.mutable_data<T>();
+        T* buf = buf_t.defined() ? buf_t.mutable_data<T>() : nullptr;
+        T* ga = avg_t.defined() ? avg_t.mutable_data<T>() : nullptr;
         const T lr = T(o.lr()), alpha = T(o.alpha()), one_alpha = T(1 - o.alpha()), eps = T(o.eps());
         const T wd = T(o.weight_decay()), mu = T(o.momentum());
         const int64_t n = p.numel();

@@ -26,9 +26,9 @@ void SGD::step() {
       Tensor buf = o.momentum() != 0 ? state(i, "momentum_buffer", p) : Tensor();
       detail::dispatch(p, [&](auto z) {
         using T = decltype(z);
-        T* w = p.data<T>();
+        T* w = p.mutable_data<T>();
         const T* dw = grad.data<T>();
-        T* b = buf.defined() ? buf.data<T>() : nullptr;
+        T* b = buf.defined() ? buf.mutable_data<T>() : nullptr;
         const T lr = T(o.lr()), wd = T(o.weight_decay()), mu = T(o.momentum()), keep = T(1 - o.dampening());
         const bool nesterov = o.nesterov();
         const int64_t n = p.numel();

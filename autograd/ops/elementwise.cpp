@@ -24,7 +24,7 @@ Tensor binary_kernel(const char* op, const Tensor& a, const Tensor& b, F f) {
     using T = decltype(z);
     const T* pa = a.data<T>();
     const T* pb = b.data<T>();
-    T* po = out.data<T>();
+    T* po = out.mutable_data<T>();
     const int64_t n = out.numel();
     if (a.shape() == b.shape()) {
       for (int64_t i = 0; i < n; ++i) po[i] = f(pa[i], pb[i]);
@@ -64,7 +64,7 @@ Tensor map_kernel(const char* op, const Tensor& x, F f) {
   dispatch(x.dtype(), op, [&](auto z) {
     using T = decltype(z);
     const T* px = x.data<T>();
-    T* po = out.data<T>();
+    T* po = out.mutable_data<T>();
     const int64_t n = x.numel();
     for (int64_t i = 0; i < n; ++i) po[i] = f(px[i]);
   });
@@ -79,10 +79,10 @@ Tensor xmap_kernel(const char* op, const Tensor& x, F f) {
   dispatch(x.dtype(), op, [&](auto z) {
     using T = decltype(z);
     if (x.numel() == 1) {  // tiny tensors: skip the adaptor machinery
-      out.data<T>()[0] = f(xt::xtensor_fixed<T, xt::xshape<1>>{x.data<T>()[0]})(0);
+      out.mutable_data<T>()[0] = f(xt::xtensor_fixed<T, xt::xshape<1>>{x.data<T>()[0]})(0);
       return;
     }
-    auto xo = kernels::xview<T>(out);
+    auto xo = kernels::xview_mut<T>(out);
     xt::noalias(xo) = f(kernels::xview<T>(x));
   });
   return out;
@@ -111,7 +111,8 @@ Tensor sub(const Tensor& a, const Tensor& b) {
 
 Tensor mul(const Tensor& a, const Tensor& b) {
   Tensor result = binary_kernel("mul", a, b, [](auto x, auto y) { return x * y; });
-  return record("mul", result, {a, b}, [a, b](const BackwardContext& ctx) -> Grads {
+  return record("mul", result, {a, b}, save_for_backward(a, b), [](const BackwardContext& ctx) -> Grads {
+    const Tensor &a = ctx.saved(0), &b = ctx.saved(1);
     return {ctx.needs(0) ? sum_to(mul(ctx.grad, b), a.shape()) : Tensor(),
             ctx.needs(1) ? sum_to(mul(ctx.grad, a), b.shape()) : Tensor()};
   });
@@ -119,7 +120,8 @@ Tensor mul(const Tensor& a, const Tensor& b) {
 
 Tensor div(const Tensor& a, const Tensor& b) {
   Tensor result = binary_kernel("div", a, b, [](auto x, auto y) { return x / y; });
-  return record("div", result, {a, b}, [a, b](const BackwardContext& ctx) -> Grads {
+  return record("div", result, {a, b}, save_for_backward(a, b), [](const BackwardContext& ctx) -> Grads {
+    const Tensor &a = ctx.saved(0), &b = ctx.saved(1);
     return {ctx.needs(0) ? sum_to(div(ctx.grad, b), a.shape()) : Tensor(),
             ctx.needs(1) ? sum_to(neg(div(mul(ctx.grad, a), mul(b, b))), b.shape()) : Tensor()};
   });
@@ -128,8 +130,9 @@ Tensor div(const Tensor& a, const Tensor& b) {
 Tensor pow(const Tensor& a, const Tensor& b) {
   Tensor result = binary_kernel("pow", a, b, [](auto x, auto y) { return std::pow(x, y); });
   return record(
-      "pow", result, {a, b},
-      [a, b](const BackwardContext& ctx) -> Grads {
+      "pow", result, {a, b}, save_for_backward(a, b),
+      [](const BackwardContext& ctx) -> Grads {
+        const Tensor &a = ctx.saved(0), &b = ctx.saved(1);
         return {ctx.needs(0) ? sum_to(mul(ctx.grad, mul(b, pow(a, sub(b, 1.0)))), a.shape()) : Tensor(),
                 ctx.needs(1) ? sum_to(mul(ctx.grad, mul(ctx.result, log(a))), b.shape()) : Tensor()};
       },
@@ -141,7 +144,8 @@ namespace {
 Tensor select_binary(const char* op, const Tensor& a, const Tensor& b, bool take_max) {
   Tensor result = take_max ? binary_kernel(op, a, b, [](auto x, auto y) { return x >= y ? x : y; })
                            : binary_kernel(op, a, b, [](auto x, auto y) { return x <= y ? x : y; });
-  return record(op, result, {a, b}, [a, b, take_max](const BackwardContext& ctx) -> Grads {
+  return record(op, result, {a, b}, save_for_backward(a, b), [take_max](const BackwardContext& ctx) -> Grads {
+    const Tensor &a = ctx.saved(0), &b = ctx.saved(1);
     // share of the gradient going to a: 1 where a wins, 0.5 on ties, 0 where b wins
     Tensor wins = binary_kernel("select", a, b, [take_max](auto x, auto y) {
       using T = decltype(x);
@@ -183,7 +187,8 @@ Tensor rsub(double s, const Tensor& x) {
 Tensor pow(const Tensor& a, double p) {
   Tensor result = p == 2.0 ? map_kernel("pow", a, [](auto x) { return x * x; })
                            : map_kernel("pow", a, [p](auto x) { return std::pow(x, static_cast<decltype(x)>(p)); });
-  return record("pow_scalar", result, {a}, [a, p](const BackwardContext& ctx) -> Grads {
+  return record("pow_scalar", result, {a}, save_for_backward(a), [p](const BackwardContext& ctx) -> Grads {
+    const Tensor& a = ctx.saved(0);
     if (p == 2.0) return {mul(ctx.grad, mul(a, 2.0))};
     return {mul(ctx.grad, mul(pow(a, p - 1.0), p))};
   });
@@ -204,7 +209,8 @@ Tensor exp(const Tensor& x) {
 
 Tensor log(const Tensor& x) {
   Tensor result = xmap_kernel("log", x, [](auto&& e) { return xt::log(e); });
-  return record("log", result, {x}, [x](const BackwardContext& ctx) -> Grads { return {div(ctx.grad, x)}; });
+  return record("log", result, {x}, save_for_backward(x),
+                [](const BackwardContext& ctx) -> Grads { return {div(ctx.grad, ctx.saved(0))}; });
 }
 
 Tensor sqrt(const Tensor& x) {
@@ -223,18 +229,20 @@ Tensor sign(const Tensor& x) {
 
 Tensor abs(const Tensor& x) {
   Tensor result = map_kernel("abs", x, [](auto v) { return std::abs(v); });
-  return record("abs", result, {x}, [x](const BackwardContext& ctx) -> Grads { return {mul(ctx.grad, sign(x))}; });
+  return record("abs", result, {x}, save_for_backward(x),
+                [](const BackwardContext& ctx) -> Grads { return {mul(ctx.grad, sign(ctx.saved(0)))}; });
 }
 
 Tensor sin(const Tensor& x) {
   Tensor result = xmap_kernel("sin", x, [](auto&& e) { return xt::sin(e); });
-  return record("sin", result, {x}, [x](const BackwardContext& ctx) -> Grads { return {mul(ctx.grad, cos(x))}; });
+  return record("sin", result, {x}, save_for_backward(x),
+                [](const BackwardContext& ctx) -> Grads { return {mul(ctx.grad, cos(ctx.saved(0)))}; });
 }
 
 Tensor cos(const Tensor& x) {
   Tensor result = xmap_kernel("cos", x, [](auto&& e) { return xt::cos(e); });
-  return record("cos", result, {x},
-                [x](const BackwardContext& ctx) -> Grads { return {neg(mul(ctx.grad, sin(x)))}; });
+  return record("cos", result, {x}, save_for_backward(x),
+                [](const BackwardContext& ctx) -> Grads { return {neg(mul(ctx.grad, sin(ctx.saved(0))))}; });
 }
 
 Tensor tanh(const Tensor& x) {
@@ -260,7 +268,8 @@ Tensor sigmoid(const Tensor& x) {
 
 Tensor erf(const Tensor& x) {
   Tensor result = xmap_kernel("erf", x, [](auto&& e) { return xt::erf(e); });
-  return record("erf", result, {x}, [x](const BackwardContext& ctx) -> Grads {
+  return record("erf", result, {x}, save_for_backward(x), [](const BackwardContext& ctx) -> Grads {
+    const Tensor& x = ctx.saved(0);
     return {mul(ctx.grad, mul(exp(neg(mul(x, x))), 2.0 / std::sqrt(M_PI)))};
   });
 }
@@ -270,8 +279,8 @@ namespace {
 /// the mask is piecewise constant (no gradient for result).
 Tensor relu_backward(const Tensor& grad, const Tensor& result) {
   Tensor out = binary_kernel("relu_backward", grad, result, [](auto g, auto r) { return r > decltype(r)(0) ? g : decltype(g)(0); });
-  return record("relu_backward", out, {grad}, [result](const BackwardContext& ctx) -> Grads {
-    return {relu_backward(ctx.grad, result)};
+  return record("relu_backward", out, {grad}, save_for_backward(result), [](const BackwardContext& ctx) -> Grads {
+    return {relu_backward(ctx.grad, ctx.saved(0))};
   });
 }
 }  // namespace
@@ -288,7 +297,8 @@ Tensor leaky_relu(const Tensor& x, double slope) {
     using T = decltype(v);
     return v > T(0) ? v : v * static_cast<T>(slope);
   });
-  return record("leaky_relu", result, {x}, [x, slope](const BackwardContext& ctx) -> Grads {
+  return record("leaky_relu", result, {x}, save_for_backward(x), [slope](const BackwardContext& ctx) -> Grads {
+    const Tensor& x = ctx.saved(0);
     Tensor factor = map_kernel("leaky_relu_backward", x, [slope](auto v) {
       using T = decltype(v);
       return v > T(0) ? T(1) : static_cast<T>(slope);
@@ -306,7 +316,8 @@ Tensor softplus(const Tensor& x, double beta, double threshold) {
     T bx = static_cast<T>(beta) * v;
     return bx > static_cast<T>(threshold) ? v : std::log1p(std::exp(bx)) / static_cast<T>(beta);
   });
-  return record("softplus", result, {x}, [x, beta, threshold](const BackwardContext& ctx) -> Grads {
+  return record("softplus", result, {x}, save_for_backward(x), [beta, threshold](const BackwardContext& ctx) -> Grads {
+    const Tensor& x = ctx.saved(0);
     Tensor linear = gt(mul(x, beta), threshold);
     return {mul(ctx.grad, where(linear, ones_like(x), sigmoid(mul(x, beta))))};
   });
@@ -320,7 +331,8 @@ Tensor clamp(const Tensor& x, double lo, double hi) {
     using T = decltype(v);
     return v < static_cast<T>(lo) ? static_cast<T>(lo) : (v > static_cast<T>(hi) ? static_cast<T>(hi) : v);
   });
-  return record("clamp", result, {x}, [x, lo, hi](const BackwardContext& ctx) -> Grads {
+  return record("clamp", result, {x}, save_for_backward(x), [lo, hi](const BackwardContext& ctx) -> Grads {
+    const Tensor& x = ctx.saved(0);
     Tensor inside = map_kernel("clamp_backward", x, [lo, hi](auto v) {
       using T = decltype(v);
       return (v >= static_cast<T>(lo) && v <= static_cast<T>(hi)) ? T(1) : T(0);
@@ -354,7 +366,7 @@ Tensor where(const Tensor& c, const Tensor& a, const Tensor& b) {
   dispatch(a.dtype(), "where", [&](auto z) {
     using T = decltype(z);
     const T *pc = c.data<T>(), *pa = a.data<T>(), *pb = b.data<T>();
-    T* po = result.data<T>();
+    T* po = result.mutable_data<T>();
     kernels::broadcast_rows<3>(shape, {&c.shape(), &a.shape(), &b.shape()},
                                [&](int64_t o, auto off, auto st, int64_t len) {
                                  for (int64_t i = 0; i < len; ++i)
@@ -362,7 +374,9 @@ Tensor where(const Tensor& c, const Tensor& a, const Tensor& b) {
                                                                               : pb[off[2] + i * st[2]];
                                });
   });
-  return record("where", result, {Tensor(), a, b}, [c, sa = a.shape(), sb = b.shape()](const BackwardContext& ctx) -> Grads {
+  return record("where", result, {Tensor(), a, b}, save_for_backward(c),
+                [sa = a.shape(), sb = b.shape()](const BackwardContext& ctx) -> Grads {
+    const Tensor& c = ctx.saved(0);
     Tensor zero = scalar_like(ctx.grad, 0.0);
     return {Tensor(), ctx.needs(1) ? sum_to(where(c, ctx.grad, zero), sa) : Tensor(),
             ctx.needs(2) ? sum_to(where(c, zero, ctx.grad), sb) : Tensor()};

@@ -44,7 +44,7 @@ Tensor gemm(const Tensor& a, const Tensor& b, bool ta, bool tb) {
   Tensor result = Tensor::empty(out_shape, a.dtype());
   kernels::dispatch(a.dtype(), "gemm", [&](auto z) {
     using T = decltype(z);
-    T* c = result.data<T>();
+    T* c = result.mutable_data<T>();
     if (k_a == 0) {
       std::fill_n(c, result.numel(), T(0));
       return;
@@ -53,7 +53,8 @@ Tensor gemm(const Tensor& a, const Tensor& b, bool ta, bool tb) {
     for (int64_t i = 0; i < batch; ++i)
       kernels::gemm_raw<T>(a.data<T>() + i * ar * ac, b.data<T>() + i * br * bc, c + i * m * n, m, n, k_a, ta, tb, T(0));
   });
-  return record("gemm", result, {a, b}, [a, b, ta, tb](const BackwardContext& ctx) -> Grads {
+  return record("gemm", result, {a, b}, save_for_backward(a, b), [ta, tb](const BackwardContext& ctx) -> Grads {
+    const Tensor &a = ctx.saved(0), &b = ctx.saved(1);
     const Tensor& g = ctx.grad;
     Tensor ga, gb;
     // C = op(A)·op(B):  dA = G·op(B)ᵀ (or its transpose),  dB = op(A)ᵀ·G (or its transpose)

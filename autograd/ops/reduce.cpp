@@ -54,7 +54,7 @@ Tensor reduce_axis(const Tensor& x, int64_t axis, Reduce kind) {
   dispatch(x.dtype(), "reduce", [&](auto z) {
     using T = decltype(z);
     const T* px = x.data<T>();
-    T* po = out.data<T>();
+    T* po = out.mutable_data<T>();
     for (int64_t o = 0; o < outer; ++o) {
       const T* base = px + o * red * inner;
       T* dst = po + o * inner;
@@ -138,7 +138,8 @@ Tensor extremum(const char* op, const Tensor& x, const Axes& axes_in, bool keepd
   Shape keep = reduced_shape(x.shape(), axes, true);
   Tensor kept = reduce_kernel(op, x, axes, kind);
   Tensor result = kernels::alias(kept, reduced_shape(x.shape(), axes, keepdim));
-  return record(op, result, {x}, [x, kept, keep](const BackwardContext& ctx) -> Grads {
+  return record(op, result, {x}, save_for_backward(x, kept), [keep](const BackwardContext& ctx) -> Grads {
+    const Tensor &x = ctx.saved(0), &kept = ctx.saved(1);
     // The gradient goes to the positions holding the extremum, split evenly among ties.
     Tensor mask = eq(x, expand(kept, x.shape()));
     Axes axes;
@@ -174,7 +175,7 @@ Tensor logsumexp(const Tensor& x, const Axes& axes_in, bool keepdim) {
     shift = reduce_kernel("logsumexp", x, axes, Reduce::max);
     dispatch(shift.dtype(), "logsumexp", [&](auto z) {
       using T = decltype(z);
-      T* p = shift.data<T>();
+      T* p = shift.mutable_data<T>();
       for (int64_t i = 0; i < shift.numel(); ++i)
         if (!std::isfinite(p[i])) p[i] = T(0);
     });
@@ -193,7 +194,7 @@ Tensor argmax(const Tensor& x, int64_t axis_in, bool keepdim) {
   for (int64_t i = 0; i < axis; ++i) outer *= x.shape()[static_cast<size_t>(i)];
   for (size_t i = static_cast<size_t>(axis) + 1; i < x.shape().size(); ++i) inner *= x.shape()[i];
   Tensor out = Tensor::empty(reduced_shape(x.shape(), {axis}, keepdim), DType::i64);
-  int64_t* po = out.data<int64_t>();
+  int64_t* po = out.mutable_data<int64_t>();
   dispatch(x.dtype(), "argmax", [&](auto z) {
     using T = decltype(z);
     const T* px = x.data<T>();

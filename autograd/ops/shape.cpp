@@ -113,7 +113,7 @@ Tensor permute(const Tensor& x, const Axes& dims_in) {
     with_elements(x, [&](auto z) {
       using T = decltype(z);
       const T* src = x.data<T>();
-      T* dst = result.data<T>();
+      T* dst = result.mutable_data<T>();
       const size_t rank = out_dims.size();
       const int64_t len = out_dims[rank - 1], step = src_strides[rank - 1];
       const int64_t rows = x.numel() / len;
@@ -181,7 +181,7 @@ Tensor expand(const Tensor& x, const Shape& shape) {
   with_elements(x, [&](auto z) {
     using T = decltype(z);
     const T* src = x.data<T>();
-    T* dst = result.data<T>();
+    T* dst = result.mutable_data<T>();
     if (x.numel() == 1) {
       std::fill_n(dst, result.numel(), src[0]);
       return;
@@ -219,13 +219,20 @@ SliceSpec make_slice(const char* op, const Shape& shape, int64_t dim, int64_t st
 
 /// Copies between the full tensor and its slice, in either direction.
 template <class T>
-void slice_copy(const SliceSpec& s, T* full, T* part, bool to_part) {
+void slice_copy(const SliceSpec& s, const T* full, T* part) {
   for (int64_t o = 0; o < s.outer; ++o)
     for (int64_t i = 0; i < s.count; ++i) {
-      T* f = full + (o * s.size + s.start + i * s.step) * s.inner;
-      T* p = part + (o * s.count + i) * s.inner;
-      if (to_part) std::copy(f, f + s.inner, p);
-      else std::copy(p, p + s.inner, f);
+      const T* f = full + (o * s.size + s.start + i * s.step) * s.inner;
+      std::copy(f, f + s.inner, part + (o * s.count + i) * s.inner);
+    }
+}
+/// The reverse: writes `part` into the slice of `full`.
+template <class T>
+void slice_write(const SliceSpec& s, T* full, const T* part) {
+  for (int64_t o = 0; o < s.outer; ++o)
+    for (int64_t i = 0; i < s.count; ++i) {
+      const T* p = part + (o * s.count + i) * s.inner;
+      std::copy(p, p + s.inner, full + (o * s.size + s.start + i * s.step) * s.inner);
     }
 }
 }  // namespace
@@ -243,7 +250,7 @@ Tensor slice(const Tensor& x, int64_t dim, int64_t start, int64_t end, int64_t s
     result = Tensor::empty(out, x.dtype());
     with_elements(x, [&](auto z) {
       using T = decltype(z);
-      slice_copy<T>(s, x.data<T>(), result.data<T>(), true);
+      slice_copy<T>(s, x.data<T>(), result.mutable_data<T>());
     });
   }
   return record("slice", result, {x}, [in = x.shape(), dim = s.dim, st = s.start, e = s.start + s.count * s.step,
@@ -263,7 +270,7 @@ Tensor slice_backward(const Tensor& src, const Shape& shape, int64_t dim, int64_
   Tensor result = zeros(shape, src.dtype());
   with_elements(src, [&](auto z) {
     using T = decltype(z);
-    slice_copy<T>(s, result.data<T>(), src.data<T>(), false);
+    slice_write<T>(s, result.mutable_data<T>(), src.data<T>());
   });
   return record("slice_backward", result, {src}, [dim = s.dim, start = s.start, end, step](const BackwardContext& ctx) -> Grads {
     return {slice(ctx.grad, dim, start, end, step)};
@@ -295,7 +302,7 @@ Tensor cat(const std::vector<Tensor>& xs, int64_t dim) {
     SliceSpec s = make_slice("cat", out, d, offset, offset + sizes[k], 1);
     with_elements(first, [&](auto z) {
       using T = decltype(z);
-      slice_copy<T>(s, result.data<T>(), xs[k].data<T>(), false);
+      slice_write<T>(s, result.mutable_data<T>(), xs[k].data<T>());
     });
     offset += sizes[k];
   }
@@ -343,15 +350,15 @@ Tensor index_select(const Tensor& x, int64_t dim, const Tensor& index) {
   with_elements(x, [&](auto z) {
     using T = decltype(z);
     const T* src = x.data<T>();
-    T* dst = result.data<T>();
+    T* dst = result.mutable_data<T>();
     for (int64_t o = 0; o < s.outer; ++o)
       for (int64_t i = 0; i < index.numel(); ++i) {
         const T* f = src + (o * s.size + idx[i]) * s.inner;
         std::copy(f, f + s.inner, dst + (o * index.numel() + i) * s.inner);
       }
   });
-  return record("index_select", result, {x}, [in = x.shape(), d, index](const BackwardContext& ctx) -> Grads {
-    return {index_add(in, d, index, ctx.grad)};
+  return record("index_select", result, {x}, save_for_backward(index), [in = x.shape(), d](const BackwardContext& ctx) -> Grads {
+    return {index_add(in, d, ctx.saved(0), ctx.grad)};
   });
 }
 
@@ -374,7 +381,7 @@ Tensor index_add(const Shape& shape, int64_t dim, const Tensor& index, const Ten
   kernels::dispatch(src.dtype(), "index_add", [&](auto z) {
     using T = decltype(z);
     const T* from = src.data<T>();
-    T* dst = result.data<T>();
+    T* dst = result.mutable_data<T>();
     for (int64_t o = 0; o < s.outer; ++o)
       for (int64_t i = 0; i < index.numel(); ++i) {
         T* f = dst + (o * s.size + idx[i]) * s.inner;
@@ -382,8 +389,8 @@ Tensor index_add(const Shape& shape, int64_t dim, const Tensor& index, const Ten
         for (int64_t j = 0; j < s.inner; ++j) f[j] += p[j];
       }
   });
-  return record("index_add", result, {src}, [d, index](const BackwardContext& ctx) -> Grads {
-    return {index_select(ctx.grad, d, index)};
+  return record("index_add", result, {src}, save_for_backward(index), [d](const BackwardContext& ctx) -> Grads {
+    return {index_select(ctx.grad, d, ctx.saved(0))};
   });
 }
 
@@ -424,11 +431,11 @@ Tensor gather(const Tensor& x, int64_t dim, const Tensor& index) {
   kernels::dispatch(x.dtype(), "gather", [&](auto z) {
     using T = decltype(z);
     const T* src = x.data<T>();
-    T* dst = result.data<T>();
+    T* dst = result.mutable_data<T>();
     gather_loop("gather", x.shape(), d, index, [&](int64_t flat, int64_t off) { dst[flat] = src[off]; });
   });
-  return record("gather", result, {x}, [in = x.shape(), d, index](const BackwardContext& ctx) -> Grads {
-    return {scatter_add(in, d, index, ctx.grad)};
+  return record("gather", result, {x}, save_for_backward(index), [in = x.shape(), d](const BackwardContext& ctx) -> Grads {
+    return {scatter_add(in, d, ctx.saved(0), ctx.grad)};
   });
 }
 
@@ -444,11 +451,11 @@ Tensor scatter_add(const Shape& shape, int64_t dim, const Tensor& index, const T
   kernels::dispatch(src.dtype(), "scatter_add", [&](auto z) {
     using T = decltype(z);
     const T* from = src.data<T>();
-    T* dst = result.data<T>();
+    T* dst = result.mutable_data<T>();
     gather_loop("scatter_add", shape, d, index, [&](int64_t flat, int64_t off) { dst[off] += from[flat]; });
   });
-  return record("scatter_add", result, {src}, [d, index](const BackwardContext& ctx) -> Grads {
-    return {gather(ctx.grad, d, index)};
+  return record("scatter_add", result, {src}, save_for_backward(index), [d](const BackwardContext& ctx) -> Grads {
+    return {gather(ctx.grad, d, ctx.saved(0))};
   });
 }
 
@@ -461,7 +468,7 @@ Tensor one_hot(const Tensor& labels, int64_t num_classes, DType dtype) {
   const int64_t* l = labels.data<int64_t>();
   kernels::dispatch(dtype, "one_hot", [&](auto z) {
     using T = decltype(z);
-    T* dst = result.data<T>();
+    T* dst = result.mutable_data<T>();
     for (int64_t i = 0; i < labels.numel(); ++i) {
       if (l[i] < 0 || l[i] >= num_classes)
         throw ShapeError("tapegrad::one_hot: label " + std::to_string(l[i]) + " at position " + std::to_string(i) +

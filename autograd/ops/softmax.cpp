@@ -25,7 +25,7 @@ Tensor softmax_kernel(const char* op, const Tensor& x, int64_t axis, bool log_fo
   kernels::dispatch(x.dtype(), op, [&](auto z) {
     using T = decltype(z);
     const T* px = x.data<T>();
-    T* po = out.data<T>();
+    T* po = out.mutable_data<T>();
     if (inner == 1) {  // rows are contiguous
       for (int64_t o = 0; o < outer; ++o) {
         const T* in = px + o * n;
@@ -83,7 +83,7 @@ Tensor softmax_backward_rows(const char* op, const Tensor& y, const Tensor& g, b
     for (int64_t r = 0; r < rows; ++r) {
       const T* py = y.data<T>() + r * n;
       const T* pg = g.data<T>() + r * n;
-      T* pd = dx.data<T>() + r * n;
+      T* pd = dx.mutable_data<T>() + r * n;
       B acc(T(0));
       int64_t k = 0;
       for (; k + W <= n; k += W) {

@@ -29,7 +29,7 @@ TEST_CASE("README: the core API in ten lines") {
   float before = w.data<float>()[0];
   {
     NoGradGuard no_grad;
-    w.data<float>()[0] -= 0.1f * w.grad().data<float>()[0];
+    w.mutable_data<float>()[0] -= 0.1f * w.grad().data<float>()[0];
   }
   CHECK(w.data<float>()[0] == doctest::Approx(before - 0.1f * w.grad().data<float>()[0]));
 }

@@ -51,10 +51,10 @@ TEST_CASE("seeded random tensors are reproducible") {
 TEST_CASE("copies are shallow, clone is deep") {
   Tensor a = zeros({2});
   Tensor b = a;
-  b.data<float>()[0] = 5;
+  b.mutable_data<float>()[0] = 5;
   CHECK(a.at({0}) == 5);
   Tensor c = a.clone();
-  c.data<float>()[0] = 1;
+  c.mutable_data<float>()[0] = 1;
   CHECK(a.at({0}) == 5);
   Tensor v = a.reshape({1, 2});
   CHECK(v.impl()->storage.data() == a.impl()->storage.data());

@@ -121,8 +121,8 @@ struct Saboteur : nn::Callback {
     after_first = flat_params(s.model);
     NoGradGuard no_grad;
     auto params = s.model.parameters();
-    for (Tensor p : params) std::fill(p.data<float>(), p.data<float>() + p.numel(), 0.f);
-    std::copy_n(std::vector<float>{10.f, -10.f, -10.f}.begin(), 3, params.back().data<float>());
+    for (Tensor p : params) std::fill_n(p.mutable_data<float>(), p.numel(), 0.f);
+    std::copy_n(std::vector<float>{10.f, -10.f, -10.f}.begin(), 3, params.back().mutable_data<float>());
   }
 };
 

@@ -30,7 +30,7 @@ std::shared_ptr<datasets::TensorDataset> blobs(int64_t n) {
   std::vector<int64_t> y(static_cast<size_t>(n));
   for (int64_t i = 0; i < n; ++i) {
     y[static_cast<size_t>(i)] = i % 2;
-    x.data<float>()[2 * i] += i % 2 ? 3.f : -3.f;
+    x.mutable_data<float>()[2 * i] += i % 2 ? 3.f : -3.f;
   }
   return std::make_shared<datasets::TensorDataset>(x, index_tensor(y));
 }
