@@ -1,8 +1,10 @@
 // End to end against PyTorch 1.13: the seed MLP (Adam) and the CNN of examples/mnist_cnn.cpp (SGD with
 // momentum) take a few steps from fixed weights on fixed batches, and every loss and the final
 // parameters must match the reference made by scripts/make_training_reference.py to float rounding.
-// A wrong gradient anywhere in the models (relu's mask, cross-entropy's 1/N, a bias or a convolution
-// weight) moves the losses and weights far beyond these tolerances.
+// A wrong gradient (relu's mask, cross-entropy's 1/N, a Linear bias, a convolution weight or bias)
+// moves them far beyond these tolerances. Adam is nearly blind to a gradient's scale (its step is
+// m/√v), so errors of scale are caught by the CNN's SGD and by the float64 MLP; each such planted
+// bug was seen to fail here (issue 14).
 //
 // Inputs and initial weights are not shared through a generator: both sides compute them from
 // splitmix64 of (stream << 32 | index), as the script's docstring describes.
@@ -10,12 +12,13 @@
 // Tolerances, |got − want| ≤ atol + rtol·|want|:
 //  float32 (tapegrad's modules): 1e-5 relative on losses; 1e-5 absolute and relative on weights.
 //    The two libraries sum in other orders (sgemm blocking, im2col vs direct convolution), which
-//    perturbs activations and gradients by a few float32 ulps (~1e-7 relative, at worst ~1e-6 after
-//    a 3136-term dot product). A step moves a weight by at most ~lr (1e-3 for Adam; SGD's momentum
-//    steps are ~1e-4), so rounding leaves ~1e-9 on the weights (|w| ≤ 0.25) and ~1e-7 on losses of
-//    ~2.3; a gradient that is wrong by any factor moves them by a good fraction of a step.
-//  float64 (the same models written with nn::functional over float64 leaves, since modules hold
-//    float32 parameters): 1e-10, where rounding leaves ~1e-15.
+//    perturbs activations and gradients by a few float32 ulps (~1e-7 relative, ~1e-6 at worst after
+//    a 3136-term dot product). A step moves a weight by at most ~lr (1e-3 for Adam; SGD's steps here
+//    are ~1e-4), so rounding leaves ~1e-8 on the weights (|w| ≤ 0.25; seen: 3e-8) and an ulp or two
+//    on losses of ~2.3 (seen: 2.4e-7, one ulp), 1-4 % of the tolerance; a gradient wrong by a factor
+//    moves a weight by a good part of a step, 1e-5 to 1e-3.
+//  float64 (the same models in nn::functional over float64 leaves, since modules hold float32
+//    parameters): 1e-10 both ways, where rounding leaves ~1e-15 (seen: 1.4e-15).
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -50,7 +53,9 @@ std::vector<double> uniform(uint64_t stream, int64_t n) {
   for (int64_t i = 0; i < n; ++i) u[i] = std::ldexp(static_cast<double>(top24(stream, i)), -24);
   return u;
 }
-Tensor images(int64_t step, DType dtype) { return tensor(uniform(kImages + step, kBatch * 28 * 28), {kBatch, 1, 28, 28}, dtype); }
+Tensor images(int64_t step, DType dtype) {
+  return tensor(uniform(kImages + step, kBatch * 28 * 28), {kBatch, 1, 28, 28}, dtype);
+}
 Tensor labels(int64_t step) {
   std::vector<int64_t> y;
   for (int64_t i = 0; i < kBatch; ++i) y.push_back(static_cast<int64_t>(top24(kLabels + step, i) % 10));
@@ -65,9 +70,8 @@ struct ParamSpec {
 const std::vector<ParamSpec> kMlpParams = {
     {"1.weight", {128, 784}, 784}, {"1.bias", {128}, 784}, {"3.weight", {10, 128}, 128}, {"3.bias", {10}, 128}};
 const std::vector<ParamSpec> kCnnParams = {
-    {"0.weight", {32, 1, 3, 3}, 9},        {"0.bias", {32}, 9},      {"3.weight", {64, 32, 3, 3}, 288},
-    {"3.bias", {64}, 288},                 {"7.weight", {128, 3136}, 3136}, {"7.bias", {128}, 3136},
-    {"9.weight", {10, 128}, 128},          {"9.bias", {10}, 128}};
+    {"0.weight", {32, 1, 3, 3}, 9},  {"0.bias", {32}, 9},     {"3.weight", {64, 32, 3, 3}, 288}, {"3.bias", {64}, 288},
+    {"7.weight", {128, 3136}, 3136}, {"7.bias", {128}, 3136}, {"9.weight", {10, 128}, 128},      {"9.bias", {10}, 128}};
 
 /// Parameter k from stream base + k: (2u − 1)·2^−⌈log2(fan_in)/2⌉, exact in float32.
 nn::NamedTensors initial_params(const std::vector<ParamSpec>& specs, uint64_t base, DType dtype) {
@@ -122,7 +126,8 @@ std::unique_ptr<optim::Optimizer> cnn_optimizer(const nn::NamedTensors& p) {
 }
 
 /// kSteps steps of `optimizer` on `forward`; returns each step's loss (before its update).
-std::vector<double> train(const std::function<Tensor(const Tensor&)>& forward, optim::Optimizer& optimizer, DType dtype) {
+std::vector<double> train(const std::function<Tensor(const Tensor&)>& forward, optim::Optimizer& optimizer,
+                          DType dtype) {
   std::vector<double> losses;
   for (int64_t step = 0; step < kSteps; ++step) {
     optimizer.zero_grad();
@@ -180,8 +185,9 @@ void check_against_reference(const std::string& prefix, const std::vector<double
     for (size_t i = 0; i < w.size(); ++i) update_sq += (w[i] - w0[i]) * (w[i] - w0[i]);
     compare(prefix + name + ".update_sq", {update_sq}, ref_values(prefix + name + ".update_sq"), 0, rtol, weight_dev);
   }
-  MESSAGE(prefix << " max deviation: losses " << loss_dev.abs << " (" << loss_dev.worst << " of the tolerance), weights "
-                 << weight_dev.abs << " (" << weight_dev.worst << " of the tolerance)");
+  MESSAGE(prefix << " max deviation: losses " << loss_dev.abs << " (" << loss_dev.worst
+                 << " of the tolerance), weights " << weight_dev.abs << " (" << weight_dev.worst
+                 << " of the tolerance)");
 }
 
 nn::NamedTensors detached(const nn::NamedTensors& named) {
@@ -229,10 +235,12 @@ TEST_CASE("seed MLP, 3 Adam steps from fixed weights, float64 functional: losses
   check_functional("mlp", mlp_functional, kMlpParams, kMlpStream, mlp_optimizer);
 }
 
-TEST_CASE("mnist_cnn's CNN, 3 SGD momentum steps from fixed weights, float32 modules: losses and weights match PyTorch") {
+TEST_CASE(
+    "mnist_cnn's CNN, 3 SGD momentum steps from fixed weights, float32 modules: losses and weights match PyTorch") {
   check_module("cnn", cnn_module(), kCnnParams, kCnnStream, cnn_optimizer);
 }
 
-TEST_CASE("mnist_cnn's CNN, 3 SGD momentum steps from fixed weights, float64 functional: losses and weights match PyTorch") {
+TEST_CASE(
+    "mnist_cnn's CNN, 3 SGD momentum steps from fixed weights, float64 functional: losses and weights match PyTorch") {
   check_functional("cnn", cnn_functional, kCnnParams, kCnnStream, cnn_optimizer);
 }
