@@ -4,11 +4,10 @@
 
 #include <algorithm>
 #include <bit>
-#include <cerrno>
 #include <cstring>
-#include <filesystem>
-#include <memory>
 #include <sstream>
+
+#include "datasets/file_io.hpp"
 
 namespace tapegrad::datasets {
 namespace {
@@ -30,32 +29,38 @@ std::string dims_string(const std::vector<int64_t>& dims) {
 }
 
 // Reverses the byte order of every element (IDX is big-endian) on little-endian hosts.
-void swap_elements(std::vector<uint8_t>& bytes, size_t elem) {
+void swap_elements(uint8_t* bytes, uint64_t size, size_t elem) {
   if constexpr (std::endian::native == std::endian::big) return;
   if (elem == 1) return;
-  for (size_t i = 0; i + elem <= bytes.size(); i += elem) std::reverse(bytes.begin() + i, bytes.begin() + i + elem);
+  for (uint64_t i = 0; i + elem <= size; i += elem) std::reverse(bytes + i, bytes + i + elem);
 }
 
-struct GzCloser {
-  void operator()(gzFile f) const { gzclose(f); }
-};
-using GzHandle = std::unique_ptr<gzFile_s, GzCloser>;
-
-// Reads up to n bytes; returns the count, throwing on a decompression error.
-size_t read_some(gzFile f, void* dst, size_t n, const std::string& path) {
-  size_t done = 0;
-  while (done < n) {
-    unsigned chunk = static_cast<unsigned>(std::min<size_t>(n - done, 1u << 30));
-    int got = gzread(f, static_cast<char*>(dst) + done, chunk);
-    if (got < 0) {
-      int code = 0;
-      const char* msg = gzerror(f, &code);
-      fail(path, std::string("corrupt or unreadable data (") + (msg ? msg : "zlib error") + ")");
+// Whole-buffer gzip compression (one gzip member, as gzip(1) writes it), 1 GiB of input at a time.
+std::vector<uint8_t> gzip_bytes(const std::vector<uint8_t>& raw, const std::string& path) {
+  z_stream z{};
+  if (deflateInit2(&z, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+    throw DatasetError("write_idx '" + path + "': cannot start zlib compression");
+  std::vector<uint8_t> out;
+  size_t fed = 0;
+  for (int r = Z_OK; r != Z_STREAM_END;) {
+    if (z.avail_in == 0 && fed < raw.size()) {
+      z.next_in = const_cast<uint8_t*>(raw.data() + fed);
+      z.avail_in = static_cast<uInt>(std::min<size_t>(raw.size() - fed, size_t{1} << 30));
+      fed += z.avail_in;
     }
-    if (got == 0) break;
-    done += static_cast<size_t>(got);
+    const size_t old = out.size();
+    out.resize(old + (size_t{1} << 20));
+    z.next_out = out.data() + old;
+    z.avail_out = 1u << 20;
+    r = deflate(&z, fed == raw.size() && z.avail_in == 0 ? Z_FINISH : Z_NO_FLUSH);
+    out.resize(out.size() - z.avail_out);
+    if (r == Z_STREAM_ERROR) {
+      deflateEnd(&z);
+      throw DatasetError("write_idx '" + path + "': compression failed");
+    }
   }
-  return done;
+  deflateEnd(&z);
+  return out;
 }
 
 }  // namespace
@@ -106,21 +111,78 @@ double IdxArray::value(int64_t i) const {
   return 0;
 }
 
-IdxArray read_idx(const std::string& path) {
-  namespace fs = std::filesystem;
-  std::error_code ec;
-  if (!fs::exists(path, ec)) fail(path, "no such file");
-  if (fs::is_directory(path, ec)) fail(path, "is a directory, expected an IDX file");
-  const uint64_t file_size = fs::file_size(path, ec);
-  if (ec) fail(path, "cannot determine its size (" + ec.message() + ")");
+// The bytes of an IDX file in order: the file itself, or what its gzip members decompress to.
+struct IdxReader::Source {
+  io::ReadFile file;
+  std::string path;
+  bool gzip = false;
+  bool ended = false;  // gzip: the last member ended and no byte follows it
+  z_stream z{};
+  std::vector<uint8_t> in;  // compressed bytes read from the file, z.next_in into it
 
-  GzHandle f(gzopen(path.c_str(), "rb"));
-  if (!f) fail(path, std::string("cannot open (") + std::strerror(errno) + ")");
-  gzbuffer(f.get(), 1 << 17);
+  explicit Source(const std::string& p) : file(p), path(p) {
+    if (!file.ok()) throw DatasetError("tapegrad::datasets::read_idx: " + file.error());
+    uint8_t magic[2];
+    gzip = file.size() >= 2 && file.read_at(0, magic, 2) && magic[0] == 0x1f && magic[1] == 0x8b;
+    if (!gzip) return;
+    in.resize(size_t{1} << 17);
+    if (inflateInit2(&z, 15 + 16) != Z_OK) fail(path, "cannot start zlib decompression");
+  }
+  ~Source() {
+    if (gzip) inflateEnd(&z);
+  }
 
+  // Appends file bytes to the unconsumed input; false at the end of the file.
+  bool refill() {
+    std::memmove(in.data(), z.next_in, z.avail_in);
+    const int64_t got = file.read_some(in.data() + z.avail_in, in.size() - z.avail_in);
+    if (got < 0) fail(path, file.error());
+    z.next_in = in.data();
+    z.avail_in += static_cast<uInt>(got);
+    return got > 0;
+  }
+
+  // After a member's end: another member follows (its magic bytes), or nothing, or garbage.
+  void next_member() {
+    while (z.avail_in < 2 && refill()) {
+    }
+    if (z.avail_in == 0) {
+      ended = true;
+    } else if (z.avail_in >= 2 && z.next_in[0] == 0x1f && z.next_in[1] == 0x8b) {
+      inflateReset(&z);
+    } else {
+      fail(path, "trailing data after the gzip stream (bytes that are not another gzip member)");
+    }
+  }
+
+  // Up to n bytes; fewer only where the data ends.
+  uint64_t read(uint8_t* dst, uint64_t n) {
+    uint64_t done = 0;
+    while (done < n && !gzip) {
+      const int64_t got = file.read_some(dst + done, n - done);
+      if (got < 0) fail(path, file.error());
+      if (got == 0) break;
+      done += static_cast<uint64_t>(got);
+    }
+    while (done < n && gzip && !ended) {
+      if (z.avail_in == 0 && !refill()) fail(path, "corrupt or unreadable data (the gzip stream ends early)");
+      z.next_out = dst + done;
+      z.avail_out = static_cast<uInt>(std::min<uint64_t>(n - done, 1u << 30));
+      const uInt before = z.avail_out;
+      const int r = inflate(&z, Z_NO_FLUSH);
+      done += before - z.avail_out;
+      if (r == Z_STREAM_END) next_member();
+      else if (r != Z_OK && r != Z_BUF_ERROR)
+        fail(path, std::string("corrupt or unreadable data (") + (z.msg ? z.msg : "zlib error") + ")");
+    }
+    return done;
+  }
+};
+
+IdxReader::IdxReader(const std::string& path) : source_(std::make_unique<Source>(path)), path_(path) {
   // bytes 0..3: 0, 0, type, rank
   uint8_t magic[4];
-  size_t got = read_some(f.get(), magic, 4, path);
+  uint64_t got = source_->read(magic, 4);
   if (got < 4) fail(path, "too short for an IDX header (" + std::to_string(got) + " bytes)");
   if (magic[0] != 0 || magic[1] != 0 || !valid_type(magic[2]) || magic[3] == 0 || magic[3] > 8) {
     char hex[16];
@@ -129,53 +191,76 @@ IdxArray read_idx(const std::string& path) {
                    " (expected 0x0000TTDD: two zero bytes, a known element type TT, a rank DD of 1..8); "
                    "not an IDX file");
   }
-  IdxArray out;
-  out.type = static_cast<IdxType>(magic[2]);
+  type_ = static_cast<IdxType>(magic[2]);
   const size_t rank = magic[3];
   uint8_t raw_dims[32];
-  got = read_some(f.get(), raw_dims, 4 * rank, path);
+  got = source_->read(raw_dims, 4 * rank);
   if (got < 4 * rank) fail(path, "truncated header: " + std::to_string(rank) + " dimensions announced");
-  const size_t elem = idx_type_size(out.type);
-  uint64_t payload = elem;
+  payload_ = idx_type_size(type_);
   for (size_t d = 0; d < rank; ++d) {
     const uint8_t* p = raw_dims + 4 * d;
     uint64_t v = (uint64_t{p[0]} << 24) | (uint64_t{p[1]} << 16) | (uint64_t{p[2]} << 8) | p[3];
-    out.dims.push_back(static_cast<int64_t>(v));
+    dims_.push_back(static_cast<int64_t>(v));
     // Overflow-safe: check before multiplying (v < 2^32, payload ≤ kMaxIdxPayload ≤ 2^32).
-    if (v != 0 && payload > kMaxIdxPayload / v) {
-      fail(path, "header dimensions " + dims_string(out.dims) + "... describe more than 4 GiB; corrupt header");
+    if (v != 0 && payload_ > kMaxIdxPayload / v) {
+      fail(path, "header dimensions " + dims_string(dims_) + "... describe more than 4 GiB; corrupt header");
     }
-    payload *= v;
+    payload_ *= v;
   }
-  const uint64_t header = 4 + 4 * rank;
-  const bool compressed = gzdirect(f.get()) == 0;
-  if (!compressed && file_size != header + payload) {
-    fail(path, "size mismatch: header says " + std::string(idx_type_name(out.type)) + " " + dims_string(out.dims) +
-                   " = " + std::to_string(header + payload) + " bytes, the file has " + std::to_string(file_size) +
-                   (file_size < header + payload ? " (truncated)" : " (trailing data)"));
+  const uint64_t header = 4 + 4 * rank, file_size = source_->file.size();
+  if (!source_->gzip && file_size != header + payload_) {
+    fail(path, "size mismatch: header says " + std::string(idx_type_name(type_)) + " " + dims_string(dims_) +
+                   " = " + std::to_string(header + payload_) + " bytes, the file has " + std::to_string(file_size) +
+                   (file_size < header + payload_ ? " (truncated)" : " (trailing data)"));
   }
+}
 
-  // Raw files were size-checked above; compressed ones grow with the bytes really decompressed:
-  // each read asks for at most as much again as is already there (64 KiB at first), so a lying
-  // header costs at most twice the data the stream really holds.
-  if (!compressed) out.bytes.reserve(payload);
-  size_t have = 0;
-  while (have < payload) {
-    const uint64_t chunk = compressed ? std::max<uint64_t>(have, uint64_t{1} << 16) : payload;
-    size_t want = static_cast<size_t>(std::min<uint64_t>(payload - have, chunk));
-    out.bytes.resize(have + want);
-    size_t n = read_some(f.get(), out.bytes.data() + have, want, path);
-    have += n;
-    if (n < want) {
-      fail(path, "truncated: header says " + dims_string(out.dims) + " " + idx_type_name(out.type) + " = " +
-                     std::to_string(payload) + " payload bytes, only " + std::to_string(have) + " present");
-    }
+IdxReader::~IdxReader() = default;
+
+int64_t IdxReader::numel() const {
+  int64_t n = 1;
+  for (auto d : dims_) n *= d;
+  return n;
+}
+
+void IdxReader::finish(uint8_t* data, uint64_t have) {
+  if (have < payload_) {
+    fail(path_, "truncated: header says " + dims_string(dims_) + " " + idx_type_name(type_) + " = " +
+                    std::to_string(payload_) + " payload bytes, only " + std::to_string(have) + " present");
   }
   uint8_t extra;
-  if (read_some(f.get(), &extra, 1, path) != 0) {
-    fail(path, "trailing data after the " + std::to_string(payload) + " payload bytes of " + dims_string(out.dims));
+  if (source_->read(&extra, 1) != 0)
+    fail(path_, "trailing data after the " + std::to_string(payload_) + " payload bytes of " + dims_string(dims_));
+  swap_elements(data, payload_, idx_type_size(type_));
+}
+
+void IdxReader::read_into(uint8_t* dst) { finish(dst, source_->read(dst, payload_)); }
+
+std::vector<uint8_t> IdxReader::read_all() {
+  // Raw files were size-checked against the header; compressed ones grow with the bytes really
+  // decompressed: each read asks for at most as much again as is already there (64 KiB at first),
+  // so a lying header costs at most twice the data the stream really holds.
+  std::vector<uint8_t> out;
+  if (!source_->gzip) out.reserve(payload_);
+  uint64_t have = 0;
+  while (have < payload_) {
+    const uint64_t chunk = source_->gzip ? std::max<uint64_t>(have, uint64_t{1} << 16) : payload_;
+    const uint64_t want = std::min<uint64_t>(payload_ - have, chunk);
+    out.resize(have + want);
+    const uint64_t n = source_->read(out.data() + have, want);
+    have += n;
+    if (n < want) break;  // truncated: finish says so
   }
-  swap_elements(out.bytes, elem);
+  finish(out.data(), have);
+  return out;
+}
+
+IdxArray read_idx(const std::string& path) {
+  IdxReader reader(path);
+  IdxArray out;
+  out.type = reader.type();
+  out.dims = reader.dims();
+  out.bytes = reader.read_all();
   return out;
 }
 
@@ -188,16 +273,19 @@ void write_idx(const std::string& path, const IdxArray& array, bool gzip) {
   }
   std::vector<uint8_t> buf{0, 0, static_cast<uint8_t>(array.type), static_cast<uint8_t>(array.dims.size())};
   for (int64_t d : array.dims) {
+    if (d < 0 || d > int64_t{0xffffffff})
+      throw DatasetError("write_idx '" + path + "': dimension " + std::to_string(d) + " does not fit IDX's 32 bits");
     auto v = static_cast<uint32_t>(d);
     buf.insert(buf.end(), {uint8_t(v >> 24), uint8_t(v >> 16), uint8_t(v >> 8), uint8_t(v)});
   }
-  std::vector<uint8_t> payload = array.bytes;
-  swap_elements(payload, elem);
-  buf.insert(buf.end(), payload.begin(), payload.end());
-  GzHandle f(gzopen(path.c_str(), gzip ? "wb6" : "wbT"));
-  if (!f) throw DatasetError("write_idx '" + path + "': cannot open for writing (" + std::strerror(errno) + ")");
-  if (gzwrite(f.get(), buf.data(), static_cast<unsigned>(buf.size())) != static_cast<int>(buf.size())) {
-    throw DatasetError("write_idx '" + path + "': write failed");
+  const size_t header = buf.size();
+  buf.insert(buf.end(), array.bytes.begin(), array.bytes.end());
+  swap_elements(buf.data() + header, buf.size() - header, elem);
+  if (gzip) buf = gzip_bytes(buf, path);
+  try {
+    io::atomic_write(path, {{reinterpret_cast<const char*>(buf.data()), buf.size()}}, "tapegrad::datasets::write_idx");
+  } catch (const std::runtime_error& e) {
+    throw DatasetError(e.what());
   }
 }
 

@@ -14,12 +14,10 @@
 namespace tapegrad::datasets {
 
 namespace {
-
 constexpr size_t kHugePage = size_t{2} << 20;
+}  // namespace
 
-/// A copy of `bytes` in memory that asks for transparent huge pages when it spans at least one.
-std::shared_ptr<uint8_t> pixel_buffer(const std::vector<uint8_t>& bytes) {
-  const size_t n = bytes.size();
+std::shared_ptr<uint8_t> ImageDataset::allocate_pixels(size_t n) {
   uint8_t* p = nullptr;
   if (n >= kHugePage) {
     const size_t rounded = (n + kHugePage - 1) / kHugePage * kHugePage;
@@ -31,9 +29,10 @@ std::shared_ptr<uint8_t> pixel_buffer(const std::vector<uint8_t>& bytes) {
     p = static_cast<uint8_t*>(std::malloc(n ? n : 1));
   }
   if (!p) throw std::bad_alloc();
-  if (n) std::memcpy(p, bytes.data(), n);
   return std::shared_ptr<uint8_t>(p, [](uint8_t* q) { std::free(q); });
 }
+
+namespace {
 
 /// out[r, :] = float(rows[r][:]) · scale for `count` rows, rows[r] = base + row(r) · width bytes.
 /// Rows a few ahead are prefetched: a shuffled gather is bound by the latency of scattered rows.
@@ -56,6 +55,19 @@ void convert_rows(const uint8_t* base, int64_t width, int64_t count, RowOf row, 
 
 ImageDataset::ImageDataset(const std::vector<uint8_t>& pixels, Shape sample_shape, Tensor labels, float scale)
     : sample_shape_(std::move(sample_shape)), labels_(std::move(labels)), scale_(scale) {
+  check_sizes(static_cast<int64_t>(pixels.size()));  // before allocating
+  pixels_ = allocate_pixels(pixels.size());
+  if (!pixels.empty()) std::memcpy(pixels_.get(), pixels.data(), pixels.size());
+}
+
+ImageDataset::ImageDataset(std::shared_ptr<uint8_t> pixels, int64_t pixel_bytes, Shape sample_shape, Tensor labels,
+                           float scale)
+    : pixels_(std::move(pixels)), sample_shape_(std::move(sample_shape)), labels_(std::move(labels)), scale_(scale) {
+  if (!pixels_) throw std::invalid_argument("ImageDataset: null pixel buffer");
+  check_sizes(pixel_bytes);
+}
+
+void ImageDataset::check_sizes(int64_t pixel_bytes) {
   if (!labels_.defined() || labels_.dim() == 0)
     throw std::invalid_argument("ImageDataset: labels must be a defined tensor of rank >= 1");
   if (!std::isfinite(scale_)) throw std::invalid_argument("ImageDataset: scale must be finite");
@@ -66,11 +78,10 @@ ImageDataset::ImageDataset(const std::vector<uint8_t>& pixels, Shape sample_shap
     sample_bytes_ *= d;
   }
   size_ = labels_.size(0);
-  if (static_cast<int64_t>(pixels.size()) != size_ * sample_bytes_)
-    throw std::invalid_argument("ImageDataset: " + std::to_string(pixels.size()) + " pixel bytes do not hold " +
+  if (pixel_bytes != size_ * sample_bytes_)
+    throw std::invalid_argument("ImageDataset: " + std::to_string(pixel_bytes) + " pixel bytes do not hold " +
                                 std::to_string(size_) + " samples of shape " + to_string(sample_shape_) + " (" +
                                 std::to_string(size_ * sample_bytes_) + " bytes)");
-  pixels_ = pixel_buffer(pixels);
 }
 
 namespace {

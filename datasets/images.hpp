@@ -29,9 +29,19 @@ namespace tapegrad::datasets {
 class ImageDataset final : public Dataset {
  public:
   /// `pixels` holds N samples of `sample_shape` (e.g. {1, 28, 28}), sample after sample; `labels`
-  /// is any tensor whose first dimension is N (int64 [N] for classification). Throws
-  /// std::invalid_argument when the sizes disagree or scale is not finite.
+  /// is any tensor whose first dimension is N (int64 [N] for classification). N may be 0 (an empty
+  /// dataset: no batches; fit refuses it). Throws std::invalid_argument when the sizes disagree or
+  /// scale is not finite. The pixels are copied once.
   ImageDataset(const std::vector<uint8_t>& pixels, Shape sample_shape, Tensor labels, float scale = 1.0f / 255.0f);
+  /// The same over `pixel_bytes` bytes at `pixels`, taken without a copy: a loader reads a file
+  /// straight into allocate_pixels(n) and hands the buffer over.
+  ImageDataset(std::shared_ptr<uint8_t> pixels, int64_t pixel_bytes, Shape sample_shape, Tensor labels,
+               float scale = 1.0f / 255.0f);
+
+  /// Uninitialised memory for `n` bytes of pixels that asks the kernel for transparent huge pages
+  /// when it spans at least one (the gather of shuffled batches is TLB-bound). Throws
+  /// std::bad_alloc.
+  static std::shared_ptr<uint8_t> allocate_pixels(size_t n);
 
   int64_t size() const override { return size_; }
   /// float32 [indices.size(), sample_shape...] and the labels' rows; throws std::out_of_range
@@ -49,6 +59,7 @@ class ImageDataset final : public Dataset {
   int64_t sample_bytes() const { return sample_bytes_; }
 
  private:
+  void check_sizes(int64_t pixel_bytes);  // sets size_ and sample_bytes_; throws on a mismatch
   std::shared_ptr<uint8_t> pixels_;  // size_ · sample_bytes_ bytes, huge-page advised when large
   Shape sample_shape_;
   Tensor labels_;

@@ -35,8 +35,12 @@ inline constexpr const char* kFashionMnistClasses[10] = {"T-shirt/top", "Trouser
 std::string mnist_file(const std::string& dir, Split split, bool labels);
 
 /// Loads one split of an MNIST-format directory as an ImageDataset (see the file comment for
-/// shapes). Checks that images are 3-D ubyte, labels 1-D ubyte with values < 10, and that the counts
-/// agree; throws DatasetError naming the file otherwise.
-std::shared_ptr<ImageDataset> load_mnist(const std::string& dir, Split split);
+/// shapes). Checks that images are 3-D ubyte, at least one, labels 1-D ubyte with values < 10, that
+/// the counts agree, and that the images take at most `max_bytes` bytes (checked from the header,
+/// before anything is allocated); throws DatasetError naming the file otherwise. The images are
+/// read (decompressed) straight into the dataset's buffer: peak memory is one copy of the pixels.
+/// (A gzip file whose header lies reserves address space for what it announces, up to `max_bytes`,
+/// but only the pages really decompressed are touched before "truncated" is thrown.)
+std::shared_ptr<ImageDataset> load_mnist(const std::string& dir, Split split, uint64_t max_bytes = kMaxIdxPayload);
 
 }  // namespace tapegrad::datasets

@@ -27,7 +27,7 @@ int64_t parse_count(const std::string& path, const Metadata& meta, const std::st
   } catch (const std::exception&) {
   }
   if (v < 0 || used != it->second.size() || it->second.empty())
-    throw bad_checkpoint(path, "metadata \"" + key + "\" = '" + it->second + "' is not a count");
+    throw bad_checkpoint(path, "metadata \"" + key + "\" = '" + detail::excerpt(it->second) + "' is not a count");
   return v;
 }
 
@@ -35,7 +35,7 @@ int64_t parse_count(const std::string& path, const Metadata& meta, const std::st
 History parse_history(const std::string& path, const std::string& text) {
   History h;
   try {
-    const auto j = nlohmann::json::parse(text);
+    const auto j = detail::parse_untrusted_json(text);
     for (const auto& row : j.at("epochs")) {
       EpochLog log;
       for (const auto& [key, value] : row.items()) {
@@ -49,7 +49,9 @@ History parse_history(const std::string& path, const std::string& text) {
     h.steps = j.at("steps").get<int64_t>();
     h.stop_reason = j.at("stop_reason").get<std::string>();
   } catch (const nlohmann::json::exception& e) {
-    throw bad_checkpoint(path, std::string("metadata \"history\" is not a valid history (") + e.what() + ")");
+    throw bad_checkpoint(path, std::string("metadata \"history\" is not a valid history (") + detail::excerpt(e.what(), 160) + ")");
+  } catch (const std::invalid_argument& e) {
+    throw bad_checkpoint(path, std::string("metadata \"history\" is ") + e.what());
   }
   return h;
 }
@@ -69,21 +71,21 @@ void save_checkpoint(const Checkpoint& checkpoint, const std::string& path) {
   save_safetensors(tensors, path, meta);
 }
 
-Checkpoint load_checkpoint(const std::string& path) {
+Checkpoint load_checkpoint(const std::string& path, uint64_t max_header_bytes) {
   Metadata meta;
-  NamedTensors tensors = load_safetensors(path, &meta);
+  NamedTensors tensors = load_safetensors(path, &meta, max_header_bytes);
   auto format = meta.find(kFormatKey);
   if (format == meta.end())
     throw bad_checkpoint(path, "a safetensors file but not a checkpoint (no \"" + std::string(kFormatKey) +
                                    "\" metadata; weights alone load with nn::load)");
   if (format->second != kVersion && format->second != "1")
-    throw bad_checkpoint(path, "checkpoint format version '" + format->second + "', this build reads '1' and '" + kVersion + "'");
+    throw bad_checkpoint(path, "checkpoint format version '" + detail::excerpt(format->second) + "', this build reads '1' and '" + kVersion + "'");
   Checkpoint c;
   for (auto& [name, t] : tensors) {
     if (name.rfind("model.", 0) == 0) c.model.emplace_back(name.substr(6), t);
     else if (name.rfind("optimizer.", 0) == 0) c.optimizer.emplace_back(name.substr(10), t);
     else if (name.rfind("callbacks.", 0) == 0) c.callbacks.emplace_back(name.substr(10), t);
-    else throw bad_checkpoint(path, "tensor '" + name + "' belongs to none of the model, the optimizer and the callbacks");
+    else throw bad_checkpoint(path, "tensor '" + detail::excerpt(name) + "' belongs to none of the model, the optimizer and the callbacks");
   }
   c.epoch = parse_count(path, meta, "epoch");
   c.global_step = parse_count(path, meta, "global_step");

@@ -25,6 +25,7 @@
 
 #include "nn/fit.hpp"
 #include "nn/module.hpp"
+#include "nn/serialize.hpp"
 
 namespace tapegrad::nn {
 
@@ -45,8 +46,9 @@ struct Checkpoint {
 /// leaves the previous file intact. Throws std::runtime_error when writing fails.
 void save_checkpoint(const Checkpoint& checkpoint, const std::string& path);
 
-/// Reads a checkpoint written by save_checkpoint. Throws std::runtime_error naming the file when it
-/// is not a (valid) safetensors file or lacks a checkpoint's metadata.
-Checkpoint load_checkpoint(const std::string& path);
+/// Reads a checkpoint written by save_checkpoint, with load_safetensors' checks and limits
+/// (`max_header_bytes` bounds the JSON header, the history included). Throws std::runtime_error
+/// naming the file when it is not a (valid) safetensors file or lacks a checkpoint's metadata.
+Checkpoint load_checkpoint(const std::string& path, uint64_t max_header_bytes = kMaxHeaderBytes);
 
 }  // namespace tapegrad::nn

@@ -340,6 +340,44 @@ std::vector<NamedTensors> split_callback_states(const std::vector<std::shared_pt
   }
   return parts;
 }
+/// Loads a resume checkpoint's model, optimizer, generator and callback states, all or nothing: a
+/// checkpoint that does not fit the run (or holds invalid values) throws and leaves all of them as
+/// they were. What has a check of its own is checked first (optimizer, generators, the callbacks'
+/// layout); the callbacks, which have none, are trial-loaded and rolled back from their own
+/// state_dict() (with the learning rates a scheduler set) if they or the model refuse. Returns the
+/// callbacks' parts, for loading again after on_train_begin.
+std::vector<NamedTensors> load_resume_state(const Checkpoint& ck, Module& model, optim::Optimizer& optimizer,
+                                            const std::map<std::string, Generator*>& generators,
+                                            const std::vector<std::shared_ptr<Callback>>& callbacks) {
+  for (const auto& [name, gen] : generators) {
+    if (!ck.rng.count(name)) throw std::invalid_argument("fit: the resume checkpoint has no state of generator '" + name + "'");
+    try {
+      Generator().set_state(ck.rng.at(name));
+    } catch (const std::invalid_argument&) {
+      throw std::invalid_argument("fit: the resume checkpoint's state of generator '" + name + "' is malformed");
+    }
+  }
+  std::vector<NamedTensors> parts = split_callback_states(callbacks, ck.callbacks);
+  optimizer.check_state_dict(ck.optimizer);
+
+  std::vector<NamedTensors> before;
+  std::vector<double> lrs;
+  for (auto& cb : callbacks) before.push_back(cb->state_dict());
+  for (size_t g = 0; g < optimizer.num_param_groups(); ++g) lrs.push_back(optimizer.group_lr(g));
+  size_t loaded = 0;
+  try {
+    for (; loaded < callbacks.size(); ++loaded) callbacks[loaded]->load_state_dict(parts[loaded]);
+    model.load_state_dict(ck.model);  // all or nothing by itself
+  } catch (...) {
+    for (size_t i = 0; i < loaded; ++i) callbacks[i]->load_state_dict(before[i]);
+    for (size_t g = 0; g < lrs.size(); ++g) optimizer.set_group_lr(g, lrs[g]);
+    throw;
+  }
+  // Checked above: these cannot fail.
+  optimizer.load_state_dict(ck.optimizer);
+  for (const auto& [name, gen] : generators) gen->set_state(ck.rng.at(name));
+  return parts;
+}
 }  // namespace
 
 History fit(Module& model, optim::Optimizer& optimizer, const LossFn& loss,
@@ -374,17 +412,10 @@ History fit(Module& model, optim::Optimizer& optimizer, const LossFn& loss,
   int64_t first_epoch = 1;
   std::vector<NamedTensors> callback_parts;
   if (const Checkpoint* ck = options.resume.get()) {
-    // Everything is checked before anything is loaded: a checkpoint that does not fit the run
-    // leaves the model, optimizer, generators and callbacks as they were.
     if (ck->epoch > options.epochs)
       throw std::invalid_argument("fit: the resume checkpoint is at epoch " + std::to_string(ck->epoch) +
                                   ", past epochs = " + std::to_string(options.epochs));
-    for (const auto& [name, gen] : generators)
-      if (!ck->rng.count(name)) throw std::invalid_argument("fit: the resume checkpoint has no state of generator '" + name + "'");
-    callback_parts = split_callback_states(options.callbacks, ck->callbacks);
-    model.load_state_dict(ck->model);
-    optimizer.load_state_dict(ck->optimizer);
-    for (const auto& [name, gen] : generators) gen->set_state(ck->rng.at(name));
+    callback_parts = load_resume_state(*ck, model, optimizer, generators, options.callbacks);
     history.epochs = ck->history.epochs;
     state.global_step = ck->global_step;
     first_epoch = ck->epoch + 1;

@@ -89,8 +89,9 @@ class Callback {
   /// scheduler's epoch): fit saves it in checkpoints after each epoch, as
   /// "callbacks.<i>.<name>.<key>", and hands it back through load_state_dict (after on_train_begin)
   /// when resuming; a resume whose callbacks differ (number, order or names) is refused before
-  /// anything is loaded. load_state_dict throws std::invalid_argument on keys it does not know.
-  /// None by default.
+  /// anything is loaded. load_state_dict throws std::invalid_argument on keys or values it does not
+  /// accept, and load_state_dict(state_dict()) must restore the callback as it was (a failed resume
+  /// rolls callbacks back this way). None by default.
   virtual NamedTensors state_dict() const { return {}; }
   virtual void load_state_dict(const NamedTensors& /*state*/) {}
 };
@@ -216,7 +217,11 @@ struct FitOptions {
   std::string checkpoint_path{};
   /// Continues the run this checkpoint describes: restores the model, the optimizer, the RNG states,
   /// the step count and the history, then trains epochs checkpoint.epoch + 1 .. epochs. With the
-  /// same options, model and optimizer, the result is bitwise that of an uninterrupted run.
+  /// same options, model and optimizer, the result is bitwise that of an uninterrupted run. All or
+  /// nothing: a checkpoint that does not fit or holds invalid values (an optimizer option the
+  /// constructor would refuse, a negative step, a malformed generator state, a callback state the
+  /// callback refuses) throws and leaves model, optimizer, schedulers, callbacks and generators as
+  /// they were.
   std::shared_ptr<const Checkpoint> resume{};
   /// Generators besides default_generator() that the run draws from (e.g. a Dropout built with its
   /// own Generator), by name: their states go into checkpoints and come back on resume.
@@ -225,7 +230,8 @@ struct FitOptions {
 
 /// Trains `model` on `data`: for each epoch, each batch runs forward, loss, backward, step.
 /// Throws std::invalid_argument for epochs < 0, batch_size ≤ 0, a split outside [0, 1), or a
-/// resume checkpoint that does not fit the run (more epochs than `epochs`, a missing generator).
+/// resume checkpoint that does not fit the run (more epochs than `epochs`, a missing generator,
+/// invalid state: see FitOptions::resume).
 History fit(Module& model, optim::Optimizer& optimizer, const LossFn& loss,
             std::shared_ptr<const datasets::Dataset> data, const FitOptions& options = {});
 

@@ -3,18 +3,10 @@
 // any byte is copied.
 #include "nn/serialize.hpp"
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
-#include <atomic>
-#include <cerrno>
 #include <bit>
-#include <cstdio>
-#include <cstring>
-#include <fstream>
 #include <limits>
 #include <map>
 #include <set>
@@ -25,7 +17,6 @@ namespace {
 
 static_assert(std::endian::native == std::endian::little, "safetensors I/O assumes a little-endian host");
 
-constexpr uint64_t kMaxHeader = 100u << 20;  // the reference implementation's limit (100 MB)
 constexpr size_t kMaxRank = 64;
 
 const char* st_dtype(DType d) { return d == DType::f32 ? "F32" : d == DType::f64 ? "F64" : "I64"; }
@@ -34,73 +25,10 @@ std::runtime_error bad_file(const std::string& path, const std::string& what) {
   return std::runtime_error("tapegrad::nn::load_safetensors: '" + path + "' is not a valid safetensors file: " + what);
 }
 
-
-std::atomic<int64_t> g_fail_writes_after{-1};  // testing::fail_writes_after
-
-// write(2) of every byte, retrying short writes and EINTR; false with errno set on failure. The
-// test hook makes the write fail with ENOSPC once `budget` bytes are written, as a full disk would.
-bool write_all(int fd, const char* p, uint64_t size, int64_t& budget) {
-  while (size > 0) {
-    uint64_t chunk = std::min<uint64_t>(size, uint64_t{1} << 30);
-    if (budget >= 0) {
-      if (budget == 0) {
-        errno = ENOSPC;
-        return false;
-      }
-      chunk = std::min<uint64_t>(chunk, static_cast<uint64_t>(budget));
-    }
-    const ssize_t w = ::write(fd, p, chunk);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      return false;
-    }
-    p += w;
-    size -= static_cast<uint64_t>(w);
-    if (budget >= 0) budget -= w;
-  }
-  return true;
-}
+// Untrusted JSON in a message, cut short.
+std::string quoted(const nlohmann::json& v) { return detail::excerpt(v.dump()); }
 
 }  // namespace
-
-void atomic_write(const std::string& path, const std::vector<std::pair<const char*, uint64_t>>& pieces,
-                  const char* who) {
-  static std::atomic<uint64_t> counter{0};
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(counter++);
-  auto fail = [&](const std::string& what, int err) {
-    std::remove(tmp.c_str());
-    throw std::runtime_error(std::string(who) + ": " + what + " (" + std::strerror(err) + "); '" + path +
-                             "' is unchanged");
-  };
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) fail("cannot create the temporary file '" + tmp + "'", errno);
-  int64_t budget = g_fail_writes_after.load();
-  for (auto& [data, size] : pieces) {
-    if (!write_all(fd, data, size, budget)) {
-      const int err = errno;
-      ::close(fd);
-      fail("writing '" + tmp + "' failed", err);
-    }
-  }
-  if (::fsync(fd) != 0) {
-    const int err = errno;
-    ::close(fd);
-    fail("flushing '" + tmp + "' to disk failed", err);
-  }
-  if (::close(fd) != 0) fail("closing '" + tmp + "' failed", errno);
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) fail("cannot rename '" + tmp + "' to '" + path + "'", errno);
-  // Make the rename itself durable: fsync the directory (best effort; some file systems refuse).
-  const auto slash = path.find_last_of('/');
-  const std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
-  if (const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); dfd >= 0) {
-    ::fsync(dfd);
-    ::close(dfd);
-  }
-}
-
-namespace testing {
-void fail_writes_after(int64_t bytes) { g_fail_writes_after.store(bytes); }
-}  // namespace testing
 
 void save_safetensors(const NamedTensors& tensors, const std::string& path, const Metadata& metadata) {
   nlohmann::ordered_json header = nlohmann::ordered_json::object();
@@ -110,7 +38,8 @@ void save_safetensors(const NamedTensors& tensors, const std::string& path, cons
   std::set<std::string> names;
   for (auto& [name, t] : tensors) {
     if (name.empty() || name == "__metadata__" || !names.insert(name).second)
-      throw std::invalid_argument("tapegrad::nn::save_safetensors: tensor name '" + name + "' is empty, reserved or repeated");
+      throw std::invalid_argument("tapegrad::nn::save_safetensors: tensor name '" + detail::excerpt(name) +
+                                  "' is empty, reserved or repeated");
     if (!t.defined()) throw std::invalid_argument("tapegrad::nn::save_safetensors: tensor '" + name + "' is undefined");
     const uint64_t bytes = static_cast<uint64_t>(t.numel()) * dtype_size(t.dtype());
     header[name] = {{"dtype", st_dtype(t.dtype())}, {"shape", t.shape().vec()}, {"data_offsets", {offset, offset + bytes}}};
@@ -122,28 +51,96 @@ void save_safetensors(const NamedTensors& tensors, const std::string& path, cons
   std::vector<std::pair<const char*, uint64_t>> pieces{{reinterpret_cast<const char*>(&n), 8}, {json.data(), n}};
   for (auto& [name, t] : tensors)
     pieces.emplace_back(t.data<char>(), static_cast<uint64_t>(t.numel()) * dtype_size(t.dtype()));
-  atomic_write(path, pieces, "tapegrad::nn::save_safetensors");
+  io::atomic_write(path, pieces, "tapegrad::nn::save_safetensors");
 }
 
-NamedTensors load_safetensors(const std::string& path, Metadata* metadata) {
-  std::ifstream in(path, std::ios::binary | std::ios::ate);
-  if (!in) throw std::runtime_error("tapegrad::nn::load_safetensors: cannot open '" + path + "'");
-  const uint64_t file_size = static_cast<uint64_t>(in.tellg());
-  in.seekg(0);
+namespace detail {
+
+std::string excerpt(const std::string& text, size_t max) {
+  if (text.size() <= max) return text;
+  return text.substr(0, max) + "... (" + std::to_string(text.size()) + " bytes)";
+}
+
+namespace {
+// A first pass over untrusted JSON that builds nothing: it bounds the nesting depth and finds keys
+// repeated within one object. (nlohmann's parser callback could do this while building the DOM, but
+// with a callback every closing brace rescans its parent's elements: quadratic on a wide header.)
+struct Screen : nlohmann::json_sax<nlohmann::json> {
+  int max_depth;
+  std::vector<std::set<std::string>> keys;  // the keys seen so far in each open object
+  int depth = 0;
+  explicit Screen(int max) : max_depth(max) {}
+  bool open() {
+    if (++depth > max_depth)
+      throw std::invalid_argument("arrays and objects nest deeper than " + std::to_string(max_depth) + " levels");
+    return true;
+  }
+  bool start_object(std::size_t) override {
+    keys.emplace_back();
+    return open();
+  }
+  bool end_object() override {
+    keys.pop_back();
+    --depth;
+    return true;
+  }
+  bool start_array(std::size_t) override { return open(); }
+  bool end_array() override {
+    --depth;
+    return true;
+  }
+  bool key(string_t& k) override {
+    if (!keys.back().insert(k).second)
+      throw std::invalid_argument("key \"" + excerpt(k) + "\" appears twice in one object");
+    return true;
+  }
+  bool null() override { return true; }
+  bool boolean(bool) override { return true; }
+  bool number_integer(number_integer_t) override { return true; }
+  bool number_unsigned(number_unsigned_t) override { return true; }
+  bool number_float(number_float_t, const string_t&) override { return true; }
+  bool string(string_t&) override { return true; }
+  bool binary(binary_t&) override { return true; }
+  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception& e) override {
+    throw std::invalid_argument(std::string("not valid JSON (") + excerpt(e.what(), 160) + ")");
+  }
+};
+}  // namespace
+
+nlohmann::json parse_untrusted_json(const std::string& text, int max_depth) {
+  Screen screen(max_depth);
+  nlohmann::json::sax_parse(text, &screen);
+  try {
+    return nlohmann::json::parse(text);  // iterative: safe at any depth the screen let through
+  } catch (const nlohmann::json::exception& e) {
+    throw std::invalid_argument(std::string("not valid JSON (") + excerpt(e.what(), 160) + ")");
+  }
+}
+
+}  // namespace detail
+
+NamedTensors load_safetensors(const std::string& path, Metadata* metadata, uint64_t max_header_bytes) {
+  io::remove_stale_temporaries(path);
+  io::ReadFile in(path);
+  if (!in.ok()) throw std::runtime_error("tapegrad::nn::load_safetensors: " + in.error());
+  const uint64_t file_size = in.size();
   if (file_size < 8) throw bad_file(path, "it has " + std::to_string(file_size) + " bytes, fewer than the 8-byte header length");
   uint64_t n = 0;
-  in.read(reinterpret_cast<char*>(&n), 8);
-  if (n > kMaxHeader || n > file_size - 8)
+  if (!in.read_at(0, &n, 8)) throw bad_file(path, in.error());
+  // Both checks come before the header is allocated.
+  if (n > max_header_bytes)
+    throw bad_file(path, "header length " + std::to_string(n) + " exceeds the limit of " + std::to_string(max_header_bytes) +
+                             " bytes (max_header_bytes)");
+  if (n > file_size - 8)
     throw bad_file(path, "header length " + std::to_string(n) + " exceeds the file size " + std::to_string(file_size) +
                              " (truncated or corrupt)");
   std::string json(n, '\0');
-  in.read(json.data(), static_cast<std::streamsize>(n));
-  if (!in) throw bad_file(path, "cannot read the header");
+  if (!in.read_at(8, json.data(), n)) throw bad_file(path, in.error());
   nlohmann::json header;
   try {
-    header = nlohmann::json::parse(json);
-  } catch (const nlohmann::json::exception& e) {
-    throw bad_file(path, std::string("the header is not valid JSON (") + e.what() + ")");
+    header = detail::parse_untrusted_json(json);
+  } catch (const std::invalid_argument& e) {
+    throw bad_file(path, std::string("the header is ") + e.what());
   }
   if (!header.is_object()) throw bad_file(path, "the header is not a JSON object");
   const uint64_t data_size = file_size - 8 - n;
@@ -157,12 +154,13 @@ NamedTensors load_safetensors(const std::string& path, Metadata* metadata) {
       if (!metadata) continue;
       if (!v.is_object()) throw bad_file(path, "__metadata__ is not a JSON object");
       for (auto& [key, value] : v.items()) {
-        if (!value.is_string()) throw bad_file(path, "__metadata__ value of '" + key + "' is not a string");
+        if (!value.is_string())
+          throw bad_file(path, "__metadata__ value of '" + detail::excerpt(key) + "' is not a string");
         (*metadata)[key] = value.get<std::string>();
       }
       continue;
     }
-    const std::string where = "tensor '" + name + "': ";
+    const std::string where = "tensor '" + detail::excerpt(name) + "': ";
     if (!v.is_object() || !v.contains("dtype") || !v.contains("shape") || !v.contains("data_offsets"))
       throw bad_file(path, where + "needs dtype, shape and data_offsets");
     auto& dt = v["dtype"];
@@ -170,7 +168,7 @@ NamedTensors load_safetensors(const std::string& path, Metadata* metadata) {
     if (dt == "F32") dtype = DType::f32;
     else if (dt == "F64") dtype = DType::f64;
     else if (dt == "I64") dtype = DType::i64;
-    else throw bad_file(path, where + "unsupported dtype " + dt.dump() + " (F32, F64 and I64 are supported)");
+    else throw bad_file(path, where + "unsupported dtype " + quoted(dt) + " (F32, F64 and I64 are supported)");
     auto& sh = v["shape"];
     auto& off = v["data_offsets"];
     if (!sh.is_array() || !off.is_array() || off.size() != 2 || !off[0].is_number_unsigned() || !off[1].is_number_unsigned())
@@ -182,10 +180,10 @@ NamedTensors load_safetensors(const std::string& path, Metadata* metadata) {
     uint64_t nonzero = 1;
     bool empty = false;
     for (auto& d : sh) {
-      if (!d.is_number_unsigned()) throw bad_file(path, where + "shape " + sh.dump() + " has a non-natural dimension");
+      if (!d.is_number_unsigned()) throw bad_file(path, where + "shape " + quoted(sh) + " has a non-natural dimension");
       const uint64_t k = d.get<uint64_t>();
       if (k == 0) empty = true;
-      else if (nonzero > (uint64_t(1) << 62) / k) throw bad_file(path, where + "shape " + sh.dump() + " is too large");
+      else if (nonzero > (uint64_t(1) << 62) / k) throw bad_file(path, where + "shape " + quoted(sh) + " is too large");
       else nonzero *= k;
       dims.push_back(static_cast<int64_t>(k));
     }
@@ -197,7 +195,7 @@ NamedTensors load_safetensors(const std::string& path, Metadata* metadata) {
     // A byte count that wraps around 2^64 must not compare equal to a small span.
     const bool wraps = numel > std::numeric_limits<uint64_t>::max() / dtype_size(dtype);
     if (wraps || e - b != numel * dtype_size(dtype))
-      throw bad_file(path, where + "data_offsets span " + std::to_string(e - b) + " bytes but shape " + sh.dump() + " of " +
+      throw bad_file(path, where + "data_offsets span " + std::to_string(e - b) + " bytes but shape " + quoted(sh) + " of " +
                                dt.get<std::string>() + " needs " +
                                (wraps ? std::string("2^64 bytes or more") : std::to_string(numel * dtype_size(dtype))));
     entries.push_back({name, dtype, Shape(dims), b, e});
@@ -205,13 +203,13 @@ NamedTensors load_safetensors(const std::string& path, Metadata* metadata) {
   std::sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) { return a.begin < b.begin; });
   for (size_t i = 1; i < entries.size(); ++i)
     if (entries[i].begin < entries[i - 1].end)
-      throw bad_file(path, "tensors '" + entries[i - 1].name + "' and '" + entries[i].name + "' overlap");
+      throw bad_file(path, "tensors '" + detail::excerpt(entries[i - 1].name) + "' and '" + detail::excerpt(entries[i].name) +
+                               "' overlap");
   NamedTensors out;
   for (auto& e : entries) {
     Tensor t = Tensor::empty(e.shape, e.dtype);
-    in.seekg(static_cast<std::streamoff>(8 + n + e.begin));
-    in.read(t.mutable_data<char>(), static_cast<std::streamsize>(e.end - e.begin));
-    if (!in) throw bad_file(path, "cannot read the data of tensor '" + e.name + "'");
+    if (!in.read_at(8 + n + e.begin, t.mutable_data<char>(), e.end - e.begin))
+      throw bad_file(path, "cannot read the data of tensor '" + detail::excerpt(e.name) + "': " + in.error());
     out.emplace_back(e.name, t);
   }
   return out;

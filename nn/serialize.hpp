@@ -8,14 +8,22 @@
 ///              "__metadata__": {...}}   (offsets relative to the start of the data section)
 ///
 /// Writing is atomic: the file is written to a temporary next to `path`, flushed to disk (fsync),
-/// then renamed over it, so a save that fails at any point leaves any old file intact. Reading validates everything before touching memory
-/// (sizes, offsets, overlap, dtypes, JSON) and throws std::runtime_error saying what is wrong.
+/// then renamed over it, so a save that fails at any point leaves any old file intact; temporaries
+/// that a killed process left behind are removed by the next save or load of the same path
+/// (io::remove_stale_temporaries). Reading validates everything before touching memory (sizes,
+/// offsets, overlap, dtypes, JSON) and throws std::runtime_error naming the file and what is wrong.
+/// Hostile headers are bounded: at most max_header_bytes (16 MiB by default; the reference
+/// implementation allows 100 MB), nesting at most 64 deep, no key twice in one object (a repeated
+/// tensor name is an error, not "last one wins"); only regular files are opened (a FIFO is refused,
+/// never waited on).
 #include <cstdint>
 #include <map>
+#include <nlohmann/json_fwd.hpp>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "datasets/file_io.hpp"
 #include "nn/module.hpp"
 
 namespace tapegrad::nn {
@@ -25,21 +33,31 @@ using Metadata = std::map<std::string, std::string>;
 
 /// Writes named tensors (names unique) and `metadata` to `path`, atomically.
 void save_safetensors(const NamedTensors& tensors, const std::string& path, const Metadata& metadata = {});
+/// The default limit on the JSON header of a safetensors file read by load_safetensors (16 MiB:
+/// about 100,000 tensors); checked before the header is allocated.
+inline constexpr uint64_t kMaxHeaderBytes = uint64_t{16} << 20;
+
 /// Reads every tensor of a safetensors file, in file (data offset) order; with `metadata`, also
-/// the header's "__metadata__" (which must then map strings to strings).
-NamedTensors load_safetensors(const std::string& path, Metadata* metadata = nullptr);
+/// the header's "__metadata__" (which must then map strings to strings). A header longer than
+/// `max_header_bytes` is refused before it is read.
+NamedTensors load_safetensors(const std::string& path, Metadata* metadata = nullptr,
+                              uint64_t max_header_bytes = kMaxHeaderBytes);
 
-/// Writes `pieces` (pointer, size) one after the other to `path` atomically: into a temporary file
-/// in the same directory, fsync'ed, renamed over `path`, then the directory fsync'ed. On any failure
-/// the temporary is removed, `path` is left as it was, and std::runtime_error says "<who>: ...".
-void atomic_write(const std::string& path, const std::vector<std::pair<const char*, uint64_t>>& pieces,
-                  const char* who);
-
+/// Atomic writing (the implementation lives in datasets/file_io.hpp, shared with the IDX writer).
+using io::atomic_write;
 namespace testing {
-/// Fault injection for tests: every atomic_write fails with ENOSPC (as on a full disk) once it has
-/// written `bytes` bytes of its temporary file; -1 (the default) turns this off.
-void fail_writes_after(int64_t bytes);
+using io::testing::fail_writes_after;
 }  // namespace testing
+
+namespace detail {
+/// Parses JSON that came from a file: arrays and objects nested deeper than `max_depth`, and a key
+/// that appears twice in one object, are errors (nlohmann::json would keep the last one silently).
+/// Throws std::invalid_argument saying what is wrong, quoting at most a short excerpt of the input.
+nlohmann::json parse_untrusted_json(const std::string& text, int max_depth = 64);
+/// `text` cut to `max` characters, followed by "... (<n> bytes)" when cut: how untrusted input is
+/// quoted in messages.
+std::string excerpt(const std::string& text, size_t max = 80);
+}  // namespace detail
 
 /// Saves m.state_dict() (parameters and buffers).
 void save(const Module& m, const std::string& path);

@@ -10,13 +10,18 @@ Adagrad::Adagrad(std::vector<Tensor> params, AdagradOptions options) : Optimizer
   add_param_group(std::move(params), options);
 }
 
+std::string AdagradOptions::problem() const {
+  if (!(lr_ >= 0)) return "lr must be >= 0, got " + std::to_string(lr_);
+  if (!(lr_decay_ >= 0)) return "lr_decay must be >= 0, got " + std::to_string(lr_decay_);
+  if (!(weight_decay_ >= 0)) return "weight_decay must be >= 0, got " + std::to_string(weight_decay_);
+  if (!(initial_accumulator_value_ >= 0))
+    return "initial_accumulator_value must be >= 0, got " + std::to_string(initial_accumulator_value_);
+  if (!(eps_ >= 0)) return "eps must be >= 0, got " + std::to_string(eps_);
+  return "";
+}
+
 void Adagrad::add_param_group(std::vector<Tensor> params, AdagradOptions o) {
-  if (!(o.lr() >= 0)) invalid("lr must be >= 0, got " + std::to_string(o.lr()));
-  if (!(o.lr_decay() >= 0)) invalid("lr_decay must be >= 0, got " + std::to_string(o.lr_decay()));
-  if (!(o.weight_decay() >= 0)) invalid("weight_decay must be >= 0, got " + std::to_string(o.weight_decay()));
-  if (!(o.initial_accumulator_value() >= 0))
-    invalid("initial_accumulator_value must be >= 0, got " + std::to_string(o.initial_accumulator_value()));
-  if (!(o.eps() >= 0)) invalid("eps must be >= 0, got " + std::to_string(o.eps()));
+  check_options(o);
   add_group(std::move(params));
   options_.push_back(o);
 }

@@ -18,6 +18,8 @@ struct AdagradOptions {
     return {{"lr", &lr_, nullptr}, {"lr_decay", &lr_decay_, nullptr}, {"weight_decay", &weight_decay_, nullptr},
             {"initial_accumulator_value", &initial_accumulator_value_, nullptr}, {"eps", &eps_, nullptr}};
   }
+  /// What is wrong with these options ("" when nothing): every number >= 0.
+  std::string problem() const;
 };
 
 /// t ← t + 1;  g = ∇ + λ·p;  η = lr / (1 + (t − 1)·lr_decay);  s ← s + g²;  p ← p − η·g / (√s + ε),
@@ -31,6 +33,9 @@ class Adagrad : public Optimizer {
 
  protected:
   std::vector<OptionField> group_fields(size_t g) override { return options_.at(g).fields(); }
+  std::string group_options_problem(size_t g, const std::map<std::string, double>& values) const override {
+    return options_problem(with_values(options_.at(g), values));
+  }
 
  private:
   std::vector<AdagradOptions> options_;

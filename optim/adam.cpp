@@ -21,13 +21,17 @@ Adam::Adam(const char* name, bool decoupled, std::vector<Tensor> params, AdamOpt
   add_param_group(std::move(params), options);
 }
 
+std::string AdamOptions::problem() const {
+  if (!(lr_ >= 0)) return "lr must be >= 0, got " + std::to_string(lr_);
+  if (!(eps_ >= 0)) return "eps must be >= 0, got " + std::to_string(eps_);
+  if (!(beta1_ >= 0 && beta1_ < 1) || !(beta2_ >= 0 && beta2_ < 1))
+    return "betas must be in [0, 1), got (" + std::to_string(beta1_) + ", " + std::to_string(beta2_) + ")";
+  if (!(weight_decay_ >= 0)) return "weight_decay must be >= 0, got " + std::to_string(weight_decay_);
+  return "";
+}
+
 void Adam::add_param_group(std::vector<Tensor> params, AdamOptions o) {
-  auto [b1, b2] = o.betas();
-  if (!(o.lr() >= 0)) invalid("lr must be >= 0, got " + std::to_string(o.lr()));
-  if (!(o.eps() >= 0)) invalid("eps must be >= 0, got " + std::to_string(o.eps()));
-  if (!(b1 >= 0 && b1 < 1) || !(b2 >= 0 && b2 < 1))
-    invalid("betas must be in [0, 1), got (" + std::to_string(b1) + ", " + std::to_string(b2) + ")");
-  if (!(o.weight_decay() >= 0)) invalid("weight_decay must be >= 0, got " + std::to_string(o.weight_decay()));
+  check_options(o);
   add_group(std::move(params));
   options_.push_back(o);
 }

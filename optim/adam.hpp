@@ -24,6 +24,8 @@ struct AdamOptions {
     return {{"lr", &lr_, nullptr},      {"beta1", &beta1_, nullptr},           {"beta2", &beta2_, nullptr},
             {"eps", &eps_, nullptr},    {"weight_decay", &weight_decay_, nullptr}, {"amsgrad", nullptr, &amsgrad_}};
   }
+  /// What is wrong with these options ("" when nothing): lr, eps, weight_decay >= 0, betas in [0, 1).
+  std::string problem() const;
 
  private:
   double beta1_ = 0.9, beta2_ = 0.999;
@@ -48,6 +50,9 @@ class Adam : public Optimizer {
  protected:
   Adam(const char* name, bool decoupled, std::vector<Tensor> params, AdamOptions options);
   std::vector<OptionField> group_fields(size_t g) override { return options_.at(g).fields(); }
+  std::string group_options_problem(size_t g, const std::map<std::string, double>& values) const override {
+    return options_problem(with_values(options_.at(g), values));
+  }
 
  private:
   bool decoupled_;

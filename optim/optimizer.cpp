@@ -1,6 +1,7 @@
 // Optimizer base: groups, state and state dicts.
 #include "optim/optimizer.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <set>
@@ -111,11 +112,10 @@ NamedTensors Optimizer::state_dict() const {
   return out;
 }
 
-void Optimizer::load_state_dict(const NamedTensors& dict) {
+Optimizer::Staged Optimizer::stage(const NamedTensors& dict) const {
   std::vector<std::string> problems;
-  std::vector<std::map<std::string, Tensor>> state(state_.size());
-  std::vector<std::pair<OptionField, double>> options;
-  std::set<std::string> option_names;
+  Staged staged{std::vector<std::map<std::string, Tensor>>(state_.size()),
+                std::vector<std::map<std::string, double>>(groups_.size())};
   const auto params = parameters();
   for (auto& [key, t] : dict) {
     size_t a = key.find('.'), b = a == std::string::npos ? a : key.find('.', a + 1);
@@ -133,19 +133,27 @@ void Optimizer::load_state_dict(const NamedTensors& dict) {
     }
     if (kind == "state" && index < params.size()) {
       const Tensor& p = params[index];
-      bool scalar_ok = t.numel() == 1 && t.dtype() == DType::f64 && field == "step";
-      if (!scalar_ok && (t.shape() != p.shape() || t.dtype() != p.dtype()))
+      const bool counter = t.numel() == 1 && t.dtype() == DType::f64 && field == "step";
+      if (!counter && (t.shape() != p.shape() || t.dtype() != p.dtype())) {
         problems.push_back("'" + key + "': expected " + dtype_name(p.dtype()) + " " + to_string(p.shape()) + ", got " +
                            dtype_name(t.dtype()) + " " + to_string(t.shape()));
-      else state[index][field] = t.detach().clone().detach();
+        continue;
+      }
+      const std::vector<double> values = t.to_vector();
+      if (counter && !(values[0] >= 0 && values[0] <= 9.0e15 && values[0] == std::floor(values[0])))
+        problems.push_back("'" + key + "' must be a whole number >= 0, got " + std::to_string(values[0]));
+      else if (!std::all_of(values.begin(), values.end(), [](double v) { return std::isfinite(v); }))
+        problems.push_back("'" + key + "' holds values that are not finite");
+      else staged.state[index][field] = t;
     } else if (kind == "param_groups" && index < groups_.size()) {
       bool found = false;
       for (auto& f : group_fields(index))
         if (field == f.name) {
           found = true;
+          const double v = t.numel() == 1 ? t.item() : 0.0;
           if (t.numel() != 1) problems.push_back("'" + key + "' must hold one value, got shape " + to_string(t.shape()));
-          else options.emplace_back(f, t.item());
-          option_names.insert(key);
+          else if (!f.number && v != 0 && v != 1) problems.push_back("'" + key + "' is a flag: 0 or 1, got " + std::to_string(v));
+          else if (!staged.options[index].emplace(field, v).second) problems.push_back("'" + key + "' appears twice");
         }
       if (!found) problems.push_back("unknown option '" + key + "'");
     } else {
@@ -153,21 +161,39 @@ void Optimizer::load_state_dict(const NamedTensors& dict) {
                          " parameters in " + std::to_string(groups_.size()) + " groups)");
     }
   }
-  for (size_t g = 0; g < groups_.size(); ++g)
+  for (size_t g = 0; g < groups_.size(); ++g) {
+    bool complete = true;
     for (auto& f : group_fields(g))
-      if (!option_names.count("param_groups." + std::to_string(g) + "." + f.name))
+      if (!staged.options[g].count(f.name)) {
         problems.push_back("missing option 'param_groups." + std::to_string(g) + "." + f.name + "'");
+        complete = false;
+      }
+    // The constructor's own check of the options as they would be after loading.
+    if (const std::string why = complete ? group_options_problem(g, staged.options[g]) : ""; !why.empty())
+      problems.push_back("param_groups." + std::to_string(g) + ": " + why);
+  }
   if (!problems.empty()) {
     std::string msg = std::string("tapegrad::optim::") + name_ + "::load_state_dict: " + std::to_string(problems.size()) +
                       " problem(s):";
     for (auto& p : problems) msg += "\n  " + p;
     throw std::invalid_argument(msg);
   }
-  for (auto& [f, v] : options) {
-    if (f.number) *f.number = v;
-    else *f.flag = v != 0;
-  }
-  state_ = std::move(state);
+  return staged;
+}
+
+void Optimizer::check_state_dict(const NamedTensors& dict) const { (void)stage(dict); }
+
+void Optimizer::load_state_dict(const NamedTensors& dict) {
+  Staged staged = stage(dict);
+  for (auto& per_param : staged.state)
+    for (auto& [field, t] : per_param) t = t.detach().clone().detach();
+  for (size_t g = 0; g < groups_.size(); ++g)
+    for (auto& f : group_fields(g)) {
+      const double v = staged.options[g].at(f.name);
+      if (f.number) *f.number = v;
+      else *f.flag = v != 0;
+    }
+  state_ = std::move(staged.state);
 }
 
 }  // namespace tapegrad::optim

@@ -4,6 +4,7 @@
 /// per-parameter state, zero_grad, and a state dict of the state and the options. Updates mutate
 /// the parameters' storage in place (handles are never rebound) with recording off, and skip
 /// parameters that have no gradient.
+#include <cmath>
 #include <map>
 #include <optional>
 #include <string>
@@ -72,9 +73,13 @@ class Optimizer {
   /// "state.<i>.<name>" for each parameter's state (i counts parameters across groups) and
   /// "param_groups.<g>.<option>" as 0-d float64 tensors; saveable with nn::save_safetensors.
   NamedTensors state_dict() const;
-  /// Restores a state dict of an optimizer of the same kind over the same parameter shapes; all
-  /// mismatches are reported in one std::invalid_argument and nothing is changed on error.
+  /// Restores a state dict of an optimizer of the same kind over the same parameter shapes. The
+  /// options are checked exactly as the constructor checks them (options_problem), flags must be 0
+  /// or 1, "step" counters whole numbers >= 0 and all state finite. Every problem is reported in one
+  /// std::invalid_argument and nothing is changed on error.
   void load_state_dict(const NamedTensors& state);
+  /// load_state_dict's checks alone: throws what it would throw, changes nothing.
+  void check_state_dict(const NamedTensors& state) const;
 
  protected:
   /// What every step() runs under: nothing is recorded on the tape, denormals are flushed
@@ -90,6 +95,33 @@ class Optimizer {
   void add_group(std::vector<Tensor> params);
   /// The options of group g, by name.
   virtual std::vector<OptionField> group_fields(size_t g) = 0;
+  /// What is wrong with group g's options once `values` (option name → value, flags as 0 / 1)
+  /// replace some of them, or "" when they are valid. Implementations return
+  /// options_problem(with_values(their options of g, values)): the constructor's own check.
+  virtual std::string group_options_problem(size_t g, const std::map<std::string, double>& values) const = 0;
+  /// The one check of an options struct, shared by the constructor (add_param_group) and
+  /// load_state_dict: every number finite, then the struct's own rules (Options::problem()).
+  template <class Options>
+  static std::string options_problem(Options o) {
+    for (auto& f : o.fields())
+      if (f.number && !std::isfinite(*f.number)) return std::string(f.name) + " must be finite, got " + std::to_string(*f.number);
+    return o.problem();
+  }
+  /// A copy of `o` with `values` (option name → value) replacing its fields.
+  template <class Options>
+  static Options with_values(Options o, const std::map<std::string, double>& values) {
+    for (auto& f : o.fields())
+      if (auto it = values.find(f.name); it != values.end()) {
+        if (f.number) *f.number = it->second;
+        else *f.flag = it->second != 0;
+      }
+    return o;
+  }
+  /// Throws invalid() when options_problem(o) finds something.
+  template <class Options>
+  void check_options(const Options& o) const {
+    if (auto why = options_problem(o); !why.empty()) invalid(why);
+  }
   std::vector<OptionField> group_fields(size_t g) const { return const_cast<Optimizer*>(this)->group_fields(g); }
   /// State tensor `name` of parameter i (counted across groups), created as full(p, init) on first use.
   Tensor& state(size_t i, const char* name, const Tensor& p, double init = 0.0);
@@ -114,6 +146,15 @@ class Optimizer {
   const char* name_;
   std::vector<std::vector<Tensor>> groups_;
   std::vector<std::map<std::string, Tensor>> state_;
+
+ private:
+  /// A state dict that passed every check: each parameter's state (the caller's tensors, cloned
+  /// when applied) and each group's options by name.
+  struct Staged {
+    std::vector<std::map<std::string, Tensor>> state;
+    std::vector<std::map<std::string, double>> options;
+  };
+  Staged stage(const NamedTensors& dict) const;
 };
 
 namespace detail {

@@ -10,12 +10,17 @@ RMSprop::RMSprop(std::vector<Tensor> params, RMSpropOptions options) : Optimizer
   add_param_group(std::move(params), options);
 }
 
+std::string RMSpropOptions::problem() const {
+  if (!(lr_ >= 0)) return "lr must be >= 0, got " + std::to_string(lr_);
+  if (!(alpha_ >= 0)) return "alpha must be >= 0, got " + std::to_string(alpha_);
+  if (!(eps_ >= 0)) return "eps must be >= 0, got " + std::to_string(eps_);
+  if (!(momentum_ >= 0)) return "momentum must be >= 0, got " + std::to_string(momentum_);
+  if (!(weight_decay_ >= 0)) return "weight_decay must be >= 0, got " + std::to_string(weight_decay_);
+  return "";
+}
+
 void RMSprop::add_param_group(std::vector<Tensor> params, RMSpropOptions o) {
-  if (!(o.lr() >= 0)) invalid("lr must be >= 0, got " + std::to_string(o.lr()));
-  if (!(o.alpha() >= 0)) invalid("alpha must be >= 0, got " + std::to_string(o.alpha()));
-  if (!(o.eps() >= 0)) invalid("eps must be >= 0, got " + std::to_string(o.eps()));
-  if (!(o.momentum() >= 0)) invalid("momentum must be >= 0, got " + std::to_string(o.momentum()));
-  if (!(o.weight_decay() >= 0)) invalid("weight_decay must be >= 0, got " + std::to_string(o.weight_decay()));
+  check_options(o);
   add_group(std::move(params));
   options_.push_back(o);
 }

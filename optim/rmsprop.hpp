@@ -19,6 +19,8 @@ struct RMSpropOptions {
     return {{"lr", &lr_, nullptr},           {"alpha", &alpha_, nullptr},       {"eps", &eps_, nullptr},
             {"weight_decay", &weight_decay_, nullptr}, {"momentum", &momentum_, nullptr}, {"centered", nullptr, &centered_}};
   }
+  /// What is wrong with these options ("" when nothing): every number >= 0.
+  std::string problem() const;
 };
 
 /// g = ∇ + λ·p;  s ← α·s + (1 − α)·g²;  centered: ḡ ← α·ḡ + (1 − α)·g, a = √(s − ḡ²) + ε, else a = √s + ε;
@@ -32,6 +34,9 @@ class RMSprop : public Optimizer {
 
  protected:
   std::vector<OptionField> group_fields(size_t g) override { return options_.at(g).fields(); }
+  std::string group_options_problem(size_t g, const std::map<std::string, double>& values) const override {
+    return options_problem(with_values(options_.at(g), values));
+  }
 
  private:
   std::vector<RMSpropOptions> options_;

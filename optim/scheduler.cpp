@@ -38,6 +38,14 @@ NamedTensors LRScheduler::state_dict() const {
 void LRScheduler::load_state_dict(const NamedTensors& state) {
   const int64_t e = state_count(state, "tapegrad::optim::LRScheduler", "last_epoch");
   std::vector<double> base = state_entry(state, "tapegrad::optim::LRScheduler", "base_lrs", static_cast<int64_t>(base_lrs_.size()));
+  // The rates this state gives must be ones the optimizer accepts: checked before anything changes.
+  for (size_t g = 0; g < base.size(); ++g) {
+    const double lr = lr_at(base[g], e);
+    if (!(base[g] >= 0 && std::isfinite(base[g]) && lr >= 0 && std::isfinite(lr)))
+      throw std::invalid_argument("tapegrad::optim::LRScheduler::load_state_dict: base_lrs[" + std::to_string(g) +
+                                  "] = " + std::to_string(base[g]) + " gives the learning rate " + std::to_string(lr) +
+                                  " at epoch " + std::to_string(e) + "; rates must be finite and >= 0");
+  }
   epoch_ = e;
   base_lrs_ = std::move(base);
   apply();
@@ -51,6 +59,7 @@ NamedTensors ReduceLROnPlateau::state_dict() const {
 
 void ReduceLROnPlateau::load_state_dict(const NamedTensors& state) {
   const double best = state_entry(state, "tapegrad::optim::ReduceLROnPlateau", "best", 1)[0];
+  if (std::isnan(best)) throw std::invalid_argument("tapegrad::optim::ReduceLROnPlateau::load_state_dict: 'best' is NaN");
   const int64_t bad = state_count(state, "tapegrad::optim::ReduceLROnPlateau", "num_bad_epochs");
   const int64_t cooldown = state_count(state, "tapegrad::optim::ReduceLROnPlateau", "cooldown_left");
   best_ = best;

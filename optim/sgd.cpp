@@ -6,13 +6,18 @@ namespace tapegrad::optim {
 
 SGD::SGD(std::vector<Tensor> params, SGDOptions options) : Optimizer("SGD") { add_param_group(std::move(params), options); }
 
+std::string SGDOptions::problem() const {
+  if (!(lr_ >= 0)) return "lr must be >= 0, got " + std::to_string(lr_);
+  if (!(momentum_ >= 0)) return "momentum must be >= 0, got " + std::to_string(momentum_);
+  if (!(weight_decay_ >= 0)) return "weight_decay must be >= 0, got " + std::to_string(weight_decay_);
+  if (nesterov_ && (momentum_ <= 0 || dampening_ != 0))
+    return "nesterov momentum requires momentum > 0 and dampening = 0, got momentum=" + std::to_string(momentum_) +
+           " dampening=" + std::to_string(dampening_);
+  return "";
+}
+
 void SGD::add_param_group(std::vector<Tensor> params, SGDOptions o) {
-  if (!(o.lr() >= 0)) invalid("lr must be >= 0, got " + std::to_string(o.lr()));
-  if (!(o.momentum() >= 0)) invalid("momentum must be >= 0, got " + std::to_string(o.momentum()));
-  if (!(o.weight_decay() >= 0)) invalid("weight_decay must be >= 0, got " + std::to_string(o.weight_decay()));
-  if (o.nesterov() && (o.momentum() <= 0 || o.dampening() != 0))
-    invalid("nesterov momentum requires momentum > 0 and dampening = 0, got momentum=" + std::to_string(o.momentum()) +
-            " dampening=" + std::to_string(o.dampening()));
+  check_options(o);
   add_group(std::move(params));
   options_.push_back(o);
 }

@@ -19,6 +19,9 @@ struct SGDOptions {
     return {{"lr", &lr_, nullptr}, {"momentum", &momentum_, nullptr}, {"dampening", &dampening_, nullptr},
             {"weight_decay", &weight_decay_, nullptr}, {"nesterov", nullptr, &nesterov_}};
   }
+  /// What is wrong with these options ("" when nothing): lr, momentum, weight_decay >= 0; nesterov
+  /// needs momentum > 0 and dampening 0.
+  std::string problem() const;
 };
 
 /// d = ∇ + λ·p;  with momentum μ: b ← d on the first step, else b ← μ·b + (1 − dampening)·d, and
@@ -33,6 +36,9 @@ class SGD : public Optimizer {
 
  protected:
   std::vector<OptionField> group_fields(size_t g) override { return options_.at(g).fields(); }
+  std::string group_options_problem(size_t g, const std::map<std::string, double>& values) const override {
+    return options_problem(with_values(options_.at(g), values));
+  }
 
  private:
   std::vector<SGDOptions> options_;

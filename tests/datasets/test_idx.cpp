@@ -95,8 +95,8 @@ TEST_CASE("read_idx rejects corrupt files with an error naming the file") {
               "more than 4 GiB");
   // 1 GB announced, 2 bytes present: a size mismatch found before any allocation.
   check_error("lying", {0, 0, 0x08, 1, 0x40, 0, 0, 0, 1, 2}, "size mismatch");
-  CHECK(idx_error(dir.file("missing")).find("no such file") != std::string::npos);
-  CHECK(idx_error(dir.path.string()).find("is a directory") != std::string::npos);
+  CHECK(idx_error(dir.file("missing")).find("No such file or directory") != std::string::npos);
+  CHECK(idx_error(dir.path.string()).find("Is a directory") != std::string::npos);
 }
 
 TEST_CASE("read_idx rejects truncated, lying and garbled gzip files") {
@@ -170,4 +170,29 @@ TEST_CASE("load_mnist explains missing and inconsistent files") {
   write_idx(d + "/t10k-images-idx3-ubyte", testing::make_u8({5, 784}, [](int64_t) { return 0; }));
   CHECK(error_of(Split::test).find("rank 3") != std::string::npos);
   CHECK_THROWS_AS(load_mnist(d + "/nope", Split::train), DatasetError);
+}
+
+TEST_CASE("IdxReader reads the header first, and load_mnist enforces a size limit before allocating") {
+  TempDir dir("idx_reader");
+  const std::string d = dir.path.string();
+  testing::write_toy_mnist(d, 30, 12, /*gzip=*/true);
+  IdxReader r(d + "/train-images-idx3-ubyte.gz");
+  CHECK(r.type() == IdxType::u8);
+  CHECK(r.dims() == std::vector<int64_t>{30, 28, 28});
+  CHECK(r.payload_bytes() == 30u * 784u);
+  std::vector<uint8_t> direct(r.payload_bytes());
+  r.read_into(direct.data());
+  CHECK(direct == read_idx(d + "/train-images-idx3-ubyte.gz").bytes);
+  // the limit: 30 images of 784 bytes are 23,520 bytes
+  auto error_of = [&](uint64_t max_bytes) -> std::string {
+    try {
+      load_mnist(d, Split::train, max_bytes);
+    } catch (const DatasetError& e) {
+      return e.what();
+    }
+    return "";
+  };
+  CHECK(error_of(23519).find("30 images are 23520 bytes, over the limit of 23519 bytes") != std::string::npos);
+  CHECK(error_of(23520).empty());
+  CHECK(load_mnist(d, Split::train, 23520)->images().to_vector() == load_mnist(d, Split::train)->images().to_vector());
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Writes small seed corpora for the fuzz harnesses: valid files of every kind the parsers accept
 (each IDX element type and rank, raw and gzip; safetensors of each dtype, empty, scalar, several
-tensors) and a few near-misses (truncated, trailing bytes, overlapping offsets).
+tensors) and a few near-misses (truncated, trailing bytes, overlapping offsets), including the
+hostile files of issue 14 (gzip members followed by garbage, repeated tensor names, deep nesting).
 
 Usage: make_seeds.py OUT_DIR   (creates OUT_DIR/idx and OUT_DIR/safetensors)
 """
@@ -61,6 +62,9 @@ def main():
     for name, data in list(seeds.items()):
         if name in ("u8_images", "f32", "truncated"):
             seeds[name + ".gz"] = gzip.compress(data, mtime=0)
+    # Several gzip members are one stream; bytes after the last member are garbage.
+    seeds["gz_members.gz"] = gzip.compress(seeds["i16"][:7], mtime=0) + gzip.compress(seeds["i16"][7:], mtime=0)
+    seeds["gz_trailing.gz"] = gzip.compress(seeds["u8_labels"], mtime=0) + b"garbage"
     # fuzz_idx reads a mode byte first: even = the file as is, odd = the harness gzips the rest.
     for name, data in seeds.items():
         with open(f"{out}/idx/{name}", "wb") as f:
@@ -86,6 +90,15 @@ def main():
         ),
     }
     st["truncated"] = st["multi"][:-5]
+    # Hand-written headers: a repeated tensor name (json.dumps cannot write one) and deep nesting
+    # within and beyond the reader's limit of 64.
+    def raw_header(text, data=b""):
+        return struct.pack("<Q", len(text)) + text.encode() + data
+    entry = '{"dtype":"F32","shape":[1],"data_offsets":[%d,%d]}'
+    st["duplicate_name"] = raw_header('{"w":%s,"w":%s}' % (entry % (0, 4), entry % (4, 8)), bytes(8))
+    st["deep_shape_63"] = raw_header('{"w":{"dtype":"F32","shape":%s,"data_offsets":[0,0]}}' % ("[" * 62 + "]" * 62))
+    st["deep_dtype_65"] = raw_header('{"w":{"dtype":%s,"shape":[1],"data_offsets":[0,4]}}' % ("[" * 65 + "]" * 65),
+                                     bytes(4))
     history = {"epochs": [{"epoch": 1, "seconds": 0.5, "steps": 2, "loss": 0.25, "accuracy": None}],
                "steps": 2, "stop_reason": ""}
     metadata = {"tapegrad.checkpoint": "1", "epoch": "1", "global_step": "2", "rng.default": "5 0 0",

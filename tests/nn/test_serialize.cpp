@@ -141,3 +141,16 @@ TEST_CASE("saving is atomic and validates names") {
   CHECK(read_all(path) == before);
   std::remove(path.c_str());
 }
+
+TEST_CASE("load_safetensors' header limit can be raised for files that need it") {
+  const std::string path = "serialize_big_header.safetensors";
+  nn::save_safetensors({{"w", tensor({1.0, 2.0}, {2})}}, path, {{"notes", std::string(100000, 'n')}});
+  CHECK_THROWS_WITH_AS(nn::load_safetensors(path, nullptr, 50000), doctest::Contains("exceeds the limit of 50000 bytes"),
+                       std::runtime_error);
+  nn::Metadata meta;
+  auto loaded = nn::load_safetensors(path, &meta, 200000);
+  REQUIRE(loaded.size() == 1);
+  CHECK(meta.at("notes").size() == 100000);
+  CHECK(nn::load_safetensors(path).size() == 1);  // the 16 MiB default
+  std::remove(path.c_str());
+}

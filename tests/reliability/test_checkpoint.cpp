@@ -269,3 +269,112 @@ TEST_CASE("resume and checkpoint errors name the problem") {
   // the model still trains after these errors
   CHECK(t.fit(1, "").epochs.size() == 1);
 }
+
+namespace {
+// Every byte of a state dict, names included: two equal snapshots mean nothing changed.
+std::vector<unsigned char> state_bytes(const nn::NamedTensors& state) {
+  std::vector<unsigned char> out;
+  for (const auto& [name, t] : state) {
+    out.insert(out.end(), name.begin(), name.end());
+    const Tensor& c = t;
+    const auto* p = reinterpret_cast<const unsigned char*>(c.data<char>());
+    out.insert(out.end(), p, p + c.numel() * static_cast<int64_t>(dtype_size(c.dtype())));
+  }
+  return out;
+}
+// The run's whole mutable state: model, optimizer (options included), learning rate, callbacks, RNGs.
+std::vector<unsigned char> run_state(Setup& s) {
+  auto out = testing::weight_bytes(*s.model);
+  for (const auto& part : {s.adam->state_dict(), nn::NamedTensors{{"lr", scalar(s.adam->lr(), DType::f64)}}}) {
+    auto b = state_bytes(part);
+    out.insert(out.end(), b.begin(), b.end());
+  }
+  for (const auto& cb : s.callbacks) {
+    auto b = state_bytes(cb->state_dict());
+    out.insert(out.end(), b.begin(), b.end());
+  }
+  for (const std::string& g : {default_generator().state(), s.dropout_gen.state()}) out.insert(out.end(), g.begin(), g.end());
+  return out;
+}
+void set_entry(nn::NamedTensors& state, const std::string& key, double v) {
+  bool found = false;
+  for (auto& [name, t] : state)
+    if (name == key) t = scalar(v, DType::f64), found = true;
+  REQUIRE_MESSAGE(found, key);
+}
+}  // namespace
+
+TEST_CASE("a resume with invalid optimizer options or state is refused and changes nothing") {
+  TempDir dir("invalid_resume");
+  Setup first(1, Callbacks::stateful);
+  first.fit(2, dir / "run.ckpt");
+  const nn::Checkpoint good = nn::load_checkpoint(dir / "run.ckpt");
+  struct Case {
+    const char* key;
+    double value;
+    const char* message;
+  };
+  for (const Case& c : {Case{"param_groups.0.lr", std::nan(""), "lr must be finite"},
+                        Case{"param_groups.0.lr", -1e-3, "lr must be >= 0"},
+                        Case{"param_groups.0.beta1", 2, "betas must be in [0, 1)"},
+                        Case{"param_groups.0.eps", -1, "eps must be >= 0"},
+                        Case{"param_groups.0.weight_decay", INFINITY, "weight_decay must be finite"},
+                        Case{"param_groups.0.amsgrad", 0.5, "is a flag: 0 or 1"},
+                        Case{"state.0.step", -5, "'state.0.step' must be a whole number >= 0"},
+                        Case{"state.1.step", 2.5, "must be a whole number"}}) {
+    CAPTURE(c.key);
+    CAPTURE(c.value);
+    auto bad = std::make_shared<nn::Checkpoint>(good);
+    set_entry(bad->optimizer, c.key, c.value);
+    // Through the optimizer directly, and through fit's resume.
+    Setup s(5, Callbacks::stateful);
+    const auto before = run_state(s);
+    CHECK_THROWS_WITH_AS(s.adam->load_state_dict(bad->optimizer), doctest::Contains(c.message), std::invalid_argument);
+    CHECK(run_state(s) == before);
+    CHECK_THROWS_WITH_AS(s.fit(4, "", bad), doctest::Contains(c.message), std::invalid_argument);
+    CHECK(run_state(s) == before);
+  }
+  // Non-finite moments are refused too.
+  auto nan_moment = std::make_shared<nn::Checkpoint>(good);
+  for (auto& [name, t] : nan_moment->optimizer)
+    if (name == "state.0.exp_avg_sq") t = full(t.shape(), std::nan(""), t.dtype());
+  Setup s(5, Callbacks::stateful);
+  CHECK_THROWS_WITH_AS(s.fit(4, "", nan_moment), doctest::Contains("'state.0.exp_avg_sq' holds values that are not finite"),
+                       std::invalid_argument);
+  // Control: the valid checkpoint resumes.
+  Setup ok(5, Callbacks::stateful);
+  CHECK(ok.fit(4, "", std::make_shared<nn::Checkpoint>(good)).epochs.size() == 4);
+}
+
+TEST_CASE("a resume that fails late (model, a scheduler, a generator) leaves every part as it was") {
+  TempDir dir("late_failure");
+  Setup first(1, Callbacks::stateful);
+  first.fit(2, dir / "run.ckpt");
+  const nn::Checkpoint good = nn::load_checkpoint(dir / "run.ckpt");
+  // the model's state does not fit: found after the callbacks were tried
+  auto wrong_model = std::make_shared<nn::Checkpoint>(good);
+  wrong_model->model[0].second = zeros({1});
+  // the scheduler (callback 1) holds a NaN base rate: found after callback 0 (EarlyStopping) loaded
+  auto nan_base = std::make_shared<nn::Checkpoint>(good);
+  for (auto& [name, t] : nan_base->callbacks)
+    if (name == "1.LearningRateScheduler.base_lrs") t = tensor({std::nan("")}, {1}, DType::f64);
+  // the last callback's state is unknown to it
+  auto last_bad = std::make_shared<nn::Checkpoint>(good);
+  last_bad->callbacks.emplace_back("2.ConvergenceStop.surprise", scalar(1.0, DType::f64));
+  // a generator state that does not parse
+  auto bad_rng = std::make_shared<nn::Checkpoint>(good);
+  bad_rng->rng["dropout"] = "not a state";
+  struct Case {
+    std::shared_ptr<nn::Checkpoint> ckpt;
+    const char* message;
+  };
+  for (const Case& c : {Case{wrong_model, "load_state_dict"}, Case{nan_base, "base_lrs[0] = nan"},
+                        Case{last_bad, "unknown state 'surprise'"}, Case{bad_rng, "generator 'dropout' is malformed"}}) {
+    CAPTURE(c.message);
+    Setup s(5, Callbacks::stateful);
+    s.fit(1, "");  // callbacks and optimizer with state of their own, not fresh ones
+    const auto before = run_state(s);
+    CHECK_THROWS_WITH_AS(s.fit(4, "", c.ckpt), doctest::Contains(c.message), std::invalid_argument);
+    CHECK(run_state(s) == before);
+  }
+}

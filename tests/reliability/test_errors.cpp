@@ -266,7 +266,7 @@ TEST_CASE("loaders, datasets and the training loop reject bad files and settings
   optim::SGD sgd(model.parameters());
   auto ce = [](const Tensor& o, const Tensor& t) { return F::cross_entropy(o, t); };
   run_cases({
-      {"read_idx missing", Kind::dataset, {"IDX file 'no/such.idx'", "no such file"}, [&] { datasets::read_idx("no/such.idx"); }},
+      {"read_idx missing", Kind::dataset, {"read_idx: cannot open 'no/such.idx'", "No such file or directory"}, [&] { datasets::read_idx("no/such.idx"); }},
       {"load_mnist missing", Kind::dataset, {"no/such/dir"}, [&] { datasets::load_mnist("no/such/dir", datasets::Split::train); }},
       {"load_safetensors missing", Kind::runtime, {"load_safetensors", "no/such.safetensors"}, [&] { nn::load_safetensors("no/such.safetensors"); }},
       {"load_checkpoint missing", Kind::runtime, {"no/such.ckpt"}, [&] { nn::load_checkpoint("no/such.ckpt"); }},
