@@ -77,15 +77,19 @@ Tensor reduce_axis(const Tensor& x, int64_t axis, Reduce kind) {
         }
         continue;
       }
+      if (red == 0) {  // only sum gets here (max/min of an empty axis are refused): Σ∅ = 0
+        std::fill_n(dst, inner, T(0));
+        continue;
+      }
       std::copy(base, base + inner, dst);
       for (int64_t r = 1; r < red; ++r) {
         const T* row = base + r * inner;
         if (kind == Reduce::sum)
           for (int64_t i = 0; i < inner; ++i) dst[i] += row[i];
-        else if (kind == Reduce::max)
-          for (int64_t i = 0; i < inner; ++i) dst[i] = row[i] > dst[i] ? row[i] : dst[i];
+        else if (kind == Reduce::max)  // NaN propagates, as in PyTorch: a NaN row value always wins
+          for (int64_t i = 0; i < inner; ++i) dst[i] = (row[i] > dst[i] || row[i] != row[i]) ? row[i] : dst[i];
         else
-          for (int64_t i = 0; i < inner; ++i) dst[i] = row[i] < dst[i] ? row[i] : dst[i];
+          for (int64_t i = 0; i < inner; ++i) dst[i] = (row[i] < dst[i] || row[i] != row[i]) ? row[i] : dst[i];
       }
     }
   });
@@ -201,9 +205,9 @@ Tensor argmax(const Tensor& x, int64_t axis_in, bool keepdim) {
     for (int64_t o = 0; o < outer; ++o)
       for (int64_t i = 0; i < inner; ++i) {
         const T* base = px + o * red * inner + i;
-        int64_t best = 0;
-        for (int64_t r = 1; r < red; ++r)
-          if (base[r * inner] > base[best * inner]) best = r;
+        int64_t best = 0;  // the first maximum; the first NaN if there is one (PyTorch's rule)
+        for (int64_t r = 1; r < red && !std::isnan(base[best * inner]); ++r)
+          if (base[r * inner] > base[best * inner] || std::isnan(base[r * inner])) best = r;
         po[o * inner + i] = best;
       }
   });
