@@ -1,5 +1,7 @@
 #include "optim/adam.hpp"
 
+#include "autograd/cpu.hpp"
+
 // GCC 12 warns that the AVX-512 intrinsics' internal _mm512_undefined_ps() "may be used uninitialized"
 // (a false positive, GCC bug 105593).
 #pragma GCC diagnostic push
@@ -115,7 +117,7 @@ __attribute__((target("avx512f"))) void adam_avx512_f32(const AdamStep<float>& s
 
 template <class T, bool kCoupledDecay, bool kAmsgrad>
 void adam_dispatch(const AdamStep<T>& s) {
-  static const bool avx512 = __builtin_cpu_supports("avx512f");
+  const bool avx512 = kernel_isa() >= Isa::avx512;  // the CPU has it, and no test forces a narrower path
   if constexpr (std::is_same_v<T, float>) {
     if (avx512) return adam_avx512_f32<kCoupledDecay, kAmsgrad>(s);
   }
