@@ -150,16 +150,39 @@ Tensor huber_loss(const Tensor& input, const Tensor& target, Reduction r, double
   return reduce(where(le(a, full_like(a, delta)), quadratic, linear), r);
 }
 
+namespace {
+/// −(t·log p + (1 − t)·log(1 − p)) per element, the logs clamped at −100 (PyTorch's rule, so p = 0
+/// or 1 gives a finite loss). Its gradient is PyTorch's too: (p − t) / max(p·(1 − p), 1e-12) for p,
+/// log(1 − p) − log(p) (clamped) for t, finite at p ∈ {0, 1} where the composite's 0/0 was NaN.
+/// The backward uses differentiable ops, so second order works.
+Tensor binary_cross_entropy_elements(const Tensor& probs, const Tensor& target) {
+  const double inf = std::numeric_limits<double>::infinity();
+  Tensor result;
+  {
+    NoGradGuard no_grad;
+    Tensor log_p = clamp(log(probs), -100.0, inf);
+    Tensor log_q = clamp(log(1.0 - probs), -100.0, inf);
+    result = neg(add(mul(target, log_p), mul(1.0 - target, log_q)));
+  }
+  return record("binary_cross_entropy", result, {probs, target}, save_for_backward(probs, target),
+                [inf](const BackwardContext& ctx) -> Grads {
+                  const Tensor &p = ctx.saved(0), &t = ctx.saved(1);
+                  Tensor gp, gt;
+                  if (ctx.needs(0)) gp = mul(ctx.grad, div(sub(p, t), clamp(mul(p, 1.0 - p), 1e-12, inf)));
+                  if (ctx.needs(1))
+                    gt = mul(ctx.grad, sub(clamp(log(1.0 - p), -100.0, inf), clamp(log(p), -100.0, inf)));
+                  return {gp, gt};
+                });
+}
+}  // namespace
+
 Tensor binary_cross_entropy(const Tensor& probs, const Tensor& target, Reduction r) {
   check_same_shape("binary_cross_entropy", probs, target);
   for (double p : probs.to_vector())
     if (!(p >= 0 && p <= 1))
       throw std::invalid_argument("tapegrad::nn::binary_cross_entropy: every input must be a probability in [0, 1], got " +
                                   std::to_string(p) + " in input " + to_string(probs.shape()));
-  const double inf = std::numeric_limits<double>::infinity();
-  Tensor log_p = clamp(log(probs), -100.0, inf);
-  Tensor log_q = clamp(log(1.0 - probs), -100.0, inf);
-  return reduce(neg(add(mul(target, log_p), mul(1.0 - target, log_q))), r);
+  return reduce(binary_cross_entropy_elements(probs, target), r);
 }
 
 Tensor binary_cross_entropy_with_logits(const Tensor& logits, const Tensor& target, Reduction r) {

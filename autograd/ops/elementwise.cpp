@@ -133,8 +133,14 @@ Tensor pow(const Tensor& a, const Tensor& b) {
       "pow", result, {a, b}, save_for_backward(a, b),
       [](const BackwardContext& ctx) -> Grads {
         const Tensor &a = ctx.saved(0), &b = ctx.saved(1);
-        return {ctx.needs(0) ? sum_to(mul(ctx.grad, mul(b, pow(a, sub(b, 1.0)))), a.shape()) : Tensor(),
-                ctx.needs(1) ? sum_to(mul(ctx.grad, mul(ctx.result, log(a))), b.shape()) : Tensor()};
+        Tensor gb;
+        if (ctx.needs(1)) {
+          // d(a^b)/db = a^b · ln a; where a = 0 and b ≥ 0 that is 0 · (−inf): take it as 0, as PyTorch does.
+          Tensor zero = scalar_like(a, 0.0);
+          Tensor at_zero = mul(eq(a, zero), ge(b, zero));
+          gb = sum_to(mul(ctx.grad, where(at_zero, zero, mul(ctx.result, log(a)))), b.shape());
+        }
+        return {ctx.needs(0) ? sum_to(mul(ctx.grad, mul(b, pow(a, sub(b, 1.0)))), a.shape()) : Tensor(), gb};
       },
       /*save_result=*/true);
 }
