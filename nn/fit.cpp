@@ -500,6 +500,7 @@ History fit(Module& model, optim::Optimizer& optimizer, const LossFn& loss,
 
 Evaluation evaluate(Module& model, const LossFn& loss, const datasets::Dataset& data, int64_t batch_size) {
   if (batch_size <= 0) throw std::invalid_argument("evaluate: batch_size must be positive, got " + std::to_string(batch_size));
+  if (data.size() == 0) throw std::invalid_argument("evaluate: the dataset is empty (no loss or accuracy to report)");
   NotAnOpScope not_an_op;  // inference records nothing: the Profiler must not charge it to the next op
   ModeRestorer restore{model, model.is_training()};
   model.eval();
@@ -516,7 +517,7 @@ Evaluation evaluate(Module& model, const LossFn& loss, const datasets::Dataset& 
       ev.confusion->update(outputs, batch.y);
     }
   }
-  ev.loss = ev.samples ? loss_sum / static_cast<double>(ev.samples) : 0.0;
+  ev.loss = loss_sum / static_cast<double>(ev.samples);
   return ev;
 }
 

@@ -41,6 +41,7 @@ void Optimizer::invalid(const std::string& what) const {
 }
 
 void Optimizer::add_group(std::vector<Tensor> params) {
+  if (params.empty()) invalid("got an empty parameter list (group " + std::to_string(groups_.size()) + ")");
   std::set<const TensorImpl*> seen;
   for (auto& g : groups_)
     for (auto& p : g) seen.insert(p.impl().get());

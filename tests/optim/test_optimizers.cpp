@@ -138,6 +138,9 @@ TEST_CASE("options are validated in the constructor") {
   CHECK_THROWS_AS(Adam({p}, AdamOptions().eps(-1)), std::invalid_argument);
   CHECK_THROWS_AS(AdamW({p}, AdamWOptions().weight_decay(-0.1)), std::invalid_argument);
   CHECK_THROWS_AS(RMSprop({p}, RMSpropOptions().momentum(-1)), std::invalid_argument);
+  // PyTorch: "optimizer got an empty parameter list" — a model with no parameters trains nothing
+  CHECK_THROWS_WITH_AS(SGD({}, SGDOptions(0.1)), doctest::Contains("empty parameter list"), std::invalid_argument);
+  CHECK_THROWS_WITH_AS(Adam({}, AdamOptions()), doctest::Contains("empty parameter list"), std::invalid_argument);
   CHECK_THROWS_AS(Adagrad({p}, AdagradOptions().lr_decay(-1)), std::invalid_argument);
   CHECK_THROWS_AS(SGD({Tensor()}), std::invalid_argument);
   CHECK_THROWS_AS(SGD({p, p}), std::invalid_argument);

@@ -74,6 +74,9 @@ TEST_CASE("fit learns the blobs and reports per-epoch loss and accuracy") {
   REQUIRE(ev.confusion);
   CHECK(ev.accuracy() > 0.9);
   CHECK(model->is_training());  // evaluate restores the mode
+  auto nothing = std::make_shared<datasets::TensorDataset>(zeros({0, 2}), index_tensor({}, Shape{0}));
+  CHECK_THROWS_WITH_AS(nn::evaluate(*model, ce, *nothing, 64), doctest::Contains("the dataset is empty"),
+                       std::invalid_argument);  // was loss 0 over 0 samples
   Tensor logits = nn::predict(*model, *test, 64);
   CHECK(logits.shape() == Shape{150, 3});
   CHECK(nn::accuracy(logits, test->y()) == doctest::Approx(ev.accuracy()));
