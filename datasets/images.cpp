@@ -34,10 +34,10 @@ std::shared_ptr<uint8_t> ImageDataset::allocate_pixels(size_t n) {
 
 namespace {
 
-/// out[r, :] = float(rows[r][:]) · scale for `count` rows, rows[r] = base + row(r) · width bytes.
+/// out[r, :] = float(rows[r][:]) / divisor for `count` rows, rows[r] = base + row(r) · width bytes.
 /// Rows a few ahead are prefetched: a shuffled gather is bound by the latency of scattered rows.
 template <class RowOf>
-void convert_rows(const uint8_t* base, int64_t width, int64_t count, RowOf row, float scale, float* out) {
+void convert_rows(const uint8_t* base, int64_t width, int64_t count, RowOf row, float divisor, float* out) {
   constexpr int64_t kAhead = 4;
   for (int64_t r = 0; r < count; ++r) {
     if (r + kAhead < count) {
@@ -47,22 +47,22 @@ void convert_rows(const uint8_t* base, int64_t width, int64_t count, RowOf row, 
     }
     const uint8_t* src = base + row(r) * width;
     float* dst = out + r * width;
-    for (int64_t k = 0; k < width; ++k) dst[k] = static_cast<float>(src[k]) * scale;
+    for (int64_t k = 0; k < width; ++k) dst[k] = static_cast<float>(src[k]) / divisor;
   }
 }
 
 }  // namespace
 
-ImageDataset::ImageDataset(const std::vector<uint8_t>& pixels, Shape sample_shape, Tensor labels, float scale)
-    : sample_shape_(std::move(sample_shape)), labels_(std::move(labels)), scale_(scale) {
+ImageDataset::ImageDataset(const std::vector<uint8_t>& pixels, Shape sample_shape, Tensor labels, float divisor)
+    : sample_shape_(std::move(sample_shape)), labels_(std::move(labels)), divisor_(divisor) {
   check_sizes(static_cast<int64_t>(pixels.size()));  // before allocating
   pixels_ = allocate_pixels(pixels.size());
   if (!pixels.empty()) std::memcpy(pixels_.get(), pixels.data(), pixels.size());
 }
 
 ImageDataset::ImageDataset(std::shared_ptr<uint8_t> pixels, int64_t pixel_bytes, Shape sample_shape, Tensor labels,
-                           float scale)
-    : pixels_(std::move(pixels)), sample_shape_(std::move(sample_shape)), labels_(std::move(labels)), scale_(scale) {
+                           float divisor)
+    : pixels_(std::move(pixels)), sample_shape_(std::move(sample_shape)), labels_(std::move(labels)), divisor_(divisor) {
   if (!pixels_) throw std::invalid_argument("ImageDataset: null pixel buffer");
   check_sizes(pixel_bytes);
 }
@@ -70,7 +70,8 @@ ImageDataset::ImageDataset(std::shared_ptr<uint8_t> pixels, int64_t pixel_bytes,
 void ImageDataset::check_sizes(int64_t pixel_bytes) {
   if (!labels_.defined() || labels_.dim() == 0)
     throw std::invalid_argument("ImageDataset: labels must be a defined tensor of rank >= 1");
-  if (!std::isfinite(scale_)) throw std::invalid_argument("ImageDataset: scale must be finite");
+  if (!std::isfinite(divisor_) || divisor_ == 0)
+    throw std::invalid_argument("ImageDataset: the divisor must be finite and non-zero, got " + std::to_string(divisor_));
   sample_bytes_ = 1;
   for (int64_t d : sample_shape_) {
     if (d <= 0)
@@ -101,7 +102,7 @@ Batch ImageDataset::get(const std::vector<int64_t>& indices) const {
   NoGradGuard no_grad;
   const int64_t n = static_cast<int64_t>(indices.size());
   Tensor x = Tensor::empty(batch_shape(n, sample_shape_), DType::f32);
-  convert_rows(pixels_.get(), sample_bytes_, n, [&](int64_t r) { return indices[static_cast<size_t>(r)]; }, scale_,
+  convert_rows(pixels_.get(), sample_bytes_, n, [&](int64_t r) { return indices[static_cast<size_t>(r)]; }, divisor_,
                x.mutable_data<float>());
   return {x, index_select(labels_, 0, index_tensor(indices))};
 }
@@ -112,7 +113,7 @@ Batch ImageDataset::range(int64_t begin, int64_t end) const {
                             ") outside [0, " + std::to_string(size_) + ")");
   NoGradGuard no_grad;
   Tensor x = Tensor::empty(batch_shape(end - begin, sample_shape_), DType::f32);
-  convert_rows(pixels_.get(), sample_bytes_, end - begin, [&](int64_t r) { return begin + r; }, scale_, x.mutable_data<float>());
+  convert_rows(pixels_.get(), sample_bytes_, end - begin, [&](int64_t r) { return begin + r; }, divisor_, x.mutable_data<float>());
   return {x, slice(labels_, 0, begin, end)};
 }
 

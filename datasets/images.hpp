@@ -30,13 +30,14 @@ class ImageDataset final : public Dataset {
  public:
   /// `pixels` holds N samples of `sample_shape` (e.g. {1, 28, 28}), sample after sample; `labels`
   /// is any tensor whose first dimension is N (int64 [N] for classification). N may be 0 (an empty
-  /// dataset: no batches; fit refuses it). Throws std::invalid_argument when the sizes disagree or
-  /// scale is not finite. The pixels are copied once.
-  ImageDataset(const std::vector<uint8_t>& pixels, Shape sample_shape, Tensor labels, float scale = 1.0f / 255.0f);
+  /// dataset: no batches; fit refuses it). Each batch holds float(byte) / divisor, the exact
+  /// division (PyTorch's and torchvision's x / 255, bit for bit). Throws std::invalid_argument when
+  /// the sizes disagree or the divisor is not finite and non-zero. The pixels are copied once.
+  ImageDataset(const std::vector<uint8_t>& pixels, Shape sample_shape, Tensor labels, float divisor = 255.0f);
   /// The same over `pixel_bytes` bytes at `pixels`, taken without a copy: a loader reads a file
   /// straight into allocate_pixels(n) and hands the buffer over.
   ImageDataset(std::shared_ptr<uint8_t> pixels, int64_t pixel_bytes, Shape sample_shape, Tensor labels,
-               float scale = 1.0f / 255.0f);
+               float divisor = 255.0f);
 
   /// Uninitialised memory for `n` bytes of pixels that asks the kernel for transparent huge pages
   /// when it spans at least one (the gather of shuffled batches is TLB-bound). Throws
@@ -54,7 +55,7 @@ class ImageDataset final : public Dataset {
   Tensor images() const;
   const Tensor& labels() const { return labels_; }
   const Shape& sample_shape() const { return sample_shape_; }
-  float scale() const { return scale_; }
+  float divisor() const { return divisor_; }
   /// Bytes per sample (the product of sample_shape).
   int64_t sample_bytes() const { return sample_bytes_; }
 
@@ -63,7 +64,7 @@ class ImageDataset final : public Dataset {
   std::shared_ptr<uint8_t> pixels_;  // size_ · sample_bytes_ bytes, huge-page advised when large
   Shape sample_shape_;
   Tensor labels_;
-  float scale_;
+  float divisor_;
   int64_t size_ = 0, sample_bytes_ = 0;
 };
 

@@ -61,7 +61,7 @@ std::shared_ptr<ImageDataset> load_mnist(const std::string& dir, Split split, ui
   // samples [1, rows, cols], scaled to [0, 1] batch by batch
   return std::make_shared<ImageDataset>(std::move(pixels), static_cast<int64_t>(images.payload_bytes()),
                                         Shape{1, images.dims()[1], images.dims()[2]},
-                                        idx_to_tensor(label_array, DType::i64), 1.0f / 255.0f);
+                                        idx_to_tensor(label_array, DType::i64), 255.0f);
 }
 
 }  // namespace tapegrad::datasets

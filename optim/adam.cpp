@@ -33,6 +33,7 @@ std::string AdamOptions::problem() const {
 }
 
 void Adam::add_param_group(std::vector<Tensor> params, AdamOptions o) {
+  if (decoupled_ && !o.weight_decay_set()) o.weight_decay(1e-2);  // AdamW's default
   check_options(o);
   add_group(std::move(params));
   options_.push_back(o);

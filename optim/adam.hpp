@@ -16,10 +16,19 @@ struct AdamOptions {
   std::pair<double, double> betas() const { return {beta1_, beta2_}; }
   TAPEGRAD_OPTION(double, lr, 1e-3);
   TAPEGRAD_OPTION(double, eps, 1e-8);
-  TAPEGRAD_OPTION(double, weight_decay, 0.0);
   TAPEGRAD_OPTION(bool, amsgrad, false);
 
  public:
+  /// λ. Unless set, Adam uses 0 and AdamW 1e-2 (PyTorch's defaults), whichever options type was
+  /// passed: `AdamW(params, AdamOptions(1e-3))` decays like PyTorch's AdamW(lr=1e-3).
+  AdamOptions& weight_decay(double v) {
+    weight_decay_ = v;
+    weight_decay_set_ = true;
+    return *this;
+  }
+  double weight_decay() const { return weight_decay_; }
+  bool weight_decay_set() const { return weight_decay_set_; }
+
   std::vector<OptionField> fields() {
     return {{"lr", &lr_, nullptr},      {"beta1", &beta1_, nullptr},           {"beta2", &beta2_, nullptr},
             {"eps", &eps_, nullptr},    {"weight_decay", &weight_decay_, nullptr}, {"amsgrad", nullptr, &amsgrad_}};
@@ -29,9 +38,11 @@ struct AdamOptions {
 
  private:
   double beta1_ = 0.9, beta2_ = 0.999;
+  double weight_decay_ = 0.0;
+  bool weight_decay_set_ = false;
 };
 
-/// AdamW's options: the same fields, weight_decay defaulting to 1e-2.
+/// AdamW's options: the same fields, weight_decay 1e-2.
 struct AdamWOptions : AdamOptions {
   explicit AdamWOptions(double lr = 1e-3) : AdamOptions(lr) { weight_decay(1e-2); }
 };
@@ -62,8 +73,8 @@ class Adam : public Optimizer {
 /// Adam with decoupled weight decay (Loshchilov & Hutter): p ← p·(1 − lr·λ) before the Adam step.
 class AdamW : public Adam {
  public:
-  /// Takes AdamOptions so that chained setters (which return AdamOptions&) work; the default is
-  /// AdamWOptions (weight_decay 1e-2).
+  /// Takes AdamOptions so that chained setters (which return AdamOptions&) work; a weight_decay
+  /// left unset is 1e-2, PyTorch's AdamW default.
   AdamW(std::vector<Tensor> params, AdamOptions options = AdamWOptions()) : Adam("AdamW", true, std::move(params), options) {}
 };
 

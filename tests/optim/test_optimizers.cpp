@@ -139,6 +139,11 @@ TEST_CASE("options are validated in the constructor") {
   CHECK_THROWS_AS(AdamW({p}, AdamWOptions().weight_decay(-0.1)), std::invalid_argument);
   CHECK_THROWS_AS(RMSprop({p}, RMSpropOptions().momentum(-1)), std::invalid_argument);
   // PyTorch: "optimizer got an empty parameter list" — a model with no parameters trains nothing
+  // AdamW's weight decay defaults to PyTorch's 1e-2 whichever options type it is given
+  CHECK(AdamW({p}, AdamOptions(1e-3)).options().weight_decay() == 1e-2);
+  CHECK(AdamW({p}, AdamOptions(1e-3).betas(0.9, 0.99)).options().weight_decay() == 1e-2);
+  CHECK(AdamW({p}, AdamOptions(1e-3).weight_decay(0)).options().weight_decay() == 0);
+  CHECK(Adam({p}, AdamOptions(1e-3)).options().weight_decay() == 0);
   CHECK_THROWS_WITH_AS(SGD({}, SGDOptions(0.1)), doctest::Contains("empty parameter list"), std::invalid_argument);
   CHECK_THROWS_WITH_AS(Adam({}, AdamOptions()), doctest::Contains("empty parameter list"), std::invalid_argument);
   CHECK_THROWS_AS(Adagrad({p}, AdagradOptions().lr_decay(-1)), std::invalid_argument);
