@@ -200,6 +200,16 @@ class NodeIndex {
   size_t& operator[](const Node* n) { return values_[slot(n)]; }
   size_t at(const Node* n) const { return values_[slot(n)]; }
   bool contains(const Node* n) const { return !keys_.empty() && keys_[slot(n)] == n; }
+  /// Empties the map, keeping its capacity unless it grew past `keep` slots.
+  void clear(size_t keep) {
+    if (keys_.size() > keep) {
+      keys_ = {};
+      values_ = {};
+    } else if (size_) {
+      std::fill(keys_.begin(), keys_.end(), nullptr);
+    }
+    size_ = 0;
+  }
 
  private:
   size_t slot(const Node* n) const {
@@ -237,7 +247,35 @@ struct GraphTask {
   std::vector<char> needed;                       // grad(): order[i] leads to a requested input
   bool filtered = false;                          // whether `needed` applies
   bool is_needed(const Node* n) const { return !filtered || needed[index.at(n)]; }
+
+  /// A cleared task from this thread's cache: a training loop's backward then allocates nothing
+  /// for its bookkeeping. Nested calls take another one.
+  static std::unique_ptr<GraphTask> acquire();
+  static void recycle(std::unique_ptr<GraphTask> task);
 };
+
+namespace {
+thread_local std::vector<std::unique_ptr<GraphTask>> t_task_cache;
+}
+
+std::unique_ptr<GraphTask> GraphTask::acquire() {
+  if (t_task_cache.empty()) return std::make_unique<GraphTask>();
+  std::unique_ptr<GraphTask> task = std::move(t_task_cache.back());
+  t_task_cache.pop_back();
+  return task;
+}
+
+void GraphTask::recycle(std::unique_ptr<GraphTask> task) {
+  constexpr size_t kKeep = size_t(1) << 16;  // a larger graph's bookkeeping goes back to the system
+  task->order.clear();
+  task->buffers.clear();  // also drops any gradient a failed call left behind
+  task->needed.clear();
+  task->filtered = false;
+  task->index.clear(kKeep);
+  if (task->order.capacity() > kKeep) task->order = {};
+  if (task->buffers.capacity() > kKeep) task->buffers = {};
+  if (t_task_cache.size() < 4) t_task_cache.push_back(std::move(task));
+}
 
 namespace {
 thread_local const GraphTask* t_task = nullptr;  // the task whose node is running on this thread
@@ -331,7 +369,11 @@ std::vector<Tensor> Engine::run(const std::vector<Tensor>& outputs, const std::v
   }
 
   // Collect reachable nodes without recursion.
-  GraphTask task;
+  struct TaskLease {  // returns the task to the cache however the call ends
+    std::unique_ptr<GraphTask> task = GraphTask::acquire();
+    ~TaskLease() { GraphTask::recycle(std::move(task)); }
+  } lease;
+  GraphTask& task = *lease.task;
   std::vector<Node*> stack;
   for (auto& r : roots)
     if (task.index.insert(r.first.get())) stack.push_back(r.first.get());
