@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <latch>
 #include <thread>
 #include <vector>
 
@@ -22,9 +23,9 @@ struct Draws {
 };
 
 Draws draw(Generator& gen = default_generator()) {
-  nn::Linear layer(16, 8, true, gen);
-  std::vector<double> normal = randn({32}, DType::f64, gen).to_vector();
-  return {layer.weight.to_vector(), layer.bias.to_vector(), normal, layer(ones({4, 16})).to_vector()};
+  nn::Linear layer(64, 32, true, gen);
+  std::vector<double> normal = randn({1 << 14}, DType::f64, gen).to_vector();
+  return {layer.weight.to_vector(), layer.bias.to_vector(), normal, layer(ones({4, 64})).to_vector()};
 }
 
 /// The same draws from a fresh Generator(seed), on the calling thread.
@@ -40,7 +41,12 @@ TEST_CASE("threads drawing concurrently each get their own stream, derived from 
   constexpr int kThreads = 4;
   std::vector<Draws> got(kThreads);
   std::vector<std::thread> workers;
-  for (int i = 0; i < kThreads; ++i) workers.emplace_back([&got, i] { got[static_cast<size_t>(i)] = draw(); });
+  std::latch start(kThreads);  // all draw at once, so that a shared generator would overlap
+  for (int i = 0; i < kThreads; ++i)
+    workers.emplace_back([&got, &start, i] {
+      start.arrive_and_wait();
+      got[static_cast<size_t>(i)] = draw();
+    });
   for (auto& w : workers) w.join();
   // Which worker drew first (k = 1) depends on scheduling; the set of streams does not.
   std::vector<Draws> want;
@@ -69,8 +75,10 @@ TEST_CASE("a thread that calls manual_seed itself is reproducible whatever the s
   constexpr int kThreads = 3;
   std::vector<Draws> got(kThreads);
   std::vector<std::thread> workers;
+  std::latch start(kThreads);
   for (int i = 0; i < kThreads; ++i)
-    workers.emplace_back([&got, i] {
+    workers.emplace_back([&got, &start, i] {
+      start.arrive_and_wait();
       manual_seed(100 + static_cast<uint64_t>(i));
       got[static_cast<size_t>(i)] = draw();
     });
