@@ -324,7 +324,11 @@ Tensor arange(double start, double stop, double step, DType dtype) {
     throw std::invalid_argument("tapegrad::arange: needs finite start/stop and a non-zero step, got start=" +
                                 std::to_string(start) + " stop=" + std::to_string(stop) +
                                 " step=" + std::to_string(step));
-  int64_t n = std::max<int64_t>(0, static_cast<int64_t>(std::ceil((stop - start) / step)));
+  const double count = std::ceil((stop - start) / step);
+  if (!(count < 0x1p62))  // too many (or NaN): casting it to int64 would be undefined
+    throw ShapeError("tapegrad::arange: start=" + std::to_string(start) + " stop=" + std::to_string(stop) +
+                     " step=" + std::to_string(step) + " gives 2^62 or more elements");
+  const int64_t n = count > 0 ? static_cast<int64_t>(count) : 0;
   Tensor t = Tensor::empty(Shape{n}, dtype);
   kernels::dispatch_all(dtype, [&](auto z) {
     using T = decltype(z);

@@ -26,6 +26,15 @@ TEST_CASE("a shape whose element count overflows int64 is a ShapeError naming th
   CHECK_THROWS_AS(Shape({1LL << 40, 0, 1LL << 40}).numel(), ShapeError);
 }
 
+TEST_CASE("arange with more elements than int64 can count is a ShapeError") {
+  // The element count was cast from double to int64 unchecked (undefined; 0 elements on x86).
+  CHECK_THROWS_WITH_AS(arange(0, 1e300), doctest::Contains("tapegrad::arange"), ShapeError);
+  CHECK_THROWS_AS(arange(0, 1, 1e-300), ShapeError);
+  CHECK_THROWS_AS(arange(-1e300, 1e300, 1e-300), ShapeError);
+  CHECK(arange(1e300, 0).numel() == 0);
+  CHECK(arange(0, 3).numel() == 3);
+}
+
 TEST_CASE("a tensor whose byte size exceeds PTRDIFF_MAX is refused before allocating") {
   // 2^62 float64 elements: 2^65 bytes, which wrapped to a 0-byte buffer claiming 2^62 elements.
   CHECK_THROWS_WITH_AS(Tensor::empty({1LL << 62}, DType::f64), doctest::Contains("[4611686018427387904]"), ShapeError);
