@@ -3,7 +3,7 @@ BUILD ?= build
 JOBS ?= 2
 CMAKE_FLAGS ?=
 
-.PHONY: all deps configure build test demo demo-fashion demo-cnn bench bench-compare test-sanitize clean
+.PHONY: all deps configure build test demo demo-fashion demo-cnn bench bench-compare test-sanitize test-tsan clean
 
 all: build
 
@@ -51,6 +51,15 @@ test-sanitize: deps
 	@cmake --build build-sanitize -j $(JOBS)
 	@cd build-sanitize && ctest --output-on-failure -j $(JOBS)
 
+## The thread tests (tests/threads) under ThreadSanitizer: only that test binary is built and run.
+## One OpenBLAS thread: libopenblas is not instrumented, so TSan cannot see its own pool's locks.
+## No suppressions are needed today; if OpenBLAS ever is reported, add a file for it (third-party
+## frames only) and pass it as TSAN_OPTIONS=suppressions=... here.
+test-tsan: deps
+	@cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTAPEGRAD_TSAN=ON -DTAPEGRAD_BENCH=OFF -DTAPEGRAD_EXAMPLES=OFF > /dev/null
+	@cmake --build build-tsan -j $(JOBS) --target test_threads
+	@cd build-tsan && OPENBLAS_NUM_THREADS=1 TSAN_OPTIONS="halt_on_error=1" ctest --output-on-failure -j $(JOBS) -R '^threads:'
+
 ## libFuzzer on the IDX reader and the safetensors loader (clang++, ASan + UBSan), FUZZ_SECONDS each.
 FUZZ_SECONDS ?= 60
 .PHONY: fuzz
@@ -58,4 +67,4 @@ fuzz:
 	@bash scripts/fuzz.sh $(FUZZ_SECONDS)
 
 clean:
-	@rm -rf $(BUILD) build-sanitize
+	@rm -rf $(BUILD) build-sanitize build-tsan

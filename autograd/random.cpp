@@ -1,6 +1,7 @@
 #include "autograd/random.hpp"
 
 #include <cmath>
+#include <mutex>
 #include <sstream>
 
 #include "autograd/kernels.hpp"
@@ -40,11 +41,41 @@ void Generator::set_state(const std::string& s) {
   spare_ = spare;
 }
 
+uint64_t thread_seed(uint64_t seed, uint64_t k) {
+  if (k == 0) return seed;
+  uint64_t z = seed + k * 0x9e3779b97f4a7c15ULL;
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+
+namespace {
+// The base seed and the index of the next thread generator: touched once per thread (its first
+// draw) and by manual_seed, never per draw.
+std::mutex g_seed_mutex;
+uint64_t g_seed = 0x5eed;  // Generator's default seed
+uint64_t g_next = 0;
+
+Generator next_thread_generator() {
+  std::lock_guard<std::mutex> lock(g_seed_mutex);
+  return Generator(thread_seed(g_seed, g_next++));
+}
+}  // namespace
+
 Generator& default_generator() {
-  static Generator g;
+  thread_local Generator g = next_thread_generator();
   return g;
 }
-void manual_seed(uint64_t seed) { default_generator() = Generator(seed); }
+
+void manual_seed(uint64_t seed) {
+  Generator& g = default_generator();  // created first: its creation must not consume the new count
+  {
+    std::lock_guard<std::mutex> lock(g_seed_mutex);
+    g_seed = seed;
+    g_next = 1;  // this thread is k = 0
+  }
+  g = Generator(seed);
+}
 
 Tensor rand(const Shape& shape, DType dtype, Generator& gen, double low, double high) {
   if (!(low <= high))

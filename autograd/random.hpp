@@ -1,7 +1,9 @@
 #pragma once
 /// \file random.hpp
 /// One seedable generator serves every random thing in tapegrad (rand, randn, initializers,
-/// dropout, shuffling), so a run with the same seed is bitwise reproducible.
+/// dropout, shuffling), so a run with the same seed is bitwise reproducible. The default one is
+/// per thread (see default_generator for how each thread's is seeded); a Generator object itself
+/// is not thread-safe: share one between threads only under a lock of your own.
 #include <cstdint>
 #include <random>
 
@@ -30,10 +32,27 @@ class Generator {
   double spare_ = 0.0;
 };
 
-/// The process-wide default generator.
+/// The calling thread's default generator. Each thread has its own (thread_local, no lock), so
+/// threads that initialise layers or call randn concurrently never share generator state.
+///
+/// Seeding rule. A thread's generator is created on its first use, seeded with
+/// `thread_seed(seed, k)`: `seed` is the last value given to manual_seed (0x5eed before any), and
+/// `k` counts the generators created since that call — the calling thread of manual_seed holds
+/// k = 0, and thread_seed(seed, 0) = seed. Hence:
+///   - a single-threaded program draws exactly the stream of Generator(seed), as it always has;
+///   - after `manual_seed(s)` on the main thread, worker threads get thread_seed(s, 1),
+///     thread_seed(s, 2), ... in the order of their first draw: deterministic when they start
+///     drawing one after another; when they start concurrently, which worker gets which k depends
+///     on scheduling (the set of streams does not). For a per-thread stream that never depends on
+///     scheduling, call manual_seed in the thread itself or pass a Generator explicitly.
+/// Generators that already exist on other threads are not reseeded by manual_seed.
 Generator& default_generator();
-/// Seeds the default generator.
+/// Seeds the calling thread's default generator with `seed`, and makes `seed` the base from which
+/// the generators of threads created afterwards are derived (see default_generator).
 void manual_seed(uint64_t seed);
+/// The seed of the k-th thread generator derived from `seed`: `seed` itself for k = 0, otherwise
+/// splitmix64(seed + k·0x9e3779b97f4a7c15), so nearby seeds and indices give unrelated streams.
+uint64_t thread_seed(uint64_t seed, uint64_t k);
 
 /// Uniform [low, high).
 Tensor rand(const Shape& shape, DType dtype = DType::f32, Generator& gen = default_generator(),

@@ -10,6 +10,9 @@
 
 namespace tapegrad {
 
+class Shape;
+[[noreturn, gnu::cold, gnu::noinline]] void throw_too_large(const char* op, const Shape& s);
+
 class Shape {
  public:
   static constexpr size_t kInline = 6;
@@ -68,11 +71,17 @@ class Shape {
     assign(tmp.begin(), tmp.end());
   }
 
-  /// Product of the dimensions (1 for a 0-d shape).
-  int64_t numel() const {
+  /// Product of the dimensions (1 for a 0-d shape). Throws ShapeError naming `op` and the shape
+  /// when the product of the non-zero dimensions does not fit in int64, so that every partial
+  /// product a kernel forms from a valid shape (strides, rows, inner sizes) fits too.
+  int64_t numel(const char* op = "Shape::numel") const {
     int64_t n = 1;
-    for (auto d : *this) n *= d;
-    return n;
+    bool zero = false;
+    for (auto d : *this) {
+      if (d == 0) zero = true;
+      else if (__builtin_mul_overflow(n, d, &n)) [[unlikely]] throw_too_large(op, *this);
+    }
+    return zero ? 0 : n;
   }
   std::vector<int64_t> vec() const { return {begin(), end()}; }
 

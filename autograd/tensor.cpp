@@ -17,6 +17,16 @@ std::string to_string(const Shape& s) {
   return out + "]";
 }
 
+void throw_too_large(const char* op, const Shape& s) {
+  throw ShapeError(std::string("tapegrad::") + op + ": shape " + to_string(s) +
+                   " has more elements than int64 can count");
+}
+
+void Tensor::throw_undefined(const char* what) {
+  throw std::invalid_argument(std::string("tapegrad::Tensor::") + what +
+                              ": the tensor is undefined (default-constructed)");
+}
+
 namespace kernels {
 
 void check_defined(const char* op, const Tensor& t) {
@@ -44,6 +54,7 @@ Shape broadcast_shapes(const char* op, const Shape& a, const Shape& b) {
                        " cannot be broadcast together");
     out[i] = da == 1 ? db : da;
   }
+  out.numel(op);  // the inputs' counts fit; their broadcast's may not
   return out;
 }
 
@@ -88,9 +99,13 @@ Tensor alias(const Tensor& t, const Shape& shape) {
 Tensor Tensor::empty(const Shape& shape, DType dtype) {
   for (auto d : shape)
     if (d < 0) throw ShapeError("tapegrad::empty: negative dimension in shape " + tapegrad::to_string(shape));
+  const int64_t numel = shape.numel("empty");
+  if (static_cast<uint64_t>(numel) > static_cast<uint64_t>(PTRDIFF_MAX) / dtype_size(dtype))
+    throw ShapeError("tapegrad::empty: shape " + tapegrad::to_string(shape) + " of " + dtype_name(dtype) +
+                     " needs more than PTRDIFF_MAX bytes");
   if (detail::on_allocate) detail::on_allocate();
   auto impl = std::make_shared<TensorImpl>();
-  impl->numel = shape.numel();
+  impl->numel = numel;
   impl->storage = Storage(static_cast<size_t>(impl->numel) * dtype_size(dtype));
   impl->shape = shape;
   impl->dtype = dtype;
@@ -99,6 +114,7 @@ Tensor Tensor::empty(const Shape& shape, DType dtype) {
 
 template <class T>
 const T* Tensor::data() const {
+  get("data");
   if constexpr (!std::is_same_v<T, char>) {
     if (impl_->dtype != dtype_of<T>())
       throw DTypeError(std::string("tapegrad::Tensor::data: the tensor is ") + dtype_name(impl_->dtype) +
@@ -113,7 +129,10 @@ template const double* Tensor::data<double>() const;
 template const int64_t* Tensor::data<int64_t>() const;
 template const char* Tensor::data<char>() const;
 
-int64_t Tensor::size(int64_t d) const { return shape()[kernels::normalize_axis("size", d, dim())]; }
+int64_t Tensor::size(int64_t d) const {
+  const Shape& s = get("size").shape;
+  return s[kernels::normalize_axis("size", d, static_cast<int64_t>(s.size()))];
+}
 
 namespace {
 double element(const Tensor& t, int64_t flat) {
@@ -122,12 +141,13 @@ double element(const Tensor& t, int64_t flat) {
 }  // namespace
 
 double Tensor::item() const {
-  if (numel() != 1)
+  if (get("item").numel != 1)
     throw ShapeError("tapegrad::item: needs a tensor with one element, got shape " + tapegrad::to_string(shape()));
   return element(*this, 0);
 }
 
 double Tensor::at(const std::vector<int64_t>& index) const {
+  get("at");
   if (index.size() != shape().size())
     throw ShapeError("tapegrad::at: index of rank " + std::to_string(index.size()) + " for a tensor of shape " +
                      tapegrad::to_string(shape()));
@@ -144,13 +164,13 @@ double Tensor::at(const std::vector<int64_t>& index) const {
 double Tensor::at(std::initializer_list<int64_t> index) const { return at(std::vector<int64_t>(index)); }
 
 std::vector<double> Tensor::to_vector() const {
-  std::vector<double> out(static_cast<size_t>(numel()));
+  std::vector<double> out(static_cast<size_t>(get("to_vector").numel));
   for (int64_t i = 0; i < numel(); ++i) out[static_cast<size_t>(i)] = element(*this, i);
   return out;
 }
 
 Tensor& Tensor::requires_grad_(bool value) {
-  if (!is_leaf())
+  if (get("requires_grad_").grad_fn)
     throw AutogradError("tapegrad::requires_grad_: only leaves can be marked; this tensor was produced by '" +
                         std::string(impl_->grad_fn->name()) + "' (use detach() first)");
   if (value && !is_floating(dtype()))
@@ -160,21 +180,23 @@ Tensor& Tensor::requires_grad_(bool value) {
 }
 
 void Tensor::set_grad(const Tensor& g) {
+  get("set_grad");
   if (g.defined() && (g.shape() != shape() || g.dtype() != dtype()))
     throw ShapeError("tapegrad::set_grad: gradient of shape " + tapegrad::to_string(g.shape()) + " for a tensor of shape " +
                      tapegrad::to_string(shape()));
   impl_->grad = g.defined() ? g.impl() : nullptr;
 }
 
-Tensor Tensor::detach() const { return kernels::alias(*this, shape()); }
+Tensor Tensor::detach() const { return kernels::alias(*this, get("detach").shape); }
 
 Tensor Tensor::clone() const {
+  get("clone");
   Tensor result = kernels::copy(*this);
   return record("clone", result, {*this}, [](const BackwardContext& ctx) -> Grads { return {ctx.grad}; });
 }
 
 Tensor Tensor::to(DType target) const {
-  if (target == dtype()) return *this;
+  if (target == get("to").dtype) return *this;
   Tensor result = Tensor::empty(shape(), target);
   kernels::dispatch_all(dtype(), [&](auto zs) {
     kernels::dispatch_all(target, [&](auto zd) {
@@ -193,7 +215,7 @@ Tensor Tensor::to(DType target) const {
 
 Tensor Tensor::reshape(const Shape& s) const { return tapegrad::reshape(*this, s); }
 Tensor Tensor::t() const {
-  if (dim() != 2) throw ShapeError("tapegrad::t: needs a 2-D tensor, got shape " + tapegrad::to_string(shape()));
+  if (get("t").shape.size() != 2) throw ShapeError("tapegrad::t: needs a 2-D tensor, got shape " + tapegrad::to_string(shape()));
   return transpose(*this, 0, 1);
 }
 Tensor Tensor::sum() const { return tapegrad::sum(*this); }
@@ -302,7 +324,11 @@ Tensor arange(double start, double stop, double step, DType dtype) {
     throw std::invalid_argument("tapegrad::arange: needs finite start/stop and a non-zero step, got start=" +
                                 std::to_string(start) + " stop=" + std::to_string(stop) +
                                 " step=" + std::to_string(step));
-  int64_t n = std::max<int64_t>(0, static_cast<int64_t>(std::ceil((stop - start) / step)));
+  const double count = std::ceil((stop - start) / step);
+  if (!(count < 0x1p62))  // too many (or NaN): casting it to int64 would be undefined
+    throw ShapeError("tapegrad::arange: start=" + std::to_string(start) + " stop=" + std::to_string(stop) +
+                     " step=" + std::to_string(step) + " gives 2^62 or more elements");
+  const int64_t n = count > 0 ? static_cast<int64_t>(count) : 0;
   Tensor t = Tensor::empty(Shape{n}, dtype);
   kernels::dispatch_all(dtype, [&](auto z) {
     using T = decltype(z);

@@ -46,12 +46,14 @@ class Tensor {
   static Tensor empty(const Shape& shape, DType dtype = DType::f32);
 
   bool defined() const { return impl_ != nullptr; }
-  const Shape& shape() const { return impl_->shape; }
+  /// Every accessor below throws std::invalid_argument "tapegrad::Tensor::<name>: the tensor is
+  /// undefined (default-constructed)" on an undefined tensor: one predictable branch each.
+  const Shape& shape() const { return get("shape").shape; }
   /// Size of dimension `d` (negative counts from the end).
   int64_t size(int64_t d) const;
-  int64_t dim() const { return static_cast<int64_t>(impl_->shape.size()); }
-  int64_t numel() const { return impl_->numel; }
-  DType dtype() const { return impl_->dtype; }
+  int64_t dim() const { return static_cast<int64_t>(get("dim").shape.size()); }
+  int64_t numel() const { return get("numel").numel; }
+  DType dtype() const { return get("dtype").dtype; }
 
   /// Raw contiguous data for reading; T must match dtype() (checked).
   template <class T> const T* data() const;
@@ -59,13 +61,13 @@ class Tensor {
   /// so a backward that saved this tensor (or any view of its storage) before the write refuses to
   /// run instead of computing a wrong gradient. Write through this, not through data().
   template <class T> T* mutable_data() const {
-    bump_version();
+    get("mutable_data").storage.bump_version();
     return const_cast<T*>(data<T>());
   }
   /// The version counter shared by every view of this tensor's storage (see mutable_data).
-  uint64_t version() const { return impl_->storage.version(); }
+  uint64_t version() const { return get("version").storage.version(); }
   /// Marks the data as modified: call after writing through a pointer obtained earlier.
-  void bump_version() const { impl_->storage.bump_version(); }
+  void bump_version() const { get("bump_version").storage.bump_version(); }
   /// The single value of a one-element tensor, as double.
   double item() const;
   /// Element at a multi-index, as double.
@@ -75,17 +77,17 @@ class Tensor {
   std::vector<double> to_vector() const;
 
   // ---- autograd ------------------------------------------------------------------------------
-  bool requires_grad() const { return impl_->requires_grad; }
+  bool requires_grad() const { return get("requires_grad").requires_grad; }
   /// Marks a leaf as a parameter whose gradient is accumulated into grad(). Throws on non-leaves.
   Tensor& requires_grad_(bool value = true);
   /// A leaf is a tensor not produced by a recorded op.
-  bool is_leaf() const { return impl_->grad_fn == nullptr; }
-  const std::shared_ptr<Node>& grad_fn() const { return impl_->grad_fn; }
+  bool is_leaf() const { return get("is_leaf").grad_fn == nullptr; }
+  const std::shared_ptr<Node>& grad_fn() const { return get("grad_fn").grad_fn; }
   /// The accumulated gradient (undefined until a backward reaches this leaf).
-  Tensor grad() const { return Tensor(impl_->grad); }
+  Tensor grad() const { return Tensor(get("grad").grad); }
   void set_grad(const Tensor& g);
   /// Drops the accumulated gradient.
-  void zero_grad() { impl_->grad.reset(); }
+  void zero_grad() { get("zero_grad").grad.reset(); }
   /// Back-propagates from this tensor. A non-scalar needs an explicit `grad` of its shape.
   /// Without `retain_graph` the graph's saved tensors are freed afterwards.
   void backward(const Tensor& grad = Tensor(), bool retain_graph = false, bool create_graph = false) const;
@@ -109,6 +111,13 @@ class Tensor {
   const std::shared_ptr<TensorImpl>& impl() const { return impl_; }
 
  private:
+  /// The impl, after the one check that it exists (`what` names the accessor in the error).
+  TensorImpl& get(const char* what) const {
+    if (!impl_) [[unlikely]] throw_undefined(what);
+    return *impl_;
+  }
+  [[noreturn, gnu::cold, gnu::noinline]] static void throw_undefined(const char* what);
+
   std::shared_ptr<TensorImpl> impl_;
 };
 

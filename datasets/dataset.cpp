@@ -92,7 +92,7 @@ DataLoader::DataLoader(std::shared_ptr<const Dataset> data, DataLoaderOptions op
 
 int64_t DataLoader::num_batches() const {
   const int64_t n = data_->size(), b = options_.batch_size;
-  return options_.drop_last ? n / b : (n + b - 1) / b;
+  return options_.drop_last ? n / b : n == 0 ? 0 : (n - 1) / b + 1;  // no overflow for any batch size
 }
 
 int64_t DataLoader::num_samples() const {
@@ -108,7 +108,7 @@ Batch DataLoader::batch(int64_t b) const {
     throw std::out_of_range("DataLoader::batch: " + std::to_string(b) + " of " + std::to_string(num_batches()));
   NotAnOpScope not_an_op;  // for the Profiler: building a batch is not the next op's forward
   const int64_t begin = b * options_.batch_size;
-  const int64_t end = std::min(begin + options_.batch_size, data_->size());
+  const int64_t end = begin + std::min(options_.batch_size, data_->size() - begin);
   if (!options_.shuffle) return data_->range(begin, end);
   if (order_.empty() && data_->size() > 0)
     throw std::logic_error("DataLoader::batch: call reset() (or begin()) before reading a shuffled loader");

@@ -1,9 +1,10 @@
 #pragma once
 /// \file init.hpp
 /// Initializers, in place (the handle is not rebound, recording is off). Every random one draws
-/// from a Generator — the process-wide default unless one is passed — so a run with the same seed
-/// is reproducible. fan_in = size(1)·receptive field, fan_out = size(0)·receptive field, where the
-/// receptive field is the product of the dimensions after the first two (1 for a matrix).
+/// from a Generator — the calling thread's default (random.hpp) unless one is passed — so a run
+/// with the same seed is reproducible. fan_in = size(1)·receptive field, fan_out = size(0)·receptive
+/// field, where the receptive field is the product of the dimensions after the first two (1 for a
+/// matrix).
 #include <utility>
 
 #include "autograd/random.hpp"

@@ -35,8 +35,14 @@ int64_t window_out(const char* op, int64_t in, int64_t k, int64_t s, int64_t p, 
     throw ShapeError(std::string("tapegrad::nn::") + op + ": needs kernel, stride, dilation > 0 and padding >= 0, got kernel " +
                      std::to_string(k) + ", stride " + std::to_string(s) + ", padding " + std::to_string(p) +
                      ", dilation " + std::to_string(d));
-  int64_t out = (in + 2 * p - d * (k - 1) - 1) / s + 1;
-  if (in + 2 * p - d * (k - 1) - 1 < 0 || out <= 0)
+  int64_t padded = 0, span = 0;  // in + 2p and the window's extent d·(k − 1) + 1, checked
+  if (__builtin_mul_overflow(p, 2, &padded) || __builtin_add_overflow(in, padded, &padded) ||
+      __builtin_mul_overflow(d, k - 1, &span) || __builtin_add_overflow(span, 1, &span))
+    throw ShapeError(std::string("tapegrad::nn::") + op + ": input size " + std::to_string(in) + " with padding " +
+                     std::to_string(p) + ", kernel " + std::to_string(k) + " and dilation " + std::to_string(d) +
+                     " overflow int64");
+  int64_t out = (padded - span) / s + 1;
+  if (padded - span < 0 || out <= 0)
     throw ShapeError(std::string("tapegrad::nn::") + op + ": a window of " + std::to_string(k) + " (dilation " +
                      std::to_string(d) + ") does not fit an input of size " + std::to_string(in) + " with padding " +
                      std::to_string(p));
@@ -52,6 +58,8 @@ Geometry geometry(const char* op, const Shape& in, Size2 k, Size2 s, Size2 p, Si
   Geometry g{in[0], in[1], in[2], in[3], k.h, k.w, s.h, s.w, p.h, p.w, d.h, d.w, 0, 0};
   g.oh = window_out(op, g.h, k.h, s.h, p.h, d.h);
   g.ow = window_out(op, g.w, k.w, s.w, p.w, d.w);
+  // The columns [C·kh·kw, N·oh·ow], and so every partial product of them, must be countable.
+  Shape({g.n, g.c, g.kh, g.kw, g.oh, g.ow}).numel(op);
   return g;
 }
 

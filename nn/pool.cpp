@@ -24,12 +24,13 @@ PoolArgs pool_args(const char* op, const Tensor& x, Size2 kernel, Size2 stride, 
   if (!is_floating(x.dtype())) throw DTypeError(std::string("tapegrad::nn::") + op + ": expected a floating tensor");
   if (stride.h == 0 && stride.w == 0) stride = kernel;
   if (kernel.h <= 0 || kernel.w <= 0 || stride.h <= 0 || stride.w <= 0 || padding.h < 0 || padding.w < 0 ||
-      2 * padding.h > kernel.h || 2 * padding.w > kernel.w)
+      padding.h > kernel.h / 2 || padding.w > kernel.w / 2)
     throw ShapeError(std::string("tapegrad::nn::") + op + ": needs kernel, stride > 0 and 0 <= padding <= kernel/2, got kernel [" +
                      std::to_string(kernel.h) + ", " + std::to_string(kernel.w) + "], stride [" + std::to_string(stride.h) +
                      ", " + std::to_string(stride.w) + "], padding [" + std::to_string(padding.h) + ", " +
                      std::to_string(padding.w) + "]");
-  const int64_t h = x.size(2) + 2 * padding.h - kernel.h, w = x.size(3) + 2 * padding.w - kernel.w;
+  // 2·padding <= kernel here, so this form cannot overflow.
+  const int64_t h = x.size(2) - (kernel.h - 2 * padding.h), w = x.size(3) - (kernel.w - 2 * padding.w);
   if (h < 0 || w < 0)
     throw ShapeError(std::string("tapegrad::nn::") + op + ": kernel [" + std::to_string(kernel.h) + ", " +
                      std::to_string(kernel.w) + "] is larger than the padded input " + to_string(x.shape()));

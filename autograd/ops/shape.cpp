@@ -59,12 +59,12 @@ Tensor reshape(const Tensor& x, const Shape& shape_in) {
       infer = static_cast<int64_t>(i);
     } else if (shape[i] < 0) {
       throw ShapeError("tapegrad::reshape: negative dimension in " + to_string(shape_in));
-    } else {
-      known *= shape[i];
+    } else if (__builtin_mul_overflow(known, shape[i], &known)) {
+      throw_too_large("reshape", shape_in);
     }
   }
   if (infer >= 0 && known != 0 && x.numel() % known == 0) shape[static_cast<size_t>(infer)] = x.numel() / known;
-  if (shape.numel() != x.numel() || (infer >= 0 && known == 0))
+  if (shape.numel("reshape") != x.numel() || (infer >= 0 && known == 0))
     throw ShapeError("tapegrad::reshape: cannot view shape " + to_string(x.shape()) + " (" +
                      std::to_string(x.numel()) + " elements) as " + to_string(shape_in));
   if (shape == x.shape()) return x;
@@ -167,6 +167,7 @@ Tensor unsqueeze(const Tensor& x, int64_t dim) {
 
 Tensor expand(const Tensor& x, const Shape& shape) {
   kernels::check_defined("expand", x);
+  shape.numel("expand");
   bool ok = shape.size() >= x.shape().size();
   if (ok) {
     try {
@@ -211,7 +212,8 @@ SliceSpec make_slice(const char* op, const Shape& shape, int64_t dim, int64_t st
   if (end < 0) end += n;
   start = std::clamp<int64_t>(start, 0, n);
   end = std::clamp<int64_t>(end, start, n);
-  SliceSpec s{d, start, (end - start + step - 1) / step, step, 1, 1, n};
+  // The count, written so that no step (up to INT64_MAX) overflows.
+  SliceSpec s{d, start, end == start ? 0 : (end - start - 1) / step + 1, step, 1, 1, n};
   for (int64_t i = 0; i < d; ++i) s.outer *= shape[static_cast<size_t>(i)];
   for (size_t i = static_cast<size_t>(d) + 1; i < shape.size(); ++i) s.inner *= shape[i];
   return s;
@@ -253,10 +255,11 @@ Tensor slice(const Tensor& x, int64_t dim, int64_t start, int64_t end, int64_t s
       slice_copy<T>(s, x.data<T>(), result.mutable_data<T>());
     });
   }
-  return record("slice", result, {x}, [in = x.shape(), dim = s.dim, st = s.start, e = s.start + s.count * s.step,
-                                       step](const BackwardContext& ctx) -> Grads {
-    return {slice_backward(ctx.grad, in, dim, st, e, step)};
-  });
+  const int64_t e = s.count ? s.start + (s.count - 1) * s.step + 1 : s.start;  // one past the last taken
+  return record("slice", result, {x},
+                [in = x.shape(), dim = s.dim, st = s.start, e, step](const BackwardContext& ctx) -> Grads {
+                  return {slice_backward(ctx.grad, in, dim, st, e, step)};
+                });
 }
 
 Tensor slice_backward(const Tensor& src, const Shape& shape, int64_t dim, int64_t start, int64_t end, int64_t step) {
@@ -294,7 +297,9 @@ Tensor cat(const std::vector<Tensor>& xs, int64_t dim) {
       throw ShapeError("tapegrad::cat: tensor " + std::to_string(k) + " has shape " + to_string(t.shape()) +
                        ", incompatible with " + to_string(first.shape()) + " along dim " + std::to_string(d));
     sizes.push_back(t.size(d));
-    out[static_cast<size_t>(d)] += t.size(d);
+    if (__builtin_add_overflow(out[static_cast<size_t>(d)], t.size(d), &out[static_cast<size_t>(d)]))
+      throw ShapeError("tapegrad::cat: the sizes along dim " + std::to_string(d) + " of " + std::to_string(xs.size()) +
+                       " tensors of shape " + to_string(first.shape()) + " add up to more than int64 can count");
   }
   Tensor result = Tensor::empty(out, first.dtype());
   int64_t offset = 0;

@@ -2,6 +2,7 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <limits>
 #include <set>
 
 #include "autograd/autograd.hpp"
@@ -116,4 +117,18 @@ TEST_CASE("random_split is a seeded partition and Subset maps indices") {
   CHECK(pass(loader) == expected);
   CHECK_THROWS_AS(random_split(ds, 1.0, 0), std::invalid_argument);
   CHECK(random_split(ds, 0.0, 0).second->size() == 0);
+}
+
+TEST_CASE("a batch size near INT64_MAX gives one batch of everything, without overflow") {
+  const int64_t huge = std::numeric_limits<int64_t>::max();
+  for (bool shuffle : {false, true}) {
+    DataLoader loader(numbered(5), {.batch_size = huge, .shuffle = shuffle});
+    CHECK(loader.num_batches() == 1);
+    CHECK(loader.num_samples() == 5);
+    loader.reset();
+    CHECK(loader.batch(0).x.size(0) == 5);
+    DataLoader dropping(numbered(5), {.batch_size = huge, .drop_last = true});
+    CHECK(dropping.num_batches() == 0);
+    CHECK(dropping.num_samples() == 0);
+  }
 }

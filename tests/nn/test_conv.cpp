@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 #include "autograd/autograd.hpp"
 #include "nn/nn.hpp"
@@ -149,4 +150,21 @@ TEST_CASE("conv and pooling errors name the op and the shapes") {
   CHECK_THROWS_AS(F::max_pool2d(x, 2, 2, 2), ShapeError);  // padding above kernel/2
   CHECK_THROWS_AS(F::avg_pool2d(zeros({5, 5}), 2), ShapeError);
   CHECK_THROWS_AS(F::col2im(zeros({3, 3}), {1, 1, 3, 3}, 2), ShapeError);
+}
+
+TEST_CASE("window sizes that overflow int64 are ShapeErrors, not wrapped geometry") {
+  Tensor x = ones({1, 1, 3, 3});
+  // dilation 2^62 · (5 - 1) wraps to 0: a 5-tap kernel spanning 2^64 pixels looked like it fit.
+  CHECK_THROWS_WITH_AS(F::im2col(x, 5, 1, 0, 1LL << 62), doctest::Contains("im2col"), ShapeError);
+  CHECK_THROWS_WITH_AS(F::col2im(zeros({25, 9}), {1, 1, 3, 3}, 5, 1, 0, 1LL << 62), doctest::Contains("col2im"),
+                       ShapeError);
+  CHECK_THROWS_AS(F::conv2d(x, ones({1, 1, 5, 5}), Tensor(), 1, 0, 1LL << 62), ShapeError);
+  // 2 · padding overflows (caught by UBSan in the sanitize build; a ShapeError either way).
+  const int64_t huge = std::numeric_limits<int64_t>::max();
+  CHECK_THROWS_AS(F::im2col(x, 1, 1, huge), ShapeError);
+  CHECK_THROWS_AS(F::max_pool2d(x, 3, 1, huge), ShapeError);
+  CHECK_THROWS_AS(F::avg_pool2d(x, 3, 1, huge), ShapeError);
+  // channels · kernel taps overflow though each fits: the columns [C·kh·kw, N·oh·ow] cannot exist.
+  CHECK_THROWS_WITH_AS(F::im2col(zeros({0, 1LL << 40, 1, 1}), {1, 1LL << 40}, 1, {0, 1LL << 40}),
+                       doctest::Contains("im2col"), ShapeError);
 }
