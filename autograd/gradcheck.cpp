@@ -31,6 +31,15 @@ std::vector<int64_t> unravel(const Shape& shape, int64_t flat) {
   return idx;
 }
 
+/// The op's name when `out` came from one recorded op applied to the checked leaves directly.
+const char* single_op(const Tensor& out) {
+  const auto& node = out.grad_fn();
+  if (!node) return nullptr;
+  for (const auto& e : node->next())
+    if (e && !e->is_accumulator()) return nullptr;
+  return node->name();
+}
+
 GradcheckResult fail(GradcheckResult r, const GradcheckOptions& o) {
   r.ok = false;
   if (o.raise_exception) throw AutogradError(r.message);
@@ -225,16 +234,25 @@ GradcheckResult gradcheck(const TensorFunction& fn, const std::vector<Tensor>& i
   if (o.fast_mode) return fast_check(fn, inputs, checked_ix, o);
 
   std::string shape_error;
-  auto analytic = analytic_jacobian(fn, inputs, checked_ix, shape_error);
+  std::vector<std::vector<double>> analytic;
+  try {
+    analytic = analytic_jacobian(fn, inputs, checked_ix, shape_error);
+  } catch (const AutogradError& e) {  // a backward returned a gradient of the wrong shape or dtype
+    shape_error = std::string("gradcheck: ") + e.what();
+  }
   if (!shape_error.empty()) {
     GradcheckResult r;
     r.message = shape_error;
     return fail(r, o);
   }
-  const int64_t n_out = evaluate(fn, inputs).numel();
+  Tensor probe = evaluate(fn, inputs);
+  const int64_t n_out = probe.numel();
   auto numeric = numeric_jacobian(fn, inputs, checked_ix, o.eps);
   GradcheckResult r = compare(analytic, numeric, inputs, checked_ix, n_out, o);
-  if (!r.ok) return fail(r, o);
+  if (!r.ok) {
+    if (const char* op = single_op(probe)) r.message = "gradcheck of '" + std::string(op) + "': " + r.message.substr(11);
+    return fail(r, o);
+  }
 
   // Reentrant: a second backward gives exactly the same Jacobian.
   std::string unused;

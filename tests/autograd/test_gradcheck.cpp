@@ -52,6 +52,9 @@ TEST_CASE("gradcheck catches a wrong gradient and reports input, index and value
   CHECK(r.numeric == doctest::Approx(6.0).epsilon(1e-6));
   CHECK(r.message.find("input 0") != std::string::npos);
   CHECK(r.message.find("[1, 1]") != std::string::npos);
+  CHECK(r.message.rfind("gradcheck of 'wrong_square': Jacobian mismatch", 0) == 0);  // one op: named
+  auto composite = [](const std::vector<Tensor>& in) { return wrong_square(in[0]) + in[0]; };
+  CHECK(gradcheck(composite, {x}).message.rfind("gradcheck: Jacobian mismatch", 0) == 0);
   CHECK_THROWS_AS(gradcheck(fn, {x}, GradcheckOptions().set_raise(true)), AutogradError);
 
   // fast mode catches it too, and the right gradient passes both modes
@@ -84,7 +87,11 @@ TEST_CASE("gradcheck checks gradient shapes and needs float64") {
         [](const std::vector<Tensor>&, const Tensor& grad, const Tensor&) -> Grads { return {grad}; });
   };
   Tensor x = tensor({1.0, 2.0}, DType::f64).requires_grad_();
-  CHECK_THROWS_WITH_AS(gradcheck(bad_shape, {x}), doctest::Contains("bad_shape"), AutogradError);
+  GradcheckResult shape = gradcheck(bad_shape, {x});  // a failed result, not an exception
+  CHECK_FALSE(shape.ok);
+  CHECK(shape.message.find("the backward of 'bad_shape' returned a gradient of shape []") != std::string::npos);
+  CHECK_THROWS_WITH_AS(gradcheck(bad_shape, {x}, GradcheckOptions().set_raise(true)), doctest::Contains("bad_shape"),
+                       AutogradError);
   Tensor f = tensor({1.0, 2.0}).requires_grad_();
   CHECK_THROWS_WITH_AS(gradcheck([](const std::vector<Tensor>& in) { return sum(in[0]); }, {f}),
                        doctest::Contains("float64"), AutogradError);
