@@ -19,7 +19,9 @@ Tensor mul(const Tensor& a, const Tensor& b);  ///< a · b
 Tensor div(const Tensor& a, const Tensor& b);  ///< a / b
 Tensor pow(const Tensor& a, const Tensor& b);  ///< a^b; d/db = a^b · ln a
 Tensor pow(const Tensor& a, double exponent);  ///< a^p; d/da = p · a^(p−1)
-Tensor maximum(const Tensor& a, const Tensor& b);  ///< ties split the gradient evenly
+/// Elementwise max / min. Where a == b the gradient is split evenly, half to each (PyTorch 1.13's
+/// rule for maximum/minimum too).
+Tensor maximum(const Tensor& a, const Tensor& b);
 Tensor minimum(const Tensor& a, const Tensor& b);
 Tensor add(const Tensor& a, double b);
 Tensor sub(const Tensor& a, double b);
@@ -72,14 +74,18 @@ Tensor operator/(double a, const Tensor& b);
 /// Sum over `axes` (all axes when empty).
 Tensor sum(const Tensor& x, const Axes& axes = {}, bool keepdim = false);
 Tensor mean(const Tensor& x, const Axes& axes = {}, bool keepdim = false);
-/// Max / min over axes; ties share the gradient evenly.
+/// Max / min over axes. NaN propagates (a NaN anywhere in a reduced slice is its result). The
+/// gradient is split evenly among the positions holding the extremum: tapegrad's rule for every
+/// axis list, which is PyTorch's for the full reduction (max(x)); PyTorch's max(x, dim) instead
+/// sends it all to the index it returns. The split keeps the gradient independent of which tie
+/// an implementation happens to pick.
 Tensor max(const Tensor& x, const Axes& axes = {}, bool keepdim = false);
 Tensor min(const Tensor& x, const Axes& axes = {}, bool keepdim = false);
 /// Σ(x − mean)² / (n − correction); correction 1 is the unbiased estimate.
 Tensor var(const Tensor& x, const Axes& axes = {}, int64_t correction = 1, bool keepdim = false);
 /// log Σ exp(x), computed stably (max subtracted first).
 Tensor logsumexp(const Tensor& x, const Axes& axes = {}, bool keepdim = false);
-/// Index of the first maximum along `axis` (int64, no gradient).
+/// Index of the first maximum along `axis`, or of the first NaN (int64, no gradient).
 Tensor argmax(const Tensor& x, int64_t axis = -1, bool keepdim = false);
 /// Sums `grad` down to `shape`: undoes numpy broadcasting. The one place that does it.
 Tensor sum_to(const Tensor& grad, const Shape& shape);

@@ -32,7 +32,9 @@ struct OpInfo {
 
 /// Adds an op; a second registration under the same name replaces the first.
 void register_op(OpInfo info);
-/// All registered ops: the built-ins (registered on first use) and any added since.
+/// All registered ops: autograd's built-ins (registered on first use) and any added since. The
+/// ops of nn/ (linear, conv2d, pooling, norms, losses; their code lives in nn/) join when a
+/// program calls `nn::register_ops()` (nn/functional.hpp): autograd cannot see the layer above it.
 const std::vector<OpInfo>& op_registry();
 /// The op registered under `name`; std::out_of_range if there is none.
 const OpInfo& find_op(const std::string& name);
