@@ -10,6 +10,13 @@ namespace {
 std::atomic<int64_t> g_live_bytes{0};
 std::atomic<int64_t> g_live_buffers{0};
 std::atomic<int64_t> g_cached_bytes{0};
+std::atomic<int64_t> g_peak_bytes{0};
+
+void raise_peak(int64_t live) {
+  int64_t peak = g_peak_bytes.load(std::memory_order_relaxed);
+  while (live > peak && !g_peak_bytes.compare_exchange_weak(peak, live, std::memory_order_relaxed)) {
+  }
+}
 
 constexpr int kBuckets = 48;
 constexpr size_t kMaxPooled = size_t(64) << 20;   // larger blocks go straight to the system
@@ -69,7 +76,7 @@ Storage::Storage(size_t bytes) {
   b_->version.store(0, std::memory_order_relaxed);
   b_->bytes = bytes;
   b_->capacity = capacity;
-  g_live_bytes += static_cast<int64_t>(bytes);
+  raise_peak(g_live_bytes += static_cast<int64_t>(bytes));
   ++g_live_buffers;
 }
 
@@ -93,7 +100,10 @@ void Storage::release() {
   b_ = nullptr;
 }
 
-StorageStats storage_stats() { return {g_live_bytes.load(), g_live_buffers.load(), g_cached_bytes.load()}; }
+StorageStats storage_stats() {
+  return {g_live_bytes.load(), g_live_buffers.load(), g_cached_bytes.load(), g_peak_bytes.load()};
+}
+void reset_peak_storage() { g_peak_bytes.store(g_live_bytes.load()); }
 void storage_release_cache() { t_pool.clear(); }
 
 }  // namespace tapegrad

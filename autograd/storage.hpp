@@ -57,8 +57,11 @@ struct StorageStats {
   int64_t live_bytes;
   int64_t live_buffers;
   int64_t cached_bytes;
+  int64_t peak_live_bytes;  ///< the most live_bytes reached since start or reset_peak_storage()
 };
 StorageStats storage_stats();
+/// Starts a new peak measurement from the current live bytes (e.g. before one training step).
+void reset_peak_storage();
 /// Returns the calling thread's cached free blocks to the system.
 void storage_release_cache();
 

@@ -124,3 +124,18 @@ TEST_CASE("fit with shuffling, validation and a checkpoint per epoch holds the s
     CHECK(probe->per_epoch[e] == probe->per_epoch[0]);
   }
 }
+
+TEST_CASE("the peak of live bytes is tracked and can be reset") {
+  reset_peak_storage();
+  const int64_t base = storage_stats().live_bytes;
+  CHECK(storage_stats().peak_live_bytes == base);
+  {
+    Tensor big = zeros({1000, 1000});  // 4 MB live for a moment
+    Tensor other = zeros({10});
+    CHECK(storage_stats().peak_live_bytes >= base + 4000000);
+  }
+  CHECK(storage_stats().live_bytes == base);
+  CHECK(storage_stats().peak_live_bytes >= base + 4000040);  // the peak stays after the free
+  reset_peak_storage();
+  CHECK(storage_stats().peak_live_bytes == base);
+}
