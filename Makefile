@@ -66,5 +66,13 @@ FUZZ_SECONDS ?= 60
 fuzz:
 	@bash scripts/fuzz.sh $(FUZZ_SECONDS)
 
+## Mutation testing (slow; not run in CI): plants each single-line bug of scripts/mutations.txt in a
+## scratch copy under out/mutate, rebuilds, runs the tests; the kill table goes to out/mutation-report.txt.
+## SELECT picks a subset: make mutate SELECT="3 7 12" (ids) or SELECT='engine|adam' (a regex).
+SELECT ?=
+.PHONY: mutate
+mutate: deps
+	@bash scripts/mutate.sh $(SELECT)
+
 clean:
 	@rm -rf $(BUILD) build-sanitize build-tsan

@@ -26,6 +26,20 @@ TEST_CASE("a tensor used twice gets both contributions") {
   CHECK(x.grad().item() == doctest::Approx(5.0));
 }
 
+TEST_CASE("leaves fed the same gradient tensor get buffers of their own") {
+  // add's backward hands one tensor to both inputs: a leaf may adopt only a buffer nobody else holds
+  Tensor a = tensor({1, 2}).requires_grad_(), b = tensor({3, 4}).requires_grad_();
+  sum(a + b).backward();
+  REQUIRE(a.grad().defined());
+  REQUIRE(b.grad().defined());
+  CHECK(a.grad().data<float>() != b.grad().data<float>());
+  a.grad().mutable_data<float>()[0] = 7;  // what an optimizer or clip_grad_norm_ does to one leaf
+  CHECK(b.grad().to_vector() == std::vector<double>{1, 1});
+  sum(a * 2.0 + b).backward();  // a second pass adds into each buffer separately
+  CHECK(a.grad().to_vector() == std::vector<double>{9, 3});
+  CHECK(b.grad().to_vector() == std::vector<double>{2, 2});
+}
+
 TEST_CASE("backward on a non-scalar needs an explicit gradient") {
   Tensor x = tensor({1, 2}).requires_grad_();
   Tensor y = x * 2.0;

@@ -1,6 +1,8 @@
 // Gradient evidence for every registered op, and proof that the checker catches wrong gradients.
 #include <doctest/doctest.h>
 
+#include <cmath>
+
 #include "autograd/autograd.hpp"
 
 using namespace tapegrad;
@@ -122,6 +124,21 @@ TEST_CASE("gradcheck rejects a backward that is not reentrant or leaks gradient 
   GradcheckResult r2 = gradcheck(leaky, {x});
   CHECK_FALSE(r2.ok);
   CHECK(r2.message.find("zero output gradient") != std::string::npos);
+}
+
+TEST_CASE("gradcheck fails a NaN analytic gradient as a Jacobian mismatch") {
+  // a smooth function whose backward returns NaN: |NaN − numeric| > tol is false, so it needs its own test
+  auto nan_backward = [](const std::vector<Tensor>& in) {
+    return custom_op(
+        "nan_backward", {in[0]}, [](const std::vector<Tensor>& i) { return i[0] * 2.0; },
+        [](const std::vector<Tensor>&, const Tensor& grad, const Tensor&) -> Grads { return {grad * NAN}; });
+  };
+  Tensor x = tensor({1.0, 2.0}, DType::f64).requires_grad_();
+  GradcheckResult r = gradcheck(nan_backward, {x});
+  CHECK_FALSE(r.ok);
+  CHECK(r.message.find("Jacobian mismatch") != std::string::npos);
+  CHECK(std::isnan(r.analytic));
+  CHECK_FALSE(gradcheck(nan_backward, {x}, GradcheckOptions().set_fast_mode(true)).ok);
 }
 
 TEST_CASE("a user op registered like a built-in is checked like one") {

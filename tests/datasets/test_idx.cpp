@@ -53,6 +53,26 @@ TEST_CASE("read_idx decodes a hand-written big-endian file") {
   CHECK(idx_to_tensor(b, DType::i64).to_vector() == std::vector<double>{258, -1});
 }
 
+TEST_CASE("read_idx byte-swaps every element of the multi-byte types, the last one included") {
+  TempDir dir("idx_be");
+  // int16 [2] = {1, 256}
+  write_bytes(dir.file("i16"), {0, 0, 0x0B, 1, 0, 0, 0, 2, 0x00, 0x01, 0x01, 0x00});
+  IdxArray a = read_idx(dir.file("i16"));
+  CHECK(a.value(0) == 1);
+  CHECK(a.value(1) == 256);
+  // float32 [1] = {1.5} (0x3fc00000)
+  write_bytes(dir.file("f32"), {0, 0, 0x0D, 1, 0, 0, 0, 1, 0x3f, 0xc0, 0, 0});
+  CHECK(read_idx(dir.file("f32")).value(0) == 1.5);
+  // float64 [2] = {-2, 0.75} (0xc000000000000000, 0x3fe8000000000000)
+  write_bytes(dir.file("f64"), {0, 0, 0x0E, 1, 0, 0, 0, 2, 0xc0, 0, 0, 0, 0, 0, 0, 0, 0x3f, 0xe8, 0, 0, 0, 0, 0, 0});
+  IdxArray c = read_idx(dir.file("f64"));
+  CHECK(c.value(0) == -2);
+  CHECK(c.value(1) == 0.75);
+  // write_idx writes exactly these big-endian bytes back
+  write_idx(dir.file("f64_out"), c, false);
+  CHECK(read_bytes(dir.file("f64_out")) == read_bytes(dir.file("f64")));
+}
+
 TEST_CASE("write_idx round-trips raw and gzip files of every element type") {
   TempDir dir("idx_rt");
   for (IdxType type : {IdxType::u8, IdxType::i8, IdxType::i16, IdxType::i32, IdxType::f32, IdxType::f64}) {
@@ -93,6 +113,9 @@ TEST_CASE("read_idx rejects corrupt files with an error naming the file") {
   // A lying header: 2^32-1 cubed bytes would overflow 64 bits; it must be refused, not allocated.
   check_error("huge", {0, 0, 0x08, 3, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 1},
               "more than 4 GiB");
+  // float64 × (2^29 + 1) is 8 bytes over 4 GiB in a single dimension; exactly 4 GiB passes the limit
+  check_error("over4g", {0, 0, 0x0E, 1, 0x20, 0, 0, 0x01, 1}, "more than 4 GiB");
+  check_error("at4g", {0, 0, 0x0E, 1, 0x20, 0, 0, 0, 1}, "size mismatch");
   // 1 GB announced, 2 bytes present: a size mismatch found before any allocation.
   check_error("lying", {0, 0, 0x08, 1, 0x40, 0, 0, 0, 1, 2}, "size mismatch");
   CHECK(idx_error(dir.file("missing")).find("No such file or directory") != std::string::npos);
@@ -126,6 +149,20 @@ TEST_CASE("read_idx rejects truncated, lying and garbled gzip files") {
   gzwrite(f, liar.data(), static_cast<unsigned>(liar.size()));
   gzclose(f);
   CHECK(idx_error(dir.file("liar.gz")).find("only 2 present") != std::string::npos);
+}
+
+TEST_CASE("read_idx refuses a gzip payload one byte short, and reads it complete") {
+  TempDir dir("idx_short");
+  auto gz = [&](const std::string& name, const std::vector<uint8_t>& raw) {
+    gzFile f = gzopen(dir.file(name).c_str(), "wb");
+    REQUIRE(f != nullptr);
+    gzwrite(f, raw.data(), static_cast<unsigned>(raw.size()));
+    gzclose(f);
+  };
+  gz("full.gz", {0, 0, 0x08, 1, 0, 0, 0, 4, 1, 2, 3, 4});
+  CHECK(read_idx(dir.file("full.gz")).bytes == std::vector<uint8_t>{1, 2, 3, 4});
+  gz("short.gz", {0, 0, 0x08, 1, 0, 0, 0, 4, 1, 2, 3});
+  CHECK(idx_error(dir.file("short.gz")).find("only 3 present") != std::string::npos);
 }
 
 TEST_CASE("load_mnist reads a directory of raw or .gz files") {

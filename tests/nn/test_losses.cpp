@@ -48,6 +48,9 @@ TEST_CASE("regression and binary losses: known values") {
   CHECK(F::l1_loss(p, y).item() == doctest::Approx(1.0));
   CHECK(F::huber_loss(tensor({0.5, 3}), tensor({0.0, 0}), Reduction::none, 1.0).to_vector() ==
         std::vector<double>{0.125, 2.5});
+  // delta 0.5: the linear branch is delta·(|d| − delta/2), continuous with d²/2 at |d| = delta
+  CHECK(F::huber_loss(tensor({0.25, 3, -0.5}), tensor({0.0, 0, 0}), Reduction::none, 0.5).to_vector() ==
+        std::vector<double>{0.03125, 1.375, 0.125});
   CHECK(F::binary_cross_entropy(tensor({0.8, 0.3}), tensor({1.0, 0})).item() ==
         doctest::Approx(-(std::log(0.8) + std::log(0.7)) / 2));
   CHECK(F::binary_cross_entropy(tensor({0.0}), tensor({1.0})).item() == doctest::Approx(100));  // log clamped
@@ -68,6 +71,25 @@ TEST_CASE("loss errors name the op and the shapes") {
   CHECK_THROWS_AS(F::huber_loss(zeros({3}), zeros({3}), Reduction::mean, 0), std::invalid_argument);
   CHECK_THROWS_WITH_AS(F::binary_cross_entropy(tensor({1.5}), tensor({1.0})), doctest::Contains("[0, 1]"),
                        std::invalid_argument);
+}
+
+TEST_CASE("cross_entropy's differentiable backward (create_graph) gives the fused backward's gradient") {
+  // gradgradcheck only checks the recorded backward against itself: its first-order values need this
+  Tensor logits =
+      tensor({0.2, -1.0, 0.5, 1.5, 0.3, -0.2, 0.0, 2.0, -0.7, 0.4, 0.1, -0.3}, {4, 3}, DType::f64).requires_grad_();
+  Tensor targets = index_tensor({2, 0, 1, 1});
+  Tensor weights = tensor({1.0, 2.0, 3.0, -1.0}, DType::f64);
+  for (Reduction r : {Reduction::mean, Reduction::sum, Reduction::none}) {
+    CAPTURE(static_cast<int>(r));
+    auto loss = [&] {
+      Tensor l = F::cross_entropy(logits, targets, r);
+      return r == Reduction::none ? sum(l * weights) : l;
+    };
+    std::vector<double> fused = grad({loss()}, {logits})[0].to_vector();
+    std::vector<double> recorded = grad({loss()}, {logits}, {}, false, /*create_graph=*/true)[0].to_vector();
+    REQUIRE(fused.size() == recorded.size());
+    for (size_t i = 0; i < fused.size(); ++i) CHECK(recorded[i] == doctest::Approx(fused[i]).epsilon(1e-12));
+  }
 }
 
 TEST_CASE("every registered nn op passes gradcheck and gradgradcheck") {

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <fstream>
 #include <iterator>
+#include <nlohmann/json.hpp>
 
 #include "autograd/autograd.hpp"
 #include "nn/nn.hpp"
@@ -114,6 +115,7 @@ TEST_CASE("corrupt and truncated files are clear errors") {
   expect_error(with_header("[1,2]", ""), "not a JSON object");
   expect_error(with_header(R"({"w":{"dtype":"BF16","shape":[1],"data_offsets":[0,2]}})", "xx"), "unsupported dtype");
   expect_error(with_header(R"({"w":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}})", "12345678"), "needs 12");
+  expect_error(with_header(R"({"w":{"dtype":"F32","shape":[2],"data_offsets":[0,12]}})", "123456789012"), "needs 8");
   expect_error(with_header(R"({"w":{"dtype":"F32","shape":[-1],"data_offsets":[0,4]}})", "1234"), "non-natural");
   expect_error(with_header(R"({"w":{"dtype":"F32","shape":[1],"data_offsets":[8,4]}})", "12345678"), "outside");
   expect_error(with_header(R"({"w":{"dtype":"F32","shape":[4611686018427387904,4],"data_offsets":[0,4]}})", "1234"),
@@ -126,6 +128,17 @@ TEST_CASE("corrupt and truncated files are clear errors") {
   std::remove(path.c_str());
   CHECK_THROWS_WITH_AS(nn::load_safetensors("does/not/exist.safetensors"), doctest::Contains("cannot open"),
                        std::runtime_error);
+}
+
+TEST_CASE("the header screen allows exactly max_depth levels of nesting") {
+  auto nested = [](int depth) {
+    return std::string(static_cast<size_t>(depth), '[') + std::string(static_cast<size_t>(depth), ']');
+  };
+  CHECK_NOTHROW(nn::detail::parse_untrusted_json(nested(64)));
+  CHECK_THROWS_WITH_AS(nn::detail::parse_untrusted_json(nested(65)), doctest::Contains("deeper than 64"),
+                       std::invalid_argument);
+  CHECK_NOTHROW(nn::detail::parse_untrusted_json(R"({"a": {"b": [1]}})", 3));
+  CHECK_THROWS_AS(nn::detail::parse_untrusted_json(R"({"a": {"b": [[1]]}})", 3), std::invalid_argument);
 }
 
 TEST_CASE("saving is atomic and validates names") {

@@ -2,6 +2,7 @@
 // state dicts, option validation; gradient clipping.
 #include <doctest/doctest.h>
 
+#include <cmath>
 #include <functional>
 #include <memory>
 
@@ -169,6 +170,15 @@ TEST_CASE("clip_grad_norm_ scales all gradients together") {
   CHECK(optim::clip_grad_norm_({a}, 3.0, INFINITY) == 6.0);
   CHECK(a.grad().at({0}) == doctest::Approx(-3.0).epsilon(1e-5));
   CHECK_THROWS_AS(optim::clip_grad_norm_({a}, -1.0), std::invalid_argument);
+}
+
+TEST_CASE("clip_grad_norm_ on one parameter leaves the gradient of another alone") {
+  // backward gives a and b the same gradient tensor (add passes it through): clipping a scales a only
+  Tensor a = tensor({1, 2}).requires_grad_(), b = tensor({3, 4}).requires_grad_();
+  sum(a + b).backward();
+  CHECK(optim::clip_grad_norm_({a}, 0.1) == doctest::Approx(std::sqrt(2.0)));
+  CHECK(a.grad().at({1}) == doctest::Approx(0.1 / std::sqrt(2.0)).epsilon(1e-4));
+  CHECK(b.grad().to_vector() == std::vector<double>{1, 1});
 }
 
 TEST_CASE("clip_grad_value_ clamps each element") {

@@ -6,13 +6,16 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <thread>
 
+#include "datasets/file_io.hpp"
 #include "datasets/idx.hpp"
 #include "datasets/mnist.hpp"
 #include "nn/checkpoint.hpp"
@@ -224,6 +227,30 @@ TEST_CASE("stale temporaries of a killed save are removed by the next save or lo
     CHECK(fs::exists(not_ours));
     CHECK(fs::exists(other));
   }
+}
+
+TEST_CASE("a save in flight keeps its temporary while another thread removes stale ones") {
+  // Only concurrency shows it: a cleaner that took this process's live temporary for a stale one
+  // would delete it mid-write, and the save's rename would fail. (Correct code cannot fail here;
+  // a wrong one could, rarely, go unnoticed if the cleaner never runs during a write.)
+  testing::TempDir dir("in_flight");
+  const std::string path = dir.file("big.safetensors");
+  const Tensor big = zeros({4, 1 << 20});  // 16 MiB: each write and fsync gives the cleaner time to look
+  std::atomic<bool> done{false};
+  std::atomic<int> sweeps{0};
+  std::thread cleaner([&] {
+    while (!done.load()) {
+      io::remove_stale_temporaries(path);
+      ++sweeps;
+    }
+  });
+  std::string error;
+  for (int i = 0; i < 3 && error.empty(); ++i) error = error_of([&] { nn::save_safetensors({{"w", big}}, path); });
+  done = true;
+  cleaner.join();
+  CHECK(error == "");
+  CHECK(sweeps.load() > 0);
+  CHECK(nn::load_safetensors(path).size() == 1);
 }
 
 TEST_CASE("an MNIST directory with zero images is an error, not an empty dataset") {
