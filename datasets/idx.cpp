@@ -134,7 +134,7 @@ struct IdxReader::Source {
 
   // Appends file bytes to the unconsumed input; false at the end of the file.
   bool refill() {
-    std::memmove(in.data(), z.next_in, z.avail_in);
+    if (z.avail_in) std::memmove(in.data(), z.next_in, z.avail_in);  // next_in is null before the first read
     const int64_t got = file.read_some(in.data() + z.avail_in, in.size() - z.avail_in);
     if (got < 0) fail(path, file.error());
     z.next_in = in.data();
