@@ -246,7 +246,9 @@ struct GraphTask {
   std::vector<Tensor> buffers;                    // gradient accumulated for order[i]
   std::vector<char> needed;                       // grad(): order[i] leads to a requested input
   bool filtered = false;                          // whether `needed` applies
-  bool is_needed(const Node* n) const { return !filtered || needed[index.at(n)]; }
+  /// Whether order[pos] runs: always for backward(), only on a path to an input for grad().
+  bool runs(size_t pos) const { return !filtered || needed[pos]; }
+  bool is_needed(const Node* n) const { return runs(index.at(n)); }
 
   /// A cleared task from this thread's cache: a training loop's backward then allocates nothing
   /// for its bookkeeping. Nested calls take another one.
@@ -408,7 +410,7 @@ std::vector<Tensor> Engine::run(const std::vector<Tensor>& outputs, const std::v
   }
 
   for (size_t pos = 0; pos < task.order.size(); ++pos) {
-    if (task.filtered && !task.needed[pos]) continue;
+    if (!task.runs(pos)) continue;
     const Node* n = task.order[pos];
     if (n->released_)
       throw AutogradError(std::string(who) + ": trying to backward through '" + n->name() +
@@ -424,7 +426,7 @@ std::vector<Tensor> Engine::run(const std::vector<Tensor>& outputs, const std::v
   CurrentTask current(&task);
   for (size_t pos = 0; pos < task.order.size(); ++pos) {
     Node* n = task.order[pos];
-    if (!task.buffers[pos].defined() || (task.filtered && !task.needed[pos])) continue;
+    if (!task.buffers[pos].defined() || !task.runs(pos)) continue;
     Tensor g = std::move(task.buffers[pos]);
     task.buffers[pos] = Tensor();
     for (size_t t = 0; t < targets.size(); ++t)
