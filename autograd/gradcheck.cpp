@@ -126,7 +126,8 @@ std::vector<std::vector<double>> numeric_jacobian(const TensorFunction& fn, cons
 
 GradcheckResult compare(const std::vector<std::vector<double>>& analytic,
                         const std::vector<std::vector<double>>& numeric, const std::vector<Tensor>& inputs,
-                        const std::vector<size_t>& checked_ix, int64_t n_out, const GradcheckOptions& o) {
+                        const std::vector<size_t>& checked_ix, int64_t n_out, const GradcheckOptions& o,
+                        const std::string& who) {
   GradcheckResult r;
   double worst = 0;
   for (size_t i = 0; i < analytic.size(); ++i)
@@ -148,7 +149,7 @@ GradcheckResult compare(const std::vector<std::vector<double>>& analytic,
   if (!r.ok) {
     std::ostringstream os;
     os.precision(10);
-    os << "gradcheck: Jacobian mismatch for input " << r.input << " (shape "
+    os << who << ": Jacobian mismatch for input " << r.input << " (shape "
        << to_string(inputs[static_cast<size_t>(r.input)].shape()) << ") at element "
        << index_string(inputs[static_cast<size_t>(r.input)].shape(),
                        [&] {
@@ -248,11 +249,10 @@ GradcheckResult gradcheck(const TensorFunction& fn, const std::vector<Tensor>& i
   Tensor probe = evaluate(fn, inputs);
   const int64_t n_out = probe.numel();
   auto numeric = numeric_jacobian(fn, inputs, checked_ix, o.eps);
-  GradcheckResult r = compare(analytic, numeric, inputs, checked_ix, n_out, o);
-  if (!r.ok) {
-    if (const char* op = single_op(probe)) r.message = "gradcheck of '" + std::string(op) + "': " + r.message.substr(11);
-    return fail(r, o);
-  }
+  const char* op = single_op(probe);
+  GradcheckResult r =
+      compare(analytic, numeric, inputs, checked_ix, n_out, o, op ? "gradcheck of '" + std::string(op) + "'" : "gradcheck");
+  if (!r.ok) return fail(r, o);
 
   // Reentrant: a second backward gives exactly the same Jacobian.
   std::string unused;
