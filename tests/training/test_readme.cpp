@@ -12,7 +12,7 @@ using namespace tapegrad;
 
 namespace {
 // README: a user-defined module registers its parts and writes forward.
-struct TwoLayerNet : nn::Module {
+struct TwoLayerNet : nn::UnaryModule {
   std::shared_ptr<nn::Linear> fc1, fc2;
   std::shared_ptr<nn::Dropout> drop;
   TwoLayerNet(int64_t in, int64_t hidden, int64_t out) {
