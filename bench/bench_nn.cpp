@@ -78,7 +78,7 @@ BENCHMARK(BM_Conv2dBackward)->Arg(0)->Arg(1)->UseManualTime();
 
 static void BM_Conv2dForwardBackward(benchmark::State& state) {
   const int64_t batch = state.range(0);
-  nn::Conv2d conv(1, 32, 3, 1, 1);
+  nn::Conv2d conv(nn::Conv2dOptions(1, 32, 3).padding(1));
   Tensor x = randn({batch, 1, 28, 28});
   for (auto _ : state) {
     Tensor y = conv(x).sum();

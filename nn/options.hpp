@@ -8,15 +8,15 @@
 
 /// Declares a field `name_` of type T with default `init`, a setter `name(v)` returning the
 /// struct (for chaining) and a getter `name()`. Leaves the struct's access at public.
-#define TAPEGRAD_LAYER_ARG(T, name, init) \
- public:                                  \
-  auto& name(T v) {                       \
-    name##_ = std::move(v);               \
-    return *this;                         \
-  }                                       \
+#define TAPEGRAD_LAYER_ARG(T, name, init)   \
+ public:                                    \
+  auto& name(T v) {                         \
+    name##_ = std::move(v);                 \
+    return *this;                           \
+  }                                         \
   const T& name() const { return name##_; } \
-                                          \
- private:                                 \
-  T name##_ = init;                       \
-                                          \
+                                            \
+ private:                                   \
+  T name##_ = init;                         \
+                                            \
  public:
