@@ -43,7 +43,7 @@ class Conv2d : public UnaryModule {
   std::string repr() const override;
   Tensor weight;  ///< [out, in, k_h, k_w]
   Tensor bias;    ///< [out]; undefined with bias(false)
-  const Conv2dOptions options;
+  const Conv2dOptions options;  ///< what it was built with
 };
 
 /// The pooling layers' options: the window, its stride (0, the default, means equal to the
@@ -69,7 +69,7 @@ class MaxPool2d : public UnaryModule {
     return functional::max_pool2d(x, options.kernel_size(), options.stride(), options.padding());
   }
   std::string repr() const override { return "MaxPool2d"; }
-  const MaxPool2dOptions options;
+  const MaxPool2dOptions options;  ///< window, stride, padding
 };
 
 /// Mean over k×k windows (padding counts as zeros).
@@ -82,7 +82,7 @@ class AvgPool2d : public UnaryModule {
     return functional::avg_pool2d(x, options.kernel_size(), options.stride(), options.padding());
   }
   std::string repr() const override { return "AvgPool2d"; }
-  const AvgPool2dOptions options;
+  const AvgPool2dOptions options;  ///< window, stride, padding
 };
 
 }  // namespace tapegrad::nn

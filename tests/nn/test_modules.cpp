@@ -72,10 +72,11 @@ TEST_CASE("layer output shapes") {
   CHECK(nn::LayerNorm({4})(zeros({2, 3, 4})).shape() == Shape{2, 3, 4});
   CHECK(nn::BatchNorm2d(3)(randn({2, 3, 4, 4})).shape() == Shape{2, 3, 4, 4});
   CHECK(nn::AvgPool2d(2)(zeros({1, 2, 5, 5})).shape() == Shape{1, 2, 2, 2});
-  for (nn::UnaryModulePtr act : std::vector<nn::UnaryModulePtr>{std::make_shared<nn::ReLU>(), std::make_shared<nn::LeakyReLU>(),
-                                                      std::make_shared<nn::Sigmoid>(), std::make_shared<nn::Tanh>(),
-                                                      std::make_shared<nn::GELU>(), std::make_shared<nn::Softmax>(),
-                                                      std::make_shared<nn::LogSoftmax>()})
+  for (nn::UnaryModulePtr act :
+       std::vector<nn::UnaryModulePtr>{std::make_shared<nn::ReLU>(), std::make_shared<nn::LeakyReLU>(),
+                                       std::make_shared<nn::Sigmoid>(), std::make_shared<nn::Tanh>(),
+                                       std::make_shared<nn::GELU>(), std::make_shared<nn::Softmax>(),
+                                       std::make_shared<nn::LogSoftmax>()})
     CHECK((*act)(zeros({2, 3})).shape() == Shape{2, 3});
   CHECK(nn::LeakyReLU(0.1)(tensor({-2.0, 3.0})).to_vector()[0] == doctest::Approx(-0.2));
   CHECK_THROWS_AS(nn::Linear(0, 3), std::invalid_argument);
