@@ -51,7 +51,7 @@ struct ConvLayer {
   nn::Conv2d conv;
   Tensor x;
   explicit ConvLayer(int64_t which)
-      : conv(which == 0 ? nn::Conv2d(1, 32, 3, 1, 1) : nn::Conv2d(32, 64, 3, 1, 1)),
+      : conv(which == 0 ? nn::Conv2dOptions(1, 32, 3).padding(1) : nn::Conv2dOptions(32, 64, 3).padding(1)),
         x(which == 0 ? randn({32, 1, 28, 28}) : randn({32, 32, 14, 14}).requires_grad_()) {}
 };
 
@@ -78,7 +78,7 @@ BENCHMARK(BM_Conv2dBackward)->Arg(0)->Arg(1)->UseManualTime();
 
 static void BM_Conv2dForwardBackward(benchmark::State& state) {
   const int64_t batch = state.range(0);
-  nn::Conv2d conv(1, 32, 3, 1, 1);
+  nn::Conv2d conv(nn::Conv2dOptions(1, 32, 3).padding(1));
   Tensor x = randn({batch, 1, 28, 28});
   for (auto _ : state) {
     Tensor y = conv(x).sum();
@@ -90,7 +90,7 @@ static void BM_Conv2dForwardBackward(benchmark::State& state) {
 BENCHMARK(BM_Conv2dForwardBackward)->Arg(32)->Arg(128);
 
 /// One Adam training step of `model` on a fixed batch of state.range(0) images per iteration.
-static void train_steps(benchmark::State& state, nn::Module& model) {
+static void train_steps(benchmark::State& state, nn::UnaryModule& model) {
   optim::Adam opt(model.parameters());
   Tensor x = rand({state.range(0), 1, 28, 28});
   std::vector<int64_t> labels(static_cast<size_t>(state.range(0)));
@@ -150,8 +150,8 @@ static void BM_MaxPool2dBackward(benchmark::State& state) {
 BENCHMARK(BM_MaxPool2dBackward)->Arg(32)->UseManualTime();
 
 static void BM_SmallCnnTrainStep(benchmark::State& state) {
-  nn::Sequential model(nn::Conv2d(1, 32, 3, 1, 1), nn::ReLU(), nn::MaxPool2d(2), nn::Conv2d(32, 64, 3, 1, 1), nn::ReLU(),
-                       nn::MaxPool2d(2), nn::Flatten(), nn::Linear(64 * 7 * 7, 128), nn::ReLU(), nn::Linear(128, 10));
+  nn::Sequential model(nn::Conv2d(nn::Conv2dOptions(1, 32, 3).padding(1)), nn::ReLU(), nn::MaxPool2d(2),
+                       nn::Conv2d(nn::Conv2dOptions(32, 64, 3).padding(1)), nn::ReLU(), nn::MaxPool2d(2), nn::Flatten(), nn::Linear(64 * 7 * 7, 128), nn::ReLU(), nn::Linear(128, 10));
   train_steps(state, model);
 }
 BENCHMARK(BM_SmallCnnTrainStep)->Arg(32);

@@ -17,8 +17,8 @@ int main(int argc, char** argv) {
   return examples::run(args, [&] {
     auto [train, test] = examples::load_data(args);  // [N,1,28,28]
     auto model = std::make_shared<nn::Sequential>(
-        nn::Conv2d(1, 32, 3, 1, 1), nn::ReLU(), nn::MaxPool2d(2),   // [N,32,14,14]
-        nn::Conv2d(32, 64, 3, 1, 1), nn::ReLU(), nn::MaxPool2d(2),  // [N,64,7,7]
+        nn::Conv2d(nn::Conv2dOptions(1, 32, 3).padding(1)), nn::ReLU(), nn::MaxPool2d(2),   // [N,32,14,14]
+        nn::Conv2d(nn::Conv2dOptions(32, 64, 3).padding(1)), nn::ReLU(), nn::MaxPool2d(2),  // [N,64,7,7]
         nn::Flatten(), nn::Linear(64 * 7 * 7, 128), nn::ReLU(), nn::Linear(128, 10));
     auto optimizer = examples::make_optimizer(args, model->parameters());
     auto loss = examples::cross_entropy_loss;

@@ -85,13 +85,29 @@ class ProgressBar {
   double last_ = -1.0;
 };
 
+/// Whether the batch's predictions can be scored: int64 targets [N] or [N, T, ...] and floating
+/// scores of the same shape plus a class axis.
 bool is_classification(const Tensor& outputs, const Tensor& targets) {
-  return targets.dtype() == DType::i64 && targets.dim() == 1 && outputs.dim() == 2;
+  if (targets.dtype() != DType::i64 || targets.dim() < 1 || !is_floating(outputs.dtype()) ||
+      outputs.dim() != targets.dim() + 1)
+    return false;
+  for (int64_t d = 0; d < targets.dim(); ++d)
+    if (outputs.size(d) != targets.size(d)) return false;
+  return true;
+}
+
+/// Predictions of a scorable batch equal to their target.
+int64_t count_correct(const Tensor& outputs, const Tensor& targets) {
+  auto pred = predicted_classes(outputs);
+  const int64_t* t = targets.data<int64_t>();
+  int64_t correct = 0;
+  for (size_t i = 0; i < pred.size(); ++i) correct += pred[i] == t[i];
+  return correct;
 }
 
 // Outputs of `model` on rows [0, n) taken `batch_size` at a time by `rows(begin, end)`.
 template <class Rows>
-Tensor predict_rows(Module& model, int64_t n, int64_t batch_size, Rows rows) {
+Tensor predict_rows(UnaryModule& model, int64_t n, int64_t batch_size, Rows rows) {
   if (batch_size <= 0) throw std::invalid_argument("predict: batch_size must be positive, got " + std::to_string(batch_size));
   NotAnOpScope not_an_op;  // inference records nothing: the Profiler must not charge it to the next op
   ModeRestorer restore{model, model.is_training()};
@@ -380,7 +396,7 @@ std::vector<NamedTensors> load_resume_state(const Checkpoint& ck, Module& model,
 }
 }  // namespace
 
-History fit(Module& model, optim::Optimizer& optimizer, const LossFn& loss,
+History fit(UnaryModule& model, optim::Optimizer& optimizer, const LossFn& loss,
             std::shared_ptr<const datasets::Dataset> data, const FitOptions& options) {
   if (!data) throw std::invalid_argument("fit: null dataset");
   if (options.epochs < 0) throw std::invalid_argument("fit: epochs must be >= 0, got " + std::to_string(options.epochs));
@@ -434,7 +450,7 @@ History fit(Module& model, optim::Optimizer& optimizer, const LossFn& loss,
     EpochLog log;
     log.epoch = epoch;
     double loss_sum = 0;
-    int64_t seen = 0, correct = 0, done = 0;
+    int64_t seen = 0, correct = 0, predictions = 0, done = 0;
     bool classify = false;
     ProgressBar progress(bar, loader.num_batches());
     for (auto it = loader.begin(); it != loader.end(); ++it) {
@@ -450,9 +466,8 @@ History fit(Module& model, optim::Optimizer& optimizer, const LossFn& loss,
       seen += n;
       if (is_classification(outputs, batch.y)) {
         classify = true;
-        auto pred = predicted_classes(outputs);
-        const int64_t* t = batch.y.data<int64_t>();
-        for (size_t i = 0; i < pred.size(); ++i) correct += pred[i] == t[i];
+        correct += count_correct(outputs, batch.y);
+        predictions += batch.y.numel();
       }
       ++state.global_step;
       ++log.steps;
@@ -462,11 +477,12 @@ History fit(Module& model, optim::Optimizer& optimizer, const LossFn& loss,
     }
     progress.clear();
     log.values["loss"] = loss_sum / static_cast<double>(std::max<int64_t>(seen, 1));
-    if (classify) log.values["accuracy"] = static_cast<double>(correct) / static_cast<double>(seen);
+    if (classify) log.values["accuracy"] = static_cast<double>(correct) / static_cast<double>(predictions);
     if (val && val->size() > 0) {
       Evaluation ev = evaluate(model, loss, *val, std::max<int64_t>(options.batch_size, 256));
       log.values["val_loss"] = ev.loss;
-      if (ev.confusion) log.values["val_accuracy"] = ev.accuracy();
+      if (ev.predictions > 0) log.values["val_accuracy"] = ev.accuracy();
+      if (ev.perplexity) log.values["val_perplexity"] = *ev.perplexity;
     }
     log.seconds = seconds_since(t0);
     history.epochs.push_back(log);
@@ -498,7 +514,7 @@ History fit(Module& model, optim::Optimizer& optimizer, const LossFn& loss,
   return history;
 }
 
-Evaluation evaluate(Module& model, const LossFn& loss, const datasets::Dataset& data, int64_t batch_size) {
+Evaluation evaluate(UnaryModule& model, const LossFn& loss, const datasets::Dataset& data, int64_t batch_size) {
   if (batch_size <= 0) throw std::invalid_argument("evaluate: batch_size must be positive, got " + std::to_string(batch_size));
   if (data.size() == 0) throw std::invalid_argument("evaluate: the dataset is empty (no loss or accuracy to report)");
   NotAnOpScope not_an_op;  // inference records nothing: the Profiler must not charge it to the next op
@@ -506,26 +522,32 @@ Evaluation evaluate(Module& model, const LossFn& loss, const datasets::Dataset& 
   model.eval();
   NoGradGuard no_grad;
   Evaluation ev;
-  double loss_sum = 0;
+  double loss_sum = 0, token_ce = 0;
   for (int64_t b = 0; b < data.size(); b += batch_size) {
     datasets::Batch batch = data.range(b, std::min(data.size(), b + batch_size));
     Tensor outputs = model(batch.x);
     loss_sum += loss(outputs, batch.y).item() * static_cast<double>(batch.size());
     ev.samples += batch.size();
-    if (is_classification(outputs, batch.y)) {
+    if (!is_classification(outputs, batch.y)) continue;
+    if (batch.y.dim() == 1) {
       if (!ev.confusion) ev.confusion.emplace(outputs.size(1));
       ev.confusion->update(outputs, batch.y);
+    } else {
+      token_ce += cross_entropy_sum(outputs, batch.y);
     }
+    ev.correct += count_correct(outputs, batch.y);
+    ev.predictions += batch.y.numel();
   }
   ev.loss = loss_sum / static_cast<double>(ev.samples);
+  if (ev.predictions > 0 && !ev.confusion) ev.perplexity = std::exp(token_ce / static_cast<double>(ev.predictions));
   return ev;
 }
 
-Tensor predict(Module& model, const datasets::Dataset& data, int64_t batch_size) {
+Tensor predict(UnaryModule& model, const datasets::Dataset& data, int64_t batch_size) {
   return predict_rows(model, data.size(), batch_size, [&](int64_t b, int64_t e) { return data.range(b, e).x; });
 }
 
-Tensor predict(Module& model, const Tensor& x, int64_t batch_size) {
+Tensor predict(UnaryModule& model, const Tensor& x, int64_t batch_size) {
   return predict_rows(model, x.size(0), batch_size, [&](int64_t b, int64_t e) { return slice(x, 0, b, e); });
 }
 

@@ -7,9 +7,12 @@
 ///     auto result = nn::evaluate(*model, loss, test);
 ///     std::cout << result.confusion->to_string();
 ///
+/// The model is a UnaryModule (one input: Sequential, every layer, a model with forward(x)).
 /// Each epoch records "loss" (the sample-weighted mean of the batch losses) and, when the targets are
-/// int64 class indices and the outputs scores [N, C], "accuracy"; with validation data also
-/// "val_loss" and "val_accuracy" (computed in eval mode without recording). Unless quiet, fit prints
+/// int64 class indices and the outputs scores — [N] with [N, C], or [N, T] with [N, T, C] for a
+/// sequence model, where it is token accuracy — "accuracy"; with validation data also "val_loss",
+/// "val_accuracy" and, for sequence targets, "val_perplexity" (computed in eval mode without
+/// recording). Unless quiet, fit prints
 /// one line per epoch, and a progress bar (batches, running loss, samples/s, ETA) while the epoch
 /// runs when standard output is a terminal.
 #include <cstdint>
@@ -59,7 +62,7 @@ struct History {
 
 /// The state callbacks see and may change.
 struct TrainState {
-  Module& model;
+  UnaryModule& model;
   optim::Optimizer& optimizer;
   int64_t epoch = 0;        ///< 1-based, the epoch running
   int64_t global_step = 0;  ///< optimizer steps so far
@@ -232,22 +235,35 @@ struct FitOptions {
 /// Throws std::invalid_argument for epochs < 0, batch_size ≤ 0, a split outside [0, 1), or a
 /// resume checkpoint that does not fit the run (more epochs than `epochs`, a missing generator,
 /// invalid state: see FitOptions::resume).
-History fit(Module& model, optim::Optimizer& optimizer, const LossFn& loss,
+History fit(UnaryModule& model, optim::Optimizer& optimizer, const LossFn& loss,
             std::shared_ptr<const datasets::Dataset> data, const FitOptions& options = {});
 
-/// evaluate's result. `confusion` is set when the targets are int64 classes and outputs [N, C].
+/// evaluate's result. Predictions are scored when the targets are int64 classes and the outputs
+/// scores with one more (class) axis: [N] with [N, C] (one prediction per sample; `confusion` is
+/// set), or [N, T] with [N, T, C] (one per token: a language model; `perplexity` is set).
 struct Evaluation {
-  double loss = 0;
-  int64_t samples = 0;
+  double loss = 0;          ///< the sample-weighted mean of the batch losses
+  int64_t samples = 0;      ///< samples evaluated
+  int64_t predictions = 0;  ///< predictions scored: N for [N] targets, N·T for [N, T], 0 otherwise
+  int64_t correct = 0;      ///< predictions equal to their target
+  /// Counts of (true, predicted) classes, for [N] targets with [N, C] outputs.
   std::optional<ConfusionMatrix> confusion{};
-  double accuracy() const { return confusion ? confusion->accuracy() : std::numeric_limits<double>::quiet_NaN(); }
+  /// exp(mean token cross-entropy of the outputs as logits), for [N, T] targets with [N, T, C]
+  /// outputs (see nn::perplexity); with loss = cross_entropy, exp(loss).
+  std::optional<double> perplexity{};
+  /// correct / predictions (token accuracy for sequences); NaN when nothing was scored.
+  double accuracy() const {
+    return predictions > 0 ? static_cast<double>(correct) / static_cast<double>(predictions)
+                           : std::numeric_limits<double>::quiet_NaN();
+  }
 };
 
 /// Loss and metrics of `model` on `data`, in eval mode without recording (the mode is restored).
-Evaluation evaluate(Module& model, const LossFn& loss, const datasets::Dataset& data, int64_t batch_size = 256);
+Evaluation evaluate(UnaryModule& model, const LossFn& loss, const datasets::Dataset& data, int64_t batch_size = 256);
 
-/// The model's outputs for every sample of `data` (or rows of `x`), concatenated along dim 0.
-Tensor predict(Module& model, const datasets::Dataset& data, int64_t batch_size = 256);
-Tensor predict(Module& model, const Tensor& x, int64_t batch_size = 256);
+/// The model's outputs for every sample of `data`, concatenated along dim 0.
+Tensor predict(UnaryModule& model, const datasets::Dataset& data, int64_t batch_size = 256);
+/// The model's outputs for the rows of `x`, `batch_size` rows at a time, concatenated along dim 0.
+Tensor predict(UnaryModule& model, const Tensor& x, int64_t batch_size = 256);
 
 }  // namespace tapegrad::nn

@@ -64,10 +64,12 @@ void check_positive(const char* layer, std::initializer_list<int64_t> sizes) {
 }
 }  // namespace
 
-Linear::Linear(int64_t in, int64_t out, bool with_bias, Generator& gen) : in_features(in), out_features(out) {
-  check_positive("Linear", {in, out});
-  weight = register_parameter("weight", Tensor::empty({out, in}));
-  if (with_bias) bias = register_parameter("bias", Tensor::empty({out}));
+Linear::Linear(int64_t in, int64_t out, Generator& gen) : Linear(LinearOptions(in, out), gen) {}
+
+Linear::Linear(const LinearOptions& o, Generator& gen) : in_features(o.in_features()), out_features(o.out_features()) {
+  check_positive("Linear", {in_features, out_features});
+  weight = register_parameter("weight", Tensor::empty({out_features, in_features}));
+  if (o.bias()) bias = register_parameter("bias", Tensor::empty({out_features}));
   reset_parameters(gen);
 }
 
@@ -80,45 +82,56 @@ std::string Linear::repr() const {
   return "Linear(" + std::to_string(in_features) + " → " + std::to_string(out_features) + ")";
 }
 
-Dropout::Dropout(double p, Generator& gen) : p_(p), gen_(&gen) {
-  if (!(p >= 0 && p <= 1)) throw std::invalid_argument("tapegrad::nn::Dropout: p must be in [0, 1], got " + std::to_string(p));
+Dropout::Dropout(double p, Generator& gen) : Dropout(DropoutOptions(p), gen) {}
+
+Dropout::Dropout(const DropoutOptions& o, Generator& gen) : p_(o.p()), gen_(&gen) {
+  if (!(p_ >= 0 && p_ <= 1))
+    throw std::invalid_argument("tapegrad::nn::Dropout: p must be in [0, 1], got " + std::to_string(p_));
 }
 
-Embedding::Embedding(int64_t num, int64_t dim, Generator& gen) {
-  check_positive("Embedding", {num, dim});
-  weight = register_parameter("weight", init::normal_(Tensor::empty({num, dim}), 0.0, 1.0, gen));
+Embedding::Embedding(int64_t num, int64_t dim, Generator& gen) : Embedding(EmbeddingOptions(num, dim), gen) {}
+
+Embedding::Embedding(const EmbeddingOptions& o, Generator& gen) {
+  check_positive("Embedding", {o.num_embeddings(), o.embedding_dim()});
+  weight = register_parameter("weight", init::normal_(Tensor::empty({o.num_embeddings(), o.embedding_dim()}), 0.0, 1.0, gen));
 }
 
 std::string Embedding::repr() const {
   return "Embedding(" + std::to_string(weight.size(0)) + ", " + std::to_string(weight.size(1)) + ")";
 }
 
-Conv2d::Conv2d(int64_t in, int64_t out, functional::Size2 kernel, functional::Size2 stride, functional::Size2 padding,
-               functional::Size2 dilation, bool with_bias, Generator& gen)
-    : stride_(stride), padding_(padding), dilation_(dilation) {
-  check_positive("Conv2d", {in, out, kernel.h, kernel.w});
-  weight = register_parameter("weight", Tensor::empty({out, in, kernel.h, kernel.w}));
-  if (with_bias) bias = register_parameter("bias", Tensor::empty({out}));
+Conv2d::Conv2d(int64_t in, int64_t out, functional::Size2 kernel, Generator& gen)
+    : Conv2d(Conv2dOptions(in, out, kernel), gen) {}
+
+Conv2d::Conv2d(const Conv2dOptions& o, Generator& gen) : options(o) {
+  const functional::Size2 k = o.kernel_size(), s = o.stride(), p = o.padding(), d = o.dilation();
+  check_positive("Conv2d", {o.in_channels(), o.out_channels(), k.h, k.w});
+  for (auto [what, v] : {std::pair{"stride", s.h}, {"stride", s.w}, {"dilation", d.h}, {"dilation", d.w}})
+    if (v <= 0) throw std::invalid_argument(std::string("tapegrad::nn::Conv2d: ") + what + " must be positive, got " + std::to_string(v));
+  if (p.h < 0 || p.w < 0)
+    throw std::invalid_argument("tapegrad::nn::Conv2d: padding must be >= 0, got " + std::to_string(std::min(p.h, p.w)));
+  weight = register_parameter("weight", Tensor::empty({o.out_channels(), o.in_channels(), k.h, k.w}));
+  if (o.bias()) bias = register_parameter("bias", Tensor::empty({o.out_channels()}));
   NoGradGuard no_grad;
   torch_default_init(weight, bias, gen);
 }
 
 std::string Conv2d::repr() const {
-  return "Conv2d(" + std::to_string(weight.size(1)) + " → " + std::to_string(weight.size(0)) + ", " +
-         std::to_string(weight.size(2)) + "×" + std::to_string(weight.size(3)) + ")";
+  return "Conv2d(" + std::to_string(options.in_channels()) + " → " + std::to_string(options.out_channels()) + ", " +
+         std::to_string(options.kernel_size().h) + "×" + std::to_string(options.kernel_size().w) + ")";
 }
 
-BatchNorm::BatchNorm(const char* name, std::vector<int64_t> input_dims, int64_t num_features, double eps,
-                     double momentum, bool affine, bool track)
-    : name_(name), input_dims_(std::move(input_dims)), num_features_(num_features), eps_(eps), momentum_(momentum) {
-  check_positive(name, {num_features});
-  if (affine) {
-    weight = register_parameter("weight", ones({num_features}));
-    bias = register_parameter("bias", zeros({num_features}));
+BatchNorm::BatchNorm(const char* name, std::vector<int64_t> input_dims, const BatchNormOptions& o)
+    : name_(name), input_dims_(std::move(input_dims)), num_features_(o.num_features()), eps_(o.eps()),
+      momentum_(o.momentum()) {
+  check_positive(name, {num_features_});
+  if (o.affine()) {
+    weight = register_parameter("weight", ones({num_features_}));
+    bias = register_parameter("bias", zeros({num_features_}));
   }
-  if (track) {
-    running_mean = register_buffer("running_mean", zeros({num_features}));
-    running_var = register_buffer("running_var", ones({num_features}));
+  if (o.track_running_stats()) {
+    running_mean = register_buffer("running_mean", zeros({num_features_}));
+    running_var = register_buffer("running_var", ones({num_features_}));
     num_batches_tracked = register_buffer("num_batches_tracked", zeros({}, DType::i64));
   }
 }
@@ -136,10 +149,10 @@ Tensor BatchNorm::forward(const Tensor& x) {
   return functional::batch_norm(x, running_mean, running_var, weight, bias, is_training(), momentum_, eps_);
 }
 
-LayerNorm::LayerNorm(Shape normalized_shape, double eps, bool affine) : normalized_shape_(std::move(normalized_shape)), eps_(eps) {
+LayerNorm::LayerNorm(const LayerNormOptions& o) : normalized_shape_(o.normalized_shape()), eps_(o.eps()) {
   if (normalized_shape_.empty()) throw std::invalid_argument("tapegrad::nn::LayerNorm: normalized_shape is empty");
   for (int64_t s : normalized_shape_) check_positive("LayerNorm", {s});
-  if (affine) {
+  if (o.elementwise_affine()) {
     weight = register_parameter("weight", ones(normalized_shape_));
     bias = register_parameter("bias", zeros(normalized_shape_));
   }

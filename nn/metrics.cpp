@@ -1,6 +1,7 @@
 #include "nn/metrics.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <iomanip>
 #include <sstream>
 #include <stdexcept>
@@ -17,28 +18,80 @@ double ratio(int64_t num, int64_t den) { return den == 0 ? 0.0 : static_cast<dou
 std::vector<int64_t> predicted_classes(const Tensor& outputs) {
   NoGradGuard no_grad;
   NotAnOpScope not_an_op;
-  if (outputs.dtype() == DType::i64 && outputs.dim() == 1) {
+  if (outputs.defined() && outputs.dtype() == DType::i64) {
     const int64_t* p = outputs.data<int64_t>();
     return {p, p + outputs.numel()};
   }
-  if (outputs.dim() != 2 || !is_floating(outputs.dtype())) {
-    throw std::invalid_argument("predicted_classes: expected scores [N, C] or int64 classes [N], got " +
-                                std::string(dtype_name(outputs.dtype())) + " " + to_string(outputs.shape()));
+  if (!outputs.defined() || outputs.dim() < 2 || !is_floating(outputs.dtype())) {
+    throw std::invalid_argument("predicted_classes: expected scores [..., C] (at least 2-D) or int64 classes, got " +
+                                (outputs.defined() ? std::string(dtype_name(outputs.dtype())) + " " +
+                                                         to_string(outputs.shape())
+                                                   : std::string("an undefined tensor")));
   }
-  Tensor idx = argmax(outputs, 1);
+  Tensor idx = argmax(outputs, outputs.dim() - 1);
   const int64_t* p = idx.data<int64_t>();
   return {p, p + idx.numel()};
 }
 
+namespace {
+/// The shape targets must have: the scores' without the class axis, or the int64 outputs' own.
+Shape target_shape(const Tensor& outputs) {
+  const Shape& s = outputs.shape();
+  return outputs.dtype() == DType::i64 ? s : Shape(s.begin(), s.end() - 1);
+}
+
+/// Throws unless `targets` are int64 of `expected` shape; `who` and `what` name the caller and the
+/// outputs in the message.
+void check_targets(const char* who, const Tensor& targets, const Shape& expected, const std::string& what) {
+  if (!targets.defined() || targets.dtype() != DType::i64 || targets.shape() != expected)
+    throw std::invalid_argument(std::string(who) + ": targets must be int64 " + to_string(expected) + " for " + what +
+                                ", got " +
+                                (targets.defined() ? std::string(dtype_name(targets.dtype())) + " " +
+                                                         to_string(targets.shape())
+                                                   : std::string("an undefined tensor")));
+}
+
+std::string describe(const Tensor& t) { return std::string(dtype_name(t.dtype())) + " outputs " + to_string(t.shape()); }
+}  // namespace
+
 double accuracy(const Tensor& outputs, const Tensor& targets) {
   std::vector<int64_t> pred = predicted_classes(outputs);
-  if (targets.dtype() != DType::i64 || targets.dim() != 1 || targets.size(0) != static_cast<int64_t>(pred.size()))
-    throw std::invalid_argument("accuracy: targets must be int64 [" + std::to_string(pred.size()) + "], got " +
-                                std::string(dtype_name(targets.dtype())) + " " + to_string(targets.shape()));
+  check_targets("accuracy", targets, target_shape(outputs), describe(outputs));
   const int64_t* t = targets.data<int64_t>();
   int64_t correct = 0;
   for (size_t i = 0; i < pred.size(); ++i) correct += pred[i] == t[i];
   return ratio(correct, static_cast<int64_t>(pred.size()));
+}
+
+double cross_entropy_sum(const Tensor& logits, const Tensor& targets) {
+  if (!logits.defined() || logits.dim() < 2 || !is_floating(logits.dtype()))
+    throw std::invalid_argument("cross_entropy_sum: expected floating logits [..., C] (at least 2-D), got " +
+                                (logits.defined() ? describe(logits) : std::string("an undefined tensor")));
+  check_targets("cross_entropy_sum", targets, target_shape(logits), describe(logits));
+  const int64_t c = logits.size(-1), rows = targets.numel();
+  const int64_t* t = targets.data<int64_t>();
+  for (int64_t r = 0; r < rows; ++r)
+    if (t[r] < 0 || t[r] >= c)
+      throw std::invalid_argument("cross_entropy_sum: target " + std::to_string(t[r]) + " at position " +
+                                  std::to_string(r) + " is outside 0.." + std::to_string(c - 1));
+  auto sum = [&](const auto* x) {
+    double total = 0;
+    for (int64_t r = 0; r < rows; ++r, x += c) {
+      double m = x[0];
+      for (int64_t k = 1; k < c; ++k) m = std::max(m, static_cast<double>(x[k]));
+      double z = 0;
+      for (int64_t k = 0; k < c; ++k) z += std::exp(static_cast<double>(x[k]) - m);
+      total += m + std::log(z) - static_cast<double>(x[t[r]]);
+    }
+    return total;
+  };
+  return logits.dtype() == DType::f32 ? sum(logits.data<float>()) : sum(logits.data<double>());
+}
+
+double perplexity(const Tensor& logits, const Tensor& targets) {
+  const double total = cross_entropy_sum(logits, targets);
+  if (targets.numel() == 0) throw std::invalid_argument("perplexity: no positions to score");
+  return std::exp(total / static_cast<double>(targets.numel()));
 }
 
 ConfusionMatrix::ConfusionMatrix(int64_t num_classes) : n_(num_classes) {
@@ -53,13 +106,11 @@ void ConfusionMatrix::check_class(int64_t c, const char* what) const {
 }
 
 void ConfusionMatrix::update(const Tensor& outputs, const Tensor& targets) {
-  if (outputs.dim() == 2 && outputs.size(1) != n_)
-    throw std::invalid_argument("ConfusionMatrix::update: scores have " + std::to_string(outputs.size(1)) +
-                                " classes, the matrix " + std::to_string(n_));
   std::vector<int64_t> pred = predicted_classes(outputs);
-  if (targets.dtype() != DType::i64 || targets.dim() != 1 || targets.size(0) != static_cast<int64_t>(pred.size()))
-    throw std::invalid_argument("ConfusionMatrix::update: targets must be int64 [" + std::to_string(pred.size()) +
-                                "], got " + dtype_name(targets.dtype()) + " " + tapegrad::to_string(targets.shape()));
+  if (outputs.dtype() != DType::i64 && outputs.size(-1) != n_)
+    throw std::invalid_argument("ConfusionMatrix::update: scores have " + std::to_string(outputs.size(-1)) +
+                                " classes, the matrix " + std::to_string(n_));
+  check_targets("ConfusionMatrix::update", targets, target_shape(outputs), describe(outputs));
   const int64_t* t = targets.data<int64_t>();
   for (size_t i = 0; i < pred.size(); ++i) {  // all or nothing: check the batch before counting it
     check_class(t[i], "target");

@@ -10,6 +10,11 @@
 ///     F1_c = 2 · precision_c · recall_c / (precision_c + recall_c)
 ///
 /// A ratio whose denominator is 0 is defined as 0 (scikit-learn's zero_division=0).
+///
+/// Every metric takes either one prediction per sample (scores [N, C] with int64 targets [N]) or
+/// one per position of a sequence, as a language model emits them (scores [N, T, C] with int64
+/// targets [N, T], or any [..., C] with [...]): each position counts as one prediction, so
+/// accuracy is token accuracy, and perplexity = exp(mean token cross-entropy).
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -18,12 +23,26 @@
 
 namespace tapegrad::nn {
 
-/// Predicted classes from `outputs`: argmax over the last axis of scores [N, C], or the int64 [N]
-/// class indices themselves.
+/// Predicted classes from `outputs`, flattened in row-major order: argmax over the last axis of
+/// floating scores [..., C] (at least 2-D), or int64 class indices of any shape themselves.
+/// Throws std::invalid_argument for other inputs.
 std::vector<int64_t> predicted_classes(const Tensor& outputs);
 
-/// Fraction of samples whose predicted class (see predicted_classes) equals the int64 target [N].
+/// Fraction of predictions (see predicted_classes) equal to their int64 target: targets have the
+/// shape of the scores without their last axis ([N] for [N, C], [N, T] for [N, T, C]: token
+/// accuracy), or the shape of int64 outputs. Throws std::invalid_argument naming both shapes when
+/// they do not fit.
 double accuracy(const Tensor& outputs, const Tensor& targets);
+
+/// Σ over positions of −log softmax(logits)[target] = Σ (logsumexp(row) − row[target]),
+/// accumulated in float64, for floating logits [..., C] and int64 targets [...]. Throws
+/// std::invalid_argument on mismatched shapes or a target outside 0..C−1.
+double cross_entropy_sum(const Tensor& logits, const Tensor& targets);
+
+/// exp(mean token cross-entropy) = exp(cross_entropy_sum / number of positions): the perplexity
+/// of a language model's logits [N, T, V] on targets [N, T] (V for a uniform guess, 1 when every
+/// target has probability 1). Same errors as cross_entropy_sum.
+double perplexity(const Tensor& logits, const Tensor& targets);
 
 /// Counts of (true class, predicted class) pairs, accumulated batch by batch.
 class ConfusionMatrix {
@@ -31,8 +50,9 @@ class ConfusionMatrix {
   /// Throws std::invalid_argument unless num_classes ≥ 1.
   explicit ConfusionMatrix(int64_t num_classes);
 
-  /// Adds a batch: `outputs` are scores [N, C] or int64 classes [N]; `targets` int64 [N].
-  /// Throws std::invalid_argument on a shape mismatch or a class outside 0..C-1, counting nothing.
+  /// Adds a batch: `outputs` are scores [..., C] or int64 classes, `targets` int64 of the shape of
+  /// the predictions (as for accuracy()). Throws std::invalid_argument on a shape mismatch or a
+  /// class outside 0..C-1, counting nothing.
   void update(const Tensor& outputs, const Tensor& targets);
   /// Adds one sample.
   void add(int64_t target, int64_t predicted, int64_t count = 1);

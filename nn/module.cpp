@@ -14,28 +14,41 @@ namespace tapegrad::nn {
 
 Module::~Module() = default;
 
-Tensor Module::register_parameter(const std::string& name, Tensor t) {
-  if (!t.defined()) throw std::invalid_argument("tapegrad::nn::Module: parameter '" + name + "' is undefined");
-  if (!is_floating(t.dtype()))
-    throw DTypeError("tapegrad::nn::Module: parameter '" + name + "' must be floating, got " + dtype_name(t.dtype()));
+void Module::check_name(const char* what, const std::string& name) const {
+  auto fail = [&](const std::string& why) {
+    throw std::invalid_argument("tapegrad::nn::" + repr() + "." + what + ": " + why);
+  };
+  if (name.empty()) fail("the name is empty");
+  if (name.find('.') != std::string::npos) fail("the name '" + name + "' contains '.' (dots separate submodules)");
   for (auto& [n, p] : params_)
-    if (n == name) throw std::invalid_argument("tapegrad::nn::Module: parameter '" + name + "' registered twice");
+    if (n == name) fail("the name '" + name + "' is already used by a parameter");
+  for (auto& [n, b] : buffers_)
+    if (n == name) fail("the name '" + name + "' is already used by a buffer");
+  for (auto& [n, c] : children_)
+    if (n == name) fail("the name '" + name + "' is already used by a submodule");
+}
+
+Tensor Module::register_parameter(const std::string& name, Tensor t) {
+  check_name("register_parameter", name);
+  if (!t.defined())
+    throw std::invalid_argument("tapegrad::nn::" + repr() + ".register_parameter: parameter '" + name + "' is undefined");
+  if (!is_floating(t.dtype()))
+    throw DTypeError("tapegrad::nn::" + repr() + ".register_parameter: parameter '" + name + "' must be floating, got " +
+                     dtype_name(t.dtype()));
   t.requires_grad_(true);
   params_.emplace_back(name, t);
   return t;
 }
 
 Tensor Module::register_buffer(const std::string& name, Tensor t) {
-  for (auto& [n, b] : buffers_)
-    if (n == name) throw std::invalid_argument("tapegrad::nn::Module: buffer '" + name + "' registered twice");
+  check_name("register_buffer", name);
   buffers_.emplace_back(name, t);
   return t;
 }
 
 void Module::add_child(const std::string& name, ModulePtr m) {
-  if (!m) throw std::invalid_argument("tapegrad::nn::Module: submodule '" + name + "' is null");
-  for (auto& [n, c] : children_)
-    if (n == name) throw std::invalid_argument("tapegrad::nn::Module: submodule '" + name + "' registered twice");
+  check_name("register_module", name);
+  if (!m) throw std::invalid_argument("tapegrad::nn::" + repr() + ".register_module: submodule '" + name + "' is null");
   children_.emplace_back(name, std::move(m));
 }
 
@@ -83,7 +96,31 @@ void Module::zero_grad() {
   for (auto& p : parameters()) p.zero_grad();
 }
 
-Tensor Module::summarize(const Tensor& x, const std::string& prefix, std::vector<SummaryRow>& rows) {
+Module& Module::to(DType dtype) {
+  if (!is_floating(dtype))
+    throw DTypeError("tapegrad::nn::" + repr() + ".to: parameters and buffers convert to a floating dtype, got " +
+                     dtype_name(dtype));
+  NoGradGuard no_grad;
+  auto convert = [dtype](const Tensor& t) {
+    if (!t.defined() || !is_floating(t.dtype()) || t.dtype() == dtype) return;
+    TensorImpl& impl = *t.impl();
+    Tensor converted = t.detach().to(dtype);
+    const uint64_t old_version = impl.storage.version();
+    impl.storage = converted.impl()->storage;
+    impl.offset = converted.impl()->offset;
+    impl.dtype = dtype;
+    // A graph that saved this tensor recorded the old storage's version: start the new one past it,
+    // so that backward refuses to run instead of reading data of the wrong dtype.
+    for (uint64_t v = 0; v <= old_version; ++v) impl.storage.bump_version();
+    if (impl.grad) impl.grad = Tensor(impl.grad).detach().to(dtype).impl();
+    impl.grad_accumulator.reset();  // it caches the leaf's dtype; the next backward makes a new one
+  };
+  for (auto& [n, p] : named_parameters()) convert(p);
+  for (auto& [n, b] : named_buffers()) convert(b);
+  return *this;
+}
+
+Tensor UnaryModule::summarize(const Tensor& x, const std::string& prefix, std::vector<SummaryRow>& rows) {
   Tensor y = forward(x);
   int64_t n = 0;
   for (auto& p : parameters()) n += p.numel();
@@ -92,28 +129,34 @@ Tensor Module::summarize(const Tensor& x, const std::string& prefix, std::vector
 }
 
 namespace {
-/// Every module of the tree with its training flag, to restore after summary().
+/// Every module of the tree with its training flag, parents before children, to restore after
+/// summary(): train(on) in this order leaves each module with its own flag.
 void collect_modes(Module& m, std::vector<std::pair<Module*, bool>>& out) {
   out.emplace_back(&m, m.is_training());
   for (auto& c : m.children()) collect_modes(*c, out);
 }
 }  // namespace
 
-std::string Module::summary(const Shape& input_shape) {
+std::string UnaryModule::summary(const Shape& input_shape, std::optional<DType> dtype) {
   std::vector<std::pair<Module*, bool>> modes;
   collect_modes(*this, modes);
+  auto restore = [&] {
+    for (auto& [m, on] : modes) m->train(on);
+  };
   std::vector<SummaryRow> rows;
   eval();
   try {
     NoGradGuard no_grad;
-    auto params = parameters();
-    DType dtype = params.empty() ? DType::f32 : params.front().dtype();
-    summarize(zeros(input_shape, dtype), "", rows);
+    if (!dtype) {
+      auto params = parameters();
+      dtype = params.empty() ? DType::f32 : params.front().dtype();
+    }
+    summarize(zeros(input_shape, *dtype), "", rows);
   } catch (...) {
-    for (auto& [m, on] : modes) m->training_ = on;
+    restore();
     throw;
   }
-  for (auto& [m, on] : modes) m->training_ = on;
+  restore();
 
   size_t w0 = 5, w1 = 12;
   for (auto& r : rows) {
@@ -179,7 +222,7 @@ void Module::load_state_dict(const NamedTensors& state, bool strict) {
 
 // ---- containers ---------------------------------------------------------------------------------
 
-void Sequential::push_back(ModulePtr m) {
+void Sequential::push_back(UnaryModulePtr m) {
   add_child(std::to_string(modules_.size()), m);
   modules_.push_back(std::move(m));
 }
@@ -201,8 +244,9 @@ void ModuleList::push_back(ModulePtr m) {
   modules_.push_back(std::move(m));
 }
 
-Tensor ModuleList::forward(const Tensor&) {
-  throw std::logic_error("tapegrad::nn::ModuleList: has no forward; call its modules");
+void ModuleList::throw_wrong_type(size_t i) const {
+  throw std::invalid_argument("tapegrad::nn::ModuleList.at: module " + std::to_string(i) + " is " +
+                              modules_.at(i)->repr() + ", not of the type asked for");
 }
 
 }  // namespace tapegrad::nn

@@ -7,15 +7,30 @@
 
 #include "nn/functional.hpp"
 #include "nn/module.hpp"
+#include "nn/options.hpp"
 
 namespace tapegrad::nn {
 
+/// BatchNorm1d's and BatchNorm2d's options: the channel count, then ε (1e-5), the running
+/// statistics' momentum (0.1), whether there are γ and β (affine, true) and whether running
+/// statistics are kept (track_running_stats, true).
+///
+///     nn::BatchNorm2d bn(nn::BatchNormOptions(64).momentum(0.01).affine(false));
+struct BatchNormOptions {
+  BatchNormOptions(int64_t num_features) : num_features_(num_features) {}  // NOLINT: implicit, BatchNorm1d(8)
+  TAPEGRAD_LAYER_ARG(int64_t, num_features, 0)
+  TAPEGRAD_LAYER_ARG(double, eps, 1e-5)
+  TAPEGRAD_LAYER_ARG(double, momentum, 0.1)
+  TAPEGRAD_LAYER_ARG(bool, affine, true)
+  TAPEGRAD_LAYER_ARG(bool, track_running_stats, true)
+};
+
 /// y = (x − μ) / √(σ² + ε) · γ + β per channel (dimension 1); see functional::batch_norm.
-class BatchNorm : public Module {
+class BatchNorm : public UnaryModule {
  public:
-  /// `input_dims`: the accepted input ranks (BatchNorm1d: 2 or 3, BatchNorm2d: 4).
-  BatchNorm(const char* name, std::vector<int64_t> input_dims, int64_t num_features, double eps, double momentum,
-            bool affine, bool track_running_stats);
+  /// `name` for errors and repr(); `input_dims`: the accepted input ranks (BatchNorm1d: 2 or 3,
+  /// BatchNorm2d: 4). Throws std::invalid_argument unless num_features is positive.
+  BatchNorm(const char* name, std::vector<int64_t> input_dims, const BatchNormOptions& options);
   Tensor forward(const Tensor& x) override;
   std::string repr() const override { return std::string(name_) + "(" + std::to_string(num_features_) + ")"; }
   Tensor weight, bias;                                          ///< γ (ones), β (zeros); undefined unless affine
@@ -31,23 +46,36 @@ class BatchNorm : public Module {
 /// Batch normalisation of [N, C] or [N, C, L] inputs.
 class BatchNorm1d : public BatchNorm {
  public:
-  explicit BatchNorm1d(int64_t num_features, double eps = 1e-5, double momentum = 0.1, bool affine = true,
-                       bool track_running_stats = true)
-      : BatchNorm("BatchNorm1d", {2, 3}, num_features, eps, momentum, affine, track_running_stats) {}
+  /// BatchNorm1d(8), or BatchNorm1d(BatchNormOptions(8).eps(1e-3)).
+  explicit BatchNorm1d(const BatchNormOptions& options) : BatchNorm("BatchNorm1d", {2, 3}, options) {}
 };
 
 /// Batch normalisation of [N, C, H, W] inputs.
 class BatchNorm2d : public BatchNorm {
  public:
-  explicit BatchNorm2d(int64_t num_features, double eps = 1e-5, double momentum = 0.1, bool affine = true,
-                       bool track_running_stats = true)
-      : BatchNorm("BatchNorm2d", {4}, num_features, eps, momentum, affine, track_running_stats) {}
+  /// BatchNorm2d(64), or BatchNorm2d(BatchNormOptions(64).momentum(0.01)).
+  explicit BatchNorm2d(const BatchNormOptions& options) : BatchNorm("BatchNorm2d", {4}, options) {}
+};
+
+/// LayerNorm's options: the normalised trailing shape, then ε (1e-5) and whether there are γ and
+/// β (elementwise_affine, true).
+///
+///     nn::LayerNorm ln(nn::LayerNormOptions({128}).eps(1e-6).elementwise_affine(false));
+struct LayerNormOptions {
+  explicit LayerNormOptions(Shape normalized_shape) : normalized_shape_(std::move(normalized_shape)) {}
+  TAPEGRAD_LAYER_ARG(Shape, normalized_shape, {})
+  TAPEGRAD_LAYER_ARG(double, eps, 1e-5)
+  TAPEGRAD_LAYER_ARG(bool, elementwise_affine, true)
 };
 
 /// Normalises over the trailing `normalized_shape` dimensions; γ (ones) and β (zeros) of that shape.
-class LayerNorm : public Module {
+/// Throws std::invalid_argument for an empty shape or a size that is not positive.
+class LayerNorm : public UnaryModule {
  public:
-  explicit LayerNorm(Shape normalized_shape, double eps = 1e-5, bool elementwise_affine = true);
+  /// LayerNorm({128}): ε 1e-5, with γ and β.
+  explicit LayerNorm(Shape normalized_shape) : LayerNorm(LayerNormOptions(std::move(normalized_shape))) {}
+  /// LayerNorm(LayerNormOptions({128}).eps(1e-6)).
+  explicit LayerNorm(const LayerNormOptions& options);
   Tensor forward(const Tensor& x) override {
     return functional::layer_norm(x, normalized_shape_, weight, bias, eps_);
   }

@@ -92,6 +92,10 @@ Tensor& Optimizer::state(size_t i, const char* name, const Tensor& p, double ini
   auto& m = state_[i];
   auto it = m.find(name);
   if (it == m.end()) it = m.emplace(name, full(p.shape(), init, p.dtype())).first;
+  else if (it->second.dtype() != p.dtype())  // the model was converted (Module::to) after this state was made
+    throw DTypeError(std::string("tapegrad::optim::") + name_ + "::step: state '" + name + "' of parameter " +
+                     std::to_string(i) + " is " + dtype_name(it->second.dtype()) + " but the parameter is " +
+                     dtype_name(p.dtype()) + " (converted after the optimizer stepped): create the optimizer again");
   return it->second;
 }
 

@@ -51,9 +51,9 @@ TEST_CASE("conv2d matches a naive direct convolution") {
 }
 
 TEST_CASE("conv2d output shapes follow the window formula") {
-  nn::Conv2d conv(1, 8, 5, 1, 2);
+  nn::Conv2d conv(nn::Conv2dOptions(1, 8, 5).padding(2));
   CHECK(conv(zeros({2, 1, 28, 28})).shape() == Shape{2, 8, 28, 28});
-  nn::Conv2d strided(3, 4, {3, 2}, 2, 0, {1, 2});
+  nn::Conv2d strided(nn::Conv2dOptions(3, 4, {3, 2}).stride(2).dilation({1, 2}));
   CHECK(strided(zeros({1, 3, 9, 9})).shape() == Shape{1, 4, 4, 4});  // (9−2−1)/2+1, (9−2·1−1)/2+1
 }
 

@@ -68,7 +68,7 @@ TEST_CASE("an empty batch through Linear gives an empty output and zero weight a
 
 TEST_CASE("every layer on a batch of zero samples: empty output or a clear error, never garbage") {
   manual_seed(3);
-  nn::Conv2d conv(2, 4, 3, 1, 1);
+  nn::Conv2d conv(nn::Conv2dOptions(2, 4, 3).padding(1));
   Tensor img = zeros({0, 2, 5, 5});
   Tensor out = conv(img);
   CHECK(out.shape() == Shape{0, 4, 5, 5});

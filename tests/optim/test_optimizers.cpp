@@ -20,7 +20,7 @@ using MakeOptimizer = std::function<std::unique_ptr<optim::Optimizer>(std::vecto
 /// Trains 2-8-1 tanh/sigmoid on XOR full-batch; returns the final loss.
 double train_xor(const MakeOptimizer& make, int steps) {
   Generator gen(1234);
-  auto model = std::make_shared<nn::Sequential>(nn::Linear(2, 8, true, gen), nn::Tanh(), nn::Linear(8, 1, true, gen));
+  auto model = std::make_shared<nn::Sequential>(nn::Linear(2, 8, gen), nn::Tanh(), nn::Linear(8, 1, gen));
   auto opt = make(model->parameters());
   Tensor x = tensor({0, 0, 0, 1, 1, 0, 1, 1}, {4, 2}), y = tensor({0, 1, 1, 0}, {4, 1});
   double loss_value = 0;

@@ -24,7 +24,7 @@ namespace {
 // the gradients, which must be the same after every error as before the first one.
 std::vector<double> probe() {
   Generator gen(1);
-  nn::Sequential model(nn::Linear(3, 4, true, gen), nn::ReLU(), nn::Linear(4, 2, true, gen));
+  nn::Sequential model(nn::Linear(3, 4, gen), nn::ReLU(), nn::Linear(4, 2, gen));
   Tensor x = randn({5, 3}, DType::f32, gen);
   Tensor loss = F::cross_entropy(model(x), index_tensor({0, 1, 1, 0, 1}));
   loss.backward();

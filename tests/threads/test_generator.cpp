@@ -23,7 +23,7 @@ struct Draws {
 };
 
 Draws draw(Generator& gen = default_generator()) {
-  nn::Linear layer(64, 32, true, gen);
+  nn::Linear layer(64, 32, gen);
   std::vector<double> normal = randn({1 << 14}, DType::f64, gen).to_vector();
   return {layer.weight.to_vector(), layer.bias.to_vector(), normal, layer(ones({4, 64})).to_vector()};
 }

@@ -1,8 +1,11 @@
 // The README's nn / optim / datasets examples, compiled and run so that they stay true.
 #include <doctest/doctest.h>
 
+#include <iostream>
 #include <sstream>
+#include <type_traits>
 
+#include "autograd/gradcheck.hpp"
 #include "datasets/datasets.hpp"
 #include "nn/fit.hpp"
 #include "nn/nn.hpp"
@@ -12,7 +15,7 @@ using namespace tapegrad;
 
 namespace {
 // README: a user-defined module registers its parts and writes forward.
-struct TwoLayerNet : nn::Module {
+struct TwoLayerNet : nn::UnaryModule {
   std::shared_ptr<nn::Linear> fc1, fc2;
   std::shared_ptr<nn::Dropout> drop;
   TwoLayerNet(int64_t in, int64_t hidden, int64_t out) {
@@ -21,6 +24,15 @@ struct TwoLayerNet : nn::Module {
     fc2 = register_module("fc2", std::make_shared<nn::Linear>(hidden, out));
   }
   Tensor forward(const Tensor& x) override { return (*fc2)((*drop)(gelu((*fc1)(x)))); }
+};
+
+// README: a module with other inputs derives from nn::Module and writes the forward it needs.
+struct MaskedMean : nn::Module {  // x [N, T, D], mask [N, T, 1] of 0 / 1 → [N, D]
+  std::shared_ptr<nn::Linear> proj;
+  explicit MaskedMean(int64_t dim) {
+    proj = register_module("proj", std::make_shared<nn::Linear>(nn::LinearOptions(dim, dim).bias(false)));
+  }
+  Tensor forward(const Tensor& x, const Tensor& mask) { return sum((*proj)(x) * mask, {1}) / sum(mask, {1}); }
 };
 
 /// Two separable blobs of 2-D points, labels 0/1.
@@ -65,4 +77,39 @@ TEST_CASE("README: a user-defined module") {
   sum(net(randn({5, 4}))).backward();
   sgd.step();
   CHECK(net.fc1->parameters()[0].grad().defined());
+}
+
+TEST_CASE("README: a module with two inputs, options structs, to(f64) and gradcheck, summary on token ids") {
+  static_assert(!std::is_constructible_v<nn::Sequential, MaskedMean>);
+  MaskedMean pool(2);
+  {
+    NoGradGuard no_grad;
+    std::vector<float> identity = {1, 0, 0, 1};
+    std::copy(identity.begin(), identity.end(), pool.proj->weight.mutable_data<float>());
+  }
+  Tensor x = tensor({1, 2, 3, 4, 10, 20, 5, 6, 7, 8, 30, 40}, {2, 3, 2});
+  Tensor mask = tensor({1, 1, 0, 0, 1, 1}, {2, 3, 1});
+  CHECK(pool.forward(x, mask).to_vector() == std::vector<double>{2, 3, 18.5, 24});  // means of unmasked rows
+  nn::ModuleList list;
+  list.push_back(std::make_shared<MaskedMean>(2));
+  CHECK(list.at<MaskedMean>(0)->forward(x, mask).shape() == Shape{2, 2});
+
+  nn::Conv2d conv(nn::Conv2dOptions(1, 32, 3).stride(2).padding(1));  // nn::Conv2d(1, 32, 3) for the defaults
+  nn::LayerNorm norm(nn::LayerNormOptions({128}).eps(1e-6).elementwise_affine(false));
+  CHECK(conv(zeros({1, 1, 28, 28})).shape() == Shape{1, 32, 14, 14});
+  CHECK(norm.parameters().empty());
+
+  manual_seed(4);
+  auto model = std::make_shared<nn::Sequential>(nn::Linear(3, 4), nn::Tanh(), nn::Linear(4, 2));
+  x = randn({5, 3}, DType::f64);
+  Tensor y = index_tensor({0, 1, 1, 0, 1});
+  model->to(DType::f64);
+  auto check = gradcheck([&](const std::vector<Tensor>&) { return nn::F::cross_entropy((*model)(x), y); },
+                         model->parameters());  // x float64; perturbs the parameters in place
+  CHECK_MESSAGE(check.ok, check.message);
+
+  auto lm = std::make_shared<nn::Sequential>(nn::Embedding(65, 16), nn::Linear(16, 65));
+  std::ostringstream out;
+  out << lm->summary({1, 64}, DType::i64);
+  CHECK(out.str().find("[1, 64, 65]") != std::string::npos);
 }

@@ -104,9 +104,10 @@ std::shared_ptr<nn::Sequential> mlp_module() {
   return std::make_shared<nn::Sequential>(nn::Flatten(), nn::Linear(784, 128), nn::ReLU(), nn::Linear(128, 10));
 }
 std::shared_ptr<nn::Sequential> cnn_module() {
-  return std::make_shared<nn::Sequential>(nn::Conv2d(1, 32, 3, 1, 1), nn::ReLU(), nn::MaxPool2d(2),
-                                          nn::Conv2d(32, 64, 3, 1, 1), nn::ReLU(), nn::MaxPool2d(2), nn::Flatten(),
-                                          nn::Linear(64 * 7 * 7, 128), nn::ReLU(), nn::Linear(128, 10));
+  return std::make_shared<nn::Sequential>(
+      nn::Conv2d(nn::Conv2dOptions(1, 32, 3).padding(1)), nn::ReLU(), nn::MaxPool2d(2),
+      nn::Conv2d(nn::Conv2dOptions(32, 64, 3).padding(1)), nn::ReLU(), nn::MaxPool2d(2), nn::Flatten(),
+      nn::Linear(64 * 7 * 7, 128), nn::ReLU(), nn::Linear(128, 10));
 }
 Tensor mlp_functional(const nn::NamedTensors& p, const Tensor& x) {
   Tensor h = relu(F::linear(flatten(x, 1), param(p, "1.weight"), param(p, "1.bias")));
