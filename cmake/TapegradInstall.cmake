@@ -69,13 +69,14 @@ set(CPACK_PACKAGE_VENDOR "tapegrad")
 set(CPACK_PACKAGE_CONTACT "tapegrad maintainers <tapegrad@localhost>")
 set(CPACK_PACKAGE_DESCRIPTION_SUMMARY "C++20 reverse-mode automatic differentiation (tensors, nn, optim, datasets)")
 set(CPACK_PACKAGE_DESCRIPTION "A dynamic (define-by-run) autodiff tape over xtensor and OpenBLAS, with
- neural-network modules, optimizers and dataset loaders. Headers, the library, a CMake package
- (find_package(tapegrad), target tapegrad::tapegrad) and tapegrad.pc. Built for x86-64 with AVX2 + FMA.")
+neural-network modules, optimizers and dataset loaders. Headers, the library, a CMake package
+(find_package(tapegrad), target tapegrad::tapegrad) and tapegrad.pc. Built for x86-64 with AVX2 + FMA.")
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)   # tapegrad_<version>_<arch>.deb
 set(CPACK_DEBIAN_PACKAGE_SECTION libdevel)
 set(CPACK_PACKAGING_INSTALL_PREFIX ${CMAKE_INSTALL_PREFIX})
+# xtensor and xsimd are header-only and their types cross the library boundary: pin the series built against.
 set(CPACK_DEBIAN_PACKAGE_DEPENDS
-    "libxtensor-dev (>= 0.24), libxtensor-blas-dev (>= 0.20), libxsimd-dev (>= 8), libopenblas-dev, liblapack-dev, nlohmann-json3-dev (>= 3.9), zlib1g-dev")
+    "libxtensor-dev (>= 0.24), libxtensor-dev (<< 0.25), libxtensor-blas-dev (>= 0.20), libxsimd-dev (>= 8), libxsimd-dev (<< 9), libopenblas-dev, liblapack-dev, nlohmann-json3-dev (>= 3.9), zlib1g-dev")
 if(BUILD_SHARED_LIBS)
   set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)   # libc6, libstdc++6, libopenblas0, zlib1g from the binary
 endif()
