@@ -74,5 +74,30 @@ SELECT ?=
 mutate: deps
 	@bash scripts/mutate.sh $(SELECT)
 
+## A Debian package of the library (CPack): headers, libtapegrad, the CMake package and tapegrad.pc
+## under /usr, built in build-package without tests, examples or benchmarks. Install it with
+## apt-get install ./build-package/tapegrad_<version>_amd64.deb. PACKAGE_FLAGS=-DBUILD_SHARED_LIBS=ON
+## packages the shared library instead of the static one.
+PACKAGE_FLAGS ?=
+.PHONY: package
+package: deps
+	@cmake -S . -B build-package -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX=/usr -DTAPEGRAD_BUILD_TESTS=OFF \
+	  -DTAPEGRAD_EXAMPLES=OFF -DTAPEGRAD_BENCH=OFF $(PACKAGE_FLAGS) > /dev/null
+	@cmake --build build-package -j $(JOBS) --target tapegrad
+	@cd build-package && cpack -G DEB > /dev/null
+	@ls build-package/tapegrad_*.deb
+
+## API documentation: Doxygen (installed when missing) over the public headers into out/docs/html.
+## Undocumented public symbols are errors (DOCS_WARN_AS_ERROR=NO only lists them in
+## out/docs/warnings.txt); the HTML is written either way.
+DOCS_WARN_AS_ERROR ?= FAIL_ON_WARNINGS
+.PHONY: docs
+docs:
+	@bash scripts/install_deps.sh --docs
+	@rm -rf out/docs && mkdir -p out/docs
+	@TAPEGRAD_DOCS_WARN_AS_ERROR=$(DOCS_WARN_AS_ERROR) doxygen docs/Doxyfile > /dev/null 2>&1; rc=$$?; \
+	  n=$$(grep -c -E '(warning|error):' out/docs/warnings.txt); \
+	  echo "docs: out/docs/html/index.html; $$n undocumented or malformed (out/docs/warnings.txt)"; exit $$rc
+
 clean:
-	@rm -rf $(BUILD) build-sanitize build-tsan
+	@rm -rf $(BUILD) build-sanitize build-tsan build-package

@@ -1,8 +1,9 @@
 # What every CMake project of this repository shares: the main build (CMakeLists.txt) and the
 # clang/libFuzzer build of tests/fuzz. Include it after project().
 #
-#   tapegrad_library(<target> <components...>)   a static library of <component>/**/*.cpp under the
-#                                                repository root, with its include path and dependencies
+#   tapegrad_library(<target> <components...>)   a library (static unless BUILD_SHARED_LIBS) of
+#                                                <component>/**/*.cpp under the repository root, with
+#                                                its include paths, ABI flags and dependencies
 
 find_program(CCACHE ccache)
 if(CCACHE)
@@ -10,8 +11,10 @@ if(CCACHE)
 endif()
 
 get_filename_component(TAPEGRAD_ROOT ${CMAKE_CURRENT_LIST_DIR}/.. ABSOLUTE)
+include(GNUInstallDirs)
 
-# All from Debian packages (scripts/install_deps.sh).
+# All from Debian packages (scripts/install_deps.sh). cmake/tapegradConfig.cmake.in finds the same
+# ones for a consumer of the installed library.
 find_package(xsimd REQUIRED)
 find_package(xtensor REQUIRED)
 find_package(xtensor-blas REQUIRED)
@@ -21,9 +24,11 @@ find_package(nlohmann_json REQUIRED)
 find_package(ZLIB REQUIRED)
 
 # xsimd-accelerated xtensor: the definition and the arch flags change xtensor's and xsimd's types
-# (and the SIMD width of the library's own kernels), so every target of every build gets the same.
-# -fno-math-errno lets sqrt and friends vectorise (tapegrad never reads errno).
-set(TAPEGRAD_ARCH_FLAGS "-mavx2;-mfma" CACHE STRING "Architecture flags applied to every target")
+# (and the SIMD width of the library's own kernels), so every target of every build gets the same —
+# and so does every consumer: tapegrad_library() makes them INTERFACE requirements of the library
+# (the ABI flags; see README "Use it in your project"). -fno-math-errno lets sqrt and friends
+# vectorise (tapegrad never reads errno); it does not change a type, so it stays private.
+set(TAPEGRAD_ARCH_FLAGS "-mavx2;-mfma" CACHE STRING "Architecture flags applied to every target (ABI: consumers get them too)")
 add_compile_definitions(XTENSOR_USE_XSIMD)
 add_compile_options(${TAPEGRAD_ARCH_FLAGS} -fno-math-errno)
 
@@ -33,8 +38,33 @@ function(tapegrad_library target)
     file(GLOB_RECURSE component_sources CONFIGURE_DEPENDS ${TAPEGRAD_ROOT}/${component}/*.cpp)
     list(APPEND sources ${component_sources})
   endforeach()
-  add_library(${target} STATIC ${sources})
-  target_include_directories(${target} PUBLIC ${TAPEGRAD_ROOT})
-  target_link_libraries(${target} PUBLIC xtensor xtensor-blas xsimd ${BLAS_LIBRARIES} nlohmann_json::nlohmann_json
-                        ZLIB::ZLIB)
+  add_library(${target} ${sources})
+
+  # Two include forms, both for the source tree and the installed tree:
+  #   #include <tapegrad/autograd/tensor.hpp>   canonical for consumers (<prefix>/include)
+  #   #include "autograd/tensor.hpp"            the library's own form (<prefix>/include/tapegrad)
+  # In the build tree <tapegrad/...> comes from a folder of links to the components (INTERFACE only,
+  # so the library's own compile lines, and their ccache entries, do not depend on the build folder).
+  set(glue ${CMAKE_CURRENT_BINARY_DIR}/${target}_include)
+  file(MAKE_DIRECTORY ${glue}/tapegrad)
+  foreach(entry ${ARGN} tapegrad.hpp)
+    if(EXISTS ${TAPEGRAD_ROOT}/${entry} AND NOT EXISTS ${glue}/tapegrad/${entry})
+      file(CREATE_LINK ${TAPEGRAD_ROOT}/${entry} ${glue}/tapegrad/${entry} SYMBOLIC)
+    endif()
+  endforeach()
+  target_include_directories(${target}
+    PUBLIC $<BUILD_INTERFACE:${TAPEGRAD_ROOT}>
+           $<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}/tapegrad>
+           $<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}>
+    INTERFACE $<BUILD_INTERFACE:${glue}>)
+
+  # ABI requirements, shared with every consumer (the same values go into tapegrad.pc).
+  target_compile_features(${target} PUBLIC cxx_std_20)
+  target_compile_definitions(${target} PUBLIC XTENSOR_USE_XSIMD)
+  target_compile_options(${target} PUBLIC ${TAPEGRAD_ARCH_FLAGS})
+
+  # Public headers include xtensor/xsimd (autograd/interop.hpp, kernels.hpp) and nlohmann/json_fwd
+  # (nn/serialize.hpp); BLAS, LAPACK (through xtensor-blas) and zlib are only linked.
+  target_link_libraries(${target} PUBLIC xtensor xsimd nlohmann_json::nlohmann_json
+                        PRIVATE xtensor-blas BLAS::BLAS ZLIB::ZLIB)
 endfunction()

@@ -3,12 +3,16 @@
 # Idempotent: a second run installs nothing. Runs apt-get as root, or through sudo.
 #   scripts/install_deps.sh            build + test dependencies
 #   scripts/install_deps.sh --compare  also python3-torch and libtorch-dev (make bench-compare)
+#   scripts/install_deps.sh --docs     also doxygen (make docs)
 set -euo pipefail
 
 packages=(cmake make g++ pkg-config libxtensor-dev libxtensor-blas-dev libxsimd-dev libopenblas-dev
           doctest-dev libbenchmark-dev libcli11-dev nlohmann-json3-dev zlib1g-dev ccache)
 if [[ "${1:-}" == "--compare" ]]; then
   packages+=(python3-torch libtorch-dev)
+fi
+if [[ "${1:-}" == "--docs" ]]; then
+  packages+=(doxygen)
 fi
 if [[ "${1:-}" == "--fuzz" ]]; then
   packages+=(clang libclang-rt-14-dev)
