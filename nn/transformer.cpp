@@ -35,7 +35,8 @@ std::pair<Tensor, Tensor> attention(const Tensor& q, const Tensor& k, const Tens
                                     double dropout_p, bool training, Generator& gen) {
   const int64_t n = q.size(0), h = q.size(1), l = q.size(2), d = q.size(3), s = k.size(2);
   // [N·H, L, d]·[N·H, S, d]ᵀ: one batched gemm, the transpose is a BLAS flag.
-  Tensor scores = gemm(reshape(q / std::sqrt(static_cast<double>(d)), {n * h, l, d}), reshape(k, {n * h, s, d}), false, true);
+  Tensor scores =
+      gemm(reshape(q / std::sqrt(static_cast<double>(d)), {n * h, l, d}), reshape(k, {n * h, s, d}), false, true);
   scores = reshape(scores, {n, h, l, s});
   if (mask.defined()) scores = scores + mask;
   Tensor weights = functional::dropout(softmax(scores, -1), dropout_p, training, gen);
@@ -75,10 +76,12 @@ ModulePtr gpt_layer_norm(const GPTConfig& c) {
 MultiheadAttention::MultiheadAttention(const MultiheadAttentionOptions& o, Generator& gen) : options_(o), gen_(&gen) {
   const int64_t e = o.embed_dim(), h = o.num_heads();
   if (e <= 0 || h <= 0 || e % h != 0)
-    throw std::invalid_argument("tapegrad::nn::MultiheadAttention: embed_dim must be a positive multiple of num_heads, got embed_dim " +
-                                std::to_string(e) + " and num_heads " + std::to_string(h));
+    throw std::invalid_argument(
+        "tapegrad::nn::MultiheadAttention: embed_dim must be a positive multiple of num_heads, got embed_dim " +
+        std::to_string(e) + " and num_heads " + std::to_string(h));
   if (!(o.dropout() >= 0 && o.dropout() < 1))
-    throw std::invalid_argument("tapegrad::nn::MultiheadAttention: dropout must be in [0, 1), got " + std::to_string(o.dropout()));
+    throw std::invalid_argument("tapegrad::nn::MultiheadAttention: dropout must be in [0, 1), got " +
+                                std::to_string(o.dropout()));
   in_proj_weight = register_parameter("in_proj_weight", Tensor::empty({3 * e, e}));
   if (o.bias()) in_proj_bias = register_parameter("in_proj_bias", zeros({3 * e}));
   out_proj = register_module("out_proj", std::make_shared<Linear>(e, e, o.bias(), gen));
@@ -88,28 +91,31 @@ MultiheadAttention::MultiheadAttention(const MultiheadAttentionOptions& o, Gener
 }
 
 std::string MultiheadAttention::repr() const {
-  return "MultiheadAttention(" + std::to_string(options_.embed_dim()) + ", heads " + std::to_string(options_.num_heads()) + ")";
+  return "MultiheadAttention(" + std::to_string(options_.embed_dim()) + ", heads " +
+         std::to_string(options_.num_heads()) + ")";
 }
 
-void MultiheadAttention::check_inputs(const Tensor& query, const Tensor& key, const Tensor& value, const Tensor& attn_mask,
-                                      const Tensor& key_padding_mask) const {
+void MultiheadAttention::check_inputs(const Tensor& query, const Tensor& key, const Tensor& value,
+                                      const Tensor& attn_mask, const Tensor& key_padding_mask) const {
   const int64_t e = options_.embed_dim(), h = options_.num_heads();
   const std::string who = "tapegrad::nn::" + repr() + ": ";
   const std::string layout = options_.batch_first() ? "[N, L, E]" : "[L, N, E]";
   const DType dtype = in_proj_weight.dtype();
   for (const Tensor* t : {&query, &key, &value}) {
     if (!t->defined() || t->dim() != 3 || t->size(2) != e)
-      throw ShapeError(who + "query, key and value must be " + layout + " with E = " + std::to_string(e) + ", got query " +
-                       shape_of(query) + ", key " + shape_of(key) + ", value " + shape_of(value));
+      throw ShapeError(who + "query, key and value must be " + layout + " with E = " + std::to_string(e) +
+                       ", got query " + shape_of(query) + ", key " + shape_of(key) + ", value " + shape_of(value));
     if (t->dtype() != dtype)
-      throw DTypeError(who + "inputs must have the parameters' dtype " + dtype_name(dtype) + ", got " + dtype_name(t->dtype()));
+      throw DTypeError(who + "inputs must have the parameters' dtype " + dtype_name(dtype) + ", got " +
+                       dtype_name(t->dtype()));
   }
   const int64_t b = options_.batch_first() ? 0 : 1, seq = 1 - b;
   const int64_t n = query.size(b), l = query.size(seq), s = key.size(seq);
   if (key.shape() != value.shape() || key.size(b) != n)
-    throw ShapeError(who + "key and value must have the same shape and the query's batch, got query " + shape_of(query) +
-                     ", key " + shape_of(key) + ", value " + shape_of(value));
-  auto check_mask = [&](const Tensor& m, const char* name, const std::vector<Shape>& allowed, const std::string& expected) {
+    throw ShapeError(who + "key and value must have the same shape and the query's batch, got query " +
+                     shape_of(query) + ", key " + shape_of(key) + ", value " + shape_of(value));
+  auto check_mask = [&](const Tensor& m, const char* name, const std::vector<Shape>& allowed,
+                        const std::string& expected) {
     if (!m.defined()) return;
     if (!is_floating(m.dtype()) || m.dtype() != dtype)
       throw DTypeError(who + name + " must be an additive float mask of dtype " + dtype_name(dtype) + ", got " +
@@ -125,8 +131,9 @@ void MultiheadAttention::check_inputs(const Tensor& query, const Tensor& key, co
 
 Tensor MultiheadAttention::forward(const Tensor& x) { return forward(x, x, x).output; }
 
-AttentionResult MultiheadAttention::forward(const Tensor& query, const Tensor& key, const Tensor& value, const Tensor& attn_mask,
-                                            const Tensor& key_padding_mask, bool need_weights, bool is_causal) {
+AttentionResult MultiheadAttention::forward(const Tensor& query, const Tensor& key, const Tensor& value,
+                                            const Tensor& attn_mask, const Tensor& key_padding_mask, bool need_weights,
+                                            bool is_causal) {
   check_inputs(query, key, value, attn_mask, key_padding_mask);
   const bool bf = options_.batch_first();
   auto batch_first = [&](const Tensor& t) { return bf ? t : transpose(t, 0, 1); };
@@ -135,7 +142,8 @@ AttentionResult MultiheadAttention::forward(const Tensor& query, const Tensor& k
   const int64_t n = q.size(0), l = q.size(1), s = k.size(1), h = options_.num_heads();
   Tensor mask;
   auto add_mask = [&](const Tensor& m) { mask = mask.defined() ? mask + m : m; };
-  if (attn_mask.defined()) add_mask(attn_mask.dim() == 2 ? reshape(attn_mask, {1, 1, l, s}) : reshape(attn_mask, {n, h, l, s}));
+  if (attn_mask.defined())
+    add_mask(attn_mask.dim() == 2 ? reshape(attn_mask, {1, 1, l, s}) : reshape(attn_mask, {n, h, l, s}));
   if (key_padding_mask.defined()) add_mask(reshape(key_padding_mask, {n, 1, 1, s}));
   if (is_causal) add_mask(reshape(causal_mask(l, s, q.dtype()), {1, 1, l, s}));
   AttentionResult r = attend(q, k, v, mask, need_weights);
@@ -143,13 +151,14 @@ AttentionResult MultiheadAttention::forward(const Tensor& query, const Tensor& k
   return r;
 }
 
-AttentionResult MultiheadAttention::attend(const Tensor& q_in, const Tensor& k_in, const Tensor& v_in, const Tensor& mask,
-                                           bool need_weights) {
+AttentionResult MultiheadAttention::attend(const Tensor& q_in, const Tensor& k_in, const Tensor& v_in,
+                                           const Tensor& mask, bool need_weights) {
   const int64_t e = options_.embed_dim(), h = options_.num_heads(), d = e / h;
   const int64_t n = q_in.size(0), l = q_in.size(1);
   Tensor q, k, v;
   if (q_in.is_same(k_in) && k_in.is_same(v_in)) {  // self-attention: one projection to [N, L, 3E]
-    Tensor qkv = permute(reshape(functional::linear(q_in, in_proj_weight, in_proj_bias), {n, l, 3, h, d}), {2, 0, 3, 1, 4});
+    Tensor qkv =
+        permute(reshape(functional::linear(q_in, in_proj_weight, in_proj_bias), {n, l, 3, h, d}), {2, 0, 3, 1, 4});
     q = reshape(slice(qkv, 0, 0, 1), {n, h, l, d});  // leading-dimension slices of [3, N, H, L, d]: views
     k = reshape(slice(qkv, 0, 1, 2), {n, h, l, d});
     v = reshape(slice(qkv, 0, 2, 3), {n, h, l, d});
@@ -177,8 +186,9 @@ Tensor MultiheadAttention::forward_cached(const Tensor& x, KVCache& cache) {
   const int64_t e = options_.embed_dim(), h = options_.num_heads(), d = e / h, n = xb.size(0), t = xb.size(1);
   if (cache.length() > 0 && (cache.key.size(0) != n || cache.key.size(1) != h || cache.key.size(3) != d ||
                              cache.key.dtype() != xb.dtype() || cache.value.shape() != cache.key.shape()))
-    throw ShapeError("tapegrad::nn::" + repr() + "::forward_cached: the cache holds keys " + shape_of(cache.key) + " and values " +
-                     shape_of(cache.value) + ", which do not fit new positions " + to_string(x.shape()));
+    throw ShapeError("tapegrad::nn::" + repr() + "::forward_cached: the cache holds keys " + shape_of(cache.key) +
+                     " and values " + shape_of(cache.value) + ", which do not fit new positions " +
+                     to_string(x.shape()));
   Tensor qkv = permute(reshape(functional::linear(xb, in_proj_weight, in_proj_bias), {n, t, 3, h, d}), {2, 0, 3, 1, 4});
   Tensor q = reshape(slice(qkv, 0, 0, 1), {n, h, t, d});
   Tensor k = reshape(slice(qkv, 0, 1, 2), {n, h, t, d}), v = reshape(slice(qkv, 0, 2, 3), {n, h, t, d});
@@ -195,8 +205,8 @@ Tensor MultiheadAttention::forward_cached(const Tensor& x, KVCache& cache) {
 
 PositionalEmbedding::PositionalEmbedding(int64_t max_length, int64_t dim, Generator& gen) {
   if (max_length <= 0 || dim <= 0)
-    throw std::invalid_argument("tapegrad::nn::PositionalEmbedding: sizes must be positive, got " + std::to_string(max_length) +
-                                " and " + std::to_string(dim));
+    throw std::invalid_argument("tapegrad::nn::PositionalEmbedding: sizes must be positive, got " +
+                                std::to_string(max_length) + " and " + std::to_string(dim));
   weight = register_parameter("weight", init::normal_(Tensor::empty({max_length, dim}), 0.0, 1.0, gen));
 }
 
@@ -206,21 +216,23 @@ std::string PositionalEmbedding::repr() const {
 
 Tensor PositionalEmbedding::forward(const Tensor& x, int64_t offset) {
   if (!x.defined() || x.dim() != 3 || x.size(2) != weight.size(1) || offset < 0 || offset + x.size(1) > weight.size(0))
-    throw ShapeError("tapegrad::nn::" + repr() + ": expects [N, T, " + std::to_string(weight.size(1)) + "] with offset + T ≤ " +
-                     std::to_string(weight.size(0)) + ", got " + shape_of(x) + " at offset " + std::to_string(offset));
+    throw ShapeError("tapegrad::nn::" + repr() + ": expects [N, T, " + std::to_string(weight.size(1)) +
+                     "] with offset + T ≤ " + std::to_string(weight.size(0)) + ", got " + shape_of(x) + " at offset " +
+                     std::to_string(offset));
   return x + slice(weight, 0, offset, offset + x.size(1));
 }
 
 // ---- TransformerEncoderLayer ----------------------------------------------------------------------
 
-TransformerEncoderLayer::TransformerEncoderLayer(const TransformerEncoderLayerOptions& o, Generator& gen) : options_(o) {
+TransformerEncoderLayer::TransformerEncoderLayer(const TransformerEncoderLayerOptions& o, Generator& gen)
+    : options_(o) {
   if (o.dim_feedforward() <= 0)
     throw std::invalid_argument("tapegrad::nn::TransformerEncoderLayer: dim_feedforward must be positive, got " +
                                 std::to_string(o.dim_feedforward()));
-  self_attn = register_module("self_attn", std::make_shared<MultiheadAttention>(MultiheadAttentionOptions(o.d_model(), o.nhead())
-                                                                                    .dropout(o.dropout())
-                                                                                    .batch_first(o.batch_first()),
-                                                                                gen));
+  self_attn = register_module(
+      "self_attn",
+      std::make_shared<MultiheadAttention>(
+          MultiheadAttentionOptions(o.d_model(), o.nhead()).dropout(o.dropout()).batch_first(o.batch_first()), gen));
   linear1 = register_module("linear1", std::make_shared<Linear>(o.d_model(), o.dim_feedforward(), true, gen));
   dropout = register_module("dropout", std::make_shared<Dropout>(o.dropout(), gen));
   linear2 = register_module("linear2", std::make_shared<Linear>(o.dim_feedforward(), o.d_model(), true, gen));
@@ -231,7 +243,8 @@ TransformerEncoderLayer::TransformerEncoderLayer(const TransformerEncoderLayerOp
 }
 
 std::string TransformerEncoderLayer::repr() const {
-  return "TransformerEncoderLayer(" + std::to_string(options_.d_model()) + ", heads " + std::to_string(options_.nhead()) + ")";
+  return "TransformerEncoderLayer(" + std::to_string(options_.d_model()) + ", heads " +
+         std::to_string(options_.nhead()) + ")";
 }
 
 Tensor TransformerEncoderLayer::forward(const Tensor& src, const Tensor& src_mask, const Tensor& src_key_padding_mask,
@@ -267,15 +280,18 @@ Tensor GPTMLP::forward(const Tensor& x) {
 
 GPTBlock::GPTBlock(const GPTConfig& c, Generator& gen) : dropout_(c.dropout), gen_(&gen) {
   ln_1 = register_module("ln_1", gpt_layer_norm(c));
-  attn = register_module("attn", std::make_shared<MultiheadAttention>(
-                                     MultiheadAttentionOptions(c.n_embd, c.n_head).dropout(c.dropout).bias(c.bias).batch_first(true), gen));
+  attn = register_module(
+      "attn",
+      std::make_shared<MultiheadAttention>(
+          MultiheadAttentionOptions(c.n_embd, c.n_head).dropout(c.dropout).bias(c.bias).batch_first(true), gen));
   ln_2 = register_module("ln_2", gpt_layer_norm(c));
   mlp = register_module("mlp", std::make_shared<GPTMLP>(c, gen));
 }
 
 Tensor GPTBlock::forward(const Tensor& x) {
   Tensor a = ln_1->forward(x);
-  Tensor y = x + functional::dropout(attn->forward(a, a, a, Tensor(), Tensor(), false, true).output, dropout_, is_training(), *gen_);
+  Tensor y = x + functional::dropout(attn->forward(a, a, a, Tensor(), Tensor(), false, true).output, dropout_,
+                                     is_training(), *gen_);
   return y + mlp->forward(ln_2->forward(y));
 }
 
@@ -285,11 +301,12 @@ Tensor GPTBlock::forward_cached(const Tensor& x, KVCache& cache) {
 }
 
 GPT::GPT(const GPTConfig& c, Generator& gen) : config_(c), gen_(&gen) {
-  if (c.vocab_size <= 0 || c.block_size <= 0 || c.n_layer <= 0 || c.n_head <= 0 || c.n_embd <= 0 || c.n_embd % c.n_head != 0)
-    throw std::invalid_argument("tapegrad::nn::GPT: sizes must be positive and n_embd a multiple of n_head, got vocab_size " +
-                                std::to_string(c.vocab_size) + ", block_size " + std::to_string(c.block_size) + ", n_layer " +
-                                std::to_string(c.n_layer) + ", n_head " + std::to_string(c.n_head) + ", n_embd " +
-                                std::to_string(c.n_embd));
+  if (c.vocab_size <= 0 || c.block_size <= 0 || c.n_layer <= 0 || c.n_head <= 0 || c.n_embd <= 0 ||
+      c.n_embd % c.n_head != 0)
+    throw std::invalid_argument(
+        "tapegrad::nn::GPT: sizes must be positive and n_embd a multiple of n_head, got vocab_size " +
+        std::to_string(c.vocab_size) + ", block_size " + std::to_string(c.block_size) + ", n_layer " +
+        std::to_string(c.n_layer) + ", n_head " + std::to_string(c.n_head) + ", n_embd " + std::to_string(c.n_embd));
   if (!(c.dropout >= 0 && c.dropout < 1))
     throw std::invalid_argument("tapegrad::nn::GPT: dropout must be in [0, 1), got " + std::to_string(c.dropout));
   wte = register_module("wte", std::make_shared<Embedding>(c.vocab_size, c.n_embd, gen));
@@ -336,11 +353,12 @@ Tensor GPT::forward(const Tensor& idx) {
 
 Tensor GPT::forward_cached(const Tensor& idx, GPTCache& cache) {
   if (!cache.layers.empty() && cache.layers.size() != blocks.size())
-    throw std::invalid_argument("tapegrad::nn::GPT::forward_cached: the cache has " + std::to_string(cache.layers.size()) +
-                                " layers, the model " + std::to_string(blocks.size()));
+    throw std::invalid_argument("tapegrad::nn::GPT::forward_cached: the cache has " +
+                                std::to_string(cache.layers.size()) + " layers, the model " +
+                                std::to_string(blocks.size()));
   if (cache.length() > 0 && idx.defined() && idx.dim() == 2 && cache.layers[0].key.size(0) != idx.size(0))
-    throw ShapeError("tapegrad::nn::GPT::forward_cached: the cache holds " + std::to_string(cache.layers[0].key.size(0)) +
-                     " sequences, got tokens " + to_string(idx.shape()));
+    throw ShapeError("tapegrad::nn::GPT::forward_cached: the cache holds " +
+                     std::to_string(cache.layers[0].key.size(0)) + " sequences, got tokens " + to_string(idx.shape()));
   Tensor x = embed(idx, cache.length(), "forward_cached");
   cache.layers.resize(blocks.size());
   for (size_t i = 0; i < blocks.size(); ++i) x = blocks[i]->forward_cached(x, cache.layers[i]);
@@ -350,8 +368,8 @@ Tensor GPT::forward_cached(const Tensor& idx, GPTCache& cache) {
 Tensor GPT::loss(const Tensor& logits, const Tensor& targets) {
   if (!logits.defined() || !targets.defined() || logits.dim() != 3 || targets.dim() != 2 ||
       targets.shape() != Shape{logits.size(0), logits.size(1)})
-    throw ShapeError("tapegrad::nn::GPT::loss: expects logits [N, T, V] and targets [N, T], got logits " + shape_of(logits) +
-                     " and targets " + shape_of(targets));
+    throw ShapeError("tapegrad::nn::GPT::loss: expects logits [N, T, V] and targets [N, T], got logits " +
+                     shape_of(logits) + " and targets " + shape_of(targets));
   const int64_t rows = logits.size(0) * logits.size(1);
   return functional::cross_entropy(reshape(logits, {rows, logits.size(2)}), reshape(targets, {rows}));
 }
@@ -361,8 +379,9 @@ Tensor GPT::generate(const Tensor& idx, int64_t max_new_tokens, double temperatu
   if (!idx.defined() || idx.dim() != 2 || idx.size(1) < 1 || idx.dtype() != DType::i64)
     throw ShapeError("tapegrad::nn::GPT::generate: expects int64 tokens [N, T] with T ≥ 1, got " + shape_of(idx));
   if (max_new_tokens < 0 || !(temperature >= 0) || !std::isfinite(temperature))
-    throw std::invalid_argument("tapegrad::nn::GPT::generate: max_new_tokens must be ≥ 0 and temperature finite and ≥ 0, got " +
-                                std::to_string(max_new_tokens) + " and " + std::to_string(temperature));
+    throw std::invalid_argument(
+        "tapegrad::nn::GPT::generate: max_new_tokens must be ≥ 0 and temperature finite and ≥ 0, got " +
+        std::to_string(max_new_tokens) + " and " + std::to_string(temperature));
   NoGradGuard no_grad;
   const int64_t block = config_.block_size;
   auto window = [&](const Tensor& t) { return slice(t, 1, std::max<int64_t>(0, t.size(1) - block), t.size(1)); };
@@ -373,7 +392,8 @@ Tensor GPT::generate(const Tensor& idx, int64_t max_new_tokens, double temperatu
   GPTCache cache;
   Tensor logits;
   for (int64_t i = 0; i < max_new_tokens; ++i) {
-    if (!use_cache) logits = forward(window(out));
+    if (!use_cache)
+      logits = forward(window(out));
     else if (i == 0 || cache.length() == block) {  // (re-)encode the window
       cache.clear();
       logits = forward_cached(window(out), cache);
@@ -389,7 +409,8 @@ Tensor sample_logits(const Tensor& logits, double temperature, int64_t top_k, Ge
   if (!logits.defined() || logits.dim() != 2 || logits.size(1) < 1 || !is_floating(logits.dtype()))
     throw ShapeError("tapegrad::nn::sample_logits: expects floating logits [N, V], got " + shape_of(logits));
   if (!(temperature >= 0) || !std::isfinite(temperature))
-    throw std::invalid_argument("tapegrad::nn::sample_logits: temperature must be finite and ≥ 0, got " + std::to_string(temperature));
+    throw std::invalid_argument("tapegrad::nn::sample_logits: temperature must be finite and ≥ 0, got " +
+                                std::to_string(temperature));
   const int64_t n = logits.size(0), v = logits.size(1);
   const std::vector<double> all = logits.to_vector();
   Tensor out = Tensor::empty({n, 1}, DType::i64);
@@ -400,7 +421,8 @@ Tensor sample_logits(const Tensor& logits, double temperature, int64_t top_k, Ge
     const double top = *std::max_element(row.begin(), row.end());
     if (!std::isfinite(top))
       throw std::invalid_argument("tapegrad::nn::sample_logits: row " + std::to_string(r) + " of logits " +
-                                  to_string(logits.shape()) + " has no finite largest value (" + std::to_string(top) + ")");
+                                  to_string(logits.shape()) + " has no finite largest value (" + std::to_string(top) +
+                                  ")");
     if (temperature == 0) {
       o[r] = std::max_element(row.begin(), row.end()) - row.begin();
       continue;

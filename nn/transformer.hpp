@@ -23,31 +23,19 @@
 #include "nn/layers.hpp"
 #include "nn/module.hpp"
 #include "nn/norm.hpp"
+#include "optim/optimizer.hpp"  // TAPEGRAD_OPTION, the chainable setters of options structs
 
 namespace tapegrad::nn {
-
-/// Declares a chainable option of a layer's options struct: `name(v)` sets and returns *this,
-/// `name()` reads (libtorch's TORCH_ARG).
-#define TAPEGRAD_LAYER_OPTION(T, name, init) \
- public:                                     \
-  auto& name(T v) {                          \
-    name##_ = v;                             \
-    return *this;                            \
-  }                                          \
-  T name() const { return name##_; }         \
-                                             \
- private:                                    \
-  T name##_ = init
 
 /// Options of MultiheadAttention (PyTorch's constructor arguments; kdim/vdim, add_bias_kv and
 /// add_zero_attn are not offered: keys and values have the query's width).
 struct MultiheadAttentionOptions {
   MultiheadAttentionOptions(int64_t embed_dim, int64_t num_heads) : embed_dim_(embed_dim), num_heads_(num_heads) {}
-  TAPEGRAD_LAYER_OPTION(int64_t, embed_dim, 0);   ///< E, the model width; a multiple of num_heads
-  TAPEGRAD_LAYER_OPTION(int64_t, num_heads, 1);   ///< H; each head has width d = E / H
-  TAPEGRAD_LAYER_OPTION(double, dropout, 0.0);    ///< dropout on the attention weights (training only)
-  TAPEGRAD_LAYER_OPTION(bool, bias, true);        ///< in_proj_bias and out_proj.bias
-  TAPEGRAD_LAYER_OPTION(bool, batch_first, false);  ///< inputs [N, L, E] instead of PyTorch's default [L, N, E]
+  TAPEGRAD_OPTION(int64_t, embed_dim, 0);     ///< E, the model width; a multiple of num_heads
+  TAPEGRAD_OPTION(int64_t, num_heads, 1);     ///< H; each head has width d = E / H
+  TAPEGRAD_OPTION(double, dropout, 0.0);      ///< dropout on the attention weights (training only)
+  TAPEGRAD_OPTION(bool, bias, true);          ///< in_proj_bias and out_proj.bias
+  TAPEGRAD_OPTION(bool, batch_first, false);  ///< inputs [N, L, E] instead of PyTorch's default [L, N, E]
 };
 
 /// What MultiheadAttention::forward returns: the output (the query's layout) and, when asked for,
@@ -90,8 +78,9 @@ class MultiheadAttention : public Module {
   /// AttentionResult::weights (PyTorch's default is true, here false: the weights cost an extra
   /// reduction). Throws ShapeError / DTypeError naming the module and the shapes, before
   /// recording anything.
-  AttentionResult forward(const Tensor& query, const Tensor& key, const Tensor& value, const Tensor& attn_mask = Tensor(),
-                          const Tensor& key_padding_mask = Tensor(), bool need_weights = false, bool is_causal = false);
+  AttentionResult forward(const Tensor& query, const Tensor& key, const Tensor& value,
+                          const Tensor& attn_mask = Tensor(), const Tensor& key_padding_mask = Tensor(),
+                          bool need_weights = false, bool is_causal = false);
   /// Causal self-attention of new positions `x` (the layout above, T new positions) that attend to
   /// the `cache` and to themselves: their keys and values are appended to the cache (so a new
   /// token costs O(T_cached), not a forward over the prefix). The result equals the last T
@@ -135,14 +124,14 @@ enum class Activation { relu, gelu };
 /// Options of TransformerEncoderLayer (PyTorch's constructor arguments and defaults).
 struct TransformerEncoderLayerOptions {
   TransformerEncoderLayerOptions(int64_t d_model, int64_t nhead) : d_model_(d_model), nhead_(nhead) {}
-  TAPEGRAD_LAYER_OPTION(int64_t, d_model, 0);
-  TAPEGRAD_LAYER_OPTION(int64_t, nhead, 1);
-  TAPEGRAD_LAYER_OPTION(int64_t, dim_feedforward, 2048);
-  TAPEGRAD_LAYER_OPTION(double, dropout, 0.1);
-  TAPEGRAD_LAYER_OPTION(Activation, activation, Activation::relu);  ///< gelu is the exact form, as PyTorch's "gelu"
-  TAPEGRAD_LAYER_OPTION(double, layer_norm_eps, 1e-5);
-  TAPEGRAD_LAYER_OPTION(bool, batch_first, false);
-  TAPEGRAD_LAYER_OPTION(bool, norm_first, false);  ///< pre-LayerNorm when true
+  TAPEGRAD_OPTION(int64_t, d_model, 0);
+  TAPEGRAD_OPTION(int64_t, nhead, 1);
+  TAPEGRAD_OPTION(int64_t, dim_feedforward, 2048);
+  TAPEGRAD_OPTION(double, dropout, 0.1);
+  TAPEGRAD_OPTION(Activation, activation, Activation::relu);  ///< gelu is the exact form, as PyTorch's "gelu"
+  TAPEGRAD_OPTION(double, layer_norm_eps, 1e-5);
+  TAPEGRAD_OPTION(bool, batch_first, false);
+  TAPEGRAD_OPTION(bool, norm_first, false);  ///< pre-LayerNorm when true
 };
 
 /// PyTorch's nn.TransformerEncoderLayer:

@@ -26,7 +26,8 @@ const std::string kReference = std::string(TAPEGRAD_TESTS_DIR) + "/nn/transforme
 nn::NamedTensors with_prefix(const nn::NamedTensors& all, const std::string& prefix, DType dtype) {
   nn::NamedTensors out;
   for (auto& [name, t] : all)
-    if (name.rfind(prefix, 0) == 0) out.emplace_back(name.substr(prefix.size()), is_floating(t.dtype()) ? t.to(dtype) : t);
+    if (name.rfind(prefix, 0) == 0)
+      out.emplace_back(name.substr(prefix.size()), is_floating(t.dtype()) ? t.to(dtype) : t);
   return out;
 }
 Tensor get(const nn::NamedTensors& all, const std::string& name, DType dtype = DType::f64) {
@@ -58,7 +59,9 @@ int64_t ops_recorded(F&& f) {
   return n;
 }
 
-nn::GPTConfig tiny_config() { return nn::GPTConfig{.vocab_size = 11, .block_size = 8, .n_layer = 2, .n_head = 2, .n_embd = 8}; }
+nn::GPTConfig tiny_config() {
+  return nn::GPTConfig{.vocab_size = 11, .block_size = 8, .n_layer = 2, .n_head = 2, .n_embd = 8};
+}
 
 Tensor tokens(const std::vector<int64_t>& values, int64_t n) {
   return index_tensor(values, {n, static_cast<int64_t>(values.size()) / n});
@@ -114,7 +117,7 @@ TEST_CASE("TransformerEncoderLayer matches PyTorch: post- and pre-norm, gelu, ca
   for (DType dtype : {DType::f32, DType::f64})
     for (bool norm_first : {false, true}) {
       const std::string type = dtype_name(dtype);
-    CAPTURE(type);
+      CAPTURE(type);
       CAPTURE(norm_first);
       const std::string tag = norm_first ? "enc.pre." : "enc.post.";
       nn::TransformerEncoderLayer layer(nn::TransformerEncoderLayerOptions(4, 2)
@@ -135,17 +138,51 @@ TEST_CASE("TransformerEncoderLayer matches PyTorch: post- and pre-norm, gelu, ca
     }
 }
 
+TEST_CASE("MultiheadAttention and a GPT block pass gradcheck and gradgradcheck in float64") {
+  Generator gen(17);
+  nn::MultiheadAttention mha(nn::MultiheadAttentionOptions(4, 2).batch_first(true), gen);
+  testing::convert_dtype(mha, DType::f64);
+  auto attend = [&](const std::vector<Tensor>& in) {
+    return mha.forward(in[0], in[1], in[2], in[3], in[4], false, true).output;  // both masks and causal
+  };
+  std::vector<Tensor> inputs = {randn({2, 2, 4}, DType::f64, gen), randn({2, 3, 4}, DType::f64, gen),
+                                randn({2, 3, 4}, DType::f64, gen), randn({2, 3}, DType::f64, gen),
+                                randn({2, 3}, DType::f64, gen)};
+  for (auto& t : inputs) t.requires_grad_();
+  GradcheckResult r = gradcheck(attend, inputs);
+  CHECK_MESSAGE(r.ok, r.message);
+  r = gradgradcheck(attend, inputs);
+  CHECK_MESSAGE(r.ok, r.message);
+
+  nn::GPTBlock block(tiny_config(), gen);
+  testing::convert_dtype(block, DType::f64);
+  auto run = [&](const std::vector<Tensor>& in) { return block.forward(in[0]); };
+  r = gradcheck(run, {randn({2, 3, 8}, DType::f64, gen).requires_grad_()});
+  CHECK_MESSAGE(r.ok, r.message);
+}
+
 TEST_CASE("GPT: PyTorch-style state dict keys, untied lm_head, nanoGPT's initialisation") {
   Generator gen(3);
   nn::GPT model(nn::GPTConfig{.vocab_size = 11, .block_size = 8, .n_layer = 1, .n_head = 2, .n_embd = 8}, gen);
   std::vector<std::string> names;
   for (auto& [n, t] : model.state_dict()) names.push_back(n);
-  const std::vector<std::string> expected = {
-      "wte.weight",           "wpe.weight",           "h.0.ln_1.weight",          "h.0.ln_1.bias",
-      "h.0.attn.in_proj_weight", "h.0.attn.in_proj_bias", "h.0.attn.out_proj.weight", "h.0.attn.out_proj.bias",
-      "h.0.ln_2.weight",      "h.0.ln_2.bias",        "h.0.mlp.c_fc.weight",      "h.0.mlp.c_fc.bias",
-      "h.0.mlp.c_proj.weight", "h.0.mlp.c_proj.bias", "ln_f.weight",              "ln_f.bias",
-      "lm_head.weight"};
+  const std::vector<std::string> expected = {"wte.weight",
+                                             "wpe.weight",
+                                             "h.0.ln_1.weight",
+                                             "h.0.ln_1.bias",
+                                             "h.0.attn.in_proj_weight",
+                                             "h.0.attn.in_proj_bias",
+                                             "h.0.attn.out_proj.weight",
+                                             "h.0.attn.out_proj.bias",
+                                             "h.0.ln_2.weight",
+                                             "h.0.ln_2.bias",
+                                             "h.0.mlp.c_fc.weight",
+                                             "h.0.mlp.c_fc.bias",
+                                             "h.0.mlp.c_proj.weight",
+                                             "h.0.mlp.c_proj.bias",
+                                             "ln_f.weight",
+                                             "ln_f.bias",
+                                             "lm_head.weight"};
   CHECK(names == expected);
   CHECK(model.lm_head->weight.shape() == Shape{11, 8});
   CHECK_FALSE(model.lm_head->weight.is_same(model.wte->weight));
@@ -157,7 +194,8 @@ TEST_CASE("GPT: PyTorch-style state dict keys, untied lm_head, nanoGPT's initial
   CHECK(std_of(model.blocks[0]->mlp->c_fc->weight) == doctest::Approx(0.02).epsilon(0.15));
   CHECK(std_of(model.blocks[0]->mlp->c_proj->weight) == doctest::Approx(0.02 / std::sqrt(2.0)).epsilon(0.15));
   CHECK(model.blocks[0]->mlp->c_fc->bias.to_vector() == std::vector<double>(32, 0.0));
-  nn::GPT no_bias(nn::GPTConfig{.vocab_size = 11, .block_size = 8, .n_layer = 1, .n_head = 2, .n_embd = 8, .bias = false});
+  nn::GPT no_bias(
+      nn::GPTConfig{.vocab_size = 11, .block_size = 8, .n_layer = 1, .n_head = 2, .n_embd = 8, .bias = false});
   for (auto& [n, t] : no_bias.state_dict()) CHECK_MESSAGE(n.find("bias") == std::string::npos, n);
   CHECK(no_bias.forward(tokens({1, 2, 3}, 1)).shape() == Shape{1, 3, 11});
 }
@@ -230,7 +268,8 @@ TEST_CASE("GPT::generate: the cached and cache-free paths draw the same tokens, 
   CHECK(other.to_vector() != cached.to_vector());  // the draws come from the generator
   // top_k 1 is greedy decoding, equal to temperature 0.
   Generator g4(1), g5(2);
-  CHECK(model.generate(prompt, 10, 1.0, 1, g4).to_vector() == model.generate(prompt, 10, 0.0, 0, g5, false).to_vector());
+  CHECK(model.generate(prompt, 10, 1.0, 1, g4).to_vector() ==
+        model.generate(prompt, 10, 0.0, 0, g5, false).to_vector());
 }
 
 TEST_CASE("sample_logits: top-k keeps the k largest, draws follow softmax(logits / temperature)") {
@@ -249,27 +288,30 @@ TEST_CASE("sample_logits: top-k keeps the k largest, draws follow softmax(logits
 }
 
 TEST_CASE("transformer errors name the module and the shapes, and record nothing") {
-  CHECK_THROWS_WITH_AS(nn::MultiheadAttention(6, 4), doctest::Contains("embed_dim 6 and num_heads 4"), std::invalid_argument);
+  CHECK_THROWS_WITH_AS(nn::MultiheadAttention(6, 4), doctest::Contains("embed_dim 6 and num_heads 4"),
+                       std::invalid_argument);
   CHECK_THROWS_AS(nn::MultiheadAttention(nn::MultiheadAttentionOptions(8, 2).dropout(1.0)), std::invalid_argument);
   CHECK_THROWS_WITH_AS(nn::GPT(nn::GPTConfig{.n_head = 3}), doctest::Contains("n_head 3"), std::invalid_argument);
 
   nn::MultiheadAttention mha(nn::MultiheadAttentionOptions(4, 2).batch_first(true));
   const Tensor x = randn({2, 3, 4}).requires_grad_();
-  CHECK(ops_recorded([&] {
-          CHECK_THROWS_WITH_AS(mha.forward(x, x, x, zeros({3, 4})), doctest::Contains("attn_mask must be [L, S] = [3, 3]"),
-                               ShapeError);
-          CHECK_THROWS_WITH_AS(mha.forward(x, x, x, zeros({3, 3, 3})), doctest::Contains("got [3, 3, 3]"), ShapeError);
-          CHECK_THROWS_WITH_AS(mha.forward(x, x, x, Tensor(), zeros({3, 2})),
-                               doctest::Contains("key_padding_mask must be [N, S] = [2, 3], got [3, 2]"), ShapeError);
-          CHECK_THROWS_WITH_AS(mha.forward(x, x, x, zeros({3, 3}, DType::f64)), doctest::Contains("float64"), DTypeError);
-          CHECK_THROWS_WITH_AS(mha.forward(randn({2, 3, 5})), doctest::Contains("MultiheadAttention(4, heads 2)"), ShapeError);
-          CHECK_THROWS_AS(mha.forward(x, randn({3, 3, 4}), randn({3, 3, 4})), ShapeError);  // batch 3 against 2
-        }) == 0);
+  CHECK(
+      ops_recorded([&] {
+        CHECK_THROWS_WITH_AS(mha.forward(x, x, x, zeros({3, 4})),
+                             doctest::Contains("attn_mask must be [L, S] = [3, 3]"), ShapeError);
+        CHECK_THROWS_WITH_AS(mha.forward(x, x, x, zeros({3, 3, 3})), doctest::Contains("got [3, 3, 3]"), ShapeError);
+        CHECK_THROWS_WITH_AS(mha.forward(x, x, x, Tensor(), zeros({3, 2})),
+                             doctest::Contains("key_padding_mask must be [N, S] = [2, 3], got [3, 2]"), ShapeError);
+        CHECK_THROWS_WITH_AS(mha.forward(x, x, x, zeros({3, 3}, DType::f64)), doctest::Contains("float64"), DTypeError);
+        CHECK_THROWS_WITH_AS(mha.forward(randn({2, 3, 5})), doctest::Contains("MultiheadAttention(4, heads 2)"),
+                             ShapeError);
+        CHECK_THROWS_AS(mha.forward(x, randn({3, 3, 4}), randn({3, 3, 4})), ShapeError);  // batch 3 against 2
+      }) == 0);
 
   nn::TransformerEncoderLayer enc(nn::TransformerEncoderLayerOptions(4, 2).norm_first(true));
   CHECK(ops_recorded([&] {
-          CHECK_THROWS_WITH_AS(enc.forward(randn({3, 2, 4}), zeros({2, 2})), doctest::Contains("attn_mask must be [L, S] = [3, 3]"),
-                               ShapeError);
+          CHECK_THROWS_WITH_AS(enc.forward(randn({3, 2, 4}), zeros({2, 2})),
+                               doctest::Contains("attn_mask must be [L, S] = [3, 3]"), ShapeError);
         }) == 0);
 
   Generator gen(1);
