@@ -8,6 +8,7 @@
 #include <functional>
 #include <limits>
 #include <stdexcept>
+#include <tuple>
 #include <utility>
 
 #include "autograd/functions.hpp"
@@ -154,14 +155,10 @@ AttentionResult MultiheadAttention::forward(const Tensor& query, const Tensor& k
 AttentionResult MultiheadAttention::attend(const Tensor& q_in, const Tensor& k_in, const Tensor& v_in,
                                            const Tensor& mask, bool need_weights) {
   const int64_t e = options_.embed_dim(), h = options_.num_heads(), d = e / h;
-  const int64_t n = q_in.size(0), l = q_in.size(1);
+  const int64_t n = q_in.size(0);
   Tensor q, k, v;
-  if (q_in.is_same(k_in) && k_in.is_same(v_in)) {  // self-attention: one projection to [N, L, 3E]
-    Tensor qkv =
-        permute(reshape(functional::linear(q_in, in_proj_weight, in_proj_bias), {n, l, 3, h, d}), {2, 0, 3, 1, 4});
-    q = reshape(slice(qkv, 0, 0, 1), {n, h, l, d});  // leading-dimension slices of [3, N, H, L, d]: views
-    k = reshape(slice(qkv, 0, 1, 2), {n, h, l, d});
-    v = reshape(slice(qkv, 0, 2, 3), {n, h, l, d});
+  if (q_in.is_same(k_in) && k_in.is_same(v_in)) {
+    std::tie(q, k, v) = project_self(q_in);
   } else {
     auto project = [&](const Tensor& x, int64_t i) {  // rows [iE, (i+1)E) of in_proj: [N, T, E] -> [N, H, T, d]
       Tensor b = in_proj_bias.defined() ? slice(in_proj_bias, 0, i * e, (i + 1) * e) : Tensor();
@@ -174,30 +171,40 @@ AttentionResult MultiheadAttention::attend(const Tensor& q_in, const Tensor& k_i
   }
   auto [out, weights] = attention(q, k, v, mask, options_.dropout(), is_training(), *gen_);
   AttentionResult r;
-  r.output = out_proj->forward(reshape(permute(out, {0, 2, 1, 3}), {n, l, e}));
+  r.output = merge_heads(out);
   if (need_weights) r.weights = mean(weights, {1});
   return r;
+}
+
+std::tuple<Tensor, Tensor, Tensor> MultiheadAttention::project_self(const Tensor& x) {
+  const int64_t h = options_.num_heads(), d = options_.embed_dim() / h, n = x.size(0), t = x.size(1);
+  // [N, T, 3E] -> [3, N, H, T, d]; its leading-dimension slices are views
+  Tensor qkv = permute(reshape(functional::linear(x, in_proj_weight, in_proj_bias), {n, t, 3, h, d}), {2, 0, 3, 1, 4});
+  return {reshape(slice(qkv, 0, 0, 1), {n, h, t, d}), reshape(slice(qkv, 0, 1, 2), {n, h, t, d}),
+          reshape(slice(qkv, 0, 2, 3), {n, h, t, d})};
+}
+
+Tensor MultiheadAttention::merge_heads(const Tensor& heads) {  // [N, H, L, d] -> out_proj([N, L, E])
+  return out_proj->forward(reshape(permute(heads, {0, 2, 1, 3}), {heads.size(0), heads.size(2), options_.embed_dim()}));
 }
 
 Tensor MultiheadAttention::forward_cached(const Tensor& x, KVCache& cache) {
   check_inputs(x, x, x, Tensor(), Tensor());
   const bool bf = options_.batch_first();
   Tensor xb = bf ? x : transpose(x, 0, 1);
-  const int64_t e = options_.embed_dim(), h = options_.num_heads(), d = e / h, n = xb.size(0), t = xb.size(1);
+  const int64_t h = options_.num_heads(), d = options_.embed_dim() / h, n = xb.size(0), t = xb.size(1);
   if (cache.length() > 0 && (cache.key.size(0) != n || cache.key.size(1) != h || cache.key.size(3) != d ||
                              cache.key.dtype() != xb.dtype() || cache.value.shape() != cache.key.shape()))
     throw ShapeError("tapegrad::nn::" + repr() + "::forward_cached: the cache holds keys " + shape_of(cache.key) +
                      " and values " + shape_of(cache.value) + ", which do not fit new positions " +
                      to_string(x.shape()));
-  Tensor qkv = permute(reshape(functional::linear(xb, in_proj_weight, in_proj_bias), {n, t, 3, h, d}), {2, 0, 3, 1, 4});
-  Tensor q = reshape(slice(qkv, 0, 0, 1), {n, h, t, d});
-  Tensor k = reshape(slice(qkv, 0, 1, 2), {n, h, t, d}), v = reshape(slice(qkv, 0, 2, 3), {n, h, t, d});
-  cache.key = cache.length() > 0 ? cat({cache.key, k}, 2) : k;
-  cache.value = cache.value.defined() ? cat({cache.value, v}, 2) : v;
+  auto [q, k, v] = project_self(xb);
+  const bool empty = cache.length() == 0;
+  cache.key = empty ? k : cat({cache.key, k}, 2);
+  cache.value = empty ? v : cat({cache.value, v}, 2);
   const int64_t s = cache.length();
   Tensor mask = t > 1 ? reshape(causal_mask(t, s, xb.dtype()), {1, 1, t, s}) : Tensor();  // one query sees all
-  Tensor out = attention(q, cache.key, cache.value, mask, options_.dropout(), is_training(), *gen_).first;
-  out = out_proj->forward(reshape(permute(out, {0, 2, 1, 3}), {n, t, e}));
+  Tensor out = merge_heads(attention(q, cache.key, cache.value, mask, options_.dropout(), is_training(), *gen_).first);
   return bf ? out : transpose(out, 0, 1);
 }
 

@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "autograd/random.hpp"
@@ -98,7 +99,11 @@ class MultiheadAttention : public Module {
   std::shared_ptr<Linear> out_proj;     ///< E → E
 
  private:
-  /// Checks, projects and attends; inputs already batch-first.
+  /// q, k, v [N, H, T, d] of x [N, T, E] (batch-first), with one projection by in_proj.
+  std::tuple<Tensor, Tensor, Tensor> project_self(const Tensor& x);
+  /// out_proj of the heads [N, H, L, d] put side by side: [N, L, E].
+  Tensor merge_heads(const Tensor& heads);
+  /// Projects and attends; inputs checked and batch-first.
   AttentionResult attend(const Tensor& q_in, const Tensor& k_in, const Tensor& v_in, const Tensor& mask,
                          bool need_weights);
   MultiheadAttentionOptions options_;
