@@ -22,13 +22,14 @@ namespace {
 
 const std::string kReference = std::string(TAPEGRAD_TESTS_DIR) + "/nn/transformer_reference.safetensors";
 
-/// The reference tensors under `prefix` (prefix removed), converted to `dtype` when floating.
-nn::NamedTensors with_prefix(const nn::NamedTensors& all, const std::string& prefix, DType dtype) {
-  nn::NamedTensors out;
-  for (auto& [name, t] : all)
-    if (name.rfind(prefix, 0) == 0)
-      out.emplace_back(name.substr(prefix.size()), is_floating(t.dtype()) ? t.to(dtype) : t);
-  return out;
+/// Loads the reference tensors named prefix + <key> for every key of m's state dict into m, in
+/// `dtype` (strict: a key without a reference value is an error).
+void load_reference(nn::Module& m, const nn::NamedTensors& all, const std::string& prefix, DType dtype) {
+  nn::NamedTensors state;
+  for (auto& [key, unused] : m.state_dict())
+    for (auto& [name, t] : all)
+      if (name == prefix + key) state.emplace_back(key, t.to(dtype));
+  m.load_state_dict(state);
 }
 Tensor get(const nn::NamedTensors& all, const std::string& name, DType dtype = DType::f64) {
   for (auto& [n, t] : all)
@@ -99,7 +100,7 @@ TEST_CASE("MultiheadAttention matches PyTorch: cross-attention, both masks, aver
     CAPTURE(type);
     nn::MultiheadAttention mha(4, 2);  // batch_first false: [L, N, E]
     testing::convert_dtype(mha, dtype);
-    mha.load_state_dict(with_prefix(ref, "mha.", dtype), false);
+    load_reference(mha, ref, "mha.", dtype);
     auto r = mha.forward(get(ref, "mha.query", dtype), get(ref, "mha.key", dtype), get(ref, "mha.value", dtype),
                          get(ref, "mha.attn_mask", dtype), get(ref, "mha.key_padding_mask", dtype), true);
     CHECK(max_error(r.output, get(ref, "mha.out")) < tolerance(dtype));
@@ -127,9 +128,8 @@ TEST_CASE("TransformerEncoderLayer matches PyTorch: post- and pre-norm, gelu, ca
                                             .batch_first(true)
                                             .norm_first(norm_first));
       testing::convert_dtype(layer, dtype);
-      const auto state = with_prefix(ref, tag, dtype);
-      layer.load_state_dict(state, false);
-      CHECK(layer.state_dict().size() == 12);  // every parameter has a reference value
+      load_reference(layer, ref, tag, dtype);
+      CHECK(layer.state_dict().size() == 12);  // PyTorch's 12 tensors, all loaded (strictly) above
       const Tensor src = get(ref, "enc.src", dtype), want = get(ref, tag + "out");
       const Tensor mask = tensor({0, -INFINITY, -INFINITY, 0, 0, -INFINITY, 0, 0, 0}, {3, 3}, dtype);
       CHECK(max_error(layer.forward(src, mask), want) < tolerance(dtype));
