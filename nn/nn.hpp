@@ -1,7 +1,7 @@
 #pragma once
 /// \file nn.hpp
 /// Umbrella header of tapegrad::nn: modules and containers, layers, the functional API and
-/// losses, initializers, and safetensors saving/loading.
+/// losses, initializers, safetensors saving/loading, and transformer layers with a GPT.
 #include "nn/conv.hpp"
 #include "nn/functional.hpp"
 #include "nn/init.hpp"
@@ -9,3 +9,4 @@
 #include "nn/module.hpp"
 #include "nn/norm.hpp"
 #include "nn/serialize.hpp"
+#include "nn/transformer.hpp"

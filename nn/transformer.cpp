@@ -1,0 +1,459 @@
+// Transformer layers, the GPT and its sampler. Three pieces are composites written in one function
+// each, so that a fused kernel can replace each in one place: attention (scores, additive mask,
+// softmax, weighted sum), gelu_tanh, and sample_logits (softmax, top-k, one multinomial draw).
+#include "nn/transformer.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <functional>
+#include <limits>
+#include <stdexcept>
+#include <tuple>
+#include <utility>
+
+#include "autograd/functions.hpp"
+#include "autograd/node.hpp"
+#include "nn/functional.hpp"
+#include "nn/init.hpp"
+
+namespace tapegrad::nn {
+namespace {
+
+constexpr double kInf = std::numeric_limits<double>::infinity();
+
+std::string shape_of(const Tensor& t) { return t.defined() ? to_string(t.shape()) : std::string("undefined"); }
+
+/// GELU's tanh form (GPT-2's): 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))).
+Tensor gelu_tanh(const Tensor& x) {
+  const double beta = std::sqrt(2.0 / 3.14159265358979323846);
+  return x * 0.5 * (tanh((x + x * x * x * 0.044715) * beta) + 1.0);
+}
+
+/// Scaled dot-product attention: q [N, H, L, d], k and v [N, H, S, d], `mask` additive and
+/// broadcastable to [N, H, L, S] (or undefined). Returns softmax(q·kᵀ/√d + mask)·v [N, H, L, d] and
+/// the weights [N, H, L, S] (after dropout, as PyTorch's multi_head_attention_forward).
+std::pair<Tensor, Tensor> attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& mask,
+                                    double dropout_p, bool training, Generator& gen) {
+  const int64_t n = q.size(0), h = q.size(1), l = q.size(2), d = q.size(3), s = k.size(2);
+  // [N·H, L, d]·[N·H, S, d]ᵀ: one batched gemm, the transpose is a BLAS flag.
+  Tensor scores =
+      gemm(reshape(q / std::sqrt(static_cast<double>(d)), {n * h, l, d}), reshape(k, {n * h, s, d}), false, true);
+  scores = reshape(scores, {n, h, l, s});
+  if (mask.defined()) scores = scores + mask;
+  Tensor weights = functional::dropout(softmax(scores, -1), dropout_p, training, gen);
+  Tensor out = gemm(reshape(weights, {n * h, l, s}), reshape(v, {n * h, s, d}));
+  return {reshape(out, {n, h, l, d}), weights};
+}
+
+/// [L, S] of the given dtype: −∞ where key j comes after query i (j > i + S − L), 0 elsewhere.
+Tensor causal_mask(int64_t l, int64_t s, DType dtype) {
+  std::vector<double> m(static_cast<size_t>(l * s), 0.0);
+  for (int64_t i = 0; i < l; ++i)
+    for (int64_t j = i + s - l + 1; j < s; ++j) m[static_cast<size_t>(i * s + j)] = -kInf;
+  return tensor(m, {l, s}, dtype);
+}
+
+/// nanoGPT's LayerNorm without bias (GPTConfig::bias false): y = (x − μ)/√(σ² + ε)·γ.
+class BiaslessLayerNorm : public Module {
+ public:
+  explicit BiaslessLayerNorm(int64_t dim) : dim_(dim) { weight = register_parameter("weight", ones({dim})); }
+  Tensor forward(const Tensor& x) override { return functional::layer_norm(x, {dim_}, weight); }
+  std::string repr() const override { return "LayerNorm([" + std::to_string(dim_) + "], bias=false)"; }
+  Tensor weight;
+
+ private:
+  int64_t dim_;
+};
+
+ModulePtr gpt_layer_norm(const GPTConfig& c) {
+  if (c.bias) return std::make_shared<LayerNorm>(Shape{c.n_embd});
+  return std::make_shared<BiaslessLayerNorm>(c.n_embd);
+}
+
+}  // namespace
+
+// ---- MultiheadAttention -------------------------------------------------------------------------
+
+MultiheadAttention::MultiheadAttention(const MultiheadAttentionOptions& o, Generator& gen) : options_(o), gen_(&gen) {
+  const int64_t e = o.embed_dim(), h = o.num_heads();
+  if (e <= 0 || h <= 0 || e % h != 0)
+    throw std::invalid_argument(
+        "tapegrad::nn::MultiheadAttention: embed_dim must be a positive multiple of num_heads, got embed_dim " +
+        std::to_string(e) + " and num_heads " + std::to_string(h));
+  if (!(o.dropout() >= 0 && o.dropout() < 1))
+    throw std::invalid_argument("tapegrad::nn::MultiheadAttention: dropout must be in [0, 1), got " +
+                                std::to_string(o.dropout()));
+  in_proj_weight = register_parameter("in_proj_weight", Tensor::empty({3 * e, e}));
+  if (o.bias()) in_proj_bias = register_parameter("in_proj_bias", zeros({3 * e}));
+  out_proj = register_module("out_proj", std::make_shared<Linear>(e, e, o.bias(), gen));
+  NoGradGuard no_grad;
+  init::xavier_uniform_(in_proj_weight, 1.0, gen);
+  if (o.bias()) init::zeros_(out_proj->bias);
+}
+
+std::string MultiheadAttention::repr() const {
+  return "MultiheadAttention(" + std::to_string(options_.embed_dim()) + ", heads " +
+         std::to_string(options_.num_heads()) + ")";
+}
+
+void MultiheadAttention::check_inputs(const Tensor& query, const Tensor& key, const Tensor& value,
+                                      const Tensor& attn_mask, const Tensor& key_padding_mask) const {
+  const int64_t e = options_.embed_dim(), h = options_.num_heads();
+  const std::string who = "tapegrad::nn::" + repr() + ": ";
+  const std::string layout = options_.batch_first() ? "[N, L, E]" : "[L, N, E]";
+  const DType dtype = in_proj_weight.dtype();
+  for (const Tensor* t : {&query, &key, &value}) {
+    if (!t->defined() || t->dim() != 3 || t->size(2) != e)
+      throw ShapeError(who + "query, key and value must be " + layout + " with E = " + std::to_string(e) +
+                       ", got query " + shape_of(query) + ", key " + shape_of(key) + ", value " + shape_of(value));
+    if (t->dtype() != dtype)
+      throw DTypeError(who + "inputs must have the parameters' dtype " + dtype_name(dtype) + ", got " +
+                       dtype_name(t->dtype()));
+  }
+  const int64_t b = options_.batch_first() ? 0 : 1, seq = 1 - b;
+  const int64_t n = query.size(b), l = query.size(seq), s = key.size(seq);
+  if (key.shape() != value.shape() || key.size(b) != n)
+    throw ShapeError(who + "key and value must have the same shape and the query's batch, got query " +
+                     shape_of(query) + ", key " + shape_of(key) + ", value " + shape_of(value));
+  auto check_mask = [&](const Tensor& m, const char* name, const std::vector<Shape>& allowed,
+                        const std::string& expected) {
+    if (!m.defined()) return;
+    if (!is_floating(m.dtype()) || m.dtype() != dtype)
+      throw DTypeError(who + name + " must be an additive float mask of dtype " + dtype_name(dtype) + ", got " +
+                       dtype_name(m.dtype()) + " (bool masks need the bool dtype)");
+    if (std::find(allowed.begin(), allowed.end(), m.shape()) == allowed.end())
+      throw ShapeError(who + name + " must be " + expected + ", got " + to_string(m.shape()) + " for query " +
+                       to_string(query.shape()) + " and key " + to_string(key.shape()));
+  };
+  check_mask(attn_mask, "attn_mask", {{l, s}, {n * h, l, s}},
+             "[L, S] = " + to_string({l, s}) + " or [N·H, L, S] = " + to_string({n * h, l, s}));
+  check_mask(key_padding_mask, "key_padding_mask", {{n, s}}, "[N, S] = " + to_string({n, s}));
+}
+
+Tensor MultiheadAttention::forward(const Tensor& x) { return forward(x, x, x).output; }
+
+AttentionResult MultiheadAttention::forward(const Tensor& query, const Tensor& key, const Tensor& value,
+                                            const Tensor& attn_mask, const Tensor& key_padding_mask, bool need_weights,
+                                            bool is_causal) {
+  check_inputs(query, key, value, attn_mask, key_padding_mask);
+  const bool bf = options_.batch_first();
+  auto batch_first = [&](const Tensor& t) { return bf ? t : transpose(t, 0, 1); };
+  const bool self = query.is_same(key) && key.is_same(value);
+  Tensor q = batch_first(query), k = self ? q : batch_first(key), v = self ? q : batch_first(value);
+  const int64_t n = q.size(0), l = q.size(1), s = k.size(1), h = options_.num_heads();
+  Tensor mask;
+  auto add_mask = [&](const Tensor& m) { mask = mask.defined() ? mask + m : m; };
+  if (attn_mask.defined())
+    add_mask(attn_mask.dim() == 2 ? reshape(attn_mask, {1, 1, l, s}) : reshape(attn_mask, {n, h, l, s}));
+  if (key_padding_mask.defined()) add_mask(reshape(key_padding_mask, {n, 1, 1, s}));
+  if (is_causal) add_mask(reshape(causal_mask(l, s, q.dtype()), {1, 1, l, s}));
+  AttentionResult r = attend(q, k, v, mask, need_weights);
+  if (!bf) r.output = transpose(r.output, 0, 1);
+  return r;
+}
+
+AttentionResult MultiheadAttention::attend(const Tensor& q_in, const Tensor& k_in, const Tensor& v_in,
+                                           const Tensor& mask, bool need_weights) {
+  const int64_t e = options_.embed_dim(), h = options_.num_heads(), d = e / h;
+  const int64_t n = q_in.size(0);
+  Tensor q, k, v;
+  if (q_in.is_same(k_in) && k_in.is_same(v_in)) {
+    std::tie(q, k, v) = project_self(q_in);
+  } else {
+    auto project = [&](const Tensor& x, int64_t i) {  // rows [iE, (i+1)E) of in_proj: [N, T, E] -> [N, H, T, d]
+      Tensor b = in_proj_bias.defined() ? slice(in_proj_bias, 0, i * e, (i + 1) * e) : Tensor();
+      Tensor y = functional::linear(x, slice(in_proj_weight, 0, i * e, (i + 1) * e), b);
+      return permute(reshape(y, {n, x.size(1), h, d}), {0, 2, 1, 3});
+    };
+    q = project(q_in, 0);
+    k = project(k_in, 1);
+    v = project(v_in, 2);
+  }
+  auto [out, weights] = attention(q, k, v, mask, options_.dropout(), is_training(), *gen_);
+  AttentionResult r;
+  r.output = merge_heads(out);
+  if (need_weights) r.weights = mean(weights, {1});
+  return r;
+}
+
+std::tuple<Tensor, Tensor, Tensor> MultiheadAttention::project_self(const Tensor& x) {
+  const int64_t h = options_.num_heads(), d = options_.embed_dim() / h, n = x.size(0), t = x.size(1);
+  // [N, T, 3E] -> [3, N, H, T, d]; its leading-dimension slices are views
+  Tensor qkv = permute(reshape(functional::linear(x, in_proj_weight, in_proj_bias), {n, t, 3, h, d}), {2, 0, 3, 1, 4});
+  return {reshape(slice(qkv, 0, 0, 1), {n, h, t, d}), reshape(slice(qkv, 0, 1, 2), {n, h, t, d}),
+          reshape(slice(qkv, 0, 2, 3), {n, h, t, d})};
+}
+
+Tensor MultiheadAttention::merge_heads(const Tensor& heads) {  // [N, H, L, d] -> out_proj([N, L, E])
+  return out_proj->forward(reshape(permute(heads, {0, 2, 1, 3}), {heads.size(0), heads.size(2), options_.embed_dim()}));
+}
+
+Tensor MultiheadAttention::forward_cached(const Tensor& x, KVCache& cache) {
+  check_inputs(x, x, x, Tensor(), Tensor());
+  const bool bf = options_.batch_first();
+  Tensor xb = bf ? x : transpose(x, 0, 1);
+  const int64_t h = options_.num_heads(), d = options_.embed_dim() / h, n = xb.size(0), t = xb.size(1);
+  if (cache.length() > 0 && (cache.key.size(0) != n || cache.key.size(1) != h || cache.key.size(3) != d ||
+                             cache.key.dtype() != xb.dtype() || cache.value.shape() != cache.key.shape()))
+    throw ShapeError("tapegrad::nn::" + repr() + "::forward_cached: the cache holds keys " + shape_of(cache.key) +
+                     " and values " + shape_of(cache.value) + ", which do not fit new positions " +
+                     to_string(x.shape()));
+  auto [q, k, v] = project_self(xb);
+  const bool empty = cache.length() == 0;
+  cache.key = empty ? k : cat({cache.key, k}, 2);
+  cache.value = empty ? v : cat({cache.value, v}, 2);
+  const int64_t s = cache.length();
+  Tensor mask = t > 1 ? reshape(causal_mask(t, s, xb.dtype()), {1, 1, t, s}) : Tensor();  // one query sees all
+  Tensor out = merge_heads(attention(q, cache.key, cache.value, mask, options_.dropout(), is_training(), *gen_).first);
+  return bf ? out : transpose(out, 0, 1);
+}
+
+// ---- PositionalEmbedding ------------------------------------------------------------------------
+
+PositionalEmbedding::PositionalEmbedding(int64_t max_length, int64_t dim, Generator& gen) {
+  if (max_length <= 0 || dim <= 0)
+    throw std::invalid_argument("tapegrad::nn::PositionalEmbedding: sizes must be positive, got " +
+                                std::to_string(max_length) + " and " + std::to_string(dim));
+  weight = register_parameter("weight", init::normal_(Tensor::empty({max_length, dim}), 0.0, 1.0, gen));
+}
+
+std::string PositionalEmbedding::repr() const {
+  return "PositionalEmbedding(" + std::to_string(weight.size(0)) + ", " + std::to_string(weight.size(1)) + ")";
+}
+
+Tensor PositionalEmbedding::forward(const Tensor& x, int64_t offset) {
+  if (!x.defined() || x.dim() != 3 || x.size(2) != weight.size(1) || offset < 0 || offset + x.size(1) > weight.size(0))
+    throw ShapeError("tapegrad::nn::" + repr() + ": expects [N, T, " + std::to_string(weight.size(1)) +
+                     "] with offset + T ≤ " + std::to_string(weight.size(0)) + ", got " + shape_of(x) + " at offset " +
+                     std::to_string(offset));
+  return x + slice(weight, 0, offset, offset + x.size(1));
+}
+
+// ---- TransformerEncoderLayer ----------------------------------------------------------------------
+
+TransformerEncoderLayer::TransformerEncoderLayer(const TransformerEncoderLayerOptions& o, Generator& gen)
+    : options_(o) {
+  if (o.dim_feedforward() <= 0)
+    throw std::invalid_argument("tapegrad::nn::TransformerEncoderLayer: dim_feedforward must be positive, got " +
+                                std::to_string(o.dim_feedforward()));
+  self_attn = register_module(
+      "self_attn",
+      std::make_shared<MultiheadAttention>(
+          MultiheadAttentionOptions(o.d_model(), o.nhead()).dropout(o.dropout()).batch_first(o.batch_first()), gen));
+  linear1 = register_module("linear1", std::make_shared<Linear>(o.d_model(), o.dim_feedforward(), true, gen));
+  dropout = register_module("dropout", std::make_shared<Dropout>(o.dropout(), gen));
+  linear2 = register_module("linear2", std::make_shared<Linear>(o.dim_feedforward(), o.d_model(), true, gen));
+  norm1 = register_module("norm1", std::make_shared<LayerNorm>(Shape{o.d_model()}, o.layer_norm_eps()));
+  norm2 = register_module("norm2", std::make_shared<LayerNorm>(Shape{o.d_model()}, o.layer_norm_eps()));
+  dropout1 = register_module("dropout1", std::make_shared<Dropout>(o.dropout(), gen));
+  dropout2 = register_module("dropout2", std::make_shared<Dropout>(o.dropout(), gen));
+}
+
+std::string TransformerEncoderLayer::repr() const {
+  return "TransformerEncoderLayer(" + std::to_string(options_.d_model()) + ", heads " +
+         std::to_string(options_.nhead()) + ")";
+}
+
+Tensor TransformerEncoderLayer::forward(const Tensor& src, const Tensor& src_mask, const Tensor& src_key_padding_mask,
+                                        bool is_causal) {
+  self_attn->check_inputs(src, src, src, src_mask, src_key_padding_mask);  // before anything is recorded
+  auto sa = [&](const Tensor& x) {
+    return dropout1->forward(self_attn->forward(x, x, x, src_mask, src_key_padding_mask, false, is_causal).output);
+  };
+  auto ff = [&](const Tensor& x) {
+    Tensor a = linear1->forward(x);
+    a = options_.activation() == Activation::relu ? relu(a) : gelu(a);
+    return dropout2->forward(linear2->forward(dropout->forward(a)));
+  };
+  Tensor x = src;
+  if (options_.norm_first()) {
+    x = x + sa(norm1->forward(x));
+    return x + ff(norm2->forward(x));
+  }
+  x = norm1->forward(x + sa(x));
+  return norm2->forward(x + ff(x));
+}
+
+// ---- GPT ---------------------------------------------------------------------------------------------
+
+GPTMLP::GPTMLP(const GPTConfig& c, Generator& gen) : dropout_(c.dropout), gen_(&gen) {
+  c_fc = register_module("c_fc", std::make_shared<Linear>(c.n_embd, 4 * c.n_embd, c.bias, gen));
+  c_proj = register_module("c_proj", std::make_shared<Linear>(4 * c.n_embd, c.n_embd, c.bias, gen));
+}
+
+Tensor GPTMLP::forward(const Tensor& x) {
+  return functional::dropout(c_proj->forward(gelu_tanh(c_fc->forward(x))), dropout_, is_training(), *gen_);
+}
+
+GPTBlock::GPTBlock(const GPTConfig& c, Generator& gen) : dropout_(c.dropout), gen_(&gen) {
+  ln_1 = register_module("ln_1", gpt_layer_norm(c));
+  attn = register_module(
+      "attn",
+      std::make_shared<MultiheadAttention>(
+          MultiheadAttentionOptions(c.n_embd, c.n_head).dropout(c.dropout).bias(c.bias).batch_first(true), gen));
+  ln_2 = register_module("ln_2", gpt_layer_norm(c));
+  mlp = register_module("mlp", std::make_shared<GPTMLP>(c, gen));
+}
+
+Tensor GPTBlock::forward(const Tensor& x) {
+  Tensor a = ln_1->forward(x);
+  Tensor y = x + functional::dropout(attn->forward(a, a, a, Tensor(), Tensor(), false, true).output, dropout_,
+                                     is_training(), *gen_);
+  return y + mlp->forward(ln_2->forward(y));
+}
+
+Tensor GPTBlock::forward_cached(const Tensor& x, KVCache& cache) {
+  Tensor y = x + functional::dropout(attn->forward_cached(ln_1->forward(x), cache), dropout_, is_training(), *gen_);
+  return y + mlp->forward(ln_2->forward(y));
+}
+
+GPT::GPT(const GPTConfig& c, Generator& gen) : config_(c), gen_(&gen) {
+  if (c.vocab_size <= 0 || c.block_size <= 0 || c.n_layer <= 0 || c.n_head <= 0 || c.n_embd <= 0 ||
+      c.n_embd % c.n_head != 0)
+    throw std::invalid_argument(
+        "tapegrad::nn::GPT: sizes must be positive and n_embd a multiple of n_head, got vocab_size " +
+        std::to_string(c.vocab_size) + ", block_size " + std::to_string(c.block_size) + ", n_layer " +
+        std::to_string(c.n_layer) + ", n_head " + std::to_string(c.n_head) + ", n_embd " + std::to_string(c.n_embd));
+  if (!(c.dropout >= 0 && c.dropout < 1))
+    throw std::invalid_argument("tapegrad::nn::GPT: dropout must be in [0, 1), got " + std::to_string(c.dropout));
+  wte = register_module("wte", std::make_shared<Embedding>(c.vocab_size, c.n_embd, gen));
+  wpe = register_module("wpe", std::make_shared<PositionalEmbedding>(c.block_size, c.n_embd, gen));
+  h = register_module("h", std::make_shared<ModuleList>());
+  for (int64_t i = 0; i < c.n_layer; ++i) {
+    blocks.push_back(std::make_shared<GPTBlock>(c, gen));
+    h->push_back(blocks.back());
+  }
+  ln_f = register_module("ln_f", gpt_layer_norm(c));
+  lm_head = register_module("lm_head", std::make_shared<Linear>(c.n_embd, c.vocab_size, false, gen));
+  NoGradGuard no_grad;
+  const double residual_std = 0.02 / std::sqrt(2.0 * static_cast<double>(c.n_layer));
+  auto ends_with = [](const std::string& s, const std::string& tail) {
+    return s.size() >= tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
+  };
+  for (auto& [name, p] : named_parameters()) {
+    if (p.dim() >= 2) {
+      const bool residual = ends_with(name, "attn.out_proj.weight") || ends_with(name, "mlp.c_proj.weight");
+      init::normal_(p, 0.0, residual ? residual_std : 0.02, gen);
+    } else if (ends_with(name, "bias")) {
+      init::zeros_(p);
+    }
+  }
+}
+
+Tensor GPT::embed(const Tensor& idx, int64_t offset, const char* who) {
+  if (!idx.defined() || idx.dim() != 2 || idx.size(1) < 1 || idx.dtype() != DType::i64)
+    throw ShapeError(std::string("tapegrad::nn::GPT::") + who + ": expects int64 tokens [N, T] with T ≥ 1, got " +
+                     (idx.defined() ? std::string(dtype_name(idx.dtype())) + " " : "") + shape_of(idx));
+  if (offset + idx.size(1) > config_.block_size)
+    throw ShapeError(std::string("tapegrad::nn::GPT::") + who + ": input " + to_string(idx.shape()) +
+                     (offset > 0 ? " after " + std::to_string(offset) + " cached positions" : std::string()) +
+                     " is longer than block_size " + std::to_string(config_.block_size));
+  Tensor x = wpe->forward(wte->forward(idx), offset);
+  return functional::dropout(x, config_.dropout, is_training(), *gen_);
+}
+
+Tensor GPT::forward(const Tensor& idx) {
+  Tensor x = embed(idx, 0, "forward");
+  for (auto& b : blocks) x = b->forward(x);
+  return lm_head->forward(ln_f->forward(x));
+}
+
+Tensor GPT::forward_cached(const Tensor& idx, GPTCache& cache) {
+  if (!cache.layers.empty() && cache.layers.size() != blocks.size())
+    throw std::invalid_argument("tapegrad::nn::GPT::forward_cached: the cache has " +
+                                std::to_string(cache.layers.size()) + " layers, the model " +
+                                std::to_string(blocks.size()));
+  if (cache.length() > 0 && idx.defined() && idx.dim() == 2 && cache.layers[0].key.size(0) != idx.size(0))
+    throw ShapeError("tapegrad::nn::GPT::forward_cached: the cache holds " +
+                     std::to_string(cache.layers[0].key.size(0)) + " sequences, got tokens " + to_string(idx.shape()));
+  Tensor x = embed(idx, cache.length(), "forward_cached");
+  cache.layers.resize(blocks.size());
+  for (size_t i = 0; i < blocks.size(); ++i) x = blocks[i]->forward_cached(x, cache.layers[i]);
+  return lm_head->forward(ln_f->forward(x));
+}
+
+Tensor GPT::loss(const Tensor& logits, const Tensor& targets) {
+  if (!logits.defined() || !targets.defined() || logits.dim() != 3 || targets.dim() != 2 ||
+      targets.shape() != Shape{logits.size(0), logits.size(1)})
+    throw ShapeError("tapegrad::nn::GPT::loss: expects logits [N, T, V] and targets [N, T], got logits " +
+                     shape_of(logits) + " and targets " + shape_of(targets));
+  const int64_t rows = logits.size(0) * logits.size(1);
+  return functional::cross_entropy(reshape(logits, {rows, logits.size(2)}), reshape(targets, {rows}));
+}
+
+Tensor GPT::generate(const Tensor& idx, int64_t max_new_tokens, double temperature, int64_t top_k, Generator& gen,
+                     bool use_cache) {
+  if (!idx.defined() || idx.dim() != 2 || idx.size(1) < 1 || idx.dtype() != DType::i64)
+    throw ShapeError("tapegrad::nn::GPT::generate: expects int64 tokens [N, T] with T ≥ 1, got " + shape_of(idx));
+  if (max_new_tokens < 0 || !(temperature >= 0) || !std::isfinite(temperature))
+    throw std::invalid_argument(
+        "tapegrad::nn::GPT::generate: max_new_tokens must be ≥ 0 and temperature finite and ≥ 0, got " +
+        std::to_string(max_new_tokens) + " and " + std::to_string(temperature));
+  NoGradGuard no_grad;
+  const int64_t block = config_.block_size;
+  auto window = [&](const Tensor& t) { return slice(t, 1, std::max<int64_t>(0, t.size(1) - block), t.size(1)); };
+  auto last = [](const Tensor& logits) {  // [N, T, V] -> [N, V]
+    return reshape(slice(logits, 1, logits.size(1) - 1, logits.size(1)), {logits.size(0), logits.size(2)});
+  };
+  Tensor out = idx;
+  GPTCache cache;
+  Tensor logits;
+  for (int64_t i = 0; i < max_new_tokens; ++i) {
+    if (!use_cache)
+      logits = forward(window(out));
+    else if (i == 0 || cache.length() == block) {  // (re-)encode the window
+      cache.clear();
+      logits = forward_cached(window(out), cache);
+    } else {
+      logits = forward_cached(slice(out, 1, out.size(1) - 1, out.size(1)), cache);
+    }
+    out = cat({out, sample_logits(last(logits), temperature, top_k, gen)}, 1);
+  }
+  return out;
+}
+
+Tensor sample_logits(const Tensor& logits, double temperature, int64_t top_k, Generator& gen) {
+  if (!logits.defined() || logits.dim() != 2 || logits.size(1) < 1 || !is_floating(logits.dtype()))
+    throw ShapeError("tapegrad::nn::sample_logits: expects floating logits [N, V], got " + shape_of(logits));
+  if (!(temperature >= 0) || !std::isfinite(temperature))
+    throw std::invalid_argument("tapegrad::nn::sample_logits: temperature must be finite and ≥ 0, got " +
+                                std::to_string(temperature));
+  const int64_t n = logits.size(0), v = logits.size(1);
+  const std::vector<double> all = logits.to_vector();
+  Tensor out = Tensor::empty({n, 1}, DType::i64);
+  int64_t* o = out.mutable_data<int64_t>();
+  std::vector<double> row(static_cast<size_t>(v)), sorted;
+  for (int64_t r = 0; r < n; ++r) {
+    std::copy(all.begin() + r * v, all.begin() + (r + 1) * v, row.begin());
+    const double top = *std::max_element(row.begin(), row.end());
+    if (!std::isfinite(top))
+      throw std::invalid_argument("tapegrad::nn::sample_logits: row " + std::to_string(r) + " of logits " +
+                                  to_string(logits.shape()) + " has no finite largest value (" + std::to_string(top) +
+                                  ")");
+    if (temperature == 0) {
+      o[r] = std::max_element(row.begin(), row.end()) - row.begin();
+      continue;
+    }
+    double kth = -kInf;  // logits below the k-th largest are dropped
+    if (top_k > 0 && top_k < v) {
+      sorted = row;
+      std::nth_element(sorted.begin(), sorted.begin() + (top_k - 1), sorted.end(), std::greater<double>());
+      kth = sorted[static_cast<size_t>(top_k - 1)];
+    }
+    double total = 0;
+    for (double& x : row) total += (x = x < kth ? 0.0 : std::exp((x - top) / temperature));
+    const double u = gen.uniform() * total;
+    double cumulative = 0;
+    int64_t pick = -1;
+    for (int64_t j = 0; j < v; ++j) {
+      if (row[j] == 0) continue;
+      pick = j;  // the last token with weight, should rounding leave u above the total
+      cumulative += row[j];
+      if (u < cumulative) break;
+    }
+    o[r] = pick;
+  }
+  return out;
+}
+
+}  // namespace tapegrad::nn
