@@ -3,7 +3,7 @@ BUILD ?= build
 JOBS ?= 2
 CMAKE_FLAGS ?=
 
-.PHONY: all deps configure build test demo demo-fashion demo-cnn bench bench-compare test-sanitize test-tsan clean
+.PHONY: all deps configure build test demo demo-fashion demo-cnn demo-gpt bench bench-compare test-sanitize test-tsan clean
 
 all: build
 
@@ -36,6 +36,12 @@ demo-cnn: configure
 	@cmake --build $(BUILD) -j $(JOBS) --target mnist_cnn
 	@bash scripts/fetch_mnist.sh --fashion-mnist
 	@$(BUILD)/examples/mnist_cnn --dataset fashion-mnist --out out/fashion_cnn
+
+## A character-level GPT (nanoGPT's baby GPT) on Debian's fortunes: trains 2,000 iterations, samples.
+demo-gpt: configure
+	@cmake --build $(BUILD) -j $(JOBS) --target char_gpt
+	@bash scripts/fetch_text.sh > /dev/null
+	@$(BUILD)/examples/char_gpt --out out/char_gpt
 
 ## Google Benchmark suites (single thread).
 bench: build

@@ -66,7 +66,13 @@ Tensor cross_entropy_loss(const Tensor& logits, const Tensor& targets);
 /// metrics.json (flags, history, test metrics per class and macro, confusion matrix) and curves.svg.
 void report(const Args& args, const nn::Module& model, const nn::History& history, const nn::Evaluation& test);
 
-/// The training curves as an SVG document: loss and accuracy per epoch, train and validation.
-std::string curves_svg(const nn::History& history, const std::string& title);
+/// What curves_svg draws beside the loss, and the x axis's name (its values are EpochLog::epoch).
+struct CurvesOptions {
+  std::string second_metric = "accuracy";  ///< a second panel of this key and "val_<key>"; empty: none
+  std::string x_label = "epoch";
+};
+/// The training curves as an SVG document: loss (and options.second_metric) per logged epoch (or
+/// evaluation, for the GPT), train and validation.
+std::string curves_svg(const nn::History& history, const std::string& title, const CurvesOptions& options = {});
 
 }  // namespace tapegrad::examples

@@ -24,7 +24,7 @@ std::string tick(double v) {
 
 // One panel at (x0, y0) of size w × h with axes, ticks and a polyline per series.
 void panel(std::ostringstream& os, double x0, double y0, double w, double h, const std::string& title,
-           const std::vector<Series>& series) {
+           const std::vector<Series>& series, const std::vector<double>& x_ticks, const std::string& x_label) {
   double lo = INFINITY, hi = -INFINITY;
   size_t n = 0;
   for (const auto& s : series)
@@ -48,10 +48,13 @@ void panel(std::ostringstream& os, double x0, double y0, double w, double h, con
        << "<text x='" << l - 5 << "' y='" << y + 4 << "' text-anchor='end' font-size='10'>" << tick(v)
        << "</text>\n";
   }
-  for (size_t i = 0; i < n; ++i)
-    os << "<text x='" << px(i) << "' y='" << b + 14 << "' text-anchor='middle' font-size='10'>" << i + 1
-       << "</text>\n";
-  os << "<text x='" << (l + r) / 2 << "' y='" << b + 30 << "' text-anchor='middle' font-size='11'>epoch</text>\n";
+  // At most ~12 labels along x, so long runs stay readable.
+  const size_t every = std::max<size_t>(1, (n + 11) / 12);
+  for (size_t i = 0; i < n; i += every)
+    os << "<text x='" << px(i) << "' y='" << b + 14 << "' text-anchor='middle' font-size='10'>"
+       << (i < x_ticks.size() ? static_cast<int64_t>(x_ticks[i]) : static_cast<int64_t>(i + 1)) << "</text>\n";
+  os << "<text x='" << (l + r) / 2 << "' y='" << b + 30 << "' text-anchor='middle' font-size='11'>" << x_label
+     << "</text>\n";
   // The legend sits above the plot's top-right corner, outside the data: no point can hide under it.
   double lx = r;
   for (auto it = series.rbegin(); it != series.rend(); ++it) {
@@ -81,18 +84,24 @@ void panel(std::ostringstream& os, double x0, double y0, double w, double h, con
 
 }  // namespace
 
-std::string curves_svg(const nn::History& history, const std::string& title) {
+std::string curves_svg(const nn::History& history, const std::string& title, const CurvesOptions& options) {
   const double w = 420, h = 300;
+  const int panels = options.second_metric.empty() ? 1 : 2;
+  std::vector<double> x_ticks;
+  for (const auto& e : history.epochs) x_ticks.push_back(static_cast<double>(e.epoch));
   std::ostringstream os;
-  os << "<svg xmlns='http://www.w3.org/2000/svg' width='" << 2 * w << "' height='" << h + 30
+  os << "<svg xmlns='http://www.w3.org/2000/svg' width='" << panels * w << "' height='" << h + 30
      << "' font-family='sans-serif'>\n<rect width='100%' height='100%' fill='white'/>\n"
-     << "<text x='" << w << "' y='18' text-anchor='middle' font-size='15' font-weight='bold'>" << title
+     << "<text x='" << panels * w / 2 << "' y='18' text-anchor='middle' font-size='15' font-weight='bold'>" << title
      << "</text>\n";
   panel(os, 0, 30, w, h, "loss",
-        {{"train", "#1f77b4", history.series("loss"), false}, {"validation", "#ff7f0e", history.series("val_loss"), true}});
-  panel(os, w, 30, w, h, "accuracy",
-        {{"train", "#1f77b4", history.series("accuracy"), false},
-         {"validation", "#ff7f0e", history.series("val_accuracy"), true}});
+        {{"train", "#1f77b4", history.series("loss"), false}, {"validation", "#ff7f0e", history.series("val_loss"), true}},
+        x_ticks, options.x_label);
+  if (panels == 2)
+    panel(os, w, 30, w, h, options.second_metric,
+          {{"train", "#1f77b4", history.series(options.second_metric), false},
+           {"validation", "#ff7f0e", history.series("val_" + options.second_metric), true}},
+          x_ticks, options.x_label);
   os << "</svg>\n";
   return os.str();
 }

@@ -54,7 +54,7 @@ Tensor causal_mask(int64_t l, int64_t s, DType dtype) {
 }
 
 /// nanoGPT's LayerNorm without bias (GPTConfig::bias false): y = (x − μ)/√(σ² + ε)·γ.
-class BiaslessLayerNorm : public Module {
+class BiaslessLayerNorm : public UnaryModule {
  public:
   explicit BiaslessLayerNorm(int64_t dim) : dim_(dim) { weight = register_parameter("weight", ones({dim})); }
   Tensor forward(const Tensor& x) override { return functional::layer_norm(x, {dim_}, weight); }
@@ -65,7 +65,7 @@ class BiaslessLayerNorm : public Module {
   int64_t dim_;
 };
 
-ModulePtr gpt_layer_norm(const GPTConfig& c) {
+UnaryModulePtr gpt_layer_norm(const GPTConfig& c) {
   if (c.bias) return std::make_shared<LayerNorm>(Shape{c.n_embd});
   return std::make_shared<BiaslessLayerNorm>(c.n_embd);
 }
@@ -85,7 +85,7 @@ MultiheadAttention::MultiheadAttention(const MultiheadAttentionOptions& o, Gener
                                 std::to_string(o.dropout()));
   in_proj_weight = register_parameter("in_proj_weight", Tensor::empty({3 * e, e}));
   if (o.bias()) in_proj_bias = register_parameter("in_proj_bias", zeros({3 * e}));
-  out_proj = register_module("out_proj", std::make_shared<Linear>(e, e, o.bias(), gen));
+  out_proj = register_module("out_proj", std::make_shared<Linear>(LinearOptions(e, e).bias(o.bias()), gen));
   NoGradGuard no_grad;
   init::xavier_uniform_(in_proj_weight, 1.0, gen);
   if (o.bias()) init::zeros_(out_proj->bias);
@@ -240,11 +240,11 @@ TransformerEncoderLayer::TransformerEncoderLayer(const TransformerEncoderLayerOp
       "self_attn",
       std::make_shared<MultiheadAttention>(
           MultiheadAttentionOptions(o.d_model(), o.nhead()).dropout(o.dropout()).batch_first(o.batch_first()), gen));
-  linear1 = register_module("linear1", std::make_shared<Linear>(o.d_model(), o.dim_feedforward(), true, gen));
+  linear1 = register_module("linear1", std::make_shared<Linear>(o.d_model(), o.dim_feedforward(), gen));
   dropout = register_module("dropout", std::make_shared<Dropout>(o.dropout(), gen));
-  linear2 = register_module("linear2", std::make_shared<Linear>(o.dim_feedforward(), o.d_model(), true, gen));
-  norm1 = register_module("norm1", std::make_shared<LayerNorm>(Shape{o.d_model()}, o.layer_norm_eps()));
-  norm2 = register_module("norm2", std::make_shared<LayerNorm>(Shape{o.d_model()}, o.layer_norm_eps()));
+  linear2 = register_module("linear2", std::make_shared<Linear>(o.dim_feedforward(), o.d_model(), gen));
+  norm1 = register_module("norm1", std::make_shared<LayerNorm>(LayerNormOptions(Shape{o.d_model()}).eps(o.layer_norm_eps())));
+  norm2 = register_module("norm2", std::make_shared<LayerNorm>(LayerNormOptions(Shape{o.d_model()}).eps(o.layer_norm_eps())));
   dropout1 = register_module("dropout1", std::make_shared<Dropout>(o.dropout(), gen));
   dropout2 = register_module("dropout2", std::make_shared<Dropout>(o.dropout(), gen));
 }
@@ -277,8 +277,8 @@ Tensor TransformerEncoderLayer::forward(const Tensor& src, const Tensor& src_mas
 // ---- GPT ---------------------------------------------------------------------------------------------
 
 GPTMLP::GPTMLP(const GPTConfig& c, Generator& gen) : dropout_(c.dropout), gen_(&gen) {
-  c_fc = register_module("c_fc", std::make_shared<Linear>(c.n_embd, 4 * c.n_embd, c.bias, gen));
-  c_proj = register_module("c_proj", std::make_shared<Linear>(4 * c.n_embd, c.n_embd, c.bias, gen));
+  c_fc = register_module("c_fc", std::make_shared<Linear>(LinearOptions(c.n_embd, 4 * c.n_embd).bias(c.bias), gen));
+  c_proj = register_module("c_proj", std::make_shared<Linear>(LinearOptions(4 * c.n_embd, c.n_embd).bias(c.bias), gen));
 }
 
 Tensor GPTMLP::forward(const Tensor& x) {
@@ -324,7 +324,7 @@ GPT::GPT(const GPTConfig& c, Generator& gen) : config_(c), gen_(&gen) {
     h->push_back(blocks.back());
   }
   ln_f = register_module("ln_f", gpt_layer_norm(c));
-  lm_head = register_module("lm_head", std::make_shared<Linear>(c.n_embd, c.vocab_size, false, gen));
+  lm_head = register_module("lm_head", std::make_shared<Linear>(LinearOptions(c.n_embd, c.vocab_size).bias(false), gen));
   NoGradGuard no_grad;
   const double residual_std = 0.02 / std::sqrt(2.0 * static_cast<double>(c.n_layer));
   auto ends_with = [](const std::string& s, const std::string& tail) {

@@ -62,7 +62,7 @@ struct KVCache {
 ///     output = concat_h(head_h) · out_projᵀ + out_proj.bias
 /// Parameters (PyTorch's names and initialisation): in_proj_weight (Xavier uniform), in_proj_bias
 /// (zeros), out_proj.weight (Linear's default), out_proj.bias (zeros).
-class MultiheadAttention : public Module {
+class MultiheadAttention : public UnaryModule {
  public:
   /// Throws std::invalid_argument when embed_dim is not a positive multiple of num_heads or dropout
   /// is outside [0, 1). Dropout masks come from `gen` (it must outlive the layer).
@@ -112,7 +112,7 @@ class MultiheadAttention : public Module {
 
 /// Learned absolute positions: adds weight[offset + t] to position t of x [N, T, D]; weight
 /// [max_length, D] ~ N(0, 1) (nn.Embedding's initialisation; a GPT re-initialises it).
-class PositionalEmbedding : public Module {
+class PositionalEmbedding : public UnaryModule {
  public:
   PositionalEmbedding(int64_t max_length, int64_t embedding_dim, Generator& gen = default_generator());
   /// x + weight[0:T].
@@ -144,7 +144,7 @@ struct TransformerEncoderLayerOptions {
 ///     pre-norm:  x = x + sa(norm1(x)); x = x + ff(norm2(x))
 ///     sa(x) = dropout1(self_attn(x, x, x)),  ff(x) = dropout2(linear2(dropout(act(linear1(x)))))
 /// Parameters self_attn.*, linear1.*, linear2.*, norm1.*, norm2.* as in PyTorch.
-class TransformerEncoderLayer : public Module {
+class TransformerEncoderLayer : public UnaryModule {
  public:
   explicit TransformerEncoderLayer(const TransformerEncoderLayerOptions& options, Generator& gen = default_generator());
   /// Without masks.
@@ -177,7 +177,7 @@ struct GPTConfig {
 };
 
 /// GPT-2's feed-forward block: c_proj(gelu_tanh(c_fc(x))), widths E → 4E → E, then dropout.
-class GPTMLP : public Module {
+class GPTMLP : public UnaryModule {
  public:
   GPTMLP(const GPTConfig& config, Generator& gen = default_generator());
   Tensor forward(const Tensor& x) override;
@@ -194,7 +194,7 @@ class GPTMLP : public Module {
 ///     x = x + mlp(ln_2(x))
 /// Submodules ln_1, attn (MultiheadAttention, batch_first), ln_2, mlp (c_fc, c_proj). A LayerNorm
 /// has weight and bias, or only weight when config.bias is false (nanoGPT's LayerNorm).
-class GPTBlock : public Module {
+class GPTBlock : public UnaryModule {
  public:
   GPTBlock(const GPTConfig& config, Generator& gen = default_generator());
   /// Causal over the whole input.
@@ -202,7 +202,7 @@ class GPTBlock : public Module {
   /// The last positions `x` after the cached ones (MultiheadAttention::forward_cached).
   Tensor forward_cached(const Tensor& x, KVCache& cache);
   std::string repr() const override { return "GPTBlock"; }
-  ModulePtr ln_1, ln_2;
+  UnaryModulePtr ln_1, ln_2;
   std::shared_ptr<MultiheadAttention> attn;
   std::shared_ptr<GPTMLP> mlp;
 
@@ -225,7 +225,7 @@ struct GPTCache {
 /// separate tensors). Initialisation as nanoGPT: every Linear weight, in_proj_weight and both
 /// embeddings ~ N(0, 0.02²), the residual projections (attn.out_proj.weight, mlp.c_proj.weight)
 /// ~ N(0, (0.02/√(2·n_layer))²), biases 0, LayerNorms 1 and 0.
-class GPT : public Module {
+class GPT : public UnaryModule {
  public:
   /// Throws std::invalid_argument for non-positive sizes or n_embd not a multiple of n_head.
   explicit GPT(const GPTConfig& config, Generator& gen = default_generator());
@@ -255,7 +255,7 @@ class GPT : public Module {
   std::shared_ptr<PositionalEmbedding> wpe;
   std::shared_ptr<ModuleList> h;
   std::vector<std::shared_ptr<GPTBlock>> blocks;  ///< h's modules, typed
-  ModulePtr ln_f;
+  UnaryModulePtr ln_f;
   std::shared_ptr<Linear> lm_head;
 
  private:

@@ -14,7 +14,6 @@
 #include "autograd/autograd.hpp"
 #include "autograd/debug.hpp"
 #include "nn/nn.hpp"
-#include "tests/nn/convert_dtype.hpp"
 
 using namespace tapegrad;
 
@@ -99,7 +98,7 @@ TEST_CASE("MultiheadAttention matches PyTorch: cross-attention, both masks, aver
     const std::string type = dtype_name(dtype);
     CAPTURE(type);
     nn::MultiheadAttention mha(4, 2);  // batch_first false: [L, N, E]
-    testing::convert_dtype(mha, dtype);
+    mha.to(dtype);
     load_reference(mha, ref, "mha.", dtype);
     auto r = mha.forward(get(ref, "mha.query", dtype), get(ref, "mha.key", dtype), get(ref, "mha.value", dtype),
                          get(ref, "mha.attn_mask", dtype), get(ref, "mha.key_padding_mask", dtype), true);
@@ -127,7 +126,7 @@ TEST_CASE("TransformerEncoderLayer matches PyTorch: post- and pre-norm, gelu, ca
                                             .activation(nn::Activation::gelu)
                                             .batch_first(true)
                                             .norm_first(norm_first));
-      testing::convert_dtype(layer, dtype);
+      layer.to(dtype);
       load_reference(layer, ref, tag, dtype);
       CHECK(layer.state_dict().size() == 12);  // PyTorch's 12 tensors, all loaded (strictly) above
       const Tensor src = get(ref, "enc.src", dtype), want = get(ref, tag + "out");
@@ -141,7 +140,7 @@ TEST_CASE("TransformerEncoderLayer matches PyTorch: post- and pre-norm, gelu, ca
 TEST_CASE("MultiheadAttention and a GPT block pass gradcheck and gradgradcheck in float64") {
   Generator gen(17);
   nn::MultiheadAttention mha(nn::MultiheadAttentionOptions(4, 2).batch_first(true), gen);
-  testing::convert_dtype(mha, DType::f64);
+  mha.to(DType::f64);
   auto attend = [&](const std::vector<Tensor>& in) {
     return mha.forward(in[0], in[1], in[2], in[3], in[4], false, true).output;  // both masks and causal
   };
@@ -155,7 +154,7 @@ TEST_CASE("MultiheadAttention and a GPT block pass gradcheck and gradgradcheck i
   CHECK_MESSAGE(r.ok, r.message);
 
   nn::GPTBlock block(tiny_config(), gen);
-  testing::convert_dtype(block, DType::f64);
+  block.to(DType::f64);
   auto run = [&](const std::vector<Tensor>& in) { return block.forward(in[0]); };
   r = gradcheck(run, {randn({2, 3, 8}, DType::f64, gen).requires_grad_()});
   CHECK_MESSAGE(r.ok, r.message);
@@ -224,7 +223,7 @@ TEST_CASE("GPT key/value cache: each cached step's logits equal the full forward
     CAPTURE(type);
     Generator gen(5);
     nn::GPT model(tiny_config(), gen);
-    testing::convert_dtype(model, dtype);
+    model.to(dtype);
     NoGradGuard no_grad;
     std::vector<int64_t> seq = {3, 1, 4, 7, 5, 9, 2, 6};  // one sequence; a second one below
     std::vector<int64_t> seq2 = {2, 7, 1, 8, 2, 8, 1, 8};

@@ -19,7 +19,6 @@
 #include "autograd/autograd.hpp"
 #include "nn/nn.hpp"
 #include "optim/optim.hpp"
-#include "tests/nn/convert_dtype.hpp"
 
 using namespace tapegrad;
 
@@ -49,7 +48,7 @@ nn::NamedTensors ref_state(const std::string& prefix, DType dtype) {
 void run_reference(DType dtype, double rtol, double atol) {
   const std::string tag = dtype == DType::f64 ? "f64." : "f32.";
   nn::GPT model(nn::GPTConfig{.vocab_size = 17, .block_size = 8, .n_layer = 2, .n_head = 2, .n_embd = 8});
-  testing::convert_dtype(model, dtype);
+  model.to(dtype);
   model.load_state_dict(ref_state("init.", dtype));  // strict: the PyTorch names are ours
 
   std::vector<Tensor> decay, no_decay;  // nanoGPT's groups

@@ -1,0 +1,280 @@
+// A character-level GPT (issue 10): nanoGPT's CPU "baby GPT" — 4 layers, 4 heads, 128-wide
+// embeddings, context 64, batch 12, dropout 0, AdamW (lr 1e-3, betas 0.9/0.99, weight decay 0.1 on
+// matrices only), 100 warm-up iterations then cosine decay to 1e-4, gradient clipping at 1.0 — on
+// Debian's fortunes (or --text PATH). Every --eval-every iterations it prints the mean train and
+// validation loss of --eval-batches batches; at the end it writes into --out the weights
+// (model.safetensors, PyTorch's names), the vocabulary (vocab.json), log.json, loss.svg, and
+// samples --sample characters from --prompt with the key/value cache.
+//
+//   make demo-gpt                          trains 2,000 iterations on fortunes and samples
+//   build/examples/char_gpt --iters 0 --resume out/char_gpt/checkpoint.safetensors --sample 300
+//
+// scripts/torch_gpt.py is the same run in PyTorch; bench/compare/driver.py runs both (--bench).
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <iomanip>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "autograd/autograd.hpp"
+#include "datasets/text.hpp"
+#include "examples/common.hpp"
+#include "nn/checkpoint.hpp"
+#include "nn/nn.hpp"
+#include "nn/serialize.hpp"
+#include "nn/transformer.hpp"
+#include "optim/optim.hpp"
+
+extern "C" void openblas_set_num_threads(int num_threads);
+
+namespace tg = tapegrad;
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+struct Flags {
+  int64_t iters = 2000, eval_every = 250, eval_batches = 20, batch_size = 12, block_size = 64;
+  int64_t n_layer = 4, n_head = 4, n_embd = 128, warmup = 100;
+  double dropout = 0.0, lr = 1e-3, min_lr = 1e-4, weight_decay = 0.1, clip = 1.0;
+  std::string text = tg::datasets::kFortunesDir, out = "out/char_gpt", checkpoint, resume;
+  int threads = 1;
+  uint64_t seed = 0;
+  bool profile = false, quiet = false, bench = false;
+  int64_t sample = 500, top_k = 10;
+  double temperature = 0.8;
+  std::string prompt = "\n";
+};
+
+/// Linear warm-up, then cosine decay to min_lr at the last iteration (nanoGPT's get_lr; the same
+/// formula as scripts/torch_gpt.py's lr_at).
+double lr_at(const Flags& f, int64_t it) {
+  if (it < f.warmup) return f.lr * static_cast<double>(it + 1) / static_cast<double>(f.warmup + 1);
+  if (it >= f.iters) return f.min_lr;
+  const double ratio = static_cast<double>(it - f.warmup) / static_cast<double>(f.iters - f.warmup);
+  return f.min_lr + 0.5 * (1.0 + std::cos(M_PI * ratio)) * (f.lr - f.min_lr);
+}
+
+/// Mean loss of `batches` random batches of each split, in eval mode and without recording.
+std::pair<double, double> estimate_loss(tg::nn::GPT& model, const tg::datasets::TextDataset& data, const Flags& f,
+                                        tg::Generator& gen) {
+  tg::NoGradGuard no_grad;
+  model.eval();
+  double sums[2] = {0, 0};
+  const tg::datasets::TextSplit splits[2] = {tg::datasets::TextSplit::train, tg::datasets::TextSplit::val};
+  for (int s = 0; s < 2; ++s)
+    for (int64_t b = 0; b < f.eval_batches; ++b) {
+      auto batch = data.get_batch(splits[s], f.batch_size, f.block_size, gen);
+      sums[s] += tg::nn::GPT::loss(model.forward(batch.x), batch.y).item();
+    }
+  model.train();
+  return {sums[0] / static_cast<double>(f.eval_batches), sums[1] / static_cast<double>(f.eval_batches)};
+}
+
+/// "[#####.....]  120/250  loss 2.314  53.1 ms/it" on one terminal line.
+void progress(int64_t done, int64_t total, double loss, double ms) {
+  const int width = 30;
+  const int filled = static_cast<int>(width * done / std::max<int64_t>(total, 1));
+  std::cerr << "\r[" << std::string(filled, '#') << std::string(width - filled, '.') << "] " << std::setw(5) << done
+            << '/' << total << "  loss " << std::fixed << std::setprecision(3) << loss << "  " << std::setprecision(1)
+            << ms << " ms/it " << std::defaultfloat << std::flush;
+}
+
+/// Tokens per second of generating `n` tokens after `prompt`, with or without the cache.
+double tokens_per_second(tg::nn::GPT& model, const tg::Tensor& prompt, int64_t n, bool cache, uint64_t seed) {
+  tg::Generator gen(seed);
+  const auto start = Clock::now();
+  model.generate(prompt, n, 1.0, 0, gen, cache);
+  return static_cast<double>(n) / std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+double median(std::vector<double> v) {
+  if (v.empty()) return NAN;
+  std::sort(v.begin(), v.end());
+  return v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]);
+}
+
+void train(const Flags& f) {
+  tg::manual_seed(f.seed);
+  tg::Generator data_gen(f.seed + 1), eval_gen(f.seed + 2), sample_gen(f.seed + 3);
+  auto corpus = tg::datasets::load_text_corpus(f.text);
+  const auto& tokenizer = corpus.tokenizer;
+  if (!f.quiet)
+    std::cout << "corpus: " << corpus.path << " (" << corpus.bytes << " bytes, " << corpus.data.size()
+              << " characters, vocabulary " << tokenizer.vocab_size() << "; train "
+              << corpus.data.split_size(tg::datasets::TextSplit::train) << ", validation "
+              << corpus.data.split_size(tg::datasets::TextSplit::val) << ")\n";
+
+  tg::nn::GPTConfig config{.vocab_size = tokenizer.vocab_size(), .block_size = f.block_size, .n_layer = f.n_layer,
+                           .n_head = f.n_head, .n_embd = f.n_embd, .dropout = f.dropout, .bias = true};
+  tg::nn::GPT model(config);
+  // nanoGPT's two groups: weight decay on the matrices and embeddings, none on biases and norms.
+  std::vector<tg::Tensor> decay, no_decay;
+  for (const auto& [name, p] : model.named_parameters()) (p.dim() >= 2 ? decay : no_decay).push_back(p);
+  tg::optim::AdamW optimizer(decay, tg::optim::AdamOptions(f.lr).betas(0.9, 0.99).weight_decay(f.weight_decay));
+  optimizer.add_param_group(no_decay, tg::optim::AdamOptions(f.lr).betas(0.9, 0.99).weight_decay(0.0));
+
+  fs::create_directories(f.out);
+  const std::string ckpt_path = f.checkpoint.empty() ? f.out + "/checkpoint.safetensors" : f.checkpoint;
+  tg::nn::History history;
+  int64_t start_iter = 0;
+  if (!f.resume.empty()) {
+    // The vocabulary lives beside the checkpoint; a different corpus would silently scramble tokens.
+    const fs::path vocab = fs::path(f.resume).parent_path() / "vocab.json";
+    tg::datasets::CharTokenizer::load(vocab.string()).check_matches(tokenizer, "resuming from " + f.resume);
+    auto ckpt = tg::nn::load_checkpoint(f.resume);
+    model.load_state_dict(ckpt.model);
+    optimizer.load_state_dict(ckpt.optimizer);
+    for (auto [name, gen] : {std::pair{"data", &data_gen}, {"eval", &eval_gen}, {"default", &tg::default_generator()}})
+      if (ckpt.rng.count(name)) gen->set_state(ckpt.rng.at(name));
+    history = ckpt.history;
+    start_iter = ckpt.global_step;
+    if (!f.quiet) std::cout << "resumed from " << f.resume << " at iteration " << start_iter << "\n";
+  }
+  tokenizer.save(f.out + "/vocab.json");
+  if (!f.quiet)
+    std::cout << "model: " << f.n_layer << " layers, " << f.n_head << " heads, width " << f.n_embd << ", context "
+              << f.block_size << ", " << [&] {
+                   int64_t n = 0;
+                   for (const auto& p : model.parameters()) n += p.numel();
+                   return n;
+                 }() << " parameters\n";
+
+  auto save = [&](int64_t iter) {
+    if (f.checkpoint == "none") return;
+    tg::nn::Checkpoint ckpt{.model = model.state_dict(), .optimizer = optimizer.state_dict(), .epoch = iter,
+                            .global_step = iter,
+                            .rng = {{"data", data_gen.state()}, {"eval", eval_gen.state()},
+                                    {"default", tg::default_generator().state()}},
+                            .history = history};
+    tg::nn::save_checkpoint(ckpt, ckpt_path);
+  };
+  auto evaluate = [&](int64_t iter, double seconds) {
+    auto [train_loss, val_loss] = estimate_loss(model, corpus.data, f, eval_gen);
+    if (!f.quiet)
+      std::cerr << "\r" << std::string(70, ' ') << "\r" << "iter " << std::setw(5) << iter << ": train loss "
+                << std::fixed << std::setprecision(4) << train_loss << ", val loss " << val_loss << std::defaultfloat
+                << "\n";
+    history.epochs.push_back({.epoch = iter, .seconds = seconds, .steps = iter,
+                              .values = {{"loss", train_loss}, {"val_loss", val_loss}}});
+    history.steps = iter;
+  };
+
+  std::vector<double> step_ms;
+  double last_loss = NAN;
+  auto segment_start = Clock::now();
+  if (start_iter == 0 && f.iters > 0) evaluate(0, 0.0);
+  for (int64_t it = start_iter; it < f.iters; ++it) {
+    const auto t0 = Clock::now();
+    optimizer.set_lr(lr_at(f, it));
+    auto batch = corpus.data.get_batch(tg::datasets::TextSplit::train, f.batch_size, f.block_size, data_gen);
+    tg::Tensor loss = tg::nn::GPT::loss(model.forward(batch.x), batch.y);
+    optimizer.zero_grad();
+    loss.backward();
+    tg::optim::clip_grad_norm_(model.parameters(), f.clip);
+    optimizer.step();
+    last_loss = loss.item();
+    step_ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
+    const int64_t done = it + 1;
+    if (!f.quiet) progress((done - 1) % f.eval_every + 1, f.eval_every, last_loss, step_ms.back());
+    if (done % f.eval_every == 0 || done == f.iters) {
+      evaluate(done, std::chrono::duration<double>(Clock::now() - segment_start).count());
+      save(done);
+      segment_start = Clock::now();
+    }
+  }
+  history.stop_reason = "completed";
+
+  // Outputs: weights with PyTorch's names, the vocabulary, the curves, the log and a sample.
+  tg::nn::save_safetensors(model.state_dict(), f.out + "/model.safetensors");
+  nlohmann::json log;
+  log["config"] = {{"vocab_size", config.vocab_size}, {"block_size", config.block_size},
+                   {"n_layer", config.n_layer}, {"n_head", config.n_head}, {"n_embd", config.n_embd},
+                   {"dropout", config.dropout}, {"batch_size", f.batch_size}, {"iters", f.iters},
+                   {"lr", f.lr}, {"min_lr", f.min_lr}, {"warmup", f.warmup}, {"weight_decay", f.weight_decay},
+                   {"clip", f.clip}, {"seed", f.seed}, {"text", corpus.path}};
+  log["history"] = nlohmann::json::parse(history.to_json());
+  log["ms_per_iter_median"] = median(step_ms);
+  if (!history.epochs.empty()) {
+    log["train_loss"] = history.epochs.back().get("loss");
+    log["val_loss"] = history.epochs.back().get("val_loss");
+  }
+  if (!history.epochs.empty()) {
+    std::ofstream svg(f.out + "/loss.svg");
+    svg << tg::examples::curves_svg(history, "char_gpt on " + fs::path(corpus.path).filename().string(),
+                                    {.second_metric = "", .x_label = "iteration"});
+  }
+
+  model.eval();
+  if (f.sample > 0) {
+    tg::Tensor prompt = tokenizer.encode(f.prompt).reshape({1, -1});
+    tg::Tensor out = model.generate(prompt, f.sample, f.temperature, f.top_k, sample_gen, true);
+    const std::string text = tokenizer.decode(out);
+    log["sample"] = text;
+    if (!f.quiet) std::cout << "\n---- sample (temperature " << f.temperature << ", top-k " << f.top_k << ") ----\n"
+                            << text << "\n----\n";
+    // The cache's worth: the same tokens with and without it (both within the context window).
+    const int64_t n = std::min<int64_t>(f.block_size - prompt.size(1), 200);
+    if (n > 0) {
+      const double with = tokens_per_second(model, prompt, n, true, f.seed);
+      const double without = tokens_per_second(model, prompt, n, false, f.seed);
+      log["tokens_per_second"] = {{"with_cache", with}, {"without_cache", without}, {"tokens", n}};
+      if (!f.quiet)
+        std::cout << "generation: " << std::fixed << std::setprecision(0) << with << " tokens/s with the key/value cache, "
+                  << without << " without (" << n << " tokens)\n" << std::defaultfloat;
+    }
+  }
+  std::ofstream(f.out + "/log.json") << log.dump(2) << "\n";
+  if (!f.quiet)
+    std::cout << "median " << std::fixed << std::setprecision(1) << median(step_ms) << " ms/iteration; wrote "
+              << f.out << "/{model.safetensors, vocab.json, log.json, loss.svg}\n" << std::defaultfloat;
+  if (f.bench) {
+    nlohmann::json b = {{"ms_per_iter", median(step_ms)}, {"iters", f.iters}};
+    if (!history.epochs.empty()) b["val_loss"] = history.epochs.back().get("val_loss"), b["train_loss"] = history.epochs.back().get("loss");
+    std::cout << b.dump() << "\n";
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Flags f;
+  CLI::App app("Trains a character-level GPT (nanoGPT's baby GPT) and samples from it.", "char_gpt");
+  app.option_defaults()->always_capture_default();
+  app.add_option("--iters", f.iters, "Training iterations (0: sample from --resume only)")->check(CLI::NonNegativeNumber);
+  app.add_option("--eval-every", f.eval_every, "Iterations between loss estimates")->check(CLI::PositiveNumber);
+  app.add_option("--eval-batches", f.eval_batches, "Batches per split in each estimate")->check(CLI::PositiveNumber);
+  app.add_option("--batch-size", f.batch_size, "Sequences per step")->check(CLI::PositiveNumber);
+  app.add_option("--block-size", f.block_size, "Context length")->check(CLI::PositiveNumber);
+  app.add_option("--n-layer", f.n_layer, "Transformer blocks")->check(CLI::PositiveNumber);
+  app.add_option("--n-head", f.n_head, "Attention heads")->check(CLI::PositiveNumber);
+  app.add_option("--n-embd", f.n_embd, "Embedding width")->check(CLI::PositiveNumber);
+  app.add_option("--dropout", f.dropout, "Dropout probability")->check(CLI::Range(0.0, 0.99));
+  app.add_option("--lr", f.lr, "Peak learning rate")->check(CLI::PositiveNumber);
+  app.add_option("--min-lr", f.min_lr, "Learning rate at the end of the cosine")->check(CLI::NonNegativeNumber);
+  app.add_option("--warmup", f.warmup, "Warm-up iterations")->check(CLI::NonNegativeNumber);
+  app.add_option("--text", f.text, "A UTF-8 text file or a folder of them (default: Debian's fortunes)");
+  app.add_option("--threads", f.threads, "OpenBLAS threads")->check(CLI::Range(1, 256));
+  app.add_option("--seed", f.seed, "Seed of initialisation, batches and sampling");
+  app.add_option("--out", f.out, "Output directory");
+  app.add_option("--checkpoint", f.checkpoint, "Written at every evaluation; default <out>/checkpoint.safetensors; none: never");
+  app.add_option("--resume", f.resume, "A checkpoint to continue from (its folder's vocab.json must match the corpus)");
+  app.add_flag("--profile", f.profile, "Per-op profile of the run (table and <out>/profile.json)");
+  app.add_option("--sample", f.sample, "Characters to generate at the end")->check(CLI::NonNegativeNumber);
+  app.add_option("--prompt", f.prompt, "Text the sample starts from");
+  app.add_option("--temperature", f.temperature, "Sampling temperature (0: greedy)")->check(CLI::NonNegativeNumber);
+  app.add_option("--top-k", f.top_k, "Sample among the k most likely characters (0: all)")->check(CLI::NonNegativeNumber);
+  app.add_flag("--quiet", f.quiet, "Only errors (and --bench's JSON)");
+  app.add_flag("--bench", f.bench, "Print one JSON line with the median ms per iteration and the losses");
+  CLI11_PARSE(app, argc, argv);
+  openblas_set_num_threads(f.threads);
+  tg::examples::Args common;
+  common.program = "char_gpt";
+  common.out = f.out;
+  common.profile = f.profile;
+  return tg::examples::run(common, [&] { train(f); });
+}
