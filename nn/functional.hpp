@@ -162,7 +162,7 @@ struct AttentionOptions {
   Generator* generator_ = nullptr;
   double scale_ = 0.0;
   bool scale_set_ = false;
-  int64_t query_tile_ = 64, key_tile_ = 128;
+  int64_t query_tile_ = 128, key_tile_ = 128;
 };
 
 /// Scaled dot-product attention (PyTorch 2.x's scaled_dot_product_attention), one recorded op:
