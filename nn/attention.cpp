@@ -244,7 +244,7 @@ void forward_kernel(const Problem& pb, const T* q, const T* k, const T* v, const
     for (int64_t i0 = 0; i0 < pb.t; i0 += pb.bq) {
       const int64_t nq = std::min(pb.bq, pb.t - i0);
       T* o = out + (b * pb.t + i0) * pb.dv;
-      std::fill_n(o, nq * pb.dv, T(0));
+      if (pb.s == 0 || key_end(pb, i0, nq) == 0) std::fill_n(o, nq * pb.dv, T(0));  // else the first gemm writes it
       std::fill(m.begin(), m.end(), ninf);
       std::fill(l.begin(), l.end(), T(0));
       const int64_t s_end = key_end(pb, i0, nq);
@@ -261,12 +261,12 @@ void forward_kernel(const Problem& pb, const T* q, const T* k, const T* v, const
           const T alpha = std::exp(m[r] - m_new);  // 0 when m was −∞
           l[r] = l[r] * alpha + exp_shift_row(row, nk, m_new);
           m[r] = m_new;
-          if (alpha != T(1))
+          if (j0 > 0 && alpha != T(1))
             for (int64_t c = 0; c < pb.dv; ++c) o[r * pb.dv + c] *= alpha;
           if (pb.p > 0)
             for (int64_t c = 0; c < nk; ++c) row[c] *= dropout_factor<T>(pb, b, i0 + r, j0 + c);
         }
-        gemm<T>(s.data(), v + (b * pb.s + j0) * pb.dv, o, nq, pb.dv, nk, false, false, T(1));
+        gemm<T>(s.data(), v + (b * pb.s + j0) * pb.dv, o, nq, pb.dv, nk, false, false, T(j0 > 0));
       }
       for (int64_t r = 0; r < nq; ++r) {
         T* lr = lse + b * pb.t + i0 + r;
@@ -307,7 +307,12 @@ void backward_kernel(const Problem& pb, const T* q, const T* k, const T* v, cons
     for (int64_t j0 = 0; j0 < pb.s; j0 += pb.bk) {
       const int64_t nk = std::min(pb.bk, pb.s - j0);
       const int64_t first = pb.causal ? j0 / pb.bq * pb.bq : 0;  // the first query tile with a row ≥ j0
+      if (first >= pb.t) {  // causal keys after the last query: no gradient
+        if (g.dk) std::fill_n(g.dk + (b * pb.s + j0) * pb.d, nk * pb.d, T(0));
+        if (g.dv) std::fill_n(g.dv + (b * pb.s + j0) * pb.dv, nk * pb.dv, T(0));
+      }
       for (int64_t i0 = first; i0 < pb.t; i0 += pb.bq) {
+        const T beta_k = i0 > first, beta_q = j0 > 0;  // the first contribution overwrites (no zero fill)
         const int64_t nq = std::min(pb.bq, pb.t - i0);
         score_tile(pb, q, k, mask, b, i0, nq, j0, nk, p.data());
         for (int64_t r = 0; r < nq; ++r) exp_shift_row(p.data() + r * nk, nk, lse[b * pb.t + i0 + r]);  // P
@@ -321,7 +326,7 @@ void backward_kernel(const Problem& pb, const T* q, const T* k, const T* v, cons
           pv = pd.data();
         }
         const T* do_i = dob + i0 * pb.dv;
-        if (g.dv) gemm<T>(pv, do_i, g.dv + (b * pb.s + j0) * pb.dv, nk, pb.dv, nq, true, false, T(1));  // dV += Pᵀ·dO
+        if (g.dv) gemm<T>(pv, do_i, g.dv + (b * pb.s + j0) * pb.dv, nk, pb.dv, nq, true, false, beta_k);  // dV += Pᵀ·dO
         if (!scores_grad) continue;
         gemm<T>(do_i, v + (b * pb.s + j0) * pb.dv, ds.data(), nq, nk, pb.dv, false, true, T(0));  // dP = dO·Vᵀ
         for (int64_t r = 0; r < nq; ++r) {
@@ -335,8 +340,8 @@ void backward_kernel(const Problem& pb, const T* q, const T* k, const T* v, cons
           if (g.dmask) std::copy_n(dsr, nk, g.dmask + (b * pb.t + i0 + r) * pb.s + j0);
           for (int64_t c = 0; c < nk; ++c) dsr[c] *= scale;
         }
-        if (g.dq) gemm<T>(ds.data(), k + (b * pb.s + j0) * pb.d, g.dq + (b * pb.t + i0) * pb.d, nq, pb.d, nk, false, false, T(1));
-        if (g.dk) gemm<T>(ds.data(), q + (b * pb.t + i0) * pb.d, g.dk + (b * pb.s + j0) * pb.d, nk, pb.d, nq, true, false, T(1));
+        if (g.dq) gemm<T>(ds.data(), k + (b * pb.s + j0) * pb.d, g.dq + (b * pb.t + i0) * pb.d, nq, pb.d, nk, false, false, beta_q);
+        if (g.dk) gemm<T>(ds.data(), q + (b * pb.t + i0) * pb.d, g.dk + (b * pb.s + j0) * pb.d, nk, pb.d, nq, true, false, beta_k);
       }
     }
   }
@@ -420,9 +425,10 @@ Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tens
         const Tensor &q = ctx.saved(0), &k = ctx.saved(1), &v = ctx.saved(2), &mask = ctx.saved(3), &lse = ctx.saved(4);
         const bool needs[4] = {ctx.needs(0), ctx.needs(1), ctx.needs(2), mask.defined() && ctx.needs(3)};
         if (grad_enabled()) return composite_backward(pb, q, k, v, mask, ctx.grad, needs);  // create_graph
-        Tensor dq = needs[0] ? zeros(q.shape(), q.dtype()) : Tensor();
-        Tensor dk = needs[1] ? zeros(k.shape(), k.dtype()) : Tensor();
-        Tensor dv = needs[2] ? zeros(v.shape(), v.dtype()) : Tensor();
+        // every element of dq (when S > 0), dk and dv is written by the kernel
+        Tensor dq = needs[0] ? (pb.s > 0 ? Tensor::empty(q.shape(), q.dtype()) : zeros(q.shape(), q.dtype())) : Tensor();
+        Tensor dk = needs[1] ? Tensor::empty(k.shape(), k.dtype()) : Tensor();
+        Tensor dv = needs[2] ? Tensor::empty(v.shape(), v.dtype()) : Tensor();
         Tensor dmask = needs[3] ? zeros(pb.scores, q.dtype()) : Tensor();
         kernels::dispatch(q.dtype(), "scaled_dot_product_attention", [&](auto z) {
           using T = decltype(z);

@@ -221,9 +221,13 @@ TEST_CASE("fully masked rows give output 0 and gradient 0 (PyTorch's math kernel
     CHECK(gq[0] != 0);
   }
   // no keys at all (S = 0): every row is fully masked
-  Tensor out = F::scaled_dot_product_attention(q, zeros({1, 0, 3}, DType::f64), zeros({1, 0, 2}, DType::f64));
+  Tensor q0 = fresh(q), k0 = zeros({1, 0, 3}, DType::f64).requires_grad_(), v0 = zeros({1, 0, 2}, DType::f64);
+  Tensor out = F::scaled_dot_product_attention(q0, k0, v0);
   CHECK(out.shape() == Shape{1, 4, 2});
   for (double x : out.to_vector()) CHECK(x == 0);
+  out.backward(ones({1, 4, 2}, DType::f64));
+  for (double x : q0.grad().to_vector()) CHECK(x == 0);
+  CHECK(k0.grad().shape() == Shape{1, 0, 3});
 }
 
 TEST_CASE("attention dropout: the fused op and the composite drop the same entries for the same seed") {
