@@ -244,7 +244,7 @@ void forward_kernel(const Problem& pb, const T* q, const T* k, const T* v, const
     for (int64_t i0 = 0; i0 < pb.t; i0 += pb.bq) {
       const int64_t nq = std::min(pb.bq, pb.t - i0);
       T* o = out + (b * pb.t + i0) * pb.dv;
-      if (pb.s == 0 || key_end(pb, i0, nq) == 0) std::fill_n(o, nq * pb.dv, T(0));  // else the first gemm writes it
+      if (pb.s == 0) std::fill_n(o, nq * pb.dv, T(0));  // otherwise the first gemm (beta 0) writes it
       std::fill(m.begin(), m.end(), ninf);
       std::fill(l.begin(), l.end(), T(0));
       const int64_t s_end = key_end(pb, i0, nq);
