@@ -13,7 +13,6 @@
 #include <limits>
 #include <string>
 #include <vector>
-
 #include <xsimd/xsimd.hpp>
 
 #include "autograd/functions.hpp"
@@ -34,13 +33,13 @@ constexpr const char* kOp = "tapegrad::nn::scaled_dot_product_attention";
 
 /// Everything the kernels need besides the data, fixed at the call and captured by value.
 struct Problem {
-  Shape batch;              // leading dimensions of q, k, v
-  Shape scores;             // batch + [T, S]
+  Shape batch;   // leading dimensions of q, k, v
+  Shape scores;  // batch + [T, S]
   int64_t bh = 1, t = 0, s = 0, d = 0, dv = 0;
   double scale = 1.0;
   bool causal = false;
-  double p = 0.0;           // dropout probability
-  uint64_t seed = 0;        // dropout hash seed (one draw of the generator)
+  double p = 0.0;     // dropout probability
+  uint64_t seed = 0;  // dropout hash seed (one draw of the generator)
   int64_t bq = 128, bk = 128;
   // The mask's element (b, i, j) is at mask_offset[b] + i·mask_row + j·mask_col (0 strides broadcast).
   std::vector<int64_t> mask_offset;
@@ -58,8 +57,8 @@ std::string shapes(const Tensor& q, const Tensor& k, const Tensor& v) {
 Tensor additive_mask(const Tensor& mask, const Tensor& q, const Tensor& k, const Tensor& v, const Shape& target) {
   if (!mask.defined()) return mask;
   if (mask.dtype() != q.dtype())
-    throw DTypeError(std::string(kOp) + ": the mask must be additive with q's dtype " + dtype_name(q.dtype()) + ", got " +
-                     dtype_name(mask.dtype()) + " " + to_string(mask.shape()));
+    throw DTypeError(std::string(kOp) + ": the mask must be additive with q's dtype " + dtype_name(q.dtype()) +
+                     ", got " + dtype_name(mask.dtype()) + " " + to_string(mask.shape()));
   bool ok = mask.dim() <= static_cast<int64_t>(target.size());
   for (int64_t i = 1; ok && i <= mask.dim(); ++i) {
     const int64_t m = mask.shape()[mask.shape().size() - i], t = target[target.size() - i];
@@ -73,29 +72,34 @@ Tensor additive_mask(const Tensor& mask, const Tensor& q, const Tensor& k, const
 
 /// Validates the call and fixes the problem; draws the dropout seed last (nothing drawn on error).
 Problem make_problem(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionOptions& o, Tensor& mask) {
-  if (!q.defined() || !k.defined() || !v.defined()) throw std::invalid_argument(std::string(kOp) + ": got an undefined tensor");
+  if (!q.defined() || !k.defined() || !v.defined())
+    throw std::invalid_argument(std::string(kOp) + ": got an undefined tensor");
   if (!is_floating(q.dtype()) || k.dtype() != q.dtype() || v.dtype() != q.dtype())
-    throw DTypeError(std::string(kOp) + ": q, k and v must share one floating dtype, got " + dtype_name(q.dtype()) + ", " +
-                     dtype_name(k.dtype()) + " and " + dtype_name(v.dtype()) + " (" + shapes(q, k, v) + ")");
+    throw DTypeError(std::string(kOp) + ": q, k and v must share one floating dtype, got " + dtype_name(q.dtype()) +
+                     ", " + dtype_name(k.dtype()) + " and " + dtype_name(v.dtype()) + " (" + shapes(q, k, v) + ")");
   if (q.dim() < 2 || k.dim() != q.dim() || v.dim() != q.dim())
-    throw ShapeError(std::string(kOp) + ": q [..., T, d], k [..., S, d] and v [..., S, dv] need the same rank ≥ 2, got " +
+    throw ShapeError(std::string(kOp) +
+                     ": q [..., T, d], k [..., S, d] and v [..., S, dv] need the same rank ≥ 2, got " +
                      shapes(q, k, v));
   Problem pb;
   pb.batch = Shape(q.shape().begin(), q.shape().end() - 2);
-  if (Shape(k.shape().begin(), k.shape().end() - 2) != pb.batch || Shape(v.shape().begin(), v.shape().end() - 2) != pb.batch)
+  if (Shape(k.shape().begin(), k.shape().end() - 2) != pb.batch ||
+      Shape(v.shape().begin(), v.shape().end() - 2) != pb.batch)
     throw ShapeError(std::string(kOp) + ": the batch dimensions of q, k and v must be equal, got " + shapes(q, k, v));
   if (k.size(-1) != q.size(-1))
     throw ShapeError(std::string(kOp) + ": q and k must have the same head dimension d, got " + shapes(q, k, v));
   if (v.size(-2) != k.size(-2))
     throw ShapeError(std::string(kOp) + ": k and v must have the same number of keys S, got " + shapes(q, k, v));
   const double p = o.dropout();
-  if (!(p >= 0 && p < 1)) throw std::invalid_argument(std::string(kOp) + ": dropout must be in [0, 1), got " + std::to_string(p));
+  if (!(p >= 0 && p < 1))
+    throw std::invalid_argument(std::string(kOp) + ": dropout must be in [0, 1), got " + std::to_string(p));
   if (o.causal() && o.mask().defined())
-    throw std::invalid_argument(std::string(kOp) + ": causal cannot be combined with an explicit mask (as PyTorch); got mask " +
+    throw std::invalid_argument(std::string(kOp) +
+                                ": causal cannot be combined with an explicit mask (as PyTorch); got mask " +
                                 to_string(o.mask().shape()) + " with " + shapes(q, k, v));
   if (o.query_tile() < 1 || o.key_tile() < 1)
-    throw std::invalid_argument(std::string(kOp) + ": tiles must be ≥ 1, got " + std::to_string(o.query_tile()) + " × " +
-                                std::to_string(o.key_tile()));
+    throw std::invalid_argument(std::string(kOp) + ": tiles must be ≥ 1, got " + std::to_string(o.query_tile()) +
+                                " × " + std::to_string(o.key_tile()));
   pb.t = q.size(-2);
   pb.s = k.size(-2);
   pb.d = q.size(-1);
@@ -307,7 +311,7 @@ void backward_kernel(const Problem& pb, const T* q, const T* k, const T* v, cons
     for (int64_t j0 = 0; j0 < pb.s; j0 += pb.bk) {
       const int64_t nk = std::min(pb.bk, pb.s - j0);
       const int64_t first = pb.causal ? j0 / pb.bq * pb.bq : 0;  // the first query tile with a row ≥ j0
-      if (first >= pb.t) {  // causal keys after the last query: no gradient
+      if (first >= pb.t) {                                       // causal keys after the last query: no gradient
         if (g.dk) std::fill_n(g.dk + (b * pb.s + j0) * pb.d, nk * pb.d, T(0));
         if (g.dv) std::fill_n(g.dv + (b * pb.s + j0) * pb.dv, nk * pb.dv, T(0));
       }
@@ -340,8 +344,12 @@ void backward_kernel(const Problem& pb, const T* q, const T* k, const T* v, cons
           if (g.dmask) std::copy_n(dsr, nk, g.dmask + (b * pb.t + i0 + r) * pb.s + j0);
           for (int64_t c = 0; c < nk; ++c) dsr[c] *= scale;
         }
-        if (g.dq) gemm<T>(ds.data(), k + (b * pb.s + j0) * pb.d, g.dq + (b * pb.t + i0) * pb.d, nq, pb.d, nk, false, false, beta_q);
-        if (g.dk) gemm<T>(ds.data(), q + (b * pb.t + i0) * pb.d, g.dk + (b * pb.s + j0) * pb.d, nk, pb.d, nq, true, false, beta_k);
+        if (g.dq)
+          gemm<T>(ds.data(), k + (b * pb.s + j0) * pb.d, g.dq + (b * pb.t + i0) * pb.d, nq, pb.d, nk, false, false,
+                  beta_q);
+        if (g.dk)
+          gemm<T>(ds.data(), q + (b * pb.t + i0) * pb.d, g.dk + (b * pb.s + j0) * pb.d, nk, pb.d, nq, true, false,
+                  beta_k);
       }
     }
   }
@@ -380,7 +388,8 @@ Tensor composite_weights(const Problem& pb, const Tensor& q, const Tensor& k, co
     if (!all_alive) alive = tensor(flags, row_max.shape(), q.dtype());
   }
   if (!alive.defined()) return softmax(scores, -1);
-  const double lowest = q.dtype() == DType::f32 ? std::numeric_limits<float>::lowest() : std::numeric_limits<double>::lowest();
+  const double lowest =
+      q.dtype() == DType::f32 ? std::numeric_limits<float>::lowest() : std::numeric_limits<double>::lowest();
   return mul(softmax(clamp(scores, lowest, std::numeric_limits<double>::infinity()), -1), alive);
 }
 
@@ -405,7 +414,8 @@ Grads composite_backward(const Problem& pb, const Tensor& q, const Tensor& k, co
 
 }  // namespace
 
-Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionOptions& options) {
+Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v,
+                                    const AttentionOptions& options) {
   Tensor mask;
   const Problem pb = make_problem(q, k, v, options, mask);
   Shape out_shape = pb.batch;
@@ -426,7 +436,8 @@ Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tens
         const bool needs[4] = {ctx.needs(0), ctx.needs(1), ctx.needs(2), mask.defined() && ctx.needs(3)};
         if (grad_enabled()) return composite_backward(pb, q, k, v, mask, ctx.grad, needs);  // create_graph
         // every element of dq (when S > 0), dk and dv is written by the kernel
-        Tensor dq = needs[0] ? (pb.s > 0 ? Tensor::empty(q.shape(), q.dtype()) : zeros(q.shape(), q.dtype())) : Tensor();
+        Tensor dq =
+            needs[0] ? (pb.s > 0 ? Tensor::empty(q.shape(), q.dtype()) : zeros(q.shape(), q.dtype())) : Tensor();
         Tensor dk = needs[1] ? Tensor::empty(k.shape(), k.dtype()) : Tensor();
         Tensor dv = needs[2] ? Tensor::empty(v.shape(), v.dtype()) : Tensor();
         Tensor dmask = needs[3] ? zeros(pb.scores, q.dtype()) : Tensor();

@@ -82,12 +82,14 @@ TEST_CASE("scaled_dot_product_attention: known values") {
   Tensor q = tensor({1, 0}, {1, 2}, DType::f64), k = tensor({1, 0, 0, 1}, {2, 2}, DType::f64);
   Tensor v = tensor({1, 3}, {2, 1}, DType::f64);
   const double e = std::exp(1.0);
-  CHECK(F::scaled_dot_product_attention(q, k, v, AttentionOptions().scale(1)).item() == doctest::Approx((e + 3) / (e + 1)));
+  CHECK(F::scaled_dot_product_attention(q, k, v, AttentionOptions().scale(1)).item() ==
+        doctest::Approx((e + 3) / (e + 1)));
   // default scale 1/√2: scores 1/√2 and 0
   const double w = std::exp(1 / std::sqrt(2.0));
   CHECK(F::scaled_dot_product_attention(q, k, v).item() == doctest::Approx((w + 3) / (w + 1)));
   // a mask of −∞ on key 0 leaves value 3; causal leaves query 0 with key 0 only
-  CHECK(F::scaled_dot_product_attention(q, k, v, AttentionOptions().mask(tensor({-kInf, 0}, {1, 2}, DType::f64))).item() == 3);
+  CHECK(F::scaled_dot_product_attention(q, k, v, AttentionOptions().mask(tensor({-kInf, 0}, {1, 2}, DType::f64)))
+            .item() == 3);
   CHECK(F::scaled_dot_product_attention(q, k, v, AttentionOptions().causal()).item() == 1);
   // dv = weights (the output is linear in v)
   Tensor vv = v.detach().requires_grad_();
@@ -130,16 +132,19 @@ TEST_CASE("scaled_dot_product_attention with a mask agrees with the composite, m
     for (int64_t j = 0; j < 17; ++j) m[4 * 17 + j] = -kInf;  // row 4: every key masked
     for (int64_t i = 0; i < 23 * 17; i += 5) m[i] = -kInf;
     mask.requires_grad_();
-    check_agrees(leaf({2, 3, 23, 6}, 1), leaf({2, 3, 17, 6}, 2), leaf({2, 3, 17, 3}, 3), mask, AttentionOptions().tiles(8, 4));
+    check_agrees(leaf({2, 3, 23, 6}, 1), leaf({2, 3, 17, 6}, 2), leaf({2, 3, 17, 3}, 3), mask,
+                 AttentionOptions().tiles(8, 4));
   }
   SUBCASE("per-batch padding mask [B, 1, 1, S], constant") {
     Tensor mask = zeros({2, 1, 1, 19}, DType::f64);
     double* m = mask.mutable_data<double>();
     for (int64_t j = 12; j < 19; ++j) m[j] = -kInf;  // batch 0: the last 7 keys are padding
-    check_agrees(leaf({2, 3, 10, 4}, 4), leaf({2, 3, 19, 4}, 5), leaf({2, 3, 19, 4}, 6), mask, AttentionOptions().tiles(4, 8));
+    check_agrees(leaf({2, 3, 10, 4}, 4), leaf({2, 3, 19, 4}, 5), leaf({2, 3, 19, 4}, 6), mask,
+                 AttentionOptions().tiles(4, 8));
   }
   SUBCASE("mask broadcast along the keys [T, 1]") {
-    check_agrees(leaf({2, 9, 4}, 7), leaf({2, 6, 4}, 8), leaf({2, 6, 4}, 9), leaf({9, 1}, 10), AttentionOptions().tiles(4, 4));
+    check_agrees(leaf({2, 9, 4}, 7), leaf({2, 6, 4}, 8), leaf({2, 6, 4}, 9), leaf({9, 1}, 10),
+                 AttentionOptions().tiles(4, 4));
   }
 }
 
@@ -190,8 +195,10 @@ TEST_CASE("causal attention: output i does not depend on keys or values after i"
   int changed = 0;
   for (size_t i = 0; i < a.size(); ++i) {
     const int64_t row = static_cast<int64_t>(i / 3) % 24;
-    if (row <= cut) CHECK(a[i] == b[i]);
-    else changed += a[i] != b[i];
+    if (row <= cut)
+      CHECK(a[i] == b[i]);
+    else
+      changed += a[i] != b[i];
   }
   CHECK(changed == 2 * 14 * 3);  // every later output moved
   // and the gradients of keys after row i receive nothing from the rows up to i
@@ -277,7 +284,8 @@ TEST_CASE("attention: only the needed gradients, create_graph second order equal
 
 TEST_CASE("attention errors name the op and the shapes, and nothing is recorded or drawn") {
   Tensor q = leaf({2, 3, 4, 8}, 32), k = leaf({2, 3, 5, 8}, 33), v = leaf({2, 3, 5, 6}, 34);
-  auto throws = [&](const Tensor& a, const Tensor& b, const Tensor& c, const AttentionOptions& o, const std::string& text) {
+  auto throws = [&](const Tensor& a, const Tensor& b, const Tensor& c, const AttentionOptions& o,
+                    const std::string& text) {
     Generator& g = *o.generator();
     const std::string before = g.state();
     for (auto fn : {F::scaled_dot_product_attention, F::attention_reference}) {
@@ -306,7 +314,8 @@ TEST_CASE("attention errors name the op and the shapes, and nothing is recorded 
   throws(q, k, v, AttentionOptions().dropout(-0.1, g), "dropout must be in [0, 1)");
   throws(q, k, v, o().causal().mask(zeros({4, 5}, DType::f64)), "causal cannot be combined with an explicit mask");
   throws(q, k, v, o().tiles(0, 4), "tiles must be ≥ 1");
-  CHECK_THROWS_AS(F::scaled_dot_product_attention(q, k, v, AttentionOptions().mask(zeros({4, 4}, DType::f64))), ShapeError);
+  CHECK_THROWS_AS(F::scaled_dot_product_attention(q, k, v, AttentionOptions().mask(zeros({4, 4}, DType::f64))),
+                  ShapeError);
   CHECK_THROWS_AS(F::scaled_dot_product_attention(q, k.detach().to(DType::f32), v), DTypeError);
   CHECK_THROWS_AS(F::scaled_dot_product_attention(q, k, Tensor()), std::invalid_argument);
 }
