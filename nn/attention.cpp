@@ -22,7 +22,7 @@
 
 namespace tapegrad::nn::functional {
 
-double AttentionOptions::scale(int64_t d) const {
+double AttentionOptions::scale_for(int64_t d) const {
   if (scale_set_) return scale_;
   return d > 0 ? 1.0 / std::sqrt(static_cast<double>(d)) : 1.0;
 }
@@ -109,7 +109,7 @@ Problem make_problem(const Tensor& q, const Tensor& k, const Tensor& v, const At
   pb.scores.push_back(pb.t);
   pb.scores.push_back(pb.s);
   mask = additive_mask(o.mask(), q, k, v, pb.scores);
-  pb.scale = o.scale(pb.d);
+  pb.scale = o.scale_for(pb.d);
   pb.causal = o.causal();
   pb.p = p;
   pb.bq = o.query_tile();

@@ -115,7 +115,7 @@ struct AttentionOptions {
   const Tensor& mask() const { return mask_; }
   /// Query i attends to keys j ≤ i only: PyTorch's is_causal, tril(ones(T, S)) aligned top-left
   /// (with S > T the last keys are never attended). Cannot be combined with a mask (as PyTorch).
-  AttentionOptions& causal(bool on = true) {
+  AttentionOptions& causal(bool on) {
     causal_ = on;
     return *this;
   }
@@ -143,8 +143,8 @@ struct AttentionOptions {
     scale_set_ = true;
     return *this;
   }
-  /// The scale used for head dimension d.
-  double scale(int64_t d) const;
+  /// The scale used for head dimension d: the one set, or 1/√d (1 for d = 0).
+  double scale_for(int64_t d) const;
   /// Tile sizes of the fused kernel (rows of queries × rows of keys per tile). The defaults were
   /// measured (nn/attention.cpp); tests set small ones to cross tile boundaries at small sizes.
   AttentionOptions& tiles(int64_t query_rows, int64_t key_rows) {

@@ -111,7 +111,7 @@ void register_ops() {
                                    {{param({3, 2}, 47), param({4, 2}, 48), param({4, 1}, 49)}, "no batch dimensions"}};
     });
     add("scaled_dot_product_attention_causal", [](In in) {
-      return F::scaled_dot_product_attention(in[0], in[1], in[2], AttentionOptions().causal().scale(0.7).tiles(2, 2));
+      return F::scaled_dot_product_attention(in[0], in[1], in[2], AttentionOptions().causal(true).scale(0.7).tiles(2, 2));
     }, [] {
       return std::vector<OpSample>{{{param({1, 2, 5, 3}, 50), param({1, 2, 5, 3}, 51), param({1, 2, 5, 2}, 52)}, "T = S = 5"},
                                    {{param({2, 4, 2}, 53), param({2, 6, 2}, 54), param({2, 6, 3}, 55)}, "T 4 < S 6"},

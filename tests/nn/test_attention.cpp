@@ -90,7 +90,7 @@ TEST_CASE("scaled_dot_product_attention: known values") {
   // a mask of −∞ on key 0 leaves value 3; causal leaves query 0 with key 0 only
   CHECK(F::scaled_dot_product_attention(q, k, v, AttentionOptions().mask(tensor({-kInf, 0}, {1, 2}, DType::f64)))
             .item() == 3);
-  CHECK(F::scaled_dot_product_attention(q, k, v, AttentionOptions().causal()).item() == 1);
+  CHECK(F::scaled_dot_product_attention(q, k, v, AttentionOptions().causal(true)).item() == 1);
   // dv = weights (the output is linear in v)
   Tensor vv = v.detach().requires_grad_();
   F::scaled_dot_product_attention(q, k, vv, AttentionOptions().scale(1)).backward(ones({1, 1}, DType::f64));
@@ -111,11 +111,11 @@ TEST_CASE("scaled_dot_product_attention agrees with the composite to 1e-12 in fl
       {{1, 2, 37, 5}, {1, 2, 53, 5}, {1, 2, 53, 7}, AttentionOptions().tiles(16, 8), "T 37 ≠ S 53, small tiles"},
       {{13, 4}, {11, 4}, {11, 2}, AttentionOptions().tiles(3, 5).scale(0.3), "no batch dimensions, scale 0.3"},
       {{2, 1, 2, 9, 3}, {2, 1, 2, 9, 3}, {2, 1, 2, 9, 3}, AttentionOptions().tiles(4, 2), "three batch dimensions"},
-      {{2, 2, 45, 4}, {2, 2, 45, 4}, {2, 2, 45, 4}, AttentionOptions().causal().tiles(8, 16), "causal"},
-      {{2, 2, 45, 4}, {2, 2, 45, 4}, {2, 2, 45, 4}, AttentionOptions().causal().tiles(16, 8), "causal, other tiles"},
-      {{1, 2, 20, 4}, {1, 2, 33, 4}, {1, 2, 33, 4}, AttentionOptions().causal().tiles(8, 8), "causal, T < S"},
-      {{1, 2, 33, 4}, {1, 2, 20, 4}, {1, 2, 20, 4}, AttentionOptions().causal().tiles(8, 8), "causal, T > S"},
-      {{1, 1, 150, 4}, {1, 1, 150, 4}, {1, 1, 150, 4}, AttentionOptions().causal(), "causal, default tiles"},
+      {{2, 2, 45, 4}, {2, 2, 45, 4}, {2, 2, 45, 4}, AttentionOptions().causal(true).tiles(8, 16), "causal"},
+      {{2, 2, 45, 4}, {2, 2, 45, 4}, {2, 2, 45, 4}, AttentionOptions().causal(true).tiles(16, 8), "causal 16×8"},
+      {{1, 2, 20, 4}, {1, 2, 33, 4}, {1, 2, 33, 4}, AttentionOptions().causal(true).tiles(8, 8), "causal, T < S"},
+      {{1, 2, 33, 4}, {1, 2, 20, 4}, {1, 2, 20, 4}, AttentionOptions().causal(true).tiles(8, 8), "causal, T > S"},
+      {{1, 1, 150, 4}, {1, 1, 150, 4}, {1, 1, 150, 4}, AttentionOptions().causal(true), "causal, default tiles"},
   };
   uint64_t seed = 1;
   for (const Case& c : cases) {
@@ -189,7 +189,7 @@ TEST_CASE("causal attention: output i does not depend on keys or values after i"
     if ((i / 4) % 24 > cut) k2.mutable_data<double>()[i] += 3.0;
   for (int64_t i = 0; i < v2.numel(); ++i)
     if ((i / 3) % 24 > cut) v2.mutable_data<double>()[i] -= 5.0;
-  auto o = AttentionOptions().causal().tiles(4, 4);
+  auto o = AttentionOptions().causal(true).tiles(4, 4);
   auto a = F::scaled_dot_product_attention(q, k, v, o).to_vector();
   auto b = F::scaled_dot_product_attention(q, k2, v2, o).to_vector();
   int changed = 0;
@@ -274,7 +274,7 @@ TEST_CASE("attention: only the needed gradients, create_graph second order equal
   // second order: d/dq Σ (∂L/∂q)² through create_graph, fused vs composite
   auto second = [&](auto fn) {
     Tensor a = fresh(q), b = fresh(k), c = fresh(v);
-    Tensor out = fn(a, b, c, AttentionOptions().causal().tiles(2, 4));
+    Tensor out = fn(a, b, c, AttentionOptions().causal(true).tiles(2, 4));
     Tensor loss = sum(mul(out, out));
     Tensor ga = grad({loss}, {a}, {}, true, true)[0];
     return grad({sum(mul(ga, ga))}, {a, b, c})[0];
@@ -312,7 +312,7 @@ TEST_CASE("attention errors name the op and the shapes, and nothing is recorded 
   throws(q, k.detach().to(DType::f32), v, o(), "one floating dtype, got float64, float32 and float64");
   throws(q, k, v, AttentionOptions().dropout(1.0, g), "dropout must be in [0, 1), got 1.0");
   throws(q, k, v, AttentionOptions().dropout(-0.1, g), "dropout must be in [0, 1)");
-  throws(q, k, v, o().causal().mask(zeros({4, 5}, DType::f64)), "causal cannot be combined with an explicit mask");
+  throws(q, k, v, o().causal(true).mask(zeros({4, 5}, DType::f64)), "causal cannot be combined with an explicit mask");
   throws(q, k, v, o().tiles(0, 4), "tiles must be ≥ 1");
   CHECK_THROWS_AS(F::scaled_dot_product_attention(q, k, v, AttentionOptions().mask(zeros({4, 4}, DType::f64))),
                   ShapeError);
