@@ -155,3 +155,81 @@ static void BM_SmallCnnTrainStep(benchmark::State& state) {
   train_steps(state, model);
 }
 BENCHMARK(BM_SmallCnnTrainStep)->Arg(32);
+
+// ---- scaled dot-product attention, float32: the fused op (range(1) = 1) against the composite
+// attention_reference (0) at [B, H, T, d] = [12, 4, 64, 32] (the char-GPT's shape), [8, 8, 256, 64]
+// and [1, 4, 1024, 32] (range(0) = 0, 1, 2). The counter saved_bytes is what the graph keeps after
+// forward beyond the output (live storage bytes): one log-sum-exp per row against the T×T weights ----
+
+static Shape attention_shape(int64_t index) {
+  switch (index) {
+    case 0: return {12, 4, 64, 32};
+    case 1: return {8, 8, 256, 64};
+    default: return {1, 4, 1024, 32};
+  }
+}
+
+struct AttentionInputs {
+  Tensor q, k, v;
+  bool fused;
+  F::AttentionOptions options;
+  explicit AttentionInputs(const benchmark::State& state)
+      : q(randn(attention_shape(state.range(0))).requires_grad_()),
+        k(randn(attention_shape(state.range(0))).requires_grad_()),
+        v(randn(attention_shape(state.range(0))).requires_grad_()),
+        fused(state.range(1) == 1),
+        options(F::AttentionOptions().causal(state.range(2) == 1)) {
+    if (state.range(3) > 0) options.tiles(state.range(3), state.range(4));
+  }
+  Tensor operator()() const {
+    return fused ? F::scaled_dot_product_attention(q, k, v, options) : F::attention_reference(q, k, v, options);
+  }
+  void zero_grad() {
+    q.zero_grad();
+    k.zero_grad();
+    v.zero_grad();
+  }
+  /// Live bytes the graph of one forward keeps beyond its output.
+  double saved_bytes() const {
+    const int64_t before = storage_stats().live_bytes;
+    Tensor out = (*this)();
+    return static_cast<double>(storage_stats().live_bytes - before - out.numel() * 4);
+  }
+};
+
+static void label_attention(benchmark::State& state, const AttentionInputs& in) {
+  state.SetLabel(std::string(in.fused ? "fused " : "composite ") + to_string(in.q.shape()) +
+                 (state.range(2) == 1 ? " causal" : ""));
+  state.counters["saved_bytes"] = in.saved_bytes();
+}
+
+static void BM_AttentionForward(benchmark::State& state) {
+  AttentionInputs in(state);
+  bench::time_forward(state, [&] { return in(); });
+  label_attention(state, in);
+}
+
+static void BM_AttentionForwardBackward(benchmark::State& state) {
+  AttentionInputs in(state);
+  Tensor grad = randn(in.q.shape());
+  for (auto _ : state) {
+    in().backward(grad);
+    in.zero_grad();
+  }
+  label_attention(state, in);
+}
+
+// args: shape, fused, causal, query tile, key tile (0: the default tiles)
+static void attention_args(benchmark::internal::Benchmark* b) {
+  for (int64_t shape : {0, 1, 2})
+    for (int64_t fused : {1, 0}) b->Args({shape, fused, 0, 0, 0});
+  b->Args({2, 1, 1, 0, 0})->Args({2, 0, 1, 0, 0});  // causal at T = 1024
+}
+BENCHMARK(BM_AttentionForward)->Apply(attention_args)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_AttentionForwardBackward)->Apply(attention_args)->Unit(benchmark::kMicrosecond);
+
+/// How the default tiles were chosen: forward + backward of the fused op over query × key tiles.
+static void BM_AttentionTiles(benchmark::State& state) { BM_AttentionForwardBackward(state); }
+BENCHMARK(BM_AttentionTiles)
+    ->ArgsProduct({{1, 2}, {1}, {0}, {32, 64, 128}, {64, 128, 256}})
+    ->Unit(benchmark::kMicrosecond);

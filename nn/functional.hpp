@@ -96,6 +96,105 @@ Tensor binary_cross_entropy(const Tensor& probs, const Tensor& target, Reduction
 Tensor binary_cross_entropy_with_logits(const Tensor& logits, const Tensor& target,
                                         Reduction r = Reduction::mean);
 
+// ---- attention (nn/attention.cpp) -------------------------------------------------------------------
+/// Options of scaled_dot_product_attention, with chainable setters (the optimizers' style rather
+/// than PyTorch's positional signature, so a call names what it sets):
+///
+///     F::scaled_dot_product_attention(q, k, v, F::AttentionOptions().causal(true).dropout(0.1, gen));
+///
+/// PyTorch's `attn_mask, is_causal, dropout_p, scale` map to mask, causal, dropout, scale.
+struct AttentionOptions {
+  /// An additive floating mask (same dtype as q) broadcastable to [..., T, S], added to the scaled
+  /// scores; −∞ removes a key. A bool mask (true = takes part in attention, PyTorch's meaning) will
+  /// be accepted once the bool dtype exists: it becomes where(mask, 0, −∞) in the one function
+  /// that handles masks (additive_mask in nn/attention.cpp). The mask may require grad.
+  AttentionOptions& mask(const Tensor& m) {
+    mask_ = m;
+    return *this;
+  }
+  const Tensor& mask() const { return mask_; }
+  /// Query i attends to keys j ≤ i only: PyTorch's is_causal, tril(ones(T, S)) aligned top-left
+  /// (with S > T the last keys are never attended). Cannot be combined with a mask (as PyTorch).
+  AttentionOptions& causal(bool on) {
+    causal_ = on;
+    return *this;
+  }
+  bool causal() const { return causal_; }
+  /// Dropout on the attention weights with probability p ∈ [0, 1), survivors scaled by 1/(1 − p).
+  /// Applied whenever p > 0 (as PyTorch's dropout_p: pass 0 in evaluation). The masks come from
+  /// one 64-bit draw of `gen` (the calling thread's default generator when none is given), which
+  /// seeds a counter-based hash of (batch·head, query, key): the recomputing backward sees the
+  /// same dropped entries, and the fused op and attention_reference drop the same entries for
+  /// generators in the same state. The generator must outlive the call only.
+  AttentionOptions& dropout(double p) {
+    dropout_ = p;
+    return *this;
+  }
+  AttentionOptions& dropout(double p, Generator& gen) {
+    dropout_ = p;
+    generator_ = &gen;
+    return *this;
+  }
+  double dropout() const { return dropout_; }
+  Generator* generator() const { return generator_; }
+  /// The factor on q·kᵀ; 1/√d (d = q.size(-1)) when not set.
+  AttentionOptions& scale(double s) {
+    scale_ = s;
+    scale_set_ = true;
+    return *this;
+  }
+  /// The scale used for head dimension d: the one set, or 1/√d (1 for d = 0).
+  double scale_for(int64_t d) const;
+  /// Tile sizes of the fused kernel (rows of queries × rows of keys per tile). The defaults were
+  /// measured (nn/attention.cpp); tests set small ones to cross tile boundaries at small sizes.
+  AttentionOptions& tiles(int64_t query_rows, int64_t key_rows) {
+    query_tile_ = query_rows;
+    key_tile_ = key_rows;
+    return *this;
+  }
+  int64_t query_tile() const { return query_tile_; }
+  int64_t key_tile() const { return key_tile_; }
+
+ private:
+  Tensor mask_;
+  bool causal_ = false;
+  double dropout_ = 0.0;
+  Generator* generator_ = nullptr;
+  double scale_ = 0.0;
+  bool scale_set_ = false;
+  int64_t query_tile_ = 128, key_tile_ = 128;
+};
+
+/// Scaled dot-product attention (PyTorch 2.x's scaled_dot_product_attention), one recorded op:
+///     out = dropout(softmax(q·kᵀ·scale + mask)) · v
+/// q [..., T, d], k [..., S, d], v [..., S, dv] → out [..., T, dv]; the leading (batch, head)
+/// dimensions, any number ≥ 0, must be equal in q, k and v (no broadcasting between them).
+///
+/// FlashAttention-style: for each batch·head, query tiles × key tiles; a scores tile is one gemm,
+/// the softmax is online (running max m and sum l per query row, the output accumulator rescaled
+/// by exp(m_old − m_new) and written once), and tiles wholly above the causal diagonal are skipped.
+/// Saved for backward: the inputs, the output and one log-sum-exp per query row (lse = m + log l,
+/// [..., T]) — O(B·H·T) beyond the inputs and output, never the T×S weights. The first-order
+/// backward (FlashAttention-2) recomputes each tile's P = exp(q·kᵀ·scale + mask − lse):
+///     D_i = Σ_c dO_ic·O_ic,  dV += Pᵀ·dO,  dP = dO·Vᵀ,  dS = P ∘ (dP − D),
+///     dQ += dS·K·scale,  dK += dSᵀ·Q·scale,  dmask = dS (summed to the mask's shape)
+/// computing only the gradients needed. Under create_graph the backward is the same formula in
+/// differentiable ops over the full T×S matrices (as cross_entropy does), so every order works.
+///
+/// A query row whose keys are all masked (−∞) gives output 0 and gradient 0 (PyTorch's math
+/// kernel gives NaN there, its fused kernels 0); attention_reference does the same.
+/// Errors (ShapeError / DTypeError / std::invalid_argument naming the op and the shapes, nothing
+/// recorded): head dimensions of q and k differ, k and v differ in S, batch dimensions differ, a
+/// mask not broadcastable to [..., T, S] or of another dtype, dtypes differ, dropout outside
+/// [0, 1), causal together with a mask, tiles < 1.
+Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v,
+                                    const AttentionOptions& options = AttentionOptions());
+/// The same attention as a composite of recorded ops: matmul, mask add, softmax (with fully
+/// masked rows set to 0), dropout, matmul. It keeps the T×S weights for backward; the reference
+/// the fused op is tested and benchmarked against. Same options, checks and dropout masks.
+Tensor attention_reference(const Tensor& q, const Tensor& k, const Tensor& v,
+                           const AttentionOptions& options = AttentionOptions());
+
 }  // namespace tapegrad::nn::functional
 
 namespace tapegrad::nn {

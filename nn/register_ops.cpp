@@ -1,5 +1,6 @@
 // Registers the nn ops in the op registry with float64 samples, so the registry test runs
 // gradcheck and gradgradcheck over each of them.
+#include <limits>
 #include <mutex>
 
 #include "autograd/random.hpp"
@@ -100,6 +101,41 @@ void register_ops() {
     add("binary_cross_entropy_with_logits", [](In in) { return F::binary_cross_entropy_with_logits(in[0], in[1]); }, [] {
       Generator g(42);
       return std::vector<OpSample>{{{param({3, 2}, 43), rand({3, 2}, DType::f64, g)}, "mean"}};
+    });
+    // attention: tiles of 2 × 3 (2 × 2) so that these small shapes cross tile boundaries
+    using F::AttentionOptions;
+    add("scaled_dot_product_attention", [](In in) {
+      return F::scaled_dot_product_attention(in[0], in[1], in[2], AttentionOptions().tiles(2, 3));
+    }, [] {
+      return std::vector<OpSample>{{{param({2, 5, 3}, 44), param({2, 7, 3}, 45), param({2, 7, 4}, 46)}, "T 5 ≠ S 7"},
+                                   {{param({3, 2}, 47), param({4, 2}, 48), param({4, 1}, 49)}, "no batch dimensions"}};
+    });
+    add("scaled_dot_product_attention_causal", [](In in) {
+      return F::scaled_dot_product_attention(in[0], in[1], in[2], AttentionOptions().causal(true).scale(0.7).tiles(2, 2));
+    }, [] {
+      return std::vector<OpSample>{{{param({1, 2, 5, 3}, 50), param({1, 2, 5, 3}, 51), param({1, 2, 5, 2}, 52)}, "T = S = 5"},
+                                   {{param({2, 4, 2}, 53), param({2, 6, 2}, 54), param({2, 6, 3}, 55)}, "T 4 < S 6"},
+                                   {{param({1, 5, 2}, 56), param({1, 3, 2}, 57), param({1, 3, 2}, 58)}, "T 5 > S 3"}};
+    });
+    add("scaled_dot_product_attention_mask", [](In in) {
+      return F::scaled_dot_product_attention(in[0], in[1], in[2], AttentionOptions().mask(in[3]).tiles(2, 3));
+    }, [] {
+      // −∞ entries, and row 2 masked entirely (output and gradients 0)
+      const double inf = std::numeric_limits<double>::infinity();
+      Tensor mask = randn64({4, 5}, 59);
+      double* m = mask.mutable_data<double>();
+      m[1] = m[7] = m[19] = -inf;
+      for (int j = 10; j < 15; ++j) m[j] = -inf;
+      return std::vector<OpSample>{
+          {{param({2, 4, 3}, 60), param({2, 5, 3}, 61), param({2, 5, 2}, 62), mask.requires_grad_()}, "[T, S] mask with −∞"},
+          {{param({2, 2, 3, 2}, 63), param({2, 2, 4, 2}, 64), param({2, 2, 4, 2}, 65), param({2, 1, 1, 4}, 66)},
+           "per-batch key mask [B, 1, 1, S]"}};
+    });
+    add("scaled_dot_product_attention_dropout", [](In in) {
+      Generator g(67);  // re-seeded per evaluation: the same entries dropped every time
+      return F::scaled_dot_product_attention(in[0], in[1], in[2], AttentionOptions().dropout(0.3, g).tiles(2, 3));
+    }, [] {
+      return std::vector<OpSample>{{{param({2, 4, 3}, 68), param({2, 5, 3}, 69), param({2, 5, 2}, 70)}, "p = 0.3"}};
     });
   });
 }
