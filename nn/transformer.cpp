@@ -29,22 +29,6 @@ Tensor gelu_tanh(const Tensor& x) {
   return x * 0.5 * (tanh((x + x * x * x * 0.044715) * beta) + 1.0);
 }
 
-/// Scaled dot-product attention: q [N, H, L, d], k and v [N, H, S, d], `mask` additive and
-/// broadcastable to [N, H, L, S] (or undefined). Returns softmax(q·kᵀ/√d + mask)·v [N, H, L, d] and
-/// the weights [N, H, L, S] (after dropout, as PyTorch's multi_head_attention_forward).
-std::pair<Tensor, Tensor> attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& mask,
-                                    double dropout_p, bool training, Generator& gen) {
-  const int64_t n = q.size(0), h = q.size(1), l = q.size(2), d = q.size(3), s = k.size(2);
-  // [N·H, L, d]·[N·H, S, d]ᵀ: one batched gemm, the transpose is a BLAS flag.
-  Tensor scores =
-      gemm(reshape(q / std::sqrt(static_cast<double>(d)), {n * h, l, d}), reshape(k, {n * h, s, d}), false, true);
-  scores = reshape(scores, {n, h, l, s});
-  if (mask.defined()) scores = scores + mask;
-  Tensor weights = functional::dropout(softmax(scores, -1), dropout_p, training, gen);
-  Tensor out = gemm(reshape(weights, {n * h, l, s}), reshape(v, {n * h, s, d}));
-  return {reshape(out, {n, h, l, d}), weights};
-}
-
 /// [L, S] of the given dtype: −∞ where key j comes after query i (j > i + S − L), 0 elsewhere.
 Tensor causal_mask(int64_t l, int64_t s, DType dtype) {
   std::vector<double> m(static_cast<size_t>(l * s), 0.0);
@@ -52,6 +36,34 @@ Tensor causal_mask(int64_t l, int64_t s, DType dtype) {
     for (int64_t j = i + s - l + 1; j < s; ++j) m[static_cast<size_t>(i * s + j)] = -kInf;
   return tensor(m, {l, s}, dtype);
 }
+
+/// Scaled dot-product attention: q [N, H, L, d], k and v [N, H, S, d], `mask` additive and
+/// broadcastable to [N, H, L, S] (or undefined), or `causal` (PyTorch's top-left is_causal, the
+/// same as a causal mask when L = S). Returns softmax(q·kᵀ/√d + mask)·v [N, H, L, d] and, when
+/// `need_weights`, the weights [N, H, L, S] (after dropout, as PyTorch's multi_head_attention_forward).
+/// Without weights it is the fused, tiled op (F::scaled_dot_product_attention: O(L) memory, causal
+/// tiles skipped); the weights need the composite, which materialises them.
+std::pair<Tensor, Tensor> attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& mask, bool causal,
+                                    bool need_weights, double dropout_p, bool training, Generator& gen) {
+  if (!need_weights) {
+    functional::AttentionOptions o;
+    if (mask.defined()) o.mask(mask);
+    if (causal) o.causal(true);
+    if (training && dropout_p > 0) o.dropout(dropout_p, gen);
+    return {functional::scaled_dot_product_attention(q, k, v, o), Tensor()};
+  }
+  const int64_t n = q.size(0), h = q.size(1), l = q.size(2), d = q.size(3), s = k.size(2);
+  // [N·H, L, d]·[N·H, S, d]ᵀ: one batched gemm, the transpose is a BLAS flag.
+  Tensor scores =
+      gemm(reshape(q / std::sqrt(static_cast<double>(d)), {n * h, l, d}), reshape(k, {n * h, s, d}), false, true);
+  scores = reshape(scores, {n, h, l, s});
+  if (mask.defined()) scores = scores + mask;
+  if (causal) scores = scores + reshape(causal_mask(l, s, q.dtype()), {1, 1, l, s});
+  Tensor weights = functional::dropout(softmax(scores, -1), dropout_p, training, gen);
+  Tensor out = gemm(reshape(weights, {n * h, l, s}), reshape(v, {n * h, s, d}));
+  return {reshape(out, {n, h, l, d}), weights};
+}
+
 
 /// nanoGPT's LayerNorm without bias (GPTConfig::bias false): y = (x − μ)/√(σ² + ε)·γ.
 class BiaslessLayerNorm : public UnaryModule {
@@ -146,14 +158,17 @@ AttentionResult MultiheadAttention::forward(const Tensor& query, const Tensor& k
   if (attn_mask.defined())
     add_mask(attn_mask.dim() == 2 ? reshape(attn_mask, {1, 1, l, s}) : reshape(attn_mask, {n, h, l, s}));
   if (key_padding_mask.defined()) add_mask(reshape(key_padding_mask, {n, 1, 1, s}));
-  if (is_causal) add_mask(reshape(causal_mask(l, s, q.dtype()), {1, 1, l, s}));
-  AttentionResult r = attend(q, k, v, mask, need_weights);
+  // PyTorch's MHA aligns is_causal bottom-right (the last query sees every key); with L = S that is
+  // the fused op's own causal mode, which skips the masked tiles instead of adding −∞ to them.
+  const bool causal = is_causal && !mask.defined() && l == s;
+  if (is_causal && !causal) add_mask(reshape(causal_mask(l, s, q.dtype()), {1, 1, l, s}));
+  AttentionResult r = attend(q, k, v, mask, need_weights, causal);
   if (!bf) r.output = transpose(r.output, 0, 1);
   return r;
 }
 
 AttentionResult MultiheadAttention::attend(const Tensor& q_in, const Tensor& k_in, const Tensor& v_in,
-                                           const Tensor& mask, bool need_weights) {
+                                           const Tensor& mask, bool need_weights, bool causal) {
   const int64_t e = options_.embed_dim(), h = options_.num_heads(), d = e / h;
   const int64_t n = q_in.size(0);
   Tensor q, k, v;
@@ -169,7 +184,7 @@ AttentionResult MultiheadAttention::attend(const Tensor& q_in, const Tensor& k_i
     k = project(k_in, 1);
     v = project(v_in, 2);
   }
-  auto [out, weights] = attention(q, k, v, mask, options_.dropout(), is_training(), *gen_);
+  auto [out, weights] = attention(q, k, v, mask, causal, need_weights, options_.dropout(), is_training(), *gen_);
   AttentionResult r;
   r.output = merge_heads(out);
   if (need_weights) r.weights = mean(weights, {1});
@@ -204,7 +219,8 @@ Tensor MultiheadAttention::forward_cached(const Tensor& x, KVCache& cache) {
   cache.value = empty ? v : cat({cache.value, v}, 2);
   const int64_t s = cache.length();
   Tensor mask = t > 1 ? reshape(causal_mask(t, s, xb.dtype()), {1, 1, t, s}) : Tensor();  // one query sees all
-  Tensor out = merge_heads(attention(q, cache.key, cache.value, mask, options_.dropout(), is_training(), *gen_).first);
+  Tensor out = merge_heads(
+      attention(q, cache.key, cache.value, mask, false, false, options_.dropout(), is_training(), *gen_).first);
   return bf ? out : transpose(out, 0, 1);
 }
 

@@ -103,9 +103,10 @@ class MultiheadAttention : public UnaryModule {
   std::tuple<Tensor, Tensor, Tensor> project_self(const Tensor& x);
   /// out_proj of the heads [N, H, L, d] put side by side: [N, L, E].
   Tensor merge_heads(const Tensor& heads);
-  /// Projects and attends; inputs checked and batch-first.
+  /// Projects and attends; inputs checked and batch-first. `causal`: PyTorch's top-left causal mode
+  /// of the fused op (used when L = S and there is no other mask).
   AttentionResult attend(const Tensor& q_in, const Tensor& k_in, const Tensor& v_in, const Tensor& mask,
-                         bool need_weights);
+                         bool need_weights, bool causal);
   MultiheadAttentionOptions options_;
   Generator* gen_;
 };
