@@ -103,8 +103,26 @@ void register_builtins() {
   add_unary("clone", [](In x) { return x[0].clone(); }, X);
   add_op("where", "elementwise", [](In x) { return where(gt(x[0], 0.0), x[1], x[2]); }, [] {
     return Samples{{{K({3, 4}), X({3, 4}), X({3, 4})}, "same shape"},
-                   {{K({3, 4}), X({4}), X({3, 1})}, "broadcast"}};
+                   {{K({3, 4}), X({4}), X({3, 1})}, "broadcast"},
+                   {{K({3, 4}), X({3, 4}), index_tensor({-1, 2, 0, 5})}, "int64 branch promoted"}};
   });
+  add_op("masked_fill", "elementwise", [](In x) { return masked_fill(x[0], x[1], -2.5); }, [] {
+    return Samples{{{X({3, 4}), tensor({1, 0, 0, 1}, {4}, DType::b8)}, "row mask"},
+                   {{X({2, 3}), tensor({1, 0, 1, 1, 0, 0}, {2, 3}, DType::b8)}, "full mask"}};
+  });
+  // Promotion: the float64 input's gradient through an op whose other operand is int64 / bool / float32.
+  add_op("mul_promote", "elementwise", [](In x) { return mul(x[0], x[1]); }, [] {
+    return Samples{{{X({3, 4}), index_tensor({1, -2, 3, 0})}, "int64"},
+                   {{X({2, 2}), tensor({1, 0}, {2}, DType::b8)}, "bool"},
+                   {{X({3}), tensor({0.5, -1.5, 2}, DType::f32)}, "float32"}};
+  });
+  add_op("add_promote_0d", "elementwise", [](In x) { return add(x[0], x[1]); },
+         [] { return Samples{{{X({}), index_tensor({1, 2, 3})}, "0-d float64 with int64"}}; });
+  add_op("remainder", "elementwise", [](In x) { return remainder(x[0], x[1]); }, [] {
+    Tensor neg_b = rand({4}, DType::f64, sample_gen(), -2.0, -0.5).requires_grad_();
+    return Samples{{{X({3, 4}), P({3, 4})}, "same shape"}, {{X({3, 4}), neg_b}, "negative divisor"}};
+  });
+  add_unary("remainder_scalar", [](In x) { return remainder(x[0], 0.7); }, X);
 
   // reductions
   add_op("sum", "reduce", [](In x) { return sum(x[0]); }, [] { return unary_samples(X); });
