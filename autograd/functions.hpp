@@ -161,6 +161,29 @@ Tensor slice_backward(const Tensor& src, const Shape& shape, int64_t dim, int64_
 /// One-hot rows of `num_classes` (float32) from int64 labels; no gradient.
 Tensor one_hot(const Tensor& labels, int64_t num_classes, DType dtype = DType::f32);
 
+// ---- indexing, triangles, scans, sorting (autograd/ops/index.cpp) ---------------------------
+/// Values and their indices along a dimension (int64), as sort and topk return them:
+/// `auto [values, indices] = sort(x);`.
+struct ValuesIndices {
+  Tensor values, indices;
+};
+/// The lower triangle of the last two dimensions: x[..., i, j] where j − i ≤ diagonal, 0 elsewhere
+/// (any dtype). The gradient is tril(grad, diagonal).
+Tensor tril(const Tensor& x, int64_t diagonal = 0);
+/// The upper triangle: x[..., i, j] where j − i ≥ diagonal, 0 elsewhere. The gradient is triu(grad).
+Tensor triu(const Tensor& x, int64_t diagonal = 0);
+/// Running sum along `dim`: out[i] = Σ_{k ≤ i} x[k]. int64 and bool give int64. The gradient is
+/// the reversed running sum of grad: dx[k] = Σ_{i ≥ k} grad[i].
+Tensor cumsum(const Tensor& x, int64_t dim);
+/// Sorts along `dim`, stably (equal values keep their order); NaN counts as the greatest value
+/// (last ascending, first descending), as PyTorch. Any dtype. The values' gradient is scattered
+/// back onto `indices`.
+ValuesIndices sort(const Tensor& x, int64_t dim = -1, bool descending = false);
+/// The k largest (or smallest) values along `dim` and their indices, best first; among equal
+/// values the lower index comes first (`sorted = false` is accepted and gives the same order).
+/// 0 ≤ k ≤ size(dim). The values' gradient is scattered back onto `indices`.
+ValuesIndices topk(const Tensor& x, int64_t k, int64_t dim = -1, bool largest = true, bool sorted = true);
+
 // ---- softmax family (autograd/ops/softmax.cpp) ----------------------------------------------
 /// exp(x − max) / Σ exp(x − max) along `axis`; finite for any finite logits.
 Tensor softmax(const Tensor& x, int64_t axis = -1);

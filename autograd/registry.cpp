@@ -185,6 +185,20 @@ void register_builtins() {
   add_op("scatter_add", "shape", [](In x) { return scatter_add({3, 4}, 1, x[1], x[0]); },
          [] { return Samples{{{X({3, 2}), index_tensor({0, 3, 1, 1, 2, 2}, {3, 2})}, "dim 1"}}; });
 
+  // indexing, triangles, scans, sorting
+  add_op("tril", "index", [](In x) { return tril(x[0]); }, [] { return Samples{{{X({3, 4})}, "2-D"}, {{X({2, 3, 3})}, "batched"}}; });
+  add_op("tril_offset", "index", [](In x) { return tril(x[0], -1); }, [] { return Samples{{{X({4, 3})}, "below"}}; });
+  add_op("triu", "index", [](In x) { return triu(x[0], 1); }, [] { return Samples{{{X({3, 4})}, "above"}, {{X({2, 2, 3})}, "batched"}}; });
+  add_op("cumsum", "index", [](In x) { return cumsum(x[0], 1); },
+         [] { return Samples{{{X({3, 4})}, "dim 1"}, {{X({2, 3, 2})}, "middle of 3-D"}}; });
+  add_op("cumsum_dim0", "index", [](In x) { return cumsum(x[0], 0); }, [] { return Samples{{{X({4})}, "1-D"}, {{X({})}, "0-d"}}; });
+  add_op("sort", "index", [](In x) { return sort(x[0], -1).values; }, [] { return Samples{{{D({3, 4})}, "rows"}, {{D({2, 3, 2})}, "3-D"}}; });
+  add_op("sort_descending_dim0", "index", [](In x) { return sort(x[0], 0, true).values; },
+         [] { return Samples{{{D({4, 3})}, "columns"}}; });
+  add_op("topk", "index", [](In x) { return topk(x[0], 2).values; }, [] { return Samples{{{D({3, 5})}, "rows"}}; });
+  add_op("topk_smallest_dim0", "index", [](In x) { return topk(x[0], 3, 0, false).values; },
+         [] { return Samples{{{D({4, 2})}, "columns"}}; });
+
   // softmax family
   add_op("softmax", "softmax", [](In x) { return softmax(x[0], -1); },
          [] { return Samples{{{X({3, 4})}, "rows"}, {{X({2, 3, 2})}, "3-D"}}; });
