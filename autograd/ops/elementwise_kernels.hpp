@@ -17,9 +17,10 @@ namespace tapegrad::kernels {
 inline std::pair<Tensor, Tensor> promote(const char* op, const Tensor& a, const Tensor& b, bool floating = false) {
   check_defined(op, a);
   check_defined(op, b);
-  broadcast_shapes(op, a.shape(), b.shape());
   DType t = result_type(a, b);
   if (floating && !is_floating(t)) t = DType::f32;
+  if (a.dtype() == t && b.dtype() == t) return {a, b};  // the common case: the kernel checks the shapes
+  broadcast_shapes(op, a.shape(), b.shape());         // before a conversion is recorded
   return {a.to(t), b.to(t)};
 }
 

@@ -117,6 +117,29 @@ TEST_CASE("elementwise and comparison ops reject bad shapes, dtypes and argument
   });
 }
 
+TEST_CASE("dtype, selection, sorting and sampling ops reject bad dtypes, shapes and arguments") {
+  Tensor a = randn({2, 3}), m = ones({2, 3}, DType::b8), i = index_tensor({4, 0});
+  Generator gen(3);
+  run_cases({
+      {"masked_fill with a float mask", Kind::dtype, {"masked_fill", "must be bool", "float32 [2, 3]"}, [&] { masked_fill(a, a, 0.0); }},
+      {"masked_fill mask too large", Kind::shape, {"masked_fill", "[2, 3]", "[3]"}, [&] { masked_fill(randn({3}), m, 0.0); }},
+      {"floor_divide by an int64 0", Kind::invalid, {"floor_divide", "division by zero"}, [&] { floor_divide(i, i); }},
+      {"remainder of bool", Kind::dtype, {"remainder", "bool"}, [&] { remainder(m, m); }},
+      {"neg of bool", Kind::dtype, {"neg", "bool"}, [&] { neg(m); }},
+      {"logical_and shapes", Kind::shape, {"logical_and", "[2, 3]", "[2]"}, [&] { logical_and(m, i); }},
+      {"mean of int64", Kind::dtype, {"mean", "int64"}, [&] { mean(i); }},
+      {"requires_grad_ on bool", Kind::dtype, {"requires_grad_", "bool"}, [&] { zeros({2}, DType::b8).requires_grad_(); }},
+      {"tril of 1-D", Kind::shape, {"tril", "[2]"}, [&] { tril(i); }},
+      {"cumsum axis", Kind::shape, {"cumsum", "axis 2"}, [&] { cumsum(a, 2); }},
+      {"sort axis", Kind::shape, {"sort", "axis -3"}, [&] { sort(a, -3); }},
+      {"topk k", Kind::shape, {"topk", "k = 4", "[2, 3]"}, [&] { topk(a, 4); }},
+      {"arange of bool", Kind::dtype, {"arange", "bool"}, [&] { arange(0, 2, 1, DType::b8); }},
+      {"multinomial negative weight", Kind::invalid, {"multinomial", "-1"}, [&] { multinomial(tensor({1, -1}), 1, true, gen); }},
+      {"multinomial without replacement", Kind::invalid, {"multinomial", "3 samples", "2 categories"},
+       [&] { multinomial(tensor({1, 1}), 3, false, gen); }},
+  });
+}
+
 TEST_CASE("reductions, linear algebra and softmax reject bad axes and shapes") {
   Tensor a = randn({2, 3}), e = zeros({0, 3});
   run_cases({
