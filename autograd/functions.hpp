@@ -1,9 +1,10 @@
 #pragma once
 /// \file functions.hpp
 /// The differentiable op set. Every op checks its arguments and throws ShapeError / DTypeError
-/// naming the op and the shapes before anything is recorded. Binary ops broadcast like numpy;
-/// scalar forms take a double that is converted to the tensor's dtype (no type promotion).
-/// Axes may be negative (counted from the end).
+/// naming the op and the shapes before anything is recorded. Binary ops broadcast like numpy and
+/// promote mixed dtypes (the table in dtype.hpp); scalar forms take a `Scalar` (any C++ number),
+/// which does not promote a tensor of its own category or a higher one: float32 · 2.5 is float32,
+/// int64 · 2 is int64, int64 · 2.5 is float32. Axes may be negative (counted from the end).
 #include <vector>
 
 #include "autograd/tensor.hpp"
@@ -13,25 +14,39 @@ namespace tapegrad {
 using Axes = std::vector<int64_t>;
 
 // ---- elementwise (autograd/ops/elementwise.cpp) ------------------------------------------
-Tensor add(const Tensor& a, const Tensor& b);  ///< a + b
-Tensor sub(const Tensor& a, const Tensor& b);  ///< a − b
-Tensor mul(const Tensor& a, const Tensor& b);  ///< a · b
-Tensor div(const Tensor& a, const Tensor& b);  ///< a / b
-Tensor pow(const Tensor& a, const Tensor& b);  ///< a^b; d/db = a^b · ln a
+/// The dtype of a binary op between a and b: promote_types, a 0-d tensor not promoting a tensor
+/// with dimensions of the same or a higher category (dtype.hpp).
+DType result_type(const Tensor& a, const Tensor& b);
+/// The dtype of `a op s`: a's unless the scalar's category is higher (dtype.hpp).
+DType result_type(const Tensor& a, const Scalar& s);
+
+Tensor add(const Tensor& a, const Tensor& b);  ///< a + b (bool + bool is logical or)
+Tensor sub(const Tensor& a, const Tensor& b);  ///< a − b (not on bool: use logical_not / logical_xor)
+Tensor mul(const Tensor& a, const Tensor& b);  ///< a · b (bool · bool is logical and)
+Tensor div(const Tensor& a, const Tensor& b);  ///< a / b, true division: int64 / int64 is float32
+Tensor pow(const Tensor& a, const Tensor& b);  ///< a^b (floating); d/db = a^b · ln a
+/// ⌊a / b⌋, rounding toward −inf (Python's //, PyTorch's floor_divide); int64 or floating, no
+/// gradient. Integer division by zero is std::invalid_argument; floating gives ±inf / NaN.
+Tensor floor_divide(const Tensor& a, const Tensor& b);
+Tensor floor_divide(const Tensor& a, const Scalar& b);
+/// a − b·⌊a / b⌋: the remainder has the divisor's sign (Python's %, PyTorch's remainder);
+/// int64 or floating; d/da = 1, d/db = −⌊a / b⌋. Integer division by zero is std::invalid_argument.
+Tensor remainder(const Tensor& a, const Tensor& b);
+Tensor remainder(const Tensor& a, const Scalar& b);
 Tensor pow(const Tensor& a, double exponent);  ///< a^p; d/da = p · a^(p−1)
-/// Elementwise max / min. Where a == b the gradient is split evenly, half to each (PyTorch 1.13's
+/// Elementwise max / min (any dtype). Where a == b the gradient is split evenly, half to each (PyTorch 1.13's
 /// rule for maximum/minimum too).
 Tensor maximum(const Tensor& a, const Tensor& b);
 Tensor minimum(const Tensor& a, const Tensor& b);
-Tensor add(const Tensor& a, double b);
-Tensor sub(const Tensor& a, double b);
-Tensor mul(const Tensor& a, double b);
-Tensor div(const Tensor& a, double b);
-Tensor neg(const Tensor& x);
+Tensor add(const Tensor& a, const Scalar& b);  ///< a + b
+Tensor sub(const Tensor& a, const Scalar& b);  ///< a − b
+Tensor mul(const Tensor& a, const Scalar& b);  ///< a · b
+Tensor div(const Tensor& a, const Scalar& b);  ///< a / b (true division); b = 0 is std::invalid_argument
+Tensor neg(const Tensor& x);  ///< −x (int64 or floating; not bool)
 Tensor exp(const Tensor& x);
 Tensor log(const Tensor& x);
 Tensor sqrt(const Tensor& x);
-Tensor abs(const Tensor& x);   ///< d/dx = sign(x) (0 at 0)
+Tensor abs(const Tensor& x);   ///< |x| (int64 or floating); d/dx = sign(x) (0 at 0)
 Tensor sin(const Tensor& x);
 Tensor cos(const Tensor& x);
 Tensor tanh(const Tensor& x);  ///< d/dx = 1 − tanh²
@@ -45,36 +60,53 @@ Tensor gelu(const Tensor& x);
 Tensor softplus(const Tensor& x, double beta = 1.0, double threshold = 20.0);
 /// Clamps to [min, max]; the gradient passes where min ≤ x ≤ max.
 Tensor clamp(const Tensor& x, double min, double max);
-/// Elementwise select: condition ≠ 0 ? a : b (all three broadcast). No gradient for condition.
+/// Elementwise select: condition ? a : b (all three broadcast). The condition must be bool
+/// (DTypeError otherwise, as PyTorch); a and b are promoted. No gradient for the condition.
 Tensor where(const Tensor& condition, const Tensor& a, const Tensor& b);
-/// Comparisons give 0/1 tensors of the (common) dtype and have no gradient.
-Tensor gt(const Tensor& a, const Tensor& b);
-Tensor lt(const Tensor& a, const Tensor& b);
-Tensor ge(const Tensor& a, const Tensor& b);
-Tensor le(const Tensor& a, const Tensor& b);
-Tensor eq(const Tensor& a, const Tensor& b);
-Tensor gt(const Tensor& a, double b);
-Tensor sign(const Tensor& x);  ///< −1, 0 or 1; no gradient
+/// x with `value` where `mask` (bool, broadcast to x's shape) is true; keeps x's dtype. The
+/// gradient is zero where the value was written.
+Tensor masked_fill(const Tensor& x, const Tensor& mask, const Scalar& value);
+/// Comparisons in the operands' result type, returning bool (no gradient). NaN compares unequal
+/// to everything, itself included.
+Tensor eq(const Tensor& a, const Tensor& b);  ///< a == b
+Tensor ne(const Tensor& a, const Tensor& b);  ///< a != b
+Tensor lt(const Tensor& a, const Tensor& b);  ///< a < b
+Tensor le(const Tensor& a, const Tensor& b);  ///< a <= b
+Tensor gt(const Tensor& a, const Tensor& b);  ///< a > b
+Tensor ge(const Tensor& a, const Tensor& b);  ///< a >= b
+Tensor eq(const Tensor& a, const Scalar& b);  ///< a == b
+Tensor ne(const Tensor& a, const Scalar& b);  ///< a != b
+Tensor lt(const Tensor& a, const Scalar& b);  ///< a < b
+Tensor le(const Tensor& a, const Scalar& b);  ///< a <= b
+Tensor gt(const Tensor& a, const Scalar& b);  ///< a > b
+Tensor ge(const Tensor& a, const Scalar& b);  ///< a >= b
+/// Logical ops on any dtypes (nonzero, NaN included, is true), returning bool.
+Tensor logical_and(const Tensor& a, const Tensor& b);
+Tensor logical_or(const Tensor& a, const Tensor& b);
+Tensor logical_xor(const Tensor& a, const Tensor& b);
+Tensor logical_not(const Tensor& x);
+Tensor sign(const Tensor& x);  ///< −1, 0 or 1 (int64 or floating); no gradient
 
 Tensor operator+(const Tensor& a, const Tensor& b);
 Tensor operator-(const Tensor& a, const Tensor& b);
 Tensor operator*(const Tensor& a, const Tensor& b);
 Tensor operator/(const Tensor& a, const Tensor& b);
 Tensor operator-(const Tensor& x);
-Tensor operator+(const Tensor& a, double b);
-Tensor operator-(const Tensor& a, double b);
-Tensor operator*(const Tensor& a, double b);
-Tensor operator/(const Tensor& a, double b);
-Tensor operator+(double a, const Tensor& b);
-Tensor operator-(double a, const Tensor& b);
-Tensor operator*(double a, const Tensor& b);
-Tensor operator/(double a, const Tensor& b);
+Tensor operator+(const Tensor& a, const Scalar& b);
+Tensor operator-(const Tensor& a, const Scalar& b);
+Tensor operator*(const Tensor& a, const Scalar& b);
+Tensor operator/(const Tensor& a, const Scalar& b);
+Tensor operator+(const Scalar& a, const Tensor& b);
+Tensor operator-(const Scalar& a, const Tensor& b);
+Tensor operator*(const Scalar& a, const Tensor& b);
+Tensor operator/(const Scalar& a, const Tensor& b);
 
 // ---- reductions (autograd/ops/reduce.cpp) ---------------------------------------------------
-/// Sum over `axes` (all axes when empty).
+/// Sum over `axes` (all axes when empty). int64 and bool sum to int64 (exact).
 Tensor sum(const Tensor& x, const Axes& axes = {}, bool keepdim = false);
+/// Mean over `axes` (floating tensors only, as PyTorch).
 Tensor mean(const Tensor& x, const Axes& axes = {}, bool keepdim = false);
-/// Max / min over axes. NaN propagates (a NaN anywhere in a reduced slice is its result). The
+/// Max / min over axes (any dtype; bool: any / all). NaN propagates (a NaN anywhere in a reduced slice is its result). The
 /// gradient is split evenly among the positions holding the extremum: tapegrad's rule for every
 /// axis list, which is PyTorch's for the full reduction (max(x)); PyTorch's max(x, dim) instead
 /// sends it all to the index it returns. The split keeps the gradient independent of which tie
@@ -85,7 +117,7 @@ Tensor min(const Tensor& x, const Axes& axes = {}, bool keepdim = false);
 Tensor var(const Tensor& x, const Axes& axes = {}, int64_t correction = 1, bool keepdim = false);
 /// log Σ exp(x), computed stably (max subtracted first).
 Tensor logsumexp(const Tensor& x, const Axes& axes = {}, bool keepdim = false);
-/// Index of the first maximum along `axis`, or of the first NaN (int64, no gradient).
+/// Index of the first maximum along `axis`, or of the first NaN (any dtype; int64, no gradient).
 Tensor argmax(const Tensor& x, int64_t axis = -1, bool keepdim = false);
 /// Sums `grad` down to `shape`: undoes numpy broadcasting. The one place that does it.
 Tensor sum_to(const Tensor& grad, const Shape& shape);
@@ -128,6 +160,29 @@ Tensor slice_backward(const Tensor& src, const Shape& shape, int64_t dim, int64_
                       int64_t step);
 /// One-hot rows of `num_classes` (float32) from int64 labels; no gradient.
 Tensor one_hot(const Tensor& labels, int64_t num_classes, DType dtype = DType::f32);
+
+// ---- indexing, triangles, scans, sorting (autograd/ops/index.cpp) ---------------------------
+/// Values and their indices along a dimension (int64), as sort and topk return them:
+/// `auto [values, indices] = sort(x);`.
+struct ValuesIndices {
+  Tensor values, indices;
+};
+/// The lower triangle of the last two dimensions: x[..., i, j] where j − i ≤ diagonal, 0 elsewhere
+/// (any dtype). The gradient is tril(grad, diagonal).
+Tensor tril(const Tensor& x, int64_t diagonal = 0);
+/// The upper triangle: x[..., i, j] where j − i ≥ diagonal, 0 elsewhere. The gradient is triu(grad).
+Tensor triu(const Tensor& x, int64_t diagonal = 0);
+/// Running sum along `dim`: out[i] = Σ_{k ≤ i} x[k]. int64 and bool give int64. The gradient is
+/// the reversed running sum of grad: dx[k] = Σ_{i ≥ k} grad[i].
+Tensor cumsum(const Tensor& x, int64_t dim);
+/// Sorts along `dim`, stably (equal values keep their order); NaN counts as the greatest value
+/// (last ascending, first descending), as PyTorch. Any dtype. The values' gradient is scattered
+/// back onto `indices`.
+ValuesIndices sort(const Tensor& x, int64_t dim = -1, bool descending = false);
+/// The k largest (or smallest) values along `dim` and their indices, best first; among equal
+/// values the lower index comes first (`sorted = false` is accepted and gives the same order).
+/// 0 ≤ k ≤ size(dim). The values' gradient is scattered back onto `indices`.
+ValuesIndices topk(const Tensor& x, int64_t k, int64_t dim = -1, bool largest = true, bool sorted = true);
 
 // ---- softmax family (autograd/ops/softmax.cpp) ----------------------------------------------
 /// exp(x − max) / Σ exp(x − max) along `axis`; finite for any finite logits.

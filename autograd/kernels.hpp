@@ -30,26 +30,59 @@ auto xview_mut(const Tensor& t) {
   return xt::adapt(t.mutable_data<T>(), static_cast<size_t>(t.numel()), xt::no_ownership(), xshape(t.shape()));
 }
 
-/// Calls f(T{}) with T the tensor's floating type; int64 is a DTypeError naming the op.
+/// Calls f(T{}) with T the tensor's floating type; int64 and bool are a DTypeError naming the op.
 template <class F>
 decltype(auto) dispatch(DType d, const char* op, F&& f) {
   switch (d) {
     case DType::f32: return f(float{});
     case DType::f64: return f(double{});
-    default: break;
+    case DType::i64:
+    case DType::b8: break;
+    default: throw_unknown_dtype(d);
   }
   throw DTypeError(std::string("tapegrad::") + op + ": expected a floating tensor (float32 or float64), got " +
                    dtype_name(d));
 }
 
-/// Same, int64 included.
+/// Same, int64 included: the arithmetic dtypes (bool is a DTypeError naming the op).
+template <class F>
+decltype(auto) dispatch_numeric(DType d, const char* op, F&& f) {
+  switch (d) {
+    case DType::f32: return f(float{});
+    case DType::f64: return f(double{});
+    case DType::i64: return f(int64_t{});
+    case DType::b8: break;
+    default: throw_unknown_dtype(d);
+  }
+  throw DTypeError(std::string("tapegrad::") + op + ": not supported on bool tensors (convert with .to())");
+}
+
+/// Every dtype: f32, f64, i64 and bool; an unknown dtype code throws.
 template <class F>
 decltype(auto) dispatch_all(DType d, F&& f) {
   switch (d) {
     case DType::f32: return f(float{});
     case DType::f64: return f(double{});
-    default: return f(int64_t{});
+    case DType::i64: return f(int64_t{});
+    case DType::b8: return f(bool{});
   }
+  throw_unknown_dtype(d);
+}
+
+/// The dtypes a kernel accepts, for the templates that take the dispatch as a parameter.
+enum class Accepts { floating, numeric, all };
+template <Accepts A, class F>
+decltype(auto) dispatch_as(DType d, const char* op, F&& f) {
+  if constexpr (A == Accepts::floating) return dispatch(d, op, std::forward<F>(f));
+  else if constexpr (A == Accepts::numeric) return dispatch_numeric(d, op, std::forward<F>(f));
+  else return dispatch_all(d, std::forward<F>(f));
+}
+
+/// NaN test that compiles for every element type (false for integers and bool).
+template <class T>
+constexpr bool is_nan(T v) {
+  if constexpr (std::is_floating_point_v<T>) return v != v;
+  else return false;
 }
 
 void check_same_dtype(const char* op, const Tensor& a, const Tensor& b);

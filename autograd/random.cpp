@@ -1,7 +1,9 @@
 #include "autograd/random.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <mutex>
+#include <numeric>
 #include <sstream>
 
 #include "autograd/kernels.hpp"
@@ -99,6 +101,55 @@ Tensor randn(const Shape& shape, DType dtype, Generator& gen, double mean, doubl
     for (int64_t i = 0; i < t.numel(); ++i) d[i] = static_cast<T>(mean + std * gen.normal());
   });
   return t;
+}
+
+Tensor multinomial(const Tensor& probs, int64_t num_samples, bool replacement, Generator& gen) {
+  kernels::check_defined("multinomial", probs);
+  if (!is_floating(probs.dtype()))
+    throw DTypeError(std::string("tapegrad::multinomial: weights must be floating, got ") + dtype_name(probs.dtype()) +
+                     " " + to_string(probs.shape()));
+  if (probs.dim() != 1 && probs.dim() != 2)
+    throw ShapeError("tapegrad::multinomial: weights must be 1-D or 2-D, got shape " + to_string(probs.shape()));
+  const int64_t rows = probs.dim() == 2 ? probs.size(0) : 1, n = probs.size(-1);
+  if (n == 0) throw ShapeError("tapegrad::multinomial: no categories in weights of shape " + to_string(probs.shape()));
+  if (num_samples <= 0)
+    throw std::invalid_argument("tapegrad::multinomial: num_samples must be positive, got " + std::to_string(num_samples));
+  if (!replacement && num_samples > n)
+    throw std::invalid_argument("tapegrad::multinomial: cannot draw " + std::to_string(num_samples) + " samples from " +
+                                std::to_string(n) + " categories without replacement");
+  const std::vector<double> w = probs.to_vector();
+  for (int64_t r = 0; r < rows; ++r) {
+    int64_t positive = 0;
+    for (int64_t c = 0; c < n; ++c) {
+      const double v = w[static_cast<size_t>(r * n + c)];
+      if (!std::isfinite(v) || v < 0)
+        throw std::invalid_argument("tapegrad::multinomial: weight " + std::to_string(v) + " at row " + std::to_string(r) +
+                                    ", category " + std::to_string(c) + " (weights must be finite and non-negative)");
+      positive += v > 0;
+    }
+    if (positive == 0)
+      throw std::invalid_argument("tapegrad::multinomial: row " + std::to_string(r) + " of weights has no positive weight");
+    if (!replacement && num_samples > positive)
+      throw std::invalid_argument("tapegrad::multinomial: cannot draw " + std::to_string(num_samples) +
+                                  " samples without replacement from row " + std::to_string(r) + ", which has only " +
+                                  std::to_string(positive) + " positive weights");
+  }
+  Tensor out = Tensor::empty(probs.dim() == 2 ? Shape{rows, num_samples} : Shape{num_samples}, DType::i64);
+  int64_t* po = out.mutable_data<int64_t>();
+  std::vector<double> weights(static_cast<size_t>(n)), cumulative(static_cast<size_t>(n));
+  for (int64_t r = 0; r < rows; ++r) {
+    std::copy_n(w.begin() + r * n, n, weights.begin());
+    for (int64_t s = 0; s < num_samples; ++s) {
+      std::partial_sum(weights.begin(), weights.end(), cumulative.begin());
+      // The first category whose running total exceeds u·total: a zero weight never does.
+      const double u = gen.uniform() * cumulative.back();
+      int64_t c = std::upper_bound(cumulative.begin(), cumulative.end(), u) - cumulative.begin();
+      while (c >= n || weights[static_cast<size_t>(c)] == 0) --c;  // rounding at the top end only
+      po[r * num_samples + s] = c;
+      if (!replacement) weights[static_cast<size_t>(c)] = 0;
+    }
+  }
+  return out;
 }
 
 }  // namespace tapegrad

@@ -61,4 +61,13 @@ Tensor rand(const Shape& shape, DType dtype = DType::f32, Generator& gen = defau
 Tensor randn(const Shape& shape, DType dtype = DType::f32, Generator& gen = default_generator(),
              double mean = 0.0, double std = 1.0);
 
+/// Draws `num_samples` category indices (int64) from each row of `probs`: 1-D weights give
+/// [num_samples], 2-D weights [rows, num_samples]. Weights are non-negative and need not sum to 1
+/// (category c is drawn with probability w_c / Σ w); a zero weight is never drawn. Without
+/// replacement a drawn category's weight is set to 0 for the row's later draws. No gradient.
+/// std::invalid_argument on a negative, infinite or NaN weight, a row without a positive weight,
+/// or num_samples above the categories (above a row's positive weights) without replacement.
+Tensor multinomial(const Tensor& probs, int64_t num_samples, bool replacement = false,
+                   Generator& gen = default_generator());
+
 }  // namespace tapegrad

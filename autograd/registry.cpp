@@ -103,8 +103,26 @@ void register_builtins() {
   add_unary("clone", [](In x) { return x[0].clone(); }, X);
   add_op("where", "elementwise", [](In x) { return where(gt(x[0], 0.0), x[1], x[2]); }, [] {
     return Samples{{{K({3, 4}), X({3, 4}), X({3, 4})}, "same shape"},
-                   {{K({3, 4}), X({4}), X({3, 1})}, "broadcast"}};
+                   {{K({3, 4}), X({4}), X({3, 1})}, "broadcast"},
+                   {{K({3, 4}), X({3, 4}), index_tensor({-1, 2, 0, 5})}, "int64 branch promoted"}};
   });
+  add_op("masked_fill", "elementwise", [](In x) { return masked_fill(x[0], x[1], -2.5); }, [] {
+    return Samples{{{X({3, 4}), tensor({1, 0, 0, 1}, {4}, DType::b8)}, "row mask"},
+                   {{X({2, 3}), tensor({1, 0, 1, 1, 0, 0}, {2, 3}, DType::b8)}, "full mask"}};
+  });
+  // Promotion: the float64 input's gradient through an op whose other operand is int64 / bool / float32.
+  add_op("mul_promote", "elementwise", [](In x) { return mul(x[0], x[1]); }, [] {
+    return Samples{{{X({3, 4}), index_tensor({1, -2, 3, 0})}, "int64"},
+                   {{X({2, 2}), tensor({1, 0}, {2}, DType::b8)}, "bool"},
+                   {{X({3}), tensor({0.5, -1.5, 2}, DType::f32)}, "float32"}};
+  });
+  add_op("add_promote_0d", "elementwise", [](In x) { return add(x[0], x[1]); },
+         [] { return Samples{{{X({}), index_tensor({1, 2, 3})}, "0-d float64 with int64"}}; });
+  add_op("remainder", "elementwise", [](In x) { return remainder(x[0], x[1]); }, [] {
+    Tensor neg_b = rand({4}, DType::f64, sample_gen(), -2.0, -0.5).requires_grad_();
+    return Samples{{{X({3, 4}), P({3, 4})}, "same shape"}, {{X({3, 4}), neg_b}, "negative divisor"}};
+  });
+  add_unary("remainder_scalar", [](In x) { return remainder(x[0], 0.7); }, X);
 
   // reductions
   add_op("sum", "reduce", [](In x) { return sum(x[0]); }, [] { return unary_samples(X); });
@@ -166,6 +184,20 @@ void register_builtins() {
          [] { return Samples{{{X({3, 4}), index_tensor({0, 3, 1, 1, 2, 2}, {3, 2})}, "dim 1"}}; });
   add_op("scatter_add", "shape", [](In x) { return scatter_add({3, 4}, 1, x[1], x[0]); },
          [] { return Samples{{{X({3, 2}), index_tensor({0, 3, 1, 1, 2, 2}, {3, 2})}, "dim 1"}}; });
+
+  // indexing, triangles, scans, sorting
+  add_op("tril", "index", [](In x) { return tril(x[0]); }, [] { return Samples{{{X({3, 4})}, "2-D"}, {{X({2, 3, 3})}, "batched"}}; });
+  add_op("tril_offset", "index", [](In x) { return tril(x[0], -1); }, [] { return Samples{{{X({4, 3})}, "below"}}; });
+  add_op("triu", "index", [](In x) { return triu(x[0], 1); }, [] { return Samples{{{X({3, 4})}, "above"}, {{X({2, 2, 3})}, "batched"}}; });
+  add_op("cumsum", "index", [](In x) { return cumsum(x[0], 1); },
+         [] { return Samples{{{X({3, 4})}, "dim 1"}, {{X({2, 3, 2})}, "middle of 3-D"}}; });
+  add_op("cumsum_dim0", "index", [](In x) { return cumsum(x[0], 0); }, [] { return Samples{{{X({4})}, "1-D"}, {{X({})}, "0-d"}}; });
+  add_op("sort", "index", [](In x) { return sort(x[0], -1).values; }, [] { return Samples{{{D({3, 4})}, "rows"}, {{D({2, 3, 2})}, "3-D"}}; });
+  add_op("sort_descending_dim0", "index", [](In x) { return sort(x[0], 0, true).values; },
+         [] { return Samples{{{D({4, 3})}, "columns"}}; });
+  add_op("topk", "index", [](In x) { return topk(x[0], 2).values; }, [] { return Samples{{{D({3, 5})}, "rows"}}; });
+  add_op("topk_smallest_dim0", "index", [](In x) { return topk(x[0], 3, 0, false).values; },
+         [] { return Samples{{{D({4, 2})}, "columns"}}; });
 
   // softmax family
   add_op("softmax", "softmax", [](In x) { return softmax(x[0], -1); },

@@ -127,6 +127,7 @@ const T* Tensor::data() const {
 template const float* Tensor::data<float>() const;
 template const double* Tensor::data<double>() const;
 template const int64_t* Tensor::data<int64_t>() const;
+template const bool* Tensor::data<bool>() const;
 template const char* Tensor::data<char>() const;
 
 int64_t Tensor::size(int64_t d) const {
@@ -174,7 +175,8 @@ Tensor& Tensor::requires_grad_(bool value) {
     throw AutogradError("tapegrad::requires_grad_: only leaves can be marked; this tensor was produced by '" +
                         std::string(impl_->grad_fn->name()) + "' (use detach() first)");
   if (value && !is_floating(dtype()))
-    throw DTypeError("tapegrad::requires_grad_: only floating tensors can require grad, got int64");
+    throw DTypeError(std::string("tapegrad::requires_grad_: only floating tensors (float32, float64) can require grad, got ") +
+                     dtype_name(dtype()) + " " + tapegrad::to_string(shape()));
   impl_->requires_grad = value;
   return *this;
 }
@@ -195,6 +197,8 @@ Tensor Tensor::clone() const {
   return record("clone", result, {*this}, [](const BackwardContext& ctx) -> Grads { return {ctx.grad}; });
 }
 
+// Conversions follow C++ (and PyTorch): to bool, nonzero (NaN included) is true; from bool, 0 or 1;
+// floating to int64 truncates toward zero.
 Tensor Tensor::to(DType target) const {
   if (target == get("to").dtype) return *this;
   Tensor result = Tensor::empty(shape(), target);
@@ -224,10 +228,15 @@ Tensor Tensor::mean() const { return tapegrad::mean(*this); }
 // ---- printing ---------------------------------------------------------------------------------
 
 namespace {
+void print_element(std::ostream& os, const Tensor& t, int64_t flat) {
+  if (t.dtype() == DType::b8) os << (t.data<bool>()[flat] ? "True" : "False");
+  else os << element(t, flat);
+}
+
 void print_rec(std::ostream& os, const Tensor& t, size_t dim, int64_t& flat, int indent) {
   const Shape& s = t.shape();
   if (s.empty()) {
-    os << element(t, 0);
+    print_element(os, t, 0);
     return;
   }
   os << "[";
@@ -243,7 +252,7 @@ void print_rec(std::ostream& os, const Tensor& t, size_t dim, int64_t& flat, int
       continue;
     }
     if (dim + 1 == s.size()) {
-      os << element(t, flat++);
+      print_element(os, t, flat++);
     } else {
       if (i) os << "\n" << std::string(static_cast<size_t>(indent + 1), ' ');
       print_rec(os, t, dim + 1, flat, indent + 1);
@@ -320,6 +329,7 @@ Tensor index_tensor(const std::vector<int64_t>& values) {
 }
 
 Tensor arange(double start, double stop, double step, DType dtype) {
+  if (dtype == DType::b8) throw DTypeError("tapegrad::arange: not supported for bool (use int64, float32 or float64)");
   if (step == 0 || !std::isfinite(start) || !std::isfinite(stop) || !std::isfinite(step))
     throw std::invalid_argument("tapegrad::arange: needs finite start/stop and a non-zero step, got start=" +
                                 std::to_string(start) + " stop=" + std::to_string(stop) +

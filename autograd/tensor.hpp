@@ -68,7 +68,7 @@ class Tensor {
   uint64_t version() const { return get("version").storage.version(); }
   /// Marks the data as modified: call after writing through a pointer obtained earlier.
   void bump_version() const { get("bump_version").storage.bump_version(); }
-  /// The single value of a one-element tensor, as double.
+  /// The single value of a one-element tensor, as double (bool: 0 or 1).
   double item() const;
   /// Element at a multi-index, as double.
   double at(std::initializer_list<int64_t> index) const;
@@ -78,7 +78,8 @@ class Tensor {
 
   // ---- autograd ------------------------------------------------------------------------------
   bool requires_grad() const { return get("requires_grad").requires_grad; }
-  /// Marks a leaf as a parameter whose gradient is accumulated into grad(). Throws on non-leaves.
+  /// Marks a leaf as a parameter whose gradient is accumulated into grad(). Throws AutogradError
+  /// on non-leaves and DTypeError on int64 and bool tensors (only floating tensors have gradients).
   Tensor& requires_grad_(bool value = true);
   /// A leaf is a tensor not produced by a recorded op.
   bool is_leaf() const { return get("is_leaf").grad_fn == nullptr; }
@@ -95,7 +96,8 @@ class Tensor {
   Tensor detach() const;
   /// A deep copy that is recorded on the tape (gradient flows back to this tensor).
   Tensor clone() const;
-  /// Converts dtype (recorded; the gradient is converted back).
+  /// Converts dtype (recorded between floating dtypes; the gradient is converted back). To bool,
+  /// nonzero (NaN included) is true; floating to int64 truncates toward zero.
   Tensor to(DType dtype) const;
   /// True when both handles point to the same tensor.
   bool is_same(const Tensor& o) const { return impl_ == o.impl_; }
@@ -125,6 +127,7 @@ std::ostream& operator<<(std::ostream& os, const Tensor& t);
 
 // ---- creation --------------------------------------------------------------------------------
 /// A tensor with the given values (row-major) and shape; the value count must match the shape.
+/// Values are converted to the dtype: to bool, nonzero is true; to int64, truncated.
 Tensor tensor(const std::vector<double>& values, const Shape& shape, DType dtype = DType::f32);
 /// A 1-D tensor of the values.
 Tensor tensor(const std::vector<double>& values, DType dtype = DType::f32);
@@ -139,7 +142,8 @@ Tensor full(const Shape& shape, double value, DType dtype = DType::f32);
 Tensor zeros_like(const Tensor& t);
 Tensor ones_like(const Tensor& t);
 Tensor full_like(const Tensor& t, double value);
-/// [start, stop) with the given step, like numpy.arange.
+/// [start, stop) with the given step, like numpy.arange, in any dtype but bool: start + i·step
+/// converted to the dtype (`arange(0, 5, 1, DType::i64)` is the int64 0, 1, 2, 3, 4).
 Tensor arange(double start, double stop, double step = 1.0, DType dtype = DType::f32);
 
 }  // namespace tapegrad

@@ -291,6 +291,7 @@ void write_idx(const std::string& path, const IdxArray& array, bool gzip) {
 
 Tensor idx_to_tensor(const IdxArray& array, DType dtype, double scale) {
   Shape shape(array.dims);
+  if (dtype == DType::b8) throw DatasetError("idx_to_tensor: cannot convert to bool (use int64, float32 or float64)");
   Tensor out = Tensor::empty(shape, dtype);
   const int64_t n = array.numel();
   if (dtype == DType::i64) {

@@ -16,7 +16,7 @@ Tensor fill(const char* op, Tensor t, F&& f) {
   switch (t.dtype()) {
     case DType::f32: { float* p = t.mutable_data<float>(); for (int64_t i = 0; i < n; ++i) p[i] = static_cast<float>(f()); break; }
     case DType::f64: { double* p = t.mutable_data<double>(); for (int64_t i = 0; i < n; ++i) p[i] = f(); break; }
-    default: throw DTypeError(std::string("tapegrad::nn::init::") + op + ": expected a floating tensor, got int64");
+    default: throw DTypeError(std::string("tapegrad::nn::init::") + op + ": expected a floating tensor, got " + dtype_name(t.dtype()));
   }
   return t;
 }

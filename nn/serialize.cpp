@@ -19,7 +19,15 @@ static_assert(std::endian::native == std::endian::little, "safetensors I/O assum
 
 constexpr size_t kMaxRank = 64;
 
-const char* st_dtype(DType d) { return d == DType::f32 ? "F32" : d == DType::f64 ? "F64" : "I64"; }
+const char* st_dtype(DType d) {
+  switch (d) {
+    case DType::f32: return "F32";
+    case DType::f64: return "F64";
+    case DType::i64: return "I64";
+    case DType::b8: return "BOOL";
+  }
+  throw_unknown_dtype(d);
+}
 
 std::runtime_error bad_file(const std::string& path, const std::string& what) {
   return std::runtime_error("tapegrad::nn::load_safetensors: '" + path + "' is not a valid safetensors file: " + what);
@@ -168,7 +176,8 @@ NamedTensors load_safetensors(const std::string& path, Metadata* metadata, uint6
     if (dt == "F32") dtype = DType::f32;
     else if (dt == "F64") dtype = DType::f64;
     else if (dt == "I64") dtype = DType::i64;
-    else throw bad_file(path, where + "unsupported dtype " + quoted(dt) + " (F32, F64 and I64 are supported)");
+    else if (dt == "BOOL") dtype = DType::b8;
+    else throw bad_file(path, where + "unsupported dtype " + quoted(dt) + " (F32, F64, I64 and BOOL are supported)");
     auto& sh = v["shape"];
     auto& off = v["data_offsets"];
     if (!sh.is_array() || !off.is_array() || off.size() != 2 || !off[0].is_number_unsigned() || !off[1].is_number_unsigned())
@@ -210,6 +219,11 @@ NamedTensors load_safetensors(const std::string& path, Metadata* metadata, uint6
     Tensor t = Tensor::empty(e.shape, e.dtype);
     if (!in.read_at(8 + n + e.begin, t.mutable_data<char>(), e.end - e.begin))
       throw bad_file(path, "cannot read the data of tensor '" + detail::excerpt(e.name) + "': " + in.error());
+    if (e.dtype == DType::b8) {  // any byte but 0 or 1 would be an invalid C++ bool
+      const char* p = t.data<char>();
+      if (std::any_of(p, p + t.numel(), [](char c) { return c != 0 && c != 1; }))
+        throw bad_file(path, "tensor '" + detail::excerpt(e.name) + "' is BOOL but holds a byte other than 0 or 1");
+    }
     out.emplace_back(e.name, t);
   }
   return out;

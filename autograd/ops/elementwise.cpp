@@ -2,74 +2,23 @@
 // reduces a broadcast gradient with sum_to (functions.hpp), the one place that undoes broadcasting.
 #include <xtensor/xmath.hpp>
 
+#include <algorithm>
 #include <cmath>
 
 #include "autograd/functions.hpp"
 #include "autograd/kernels.hpp"
 #include "autograd/node.hpp"
-#include "autograd/ops/broadcast.hpp"
+#include "autograd/ops/elementwise_kernels.hpp"
 
 namespace tapegrad {
 namespace {
 
+using kernels::Accepts;
+using kernels::binary_kernel;
 using kernels::dispatch;
-
-/// out = f(a, b) with broadcasting; plain loops specialised for the common stride patterns.
-template <class F>
-Tensor binary_kernel(const char* op, const Tensor& a, const Tensor& b, F f) {
-  kernels::check_same_dtype(op, a, b);
-  Shape shape = kernels::broadcast_shapes(op, a.shape(), b.shape());
-  Tensor out = Tensor::empty(shape, a.dtype());
-  dispatch(a.dtype(), op, [&](auto z) {
-    using T = decltype(z);
-    const T* pa = a.data<T>();
-    const T* pb = b.data<T>();
-    T* po = out.mutable_data<T>();
-    const int64_t n = out.numel();
-    if (a.shape() == b.shape()) {
-      for (int64_t i = 0; i < n; ++i) po[i] = f(pa[i], pb[i]);
-    } else if (b.numel() == 1) {
-      const T s = pb[0];
-      for (int64_t i = 0; i < n; ++i) po[i] = f(pa[i], s);
-    } else if (a.numel() == 1) {
-      const T s = pa[0];
-      for (int64_t i = 0; i < n; ++i) po[i] = f(s, pb[i]);
-    } else {
-      kernels::broadcast_rows<2>(shape, {&a.shape(), &b.shape()}, [&](int64_t o, auto off, auto st, int64_t len) {
-        const T* x = pa + off[0];
-        const T* y = pb + off[1];
-        T* r = po + o;
-        if (st[0] == 1 && st[1] == 1) {
-          for (int64_t i = 0; i < len; ++i) r[i] = f(x[i], y[i]);
-        } else if (st[0] == 1 && st[1] == 0) {
-          const T s = *y;
-          for (int64_t i = 0; i < len; ++i) r[i] = f(x[i], s);
-        } else if (st[0] == 0 && st[1] == 1) {
-          const T s = *x;
-          for (int64_t i = 0; i < len; ++i) r[i] = f(s, y[i]);
-        } else {
-          for (int64_t i = 0; i < len; ++i) r[i] = f(x[i * st[0]], y[i * st[1]]);
-        }
-      });
-    }
-  });
-  return out;
-}
-
-/// out = f(x) with plain loops (arithmetic the compiler vectorises).
-template <class F>
-Tensor map_kernel(const char* op, const Tensor& x, F f) {
-  kernels::check_defined(op, x);
-  Tensor out = Tensor::empty(x.shape(), x.dtype());
-  dispatch(x.dtype(), op, [&](auto z) {
-    using T = decltype(z);
-    const T* px = x.data<T>();
-    T* po = out.mutable_data<T>();
-    const int64_t n = x.numel();
-    for (int64_t i = 0; i < n; ++i) po[i] = f(px[i]);
-  });
-  return out;
-}
+using kernels::map_kernel;
+using kernels::promote;
+using kernels::scalar_kernel;
 
 /// out = f(xview) with xtensor expressions: xsimd-vectorised transcendental functions.
 template <class F>
@@ -89,28 +38,35 @@ Tensor xmap_kernel(const char* op, const Tensor& x, F f) {
 }
 
 Tensor scalar_like(const Tensor& t, double v) { return scalar(v, t.dtype()); }
-Tensor rsub(double s, const Tensor& x);
+Tensor rsub(const Scalar& s, const Tensor& x);
 
 }  // namespace
 
 // ---- binary arithmetic --------------------------------------------------------------------------
 
-Tensor add(const Tensor& a, const Tensor& b) {
-  Tensor result = binary_kernel("add", a, b, [](auto x, auto y) { return x + y; });
+Tensor add(const Tensor& a_in, const Tensor& b_in) {
+  auto [a, b] = promote("add", a_in, b_in);
+  Tensor result = binary_kernel<Accepts::all>("add", a, b, [](auto x, auto y) { return x + y; });  // bool: or
   return record("add", result, {a, b}, [sa = a.shape(), sb = b.shape()](const BackwardContext& ctx) -> Grads {
     return {ctx.needs(0) ? sum_to(ctx.grad, sa) : Tensor(), ctx.needs(1) ? sum_to(ctx.grad, sb) : Tensor()};
   });
 }
 
-Tensor sub(const Tensor& a, const Tensor& b) {
-  Tensor result = binary_kernel("sub", a, b, [](auto x, auto y) { return x - y; });
+Tensor sub(const Tensor& a_in, const Tensor& b_in) {
+  auto [a, b] = promote("sub", a_in, b_in);
+  if (a_in.dtype() == DType::b8 || b_in.dtype() == DType::b8)  // as PyTorch, even when the other is not bool
+    throw DTypeError(std::string("tapegrad::sub: subtracting bool tensors (") + dtype_name(a_in.dtype()) + " " +
+                     to_string(a.shape()) + " and " + dtype_name(b_in.dtype()) + " " + to_string(b.shape()) +
+                     ") is not supported; to invert a mask use logical_not()");
+  Tensor result = binary_kernel<Accepts::numeric>("sub", a, b, [](auto x, auto y) { return x - y; });
   return record("sub", result, {a, b}, [sa = a.shape(), sb = b.shape()](const BackwardContext& ctx) -> Grads {
     return {ctx.needs(0) ? sum_to(ctx.grad, sa) : Tensor(), ctx.needs(1) ? sum_to(neg(ctx.grad), sb) : Tensor()};
   });
 }
 
-Tensor mul(const Tensor& a, const Tensor& b) {
-  Tensor result = binary_kernel("mul", a, b, [](auto x, auto y) { return x * y; });
+Tensor mul(const Tensor& a_in, const Tensor& b_in) {
+  auto [a, b] = promote("mul", a_in, b_in);
+  Tensor result = binary_kernel<Accepts::all>("mul", a, b, [](auto x, auto y) { return x * y; });  // bool: and
   return record("mul", result, {a, b}, save_for_backward(a, b), [](const BackwardContext& ctx) -> Grads {
     const Tensor &a = ctx.saved(0), &b = ctx.saved(1);
     return {ctx.needs(0) ? sum_to(mul(ctx.grad, b), a.shape()) : Tensor(),
@@ -118,7 +74,8 @@ Tensor mul(const Tensor& a, const Tensor& b) {
   });
 }
 
-Tensor div(const Tensor& a, const Tensor& b) {
+Tensor div(const Tensor& a_in, const Tensor& b_in) {
+  auto [a, b] = promote("div", a_in, b_in, /*floating=*/true);
   Tensor result = binary_kernel("div", a, b, [](auto x, auto y) { return x / y; });
   return record("div", result, {a, b}, save_for_backward(a, b), [](const BackwardContext& ctx) -> Grads {
     const Tensor &a = ctx.saved(0), &b = ctx.saved(1);
@@ -127,7 +84,83 @@ Tensor div(const Tensor& a, const Tensor& b) {
   });
 }
 
-Tensor pow(const Tensor& a, const Tensor& b) {
+namespace {
+/// Python's floor division and modulo (PyTorch's floor_divide and remainder): the quotient rounds
+/// toward −inf and the remainder takes the divisor's sign. Integer divisors are checked for zero
+/// before these run.
+template <class T>
+T floor_div(T a, T b) {
+  if constexpr (std::is_integral_v<T>) {
+    if (b == -1) return static_cast<T>(0ULL - static_cast<uint64_t>(a));  // wraps for INT64_MIN, as PyTorch
+    T q = a / b;
+    return (a % b != 0 && ((a < 0) != (b < 0))) ? q - 1 : q;
+  } else {
+    if (b == 0) return a / b;
+    T mod = std::fmod(a, b);
+    T quot = (a - mod) / b;
+    if (mod != 0 && ((b < 0) != (mod < 0))) quot -= T(1);
+    if (quot == 0) return std::copysign(T(0), a / b);
+    T floored = std::floor(quot);
+    return quot - floored > T(0.5) ? floored + T(1) : floored;
+  }
+}
+template <class T>
+T floor_mod(T a, T b) {
+  if constexpr (std::is_integral_v<T>) {
+    if (b == -1) return 0;
+    T r = a % b;
+    return (r != 0 && ((r < 0) != (b < 0))) ? r + b : r;
+  } else {
+    T mod = std::fmod(a, b);
+    return (mod != 0 && ((b < 0) != (mod < 0))) ? mod + b : mod;
+  }
+}
+void check_no_integer_zero(const char* op, const Tensor& a, const Tensor& b) {
+  if (b.dtype() != DType::i64) return;
+  const int64_t* p = b.data<int64_t>();
+  if (std::find(p, p + b.numel(), int64_t(0)) != p + b.numel())
+    throw std::invalid_argument(std::string("tapegrad::") + op + ": integer division by zero (int64 " +
+                                to_string(a.shape()) + " by int64 " + to_string(b.shape()) + " holding a 0)");
+}
+}  // namespace
+
+Tensor floor_divide(const Tensor& a_in, const Tensor& b_in) {
+  auto [a, b] = promote("floor_divide", a_in.detach(), b_in.detach());
+  check_no_integer_zero("floor_divide", a, b);
+  return binary_kernel<Accepts::numeric>("floor_divide", a, b, [](auto x, auto y) { return floor_div(x, y); });
+}
+
+Tensor floor_divide(const Tensor& a, const Scalar& s) {
+  Tensor x = a.detach().to(result_type(a, s));
+  if (x.dtype() == DType::i64 && s.to<int64_t>() == 0)
+    throw std::invalid_argument("tapegrad::floor_divide: integer division by zero (int64 " + to_string(a.shape()) +
+                                " by the scalar 0)");
+  return scalar_kernel<Accepts::numeric>("floor_divide", x, s, [](auto v, auto d) { return floor_div(v, d); });
+}
+
+Tensor remainder(const Tensor& a_in, const Tensor& b_in) {
+  auto [a, b] = promote("remainder", a_in, b_in);
+  check_no_integer_zero("remainder", a, b);
+  Tensor result = binary_kernel<Accepts::numeric>("remainder", a, b, [](auto x, auto y) { return floor_mod(x, y); });
+  // a − b·floor(a/b): d/da = 1, d/db = −floor(a/b) (floor is piecewise constant)
+  return record("remainder", result, {a, b}, save_for_backward(a, b), [](const BackwardContext& ctx) -> Grads {
+    const Tensor &a = ctx.saved(0), &b = ctx.saved(1);
+    return {ctx.needs(0) ? sum_to(ctx.grad, a.shape()) : Tensor(),
+            ctx.needs(1) ? sum_to(neg(mul(ctx.grad, floor_divide(a, b))), b.shape()) : Tensor()};
+  });
+}
+
+Tensor remainder(const Tensor& a, const Scalar& s) {
+  Tensor x = a.to(result_type(a, s));
+  if (x.dtype() == DType::i64 && s.to<int64_t>() == 0)
+    throw std::invalid_argument("tapegrad::remainder: integer division by zero (int64 " + to_string(a.shape()) +
+                                " by the scalar 0)");
+  Tensor result = scalar_kernel<Accepts::numeric>("remainder", x, s, [](auto v, auto d) { return floor_mod(v, d); });
+  return record("remainder_scalar", result, {x}, [](const BackwardContext& ctx) -> Grads { return {ctx.grad}; });
+}
+
+Tensor pow(const Tensor& a_in, const Tensor& b_in) {
+  auto [a, b] = promote("pow", a_in, b_in);
   Tensor result = binary_kernel("pow", a, b, [](auto x, auto y) { return std::pow(x, y); });
   return record(
       "pow", result, {a, b}, save_for_backward(a, b),
@@ -137,7 +170,7 @@ Tensor pow(const Tensor& a, const Tensor& b) {
         if (ctx.needs(1)) {
           // d(a^b)/db = a^b · ln a; where a = 0 and b ≥ 0 that is 0 · (−inf): take it as 0, as PyTorch does.
           Tensor zero = scalar_like(a, 0.0);
-          Tensor at_zero = mul(eq(a, zero), ge(b, zero));
+          Tensor at_zero = logical_and(eq(a, zero), ge(b, zero));
           gb = sum_to(mul(ctx.grad, where(at_zero, zero, mul(ctx.result, log(a)))), b.shape());
         }
         return {ctx.needs(0) ? sum_to(mul(ctx.grad, mul(b, pow(a, sub(b, 1.0)))), a.shape()) : Tensor(), gb};
@@ -147,9 +180,10 @@ Tensor pow(const Tensor& a, const Tensor& b) {
 
 namespace {
 /// maximum/minimum: the gradient goes to the selected side; ties split it evenly.
-Tensor select_binary(const char* op, const Tensor& a, const Tensor& b, bool take_max) {
-  Tensor result = take_max ? binary_kernel(op, a, b, [](auto x, auto y) { return x >= y ? x : y; })
-                           : binary_kernel(op, a, b, [](auto x, auto y) { return x <= y ? x : y; });
+Tensor select_binary(const char* op, const Tensor& a_in, const Tensor& b_in, bool take_max) {
+  auto [a, b] = promote(op, a_in, b_in);
+  Tensor result = take_max ? binary_kernel<Accepts::all>(op, a, b, [](auto x, auto y) { return x >= y ? x : y; })
+                           : binary_kernel<Accepts::all>(op, a, b, [](auto x, auto y) { return x <= y ? x : y; });
   return record(op, result, {a, b}, save_for_backward(a, b), [take_max](const BackwardContext& ctx) -> Grads {
     const Tensor &a = ctx.saved(0), &b = ctx.saved(1);
     // share of the gradient going to a: 1 where a wins, 0.5 on ties, 0 where b wins
@@ -168,24 +202,39 @@ Tensor minimum(const Tensor& a, const Tensor& b) { return select_binary("minimum
 
 // ---- scalar forms -------------------------------------------------------------------------------
 
-Tensor add(const Tensor& a, double s) {
-  Tensor result = map_kernel("add", a, [s](auto x) { return x + static_cast<decltype(x)>(s); });
-  return record("add_scalar", result, {a}, [](const BackwardContext& ctx) -> Grads { return {ctx.grad}; });
+// A floating tensor keeps its dtype (the scalar is converted to it); an int64 or bool tensor is
+// promoted first as result_type says (int64 · 2.5 is float32). Only floating results are recorded.
+Tensor add(const Tensor& a, const Scalar& s) {
+  Tensor x = a.to(result_type(a, s));
+  Tensor result = scalar_kernel<Accepts::all>("add", x, s, [](auto v, auto c) { return v + c; });
+  return record("add_scalar", result, {x}, [](const BackwardContext& ctx) -> Grads { return {ctx.grad}; });
 }
-Tensor sub(const Tensor& a, double s) { return add(a, -s); }
-Tensor mul(const Tensor& a, double s) {
-  Tensor result = map_kernel("mul", a, [s](auto x) { return x * static_cast<decltype(x)>(s); });
-  return record("mul_scalar", result, {a}, [s](const BackwardContext& ctx) -> Grads { return {mul(ctx.grad, s)}; });
+Tensor sub(const Tensor& a, const Scalar& s) {
+  if (a.defined() && (a.dtype() == DType::b8 || s.kind() == DType::b8))
+    throw DTypeError("tapegrad::sub: subtracting with a bool tensor " + to_string(a.shape()) +
+                     " or a bool scalar is not supported; to invert a mask use logical_not()");
+  Tensor x = a.to(result_type(a, s));
+  Tensor result = scalar_kernel<Accepts::numeric>("sub", x, s, [](auto v, auto c) { return v - c; });
+  return record("sub_scalar", result, {x}, [](const BackwardContext& ctx) -> Grads { return {ctx.grad}; });
 }
-Tensor div(const Tensor& a, double s) {
-  if (s == 0) throw std::invalid_argument("tapegrad::div: division by the scalar 0 (tensor of shape " +
-                                          to_string(a.shape()) + ")");
-  return mul(a, 1.0 / s);
+Tensor mul(const Tensor& a, const Scalar& s) {
+  Tensor x = a.to(result_type(a, s));
+  Tensor result = scalar_kernel<Accepts::all>("mul", x, s, [](auto v, auto c) { return v * c; });
+  return record("mul_scalar", result, {x}, [s](const BackwardContext& ctx) -> Grads { return {mul(ctx.grad, s)}; });
+}
+Tensor div(const Tensor& a, const Scalar& s) {
+  if (s.to_double() == 0)
+    throw std::invalid_argument("tapegrad::div: division by the scalar 0 (tensor of shape " + to_string(a.shape()) + ")");
+  return mul(is_floating(a.dtype()) ? a : a.to(DType::f32), 1.0 / s.to_double());
 }
 namespace {
 /// s − x
-Tensor rsub(double s, const Tensor& x) {
-  Tensor result = map_kernel("rsub", x, [s](auto v) { return static_cast<decltype(v)>(s) - v; });
+Tensor rsub(const Scalar& s, const Tensor& a) {
+  if (a.defined() && (a.dtype() == DType::b8 || s.kind() == DType::b8))
+    throw DTypeError("tapegrad::rsub: subtracting with a bool tensor " + to_string(a.shape()) +
+                     " or a bool scalar is not supported; to invert a mask use logical_not()");
+  Tensor x = a.to(result_type(a, s));
+  Tensor result = scalar_kernel<Accepts::numeric>("rsub", x, s, [](auto v, auto c) { return c - v; });
   return record("rsub", result, {x}, [](const BackwardContext& ctx) -> Grads { return {neg(ctx.grad)}; });
 }
 }  // namespace
@@ -203,7 +252,10 @@ Tensor pow(const Tensor& a, double p) {
 // ---- unary --------------------------------------------------------------------------------------
 
 Tensor neg(const Tensor& x) {
-  Tensor result = map_kernel("neg", x, [](auto v) { return -v; });
+  if (x.defined() && x.dtype() == DType::b8)
+    throw DTypeError("tapegrad::neg: negating a bool tensor " + to_string(x.shape()) +
+                     " is not supported; to invert a mask use logical_not()");
+  Tensor result = map_kernel<Accepts::numeric>("neg", x, [](auto v) { return -v; });
   return record("neg", result, {x}, [](const BackwardContext& ctx) -> Grads { return {neg(ctx.grad)}; });
 }
 
@@ -227,14 +279,14 @@ Tensor sqrt(const Tensor& x) {
 }
 
 Tensor sign(const Tensor& x) {
-  return map_kernel("sign", x, [](auto v) {
+  return map_kernel<Accepts::numeric>("sign", x, [](auto v) {
     using T = decltype(v);
     return v > T(0) ? T(1) : (v < T(0) ? T(-1) : T(0));
   });
 }
 
 Tensor abs(const Tensor& x) {
-  Tensor result = map_kernel("abs", x, [](auto v) { return std::abs(v); });
+  Tensor result = map_kernel<Accepts::numeric>("abs", x, [](auto v) { return v < decltype(v)(0) ? -v : v; });
   return record("abs", result, {x}, save_for_backward(x),
                 [](const BackwardContext& ctx) -> Grads { return {mul(ctx.grad, sign(ctx.saved(0)))}; });
 }
@@ -347,48 +399,6 @@ Tensor clamp(const Tensor& x, double lo, double hi) {
   });
 }
 
-// ---- comparisons and selection ------------------------------------------------------------------
-
-#define TAPEGRAD_COMPARISON(NAME, EXPR)                                                   \
-  Tensor NAME(const Tensor& a, const Tensor& b) {                                         \
-    return binary_kernel(#NAME, a, b, [](auto x, auto y) { return decltype(x)(EXPR); }); \
-  }
-TAPEGRAD_COMPARISON(gt, x > y)
-TAPEGRAD_COMPARISON(lt, x < y)
-TAPEGRAD_COMPARISON(ge, x >= y)
-TAPEGRAD_COMPARISON(le, x <= y)
-TAPEGRAD_COMPARISON(eq, x == y)
-#undef TAPEGRAD_COMPARISON
-
-Tensor gt(const Tensor& a, double b) {
-  return map_kernel("gt", a, [b](auto x) { return decltype(x)(x > static_cast<decltype(x)>(b)); });
-}
-
-Tensor where(const Tensor& c, const Tensor& a, const Tensor& b) {
-  kernels::check_same_dtype("where", a, b);
-  kernels::check_same_dtype("where", c, a);
-  Shape shape = kernels::broadcast_shapes("where", kernels::broadcast_shapes("where", c.shape(), a.shape()), b.shape());
-  Tensor result = Tensor::empty(shape, a.dtype());
-  dispatch(a.dtype(), "where", [&](auto z) {
-    using T = decltype(z);
-    const T *pc = c.data<T>(), *pa = a.data<T>(), *pb = b.data<T>();
-    T* po = result.mutable_data<T>();
-    kernels::broadcast_rows<3>(shape, {&c.shape(), &a.shape(), &b.shape()},
-                               [&](int64_t o, auto off, auto st, int64_t len) {
-                                 for (int64_t i = 0; i < len; ++i)
-                                   po[o + i] = pc[off[0] + i * st[0]] != T(0) ? pa[off[1] + i * st[1]]
-                                                                              : pb[off[2] + i * st[2]];
-                               });
-  });
-  return record("where", result, {Tensor(), a, b}, save_for_backward(c),
-                [sa = a.shape(), sb = b.shape()](const BackwardContext& ctx) -> Grads {
-    const Tensor& c = ctx.saved(0);
-    Tensor zero = scalar_like(ctx.grad, 0.0);
-    return {Tensor(), ctx.needs(1) ? sum_to(where(c, ctx.grad, zero), sa) : Tensor(),
-            ctx.needs(2) ? sum_to(where(c, zero, ctx.grad), sb) : Tensor()};
-  });
-}
-
 // ---- operators ----------------------------------------------------------------------------------
 
 Tensor operator+(const Tensor& a, const Tensor& b) { return add(a, b); }
@@ -396,13 +406,15 @@ Tensor operator-(const Tensor& a, const Tensor& b) { return sub(a, b); }
 Tensor operator*(const Tensor& a, const Tensor& b) { return mul(a, b); }
 Tensor operator/(const Tensor& a, const Tensor& b) { return div(a, b); }
 Tensor operator-(const Tensor& x) { return neg(x); }
-Tensor operator+(const Tensor& a, double b) { return add(a, b); }
-Tensor operator-(const Tensor& a, double b) { return sub(a, b); }
-Tensor operator*(const Tensor& a, double b) { return mul(a, b); }
-Tensor operator/(const Tensor& a, double b) { return div(a, b); }
-Tensor operator+(double a, const Tensor& b) { return add(b, a); }
-Tensor operator-(double a, const Tensor& b) { return rsub(a, b); }
-Tensor operator*(double a, const Tensor& b) { return mul(b, a); }
-Tensor operator/(double a, const Tensor& b) { return mul(pow(b, -1.0), a); }
+Tensor operator+(const Tensor& a, const Scalar& b) { return add(a, b); }
+Tensor operator-(const Tensor& a, const Scalar& b) { return sub(a, b); }
+Tensor operator*(const Tensor& a, const Scalar& b) { return mul(a, b); }
+Tensor operator/(const Tensor& a, const Scalar& b) { return div(a, b); }
+Tensor operator+(const Scalar& a, const Tensor& b) { return add(b, a); }
+Tensor operator-(const Scalar& a, const Tensor& b) { return rsub(a, b); }
+Tensor operator*(const Scalar& a, const Tensor& b) { return mul(b, a); }
+Tensor operator/(const Scalar& a, const Tensor& b) {
+  return mul(pow(is_floating(b.dtype()) ? b : b.to(DType::f32), -1.0), a);
+}
 
 }  // namespace tapegrad

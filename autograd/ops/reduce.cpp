@@ -42,6 +42,30 @@ Shape reduced_shape(const Shape& s, const std::vector<int64_t>& axes, bool keepd
 
 enum class Reduce { sum, max, min };
 
+/// dst[i] = Σ_r base[r·inner + i] over one [red, inner] block. Floating sums accumulate in double
+/// when inner = 1 (8 independent lanes: one running sum is latency-bound); int64 sums are exact.
+template <class T>
+void sum_block(const T* base, T* dst, int64_t red, int64_t inner) {
+  if (inner == 1) {
+    using Acc = std::conditional_t<std::is_floating_point_v<T>, double, T>;
+    Acc lane[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    int64_t r = 0;
+    for (; r + 8 <= red; r += 8)
+      for (int j = 0; j < 8; ++j) lane[j] += static_cast<Acc>(base[r + j]);
+    Acc acc = ((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7]));
+    for (; r < red; ++r) acc += base[r];
+    dst[0] = static_cast<T>(acc);
+    return;
+  }
+  if (red == 0) {  // Σ∅ = 0 (max/min of an empty axis are refused before)
+    std::fill_n(dst, inner, T(0));
+    return;
+  }
+  std::copy(base, base + inner, dst);
+  for (int64_t r = 1; r < red; ++r)
+    for (int64_t i = 0; i < inner; ++i) dst[i] += base[r * inner + i];
+}
+
 /// Reduces one axis of x (keepdim) with the given operation.
 Tensor reduce_axis(const Tensor& x, int64_t axis, Reduce kind) {
   Shape out_shape = x.shape();
@@ -51,45 +75,34 @@ Tensor reduce_axis(const Tensor& x, int64_t axis, Reduce kind) {
   for (int64_t i = 0; i < axis; ++i) outer *= x.shape()[static_cast<size_t>(i)];
   for (size_t i = static_cast<size_t>(axis) + 1; i < x.shape().size(); ++i) inner *= x.shape()[i];
   Tensor out = Tensor::empty(out_shape, x.dtype());
-  dispatch(x.dtype(), "reduce", [&](auto z) {
+  kernels::dispatch_all(x.dtype(), [&](auto z) {
     using T = decltype(z);
     const T* px = x.data<T>();
     T* po = out.mutable_data<T>();
     for (int64_t o = 0; o < outer; ++o) {
       const T* base = px + o * red * inner;
       T* dst = po + o * inner;
-      if (inner == 1) {
-        if (kind == Reduce::sum) {
-          // Accumulate in double, in 8 independent lanes: one running sum is latency-bound.
-          double lane[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-          int64_t r = 0;
-          for (; r + 8 <= red; r += 8)
-            for (int j = 0; j < 8; ++j) lane[j] += static_cast<double>(base[r + j]);
-          double acc = ((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7]));
-          for (; r < red; ++r) acc += base[r];
-          dst[0] = static_cast<T>(acc);
-        } else {
-          T acc = base[0];
-          for (int64_t r = 1; r < red; ++r)
-            acc = kind == Reduce::max ? (base[r] > acc || std::isnan(base[r]) ? base[r] : acc)
-                                      : (base[r] < acc || std::isnan(base[r]) ? base[r] : acc);
-          dst[0] = acc;
+      if (kind == Reduce::sum) {
+        if constexpr (!std::is_same_v<T, bool>) {  // bool is summed as int64 (sum converts it)
+          sum_block(base, dst, red, inner);
+          continue;
         }
-        continue;
       }
-      if (red == 0) {  // only sum gets here (max/min of an empty axis are refused): Σ∅ = 0
-        std::fill_n(dst, inner, T(0));
+      if (inner == 1) {
+        T acc = base[0];
+        for (int64_t r = 1; r < red; ++r)
+          acc = kind == Reduce::max ? (base[r] > acc || kernels::is_nan(base[r]) ? base[r] : acc)
+                                    : (base[r] < acc || kernels::is_nan(base[r]) ? base[r] : acc);
+        dst[0] = acc;
         continue;
       }
       std::copy(base, base + inner, dst);
       for (int64_t r = 1; r < red; ++r) {
         const T* row = base + r * inner;
-        if (kind == Reduce::sum)
-          for (int64_t i = 0; i < inner; ++i) dst[i] += row[i];
-        else if (kind == Reduce::max)  // NaN propagates, as in PyTorch: a NaN row value always wins
-          for (int64_t i = 0; i < inner; ++i) dst[i] = (row[i] > dst[i] || row[i] != row[i]) ? row[i] : dst[i];
+        if (kind == Reduce::max)  // NaN propagates, as in PyTorch: a NaN row value always wins
+          for (int64_t i = 0; i < inner; ++i) dst[i] = (row[i] > dst[i] || kernels::is_nan(row[i])) ? row[i] : dst[i];
         else
-          for (int64_t i = 0; i < inner; ++i) dst[i] = (row[i] < dst[i] || row[i] != row[i]) ? row[i] : dst[i];
+          for (int64_t i = 0; i < inner; ++i) dst[i] = (row[i] < dst[i] || kernels::is_nan(row[i])) ? row[i] : dst[i];
       }
     }
   });
@@ -116,8 +129,9 @@ Tensor expand_reduced(const Tensor& g, const Shape& keep_shape, const Shape& in_
 
 }  // namespace
 
-Tensor sum(const Tensor& x, const Axes& axes_in, bool keepdim) {
-  kernels::check_defined("sum", x);
+Tensor sum(const Tensor& x_in, const Axes& axes_in, bool keepdim) {
+  kernels::check_defined("sum", x_in);
+  const Tensor x = x_in.dtype() == DType::b8 ? x_in.to(DType::i64) : x_in;  // PyTorch: Σ bool is int64
   auto axes = normalize_axes("sum", axes_in, x.dim());
   Shape keep = reduced_shape(x.shape(), axes, true);
   Tensor result = kernels::alias(reduce_kernel("sum", x, axes, Reduce::sum), reduced_shape(x.shape(), axes, keepdim));
@@ -128,6 +142,9 @@ Tensor sum(const Tensor& x, const Axes& axes_in, bool keepdim) {
 
 Tensor mean(const Tensor& x, const Axes& axes_in, bool keepdim) {
   kernels::check_defined("mean", x);
+  if (!is_floating(x.dtype()))
+    throw DTypeError(std::string("tapegrad::mean: needs a floating tensor, got ") + dtype_name(x.dtype()) + " " +
+                     to_string(x.shape()) + " (convert with .to(DType::f32))");
   auto axes = normalize_axes("mean", axes_in, x.dim());
   int64_t count = 1;
   for (int64_t a : axes) count *= x.shape()[static_cast<size_t>(a)];
@@ -145,7 +162,7 @@ Tensor extremum(const char* op, const Tensor& x, const Axes& axes_in, bool keepd
   return record(op, result, {x}, save_for_backward(x, kept), [keep](const BackwardContext& ctx) -> Grads {
     const Tensor &x = ctx.saved(0), &kept = ctx.saved(1);
     // The gradient goes to the positions holding the extremum, split evenly among ties.
-    Tensor mask = eq(x, expand(kept, x.shape()));
+    Tensor mask = eq(x, expand(kept, x.shape())).to(x.dtype());
     Axes axes;
     for (size_t i = 0; i < keep.size(); ++i)
       if (keep[i] == 1 && x.shape()[i] != 1) axes.push_back(static_cast<int64_t>(i));
@@ -160,6 +177,9 @@ Tensor min(const Tensor& x, const Axes& axes, bool keepdim) { return extremum("m
 
 Tensor var(const Tensor& x, const Axes& axes_in, int64_t correction, bool keepdim) {
   kernels::check_defined("var", x);
+  if (!is_floating(x.dtype()))
+    throw DTypeError(std::string("tapegrad::var: needs a floating tensor, got ") + dtype_name(x.dtype()) + " " +
+                     to_string(x.shape()));
   auto axes = normalize_axes("var", axes_in, x.dim());
   int64_t count = 1;
   for (int64_t a : axes) count *= x.shape()[static_cast<size_t>(a)];
@@ -199,15 +219,15 @@ Tensor argmax(const Tensor& x, int64_t axis_in, bool keepdim) {
   for (size_t i = static_cast<size_t>(axis) + 1; i < x.shape().size(); ++i) inner *= x.shape()[i];
   Tensor out = Tensor::empty(reduced_shape(x.shape(), {axis}, keepdim), DType::i64);
   int64_t* po = out.mutable_data<int64_t>();
-  dispatch(x.dtype(), "argmax", [&](auto z) {
+  kernels::dispatch_all(x.dtype(), [&](auto z) {
     using T = decltype(z);
     const T* px = x.data<T>();
     for (int64_t o = 0; o < outer; ++o)
       for (int64_t i = 0; i < inner; ++i) {
         const T* base = px + o * red * inner + i;
         int64_t best = 0;  // the first maximum; the first NaN if there is one (PyTorch's rule)
-        for (int64_t r = 1; r < red && !std::isnan(base[best * inner]); ++r)
-          if (base[r * inner] > base[best * inner] || std::isnan(base[r * inner])) best = r;
+        for (int64_t r = 1; r < red && !kernels::is_nan(base[best * inner]); ++r)
+          if (base[r * inner] > base[best * inner] || kernels::is_nan(base[r * inner])) best = r;
         po[o * inner + i] = best;
       }
   });

@@ -433,7 +433,7 @@ Tensor gather(const Tensor& x, int64_t dim, const Tensor& index) {
   int64_t d = normalize_axis("gather", dim, x.dim());
   check_gather_shapes("gather", x.shape(), d, index);
   Tensor result = Tensor::empty(index.shape(), x.dtype());
-  kernels::dispatch(x.dtype(), "gather", [&](auto z) {
+  kernels::dispatch_all(x.dtype(), [&](auto z) {
     using T = decltype(z);
     const T* src = x.data<T>();
     T* dst = result.mutable_data<T>();

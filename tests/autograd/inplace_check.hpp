@@ -44,6 +44,12 @@ inline InplaceWriteCounts check_inplace_writes_on_registry() {
             Tensor& t = in[target];
             if (t.dtype() == DType::i64) {
               std::fill_n(t.mutable_data<int64_t>(), t.numel(), 0);  // still a valid index
+            } else if (t.dtype() == DType::b8) {
+              bool* p = t.mutable_data<bool>();  // a mask: flip it
+              for (int64_t i = 0; i < t.numel(); ++i) p[i] = !p[i];
+            } else if (t.dtype() == DType::f32) {
+              float* p = t.mutable_data<float>();
+              for (int64_t i = 0; i < t.numel(); ++i) p[i] = p[i] * 1.5f + 0.25f;
             } else {
               double* p = t.mutable_data<double>();
               for (int64_t i = 0; i < t.numel(); ++i) p[i] = p[i] * 1.5 + 0.25;

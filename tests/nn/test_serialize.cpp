@@ -71,6 +71,25 @@ TEST_CASE("the file layout is safetensors") {
   std::remove(path.c_str());
 }
 
+TEST_CASE("bool tensors are saved as BOOL, one byte each, and other bytes are refused on load") {
+  const std::string path = "nn_bool_test.safetensors";
+  nn::save_safetensors({{"mask", tensor({1, 0, 0, 1, 1}, DType::b8)}}, path);
+  std::string bytes = read_all(path);
+  uint64_t n;
+  std::memcpy(&n, bytes.data(), 8);
+  CHECK(bytes.substr(8, n).find(R"("mask":{"dtype":"BOOL","shape":[5],"data_offsets":[0,5]})") != std::string::npos);
+  CHECK(bytes.substr(8 + n) == std::string("\x01\x00\x00\x01\x01", 5));
+  auto loaded = nn::load_safetensors(path);
+  REQUIRE(loaded.size() == 1);
+  CHECK(loaded[0].second.dtype() == DType::b8);
+  CHECK(loaded[0].second.to_vector() == std::vector<double>{1, 0, 0, 1, 1});
+  bytes[8 + n + 2] = 7;  // not a valid bool
+  write_all(path, bytes);
+  CHECK_THROWS_WITH_AS(nn::load_safetensors(path), doctest::Contains("'mask' is BOOL but holds a byte other than 0 or 1"),
+                       std::runtime_error);
+  std::remove(path.c_str());
+}
+
 TEST_CASE("load_state_dict reports every mismatch at once and changes nothing") {
   auto m = make_model();
   auto state = m->state_dict();

@@ -101,19 +101,42 @@ TEST_CASE("elementwise and comparison ops reject bad shapes, dtypes and argument
   Tensor a = randn({2, 3}), b = randn({4}), d = randn({2, 3}, DType::f64);
   run_cases({
       {"add", Kind::shape, {"add", "[2, 3]", "[4]"}, [&] { add(a, b); }},
-      {"sub", Kind::dtype, {"sub", "float32", "float64"}, [&] { sub(a, d); }},
+      {"sub of bool tensors", Kind::dtype, {"sub", "bool [2, 3]", "logical_not"}, [&] { sub(gt(a, 0.0), gt(d, 0.0)); }},
       {"mul", Kind::shape, {"mul", "[2, 3]", "[4]"}, [&] { mul(a, b); }},
       {"div by a 0 scalar", Kind::invalid, {"div", "0"}, [&] { div(a, 0.0); }},
       {"pow", Kind::shape, {"pow", "[2, 3]", "[4]"}, [&] { pow(a, b); }},
       {"maximum", Kind::shape, {"maximum", "[4]"}, [&] { maximum(a, b); }},
-      {"minimum", Kind::dtype, {"minimum", "float64"}, [&] { minimum(a, d); }},
+      {"minimum", Kind::shape, {"minimum", "[2, 3]", "[4]"}, [&] { minimum(a, b); }},
       {"add undefined", Kind::invalid, {"add", "undefined"}, [&] { add(a, Tensor()); }},
       {"softplus", Kind::invalid, {"softplus", "beta", "-1"}, [&] { softplus(a, -1.0); }},
       {"clamp", Kind::invalid, {"clamp", "min=2", "max=1"}, [&] { clamp(a, 2.0, 1.0); }},
       {"where", Kind::shape, {"where", "[4]"}, [&] { where(gt(a, 0.0), a, b); }},
       {"gt", Kind::shape, {"gt", "[2, 3]", "[4]"}, [&] { gt(a, b); }},
-      {"eq", Kind::dtype, {"eq", "float64"}, [&] { eq(a, d); }},
+      {"where on a float condition", Kind::dtype, {"where", "must be bool", "float32"}, [&] { where(a, a, d); }},
       {"exp of int64", Kind::dtype, {"exp", "int64"}, [&] { exp(index_tensor({1, 2})); }},
+  });
+}
+
+TEST_CASE("dtype, selection, sorting and sampling ops reject bad dtypes, shapes and arguments") {
+  Tensor a = randn({2, 3}), m = ones({2, 3}, DType::b8), i = index_tensor({4, 0});
+  Generator gen(3);
+  run_cases({
+      {"masked_fill with a float mask", Kind::dtype, {"masked_fill", "must be bool", "float32 [2, 3]"}, [&] { masked_fill(a, a, 0.0); }},
+      {"masked_fill mask too large", Kind::shape, {"masked_fill", "[2, 3]", "[3]"}, [&] { masked_fill(randn({3}), m, 0.0); }},
+      {"floor_divide by an int64 0", Kind::invalid, {"floor_divide", "division by zero"}, [&] { floor_divide(i, i); }},
+      {"remainder of bool", Kind::dtype, {"remainder", "bool"}, [&] { remainder(m, m); }},
+      {"neg of bool", Kind::dtype, {"neg", "bool"}, [&] { neg(m); }},
+      {"logical_and shapes", Kind::shape, {"logical_and", "[2, 3]", "[2]"}, [&] { logical_and(m, i); }},
+      {"mean of int64", Kind::dtype, {"mean", "int64"}, [&] { mean(i); }},
+      {"requires_grad_ on bool", Kind::dtype, {"requires_grad_", "bool"}, [&] { zeros({2}, DType::b8).requires_grad_(); }},
+      {"tril of 1-D", Kind::shape, {"tril", "[2]"}, [&] { tril(i); }},
+      {"cumsum axis", Kind::shape, {"cumsum", "axis 2"}, [&] { cumsum(a, 2); }},
+      {"sort axis", Kind::shape, {"sort", "axis -3"}, [&] { sort(a, -3); }},
+      {"topk k", Kind::shape, {"topk", "k = 4", "[2, 3]"}, [&] { topk(a, 4); }},
+      {"arange of bool", Kind::dtype, {"arange", "bool"}, [&] { arange(0, 2, 1, DType::b8); }},
+      {"multinomial negative weight", Kind::invalid, {"multinomial", "-1"}, [&] { multinomial(tensor({1, -1}), 1, true, gen); }},
+      {"multinomial without replacement", Kind::invalid, {"multinomial", "3 samples", "2 categories"},
+       [&] { multinomial(tensor({1, 1}), 3, false, gen); }},
   });
 }
 
