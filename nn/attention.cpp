@@ -56,9 +56,10 @@ std::string shapes(const Tensor& q, const Tensor& k, const Tensor& v) {
 ///       return where(mask, scalar(0.0, q.dtype()), scalar(-inf, q.dtype()));  // true = attend
 Tensor additive_mask(const Tensor& mask, const Tensor& q, const Tensor& k, const Tensor& v, const Shape& target) {
   if (!mask.defined()) return mask;
-  if (mask.dtype() != q.dtype())
-    throw DTypeError(std::string(kOp) + ": the mask must be additive with q's dtype " + dtype_name(q.dtype()) +
-                     ", got " + dtype_name(mask.dtype()) + " " + to_string(mask.shape()));
+  const bool boolean = mask.dtype() == DType::b8;
+  if (!boolean && mask.dtype() != q.dtype())
+    throw DTypeError(std::string(kOp) + ": the mask must be bool (true = attend) or additive with q's dtype " +
+                     dtype_name(q.dtype()) + ", got " + dtype_name(mask.dtype()) + " " + to_string(mask.shape()));
   bool ok = mask.dim() <= static_cast<int64_t>(target.size());
   for (int64_t i = 1; ok && i <= mask.dim(); ++i) {
     const int64_t m = mask.shape()[mask.shape().size() - i], t = target[target.size() - i];
@@ -67,6 +68,9 @@ Tensor additive_mask(const Tensor& mask, const Tensor& q, const Tensor& k, const
   if (!ok)
     throw ShapeError(std::string(kOp) + ": mask " + to_string(mask.shape()) + " does not broadcast to the scores " +
                      to_string(target) + " of " + shapes(q, k, v));
+  // PyTorch's bool mask: true takes part in attention, false is removed (−∞ added to its score).
+  if (boolean)
+    return where(mask, scalar(0.0, q.dtype()), scalar(-std::numeric_limits<double>::infinity(), q.dtype()));
   return mask;
 }
 

@@ -104,10 +104,9 @@ Tensor binary_cross_entropy_with_logits(const Tensor& logits, const Tensor& targ
 ///
 /// PyTorch's `attn_mask, is_causal, dropout_p, scale` map to mask, causal, dropout, scale.
 struct AttentionOptions {
-  /// An additive floating mask (same dtype as q) broadcastable to [..., T, S], added to the scaled
-  /// scores; −∞ removes a key. A bool mask (true = takes part in attention, PyTorch's meaning) will
-  /// be accepted once the bool dtype exists: it becomes where(mask, 0, −∞) in the one function
-  /// that handles masks (additive_mask in nn/attention.cpp). The mask may require grad.
+  /// A mask broadcastable to [..., T, S]: either additive and floating (q's dtype), added to the
+  /// scaled scores (−∞ removes a key; such a mask may require grad), or bool with PyTorch's
+  /// meaning: true takes part in attention, false is removed (it becomes where(mask, 0, −∞)).
   AttentionOptions& mask(const Tensor& m) {
     mask_ = m;
     return *this;

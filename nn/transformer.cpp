@@ -130,9 +130,9 @@ void MultiheadAttention::check_inputs(const Tensor& query, const Tensor& key, co
   auto check_mask = [&](const Tensor& m, const char* name, const std::vector<Shape>& allowed,
                         const std::string& expected) {
     if (!m.defined()) return;
-    if (!is_floating(m.dtype()) || m.dtype() != dtype)
-      throw DTypeError(who + name + " must be an additive float mask of dtype " + dtype_name(dtype) + ", got " +
-                       dtype_name(m.dtype()) + " (bool masks need the bool dtype)");
+    if (m.dtype() != DType::b8 && m.dtype() != dtype)
+      throw DTypeError(who + name + " must be bool (true = masked out) or an additive float mask of dtype " +
+                       dtype_name(dtype) + ", got " + dtype_name(m.dtype()));
     if (std::find(allowed.begin(), allowed.end(), m.shape()) == allowed.end())
       throw ShapeError(who + name + " must be " + expected + ", got " + to_string(m.shape()) + " for query " +
                        to_string(query.shape()) + " and key " + to_string(key.shape()));
@@ -154,7 +154,11 @@ AttentionResult MultiheadAttention::forward(const Tensor& query, const Tensor& k
   Tensor q = batch_first(query), k = self ? q : batch_first(key), v = self ? q : batch_first(value);
   const int64_t n = q.size(0), l = q.size(1), s = k.size(1), h = options_.num_heads();
   Tensor mask;
-  auto add_mask = [&](const Tensor& m) { mask = mask.defined() ? mask + m : m; };
+  // nn.MultiheadAttention's bool masks: true = masked out (the opposite of the fused op's bool mask).
+  auto add_mask = [&](const Tensor& m_in) {
+    Tensor m = m_in.dtype() == DType::b8 ? where(m_in, scalar(-kInf, q.dtype()), scalar(0.0, q.dtype())) : m_in;
+    mask = mask.defined() ? mask + m : m;
+  };
   if (attn_mask.defined())
     add_mask(attn_mask.dim() == 2 ? reshape(attn_mask, {1, 1, l, s}) : reshape(attn_mask, {n, h, l, s}));
   if (key_padding_mask.defined()) add_mask(reshape(key_padding_mask, {n, 1, 1, s}));
@@ -434,42 +438,21 @@ Tensor sample_logits(const Tensor& logits, double temperature, int64_t top_k, Ge
   if (!(temperature >= 0) || !std::isfinite(temperature))
     throw std::invalid_argument("tapegrad::nn::sample_logits: temperature must be finite and ≥ 0, got " +
                                 std::to_string(temperature));
-  const int64_t n = logits.size(0), v = logits.size(1);
-  const std::vector<double> all = logits.to_vector();
-  Tensor out = Tensor::empty({n, 1}, DType::i64);
-  int64_t* o = out.mutable_data<int64_t>();
-  std::vector<double> row(static_cast<size_t>(v)), sorted;
-  for (int64_t r = 0; r < n; ++r) {
-    std::copy(all.begin() + r * v, all.begin() + (r + 1) * v, row.begin());
-    const double top = *std::max_element(row.begin(), row.end());
-    if (!std::isfinite(top))
+  NoGradGuard no_grad;
+  const int64_t v = logits.size(1);
+  Tensor top = max(logits, {1});
+  for (int64_t r = 0; r < logits.size(0); ++r)
+    if (!std::isfinite(top.at({r})))
       throw std::invalid_argument("tapegrad::nn::sample_logits: row " + std::to_string(r) + " of logits " +
-                                  to_string(logits.shape()) + " has no finite largest value (" + std::to_string(top) +
-                                  ")");
-    if (temperature == 0) {
-      o[r] = std::max_element(row.begin(), row.end()) - row.begin();
-      continue;
-    }
-    double kth = -kInf;  // logits below the k-th largest are dropped
-    if (top_k > 0 && top_k < v) {
-      sorted = row;
-      std::nth_element(sorted.begin(), sorted.begin() + (top_k - 1), sorted.end(), std::greater<double>());
-      kth = sorted[static_cast<size_t>(top_k - 1)];
-    }
-    double total = 0;
-    for (double& x : row) total += (x = x < kth ? 0.0 : std::exp((x - top) / temperature));
-    const double u = gen.uniform() * total;
-    double cumulative = 0;
-    int64_t pick = -1;
-    for (int64_t j = 0; j < v; ++j) {
-      if (row[j] == 0) continue;
-      pick = j;  // the last token with weight, should rounding leave u above the total
-      cumulative += row[j];
-      if (u < cumulative) break;
-    }
-    o[r] = pick;
+                                  to_string(logits.shape()) + " has no finite largest value (" +
+                                  std::to_string(top.at({r})) + ")");
+  if (temperature == 0) return argmax(logits, 1, /*keepdim=*/true);
+  Tensor scaled = logits / temperature;
+  if (top_k > 0 && top_k < v) {  // nanoGPT: logits below the k-th largest are removed (ties with it kept)
+    Tensor kth = slice(topk(scaled, top_k, 1).values, 1, top_k - 1, top_k);
+    scaled = masked_fill(scaled, lt(scaled, kth), -kInf);
   }
-  return out;
+  return multinomial(softmax(scaled, 1), 1, /*replacement=*/true, gen);
 }
 
 }  // namespace tapegrad::nn

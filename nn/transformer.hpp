@@ -9,11 +9,10 @@
 ///     model.eval();
 ///     Tensor out = model.generate(prompt, 100, 0.8, 10, gen);  // prompt [B, T0] -> [B, T0 + 100]
 ///
-/// Masks are additive and floating, of the query's dtype: 0 keeps a score, −∞ removes it (any other
-/// value is added to the score, as PyTorch does with float masks). PyTorch's bool masks (true =
-/// masked out for nn.MultiheadAttention) are accepted once tapegrad has a bool dtype; until then
-/// write `where(mask, -inf, 0)` yourself. Everything here works in float32 and float64: the dtype is
-/// the parameters'.
+/// Masks follow PyTorch's nn.MultiheadAttention: bool (true = masked OUT, the opposite of
+/// F::scaled_dot_product_attention's bool mask) or additive and floating of the query's dtype (0
+/// keeps a score, −∞ removes it; other values are added to the score). Everything here works in
+/// float32 and float64: the dtype is the parameters'.
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -268,7 +267,7 @@ class GPT : public UnaryModule {
 
 /// Next tokens [N, 1] (int64) drawn from logits [N, V] (one row per sequence): softmax(logits /
 /// temperature) restricted to the top_k largest logits (all when top_k ≤ 0 or ≥ V; ties with the
-/// k-th are kept, as nanoGPT), one uniform from `gen` per row, inverted through the cumulative sum.
+/// k-th are kept, as nanoGPT), one multinomial draw per row from `gen` (top_k and multinomial ops).
 /// temperature 0 picks the argmax. Not recorded.
 Tensor sample_logits(const Tensor& logits, double temperature, int64_t top_k, Generator& gen);
 

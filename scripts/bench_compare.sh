@@ -27,9 +27,10 @@ for attempt in 1 2 3 4 5 6; do
   sleep 10
 done
 bash scripts/fetch_mnist.sh --fashion-mnist
+bash scripts/fetch_text.sh > /dev/null
 
 [[ -f "$build/CMakeCache.txt" ]] || cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release > /dev/null
-targets=(mnist_mlp bench_tape bench_train bench_nn bench_elementwise bench_softmax)
+targets=(mnist_mlp char_gpt bench_tape bench_train bench_nn bench_elementwise bench_softmax)
 [[ -f examples/mnist_cnn.cpp ]] && targets+=(mnist_cnn)
 cmake --build "$build" -j "$jobs" --target "${targets[@]}"
 cmake -S bench/compare -B "$compare_build" -DCMAKE_BUILD_TYPE=Release > /dev/null

@@ -147,6 +147,11 @@ def main():
     p.add_argument("--cnn-train", type=int, default=10000,
                    help="training images in the CNN epoch (60000: the whole set; default keeps the run short)")
     p.add_argument("--no-cnn", action="store_true")
+    p.add_argument("--gpt-iters", type=int, default=300,
+                   help="training iterations of the character GPT run in each system (2000 for the full comparison "
+                        "of validation losses; the schedule's cosine ends at the last iteration)")
+    p.add_argument("--no-gpt", action="store_true", help="skip the character GPT (examples/char_gpt vs scripts/torch_gpt.py)")
+    p.add_argument("--text", default="/usr/share/games/fortunes", help="the GPT's corpus")
     p.add_argument("--no-pytorch", action="store_true")
     p.add_argument("--no-ops", action="store_true", help="skip the per-op forward / backward table")
     p.add_argument("--torch-coretype", default="auto",
@@ -168,6 +173,9 @@ def main():
         if not os.access(exe, os.X_OK):
             sys.exit("bench-compare: %s is missing; build it first (scripts/bench_compare.sh does)" % exe)
     has_cnn = not args.no_cnn and os.access(tg_cnn, os.X_OK)
+    tg_gpt = os.path.join(args.tapegrad_build, "examples", "char_gpt")
+    has_gpt = not args.no_gpt and os.access(tg_gpt, os.X_OK)
+    torch_gpt = [args.python, os.path.join(here, "..", "..", "scripts", "torch_gpt.py")]
     batches = [int(b) for b in args.batch_sizes.split(",")]
     # The examples write a checkpoint after each epoch when they know --checkpoint; the others don't.
     tg_extra = ["--checkpoint", "none"] if "--checkpoint" in run([tg_mlp, "--help"])[0] else []
@@ -248,6 +256,20 @@ def main():
                             torch_env, tmp)
             j = last_json(text)
             rd["libtorch cnn"] = {"seconds": j["epoch_seconds"][0], "accuracy": j["test_accuracy"], "rss_mb": rss}
+        if has_gpt:
+            # The machine's single-core sgemm peak, measured beside the runs it bounds.
+            rd["sgemm peak"] = {"gflops": last_json(run([floor, "--peak", "2048"],
+                                                        {"OPENBLAS_CORETYPE": tapegrad_core}, tmp)[0])["peak_gflops"]}
+            gpt_common = ["--iters", str(args.gpt_iters), "--eval-every", str(args.gpt_iters), "--text", args.text,
+                          "--seed", "0", "--threads", "1"]
+            text, rss = run([tg_gpt, "--bench", "--quiet", "--sample", "0", "--checkpoint", "none",
+                             "--out", os.path.join(tmp, "tg_gpt")] + gpt_common, tmp=tmp)
+            j = last_json(text)
+            rd["tapegrad gpt"] = {"ms": j["ms_per_iter"], "val_loss": j["val_loss"], "rss_mb": rss}
+            if not args.no_pytorch:
+                text, rss = run(torch_gpt + gpt_common, torch_env, tmp)
+                j = last_json(text)
+                rd["pytorch gpt"] = {"ms": j["ms_per_iter"], "val_loss": j["val_loss"], "rss_mb": rss}
         raw["rounds"].append(rd)
         print("round %d/%d: " % (r, args.rounds) + ", ".join(
             "%s %.3fs" % (k, v["seconds"]) for k, v in rd.items() if "seconds" in v), file=sys.stderr, flush=True)
@@ -313,6 +335,30 @@ def main():
         accuracy_ok &= ok
         rows.append(("CNN test accuracy after 1 epoch", [fmt(acc.get(s), "%.4f") for s in systems], "-", "-",
                      "diff <= 0.03", "yes" if ok else "NO"))
+
+    if has_gpt:
+        # FLOPs of one training iteration of the baby GPT, from the shapes (B·T tokens, width E, L layers,
+        # vocabulary V): per layer 2·BT·12E² (qkv 3E², out 1E², MLP 8E²) + 4·B·T²·E (scores and the
+        # weighted sum, full squares), plus the head 2·BT·E·V; backward twice the forward.
+        b_, t_, e_, l_, v_ = 12, 64, 128, 4, 113
+        flops = 3 * (l_ * (2 * b_ * t_ * 12 * e_ * e_ + 4 * b_ * t_ * t_ * e_) + 2 * b_ * t_ * e_ * v_)
+        peaks = series("sgemm peak", "gflops")
+        limit = [flops / (g * 1e9) * 1e3 for g in peaks if g]
+        gpt = {s: series("%s gpt" % s, "ms") for s in ("tapegrad", "pytorch") if not (s == "pytorch" and args.no_pytorch)}
+        tp = paired(gpt.get("tapegrad"), gpt.get("pytorch"))
+        rows.append(("char GPT training iteration (ms)", [fmt(median(gpt.get(s, [])), "%.1f") for s in systems], "-",
+                     fmt(tp, "%.2f"), "tg/PyTorch <= 0.75", "-" if tp is None else ("yes" if tp <= 0.75 else "NO")))
+        lim = {s: paired(gpt[s], limit) for s in gpt}
+        rows.append(("GPT: %.2f GFLOP, limit %.1f ms at %.1f GFLOP/s; iteration / limit" % (
+            flops * 1e-9, median(limit), median(peaks)), [fmt(lim.get(s), "%.2fx") for s in systems], "-", "-",
+            "tapegrad <= 1.30x", "yes" if lim["tapegrad"] <= 1.3 else "NO"))
+        rss = {s: series("%s gpt" % s, "rss_mb") for s in gpt}
+        rows.append(("peak RSS, GPT run (MB)", [fmt(median(rss.get(s, [])), "%.0f") for s in systems], "-",
+                     fmt(paired(rss.get("tapegrad"), rss.get("pytorch")), "%.2f"), "tg/PyTorch <= 1.00", "-"))
+        vl = {s: med("%s gpt" % s, "val_loss") for s in gpt}
+        ok = len(vl) < 2 or abs(vl["tapegrad"] - vl["pytorch"]) <= 0.05
+        rows.append(("GPT validation loss after %d iterations" % args.gpt_iters,
+                     [fmt(vl.get(s), "%.4f") for s in systems], "-", "-", "diff <= 0.05", "yes" if ok else "NO"))
 
     headers = ["", "tapegrad", "libtorch"] + ([] if args.no_pytorch else ["PyTorch"]) + \
         ["tg/libtorch", "tg/PyTorch", "target tg/libtorch", "met"]

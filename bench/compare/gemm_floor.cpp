@@ -9,6 +9,9 @@
 //
 //   gemm_floor --batch-size 32 [--train 60000] [--reps 3]   prints {"batch_size":..,"seconds":..}
 // `seconds` is the median over `reps` epochs (after one warm-up epoch).
+//
+//   gemm_floor --peak 2048 [--reps 3]   the machine's single-core sgemm peak: the median GFLOP/s
+//                                       (2·n³ / seconds) of an n×n×n product, prints {"peak_gflops":..}
 #include <cblas.h>
 
 #include <algorithm>
@@ -21,19 +24,41 @@
 extern "C" char* openblas_get_corename(void);
 
 int main(int argc, char** argv) {
-  long batch = 32, train = 60000, reps = 3;
+  long batch = 32, train = 60000, reps = 3, peak = 0;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string a = argv[i];
     long v = std::stol(argv[i + 1]);
     if (a == "--batch-size") batch = v;
     else if (a == "--train") train = v;
     else if (a == "--reps") reps = v;
+    else if (a == "--peak") peak = v;
     else {
       std::fprintf(stderr, "gemm_floor: unknown flag %s\n", a.c_str());
       return 2;
     }
   }
   openblas_set_num_threads(1);
+  auto median_seconds = [&](auto&& work) {
+    work();  // warm-up
+    std::vector<double> times;
+    for (long r = 0; r < reps; ++r) {
+      auto t0 = std::chrono::steady_clock::now();
+      work();
+      times.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    }
+    std::sort(times.begin(), times.end());
+    return times[times.size() / 2];
+  };
+  if (peak > 0) {
+    const int n = static_cast<int>(peak);
+    std::vector<float> a(size_t(n) * n, 0.5f), b(size_t(n) * n, 0.25f), c(size_t(n) * n);
+    const double seconds = median_seconds([&] {
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.f, a.data(), n, b.data(), n, 0.f, c.data(), n);
+    });
+    std::printf("{\"peak_n\": %d, \"seconds\": %.6f, \"peak_gflops\": %.3f, \"blas_core\": \"%s\"}\n", n, seconds,
+                2.0 * n * double(n) * n / seconds * 1e-9, openblas_get_corename());
+    return 0;
+  }
   const int in = 784, hid = 128, out = 10;
   std::mt19937 rng(0);
   std::uniform_real_distribution<float> u(-1.f, 1.f);
@@ -59,14 +84,7 @@ int main(int argc, char** argv) {
                   dw1.data(), in);
     }
   };
-  epoch();  // warm-up
-  std::vector<double> times;
-  for (long r = 0; r < reps; ++r) {
-    auto t0 = std::chrono::steady_clock::now();
-    epoch();
-    times.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-  }
-  std::sort(times.begin(), times.end());
+  const double seconds = median_seconds(epoch);
   std::printf("{\"batch_size\": %ld, \"train\": %ld, \"seconds\": %.6f, \"blas_core\": \"%s\"}\n", batch, train,
-              times[times.size() / 2], openblas_get_corename());
+              seconds, openblas_get_corename());
 }
