@@ -3,6 +3,7 @@
 /// Normalisation layers. BatchNorm keeps running statistics as buffers (running_mean,
 /// running_var, num_batches_tracked — PyTorch's names, so state dicts line up): training mode
 /// normalises with the batch statistics and updates them; eval mode uses them.
+#include <optional>
 #include <string>
 
 #include "nn/functional.hpp"
@@ -57,6 +58,22 @@ class LayerNorm : public Module {
  private:
   Shape normalized_shape_;
   double eps_;
+};
+
+/// RMS normalisation over the trailing `normalized_shape` dimensions (PyTorch 2.4's nn.RMSNorm):
+/// y = x / √(mean(x²) + ε) · γ, γ a parameter named `weight` of normalized_shape initialised to ones
+/// (none without elementwise_affine). eps = nullopt uses the input dtype's machine epsilon; see
+/// functional::rms_norm.
+class RMSNorm : public Module {
+ public:
+  explicit RMSNorm(Shape normalized_shape, std::optional<double> eps = std::nullopt, bool elementwise_affine = true);
+  Tensor forward(const Tensor& x) override { return functional::rms_norm(x, normalized_shape_, weight, eps_); }
+  std::string repr() const override { return "RMSNorm" + to_string(normalized_shape_); }
+  Tensor weight;  ///< γ, or undefined without elementwise_affine
+
+ private:
+  Shape normalized_shape_;
+  std::optional<double> eps_;
 };
 
 }  // namespace tapegrad::nn
