@@ -357,15 +357,25 @@ Tensor simd_map(const char* op, const std::array<const Tensor*, K>& in, F f) {
   return out;
 }
 
-/// gelu'(x) as a function of a batch (see functions.hpp).
+/// gelu'(x) of the tanh form as a function of a batch (see functions.hpp).
 template <class B>
-B gelu_derivative(const B& x, GeluApproximate approximate) {
+B gelu_tanh_derivative(const B& x) {
   using T = typename B::value_type;
-  if (approximate == GeluApproximate::none)
-    return T(0.5) * (T(1) + xsimd::erf(x * T(M_SQRT1_2))) + x * xsimd::exp(T(-0.5) * x * x) * T(kInvSqrt2Pi);
   const B x2 = x * x;
   const B t = xsimd::tanh(T(kGeluK) * (x + T(kGeluC) * x2 * x));
   return T(0.5) * (T(1) + t) + T(0.5) * x * (T(1) - t * t) * (T(kGeluK) * (T(1) + T(3 * kGeluC) * x2));
+}
+
+/// gelu'(x) = Φ(x) + x·φ(x) of the exact form, Φ(x) read off the forward's result y = x·Φ(x) as y/x
+/// (no second erf) except in batches holding an x near 0 or beyond ±1e30, where erf is evaluated.
+template <class B>
+B gelu_exact_derivative(const B& x, const B& y) {
+  using T = typename B::value_type;
+  const B ax = xsimd::abs(x);
+  const auto usable = (ax > B(T(1e-3))) && (ax < B(T(1e30)));
+  B cdf = y / x;
+  if (!xsimd::all(usable)) cdf = xsimd::select(usable, cdf, T(0.5) * (T(1) + xsimd::erf(x * T(M_SQRT1_2))));
+  return cdf + x * xsimd::exp(T(-0.5) * x * x) * T(kInvSqrt2Pi);
 }
 
 /// gelu''(x) in differentiable ops: the backward of gelu_backward with respect to x.
@@ -379,14 +389,19 @@ Tensor gelu_second_derivative(const Tensor& x, GeluApproximate approximate) {
   return mul(rsub(1.0, mul(t, t)), sub(add(du, mul(x2, 3 * kGeluK * kGeluC)), mul(mul(x, t), mul(du, du))));
 }
 
-/// grad · gelu'(x) in one pass: gelu's backward. Recorded, with a differentiable backward (linear
-/// in grad; grad·gelu''(x) for x), so gelu has gradients of every order.
-Tensor gelu_backward(const Tensor& grad, const Tensor& x, GeluApproximate approximate) {
-  Tensor out = simd_map<2>("gelu_backward", {&grad, &x},
-                           [approximate](const auto& g, const auto& v) { return g * gelu_derivative(v, approximate); });
-  return record("gelu_backward", out, {grad, x}, save_for_backward(grad, x), [approximate](const BackwardContext& ctx) -> Grads {
-    const Tensor &grad = ctx.saved(0), &x = ctx.saved(1);
-    return {ctx.needs(0) ? gelu_backward(ctx.grad, x, approximate) : Tensor(),
+/// grad · gelu'(x) in one pass: gelu's backward (`result` is gelu's output, read by the exact form).
+/// Recorded, with a differentiable backward (linear in grad; grad·gelu''(x) for x), so gelu has
+/// gradients of every order.
+Tensor gelu_backward(const Tensor& grad, const Tensor& x, const Tensor& result, GeluApproximate approximate) {
+  Tensor out = approximate == GeluApproximate::none
+                   ? simd_map<3>("gelu_backward", {&grad, &x, &result},
+                                 [](const auto& g, const auto& v, const auto& y) { return g * gelu_exact_derivative(v, y); })
+                   : simd_map<2>("gelu_backward", {&grad, &x},
+                                 [](const auto& g, const auto& v) { return g * gelu_tanh_derivative(v); });
+  return record("gelu_backward", out, {grad, x}, save_for_backward(grad, x, result),
+                [approximate](const BackwardContext& ctx) -> Grads {
+    const Tensor &grad = ctx.saved(0), &x = ctx.saved(1), &result = ctx.saved(2);
+    return {ctx.needs(0) ? gelu_backward(ctx.grad, x, result, approximate) : Tensor(),
             ctx.needs(1) ? mul(mul(ctx.grad, grad), gelu_second_derivative(x, approximate)) : Tensor()};
   });
 }
@@ -398,10 +413,16 @@ Tensor gelu(const Tensor& x, GeluApproximate approximate) {
     if (approximate == GeluApproximate::none) return T(0.5) * v * (T(1) + xsimd::erf(v * T(M_SQRT1_2)));
     return T(0.5) * v * (T(1) + xsimd::tanh(T(kGeluK) * (v + T(kGeluC) * v * v * v)));
   });
-  return record(approximate == GeluApproximate::none ? "gelu" : "gelu_tanh", result, {x}, save_for_backward(x),
-                [approximate](const BackwardContext& ctx) -> Grads {
-    return {gelu_backward(ctx.grad, ctx.saved(0), approximate)};
-  });
+  if (approximate == GeluApproximate::tanh)
+    return record("gelu_tanh", result, {x}, save_for_backward(x), [](const BackwardContext& ctx) -> Grads {
+      return {gelu_backward(ctx.grad, ctx.saved(0), Tensor(), GeluApproximate::tanh)};
+    });
+  return record(
+      "gelu", result, {x}, save_for_backward(x),
+      [](const BackwardContext& ctx) -> Grads {
+        return {gelu_backward(ctx.grad, ctx.saved(0), ctx.result, GeluApproximate::none)};
+      },
+      /*save_result=*/true);
 }
 
 Tensor softplus(const Tensor& x, double beta, double threshold) {
