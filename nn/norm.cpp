@@ -6,6 +6,7 @@
 #include <string>
 
 #include "autograd/functions.hpp"
+#include "autograd/kernels.hpp"
 #include "autograd/node.hpp"
 #include "nn/functional.hpp"
 #include "nn/norm.hpp"
@@ -35,6 +36,22 @@ void update_running(const Tensor& r, const Tensor& stat, double momentum, double
   };
   if (r.dtype() == DType::f32) run(float{});
   else run(double{});
+}
+
+/// Σ a[k]·b[k] over n values, in xsimd batches (a plain loop's sum is one serial chain of adds).
+template <class T>
+T dot_row(const T* a, const T* b, int64_t n) {
+  using B = xsimd::batch<T>;
+  constexpr int64_t W = static_cast<int64_t>(B::size);
+  B acc0(T(0)), acc1(T(0));
+  int64_t k = 0;
+  for (; k + 2 * W <= n; k += 2 * W) {
+    acc0 = xsimd::fma(B::load_unaligned(a + k), B::load_unaligned(b + k), acc0);
+    acc1 = xsimd::fma(B::load_unaligned(a + k + W), B::load_unaligned(b + k + W), acc1);
+  }
+  T total = xsimd::hadd(acc0 + acc1);
+  for (; k < n; ++k) total += a[k] * b[k];
+  return total;
 }
 
 /// Checks that x ends with `normalized_shape` and that the affine tensors have that shape; returns
@@ -130,9 +147,7 @@ Tensor rms_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& we
     T* py = result.mutable_data<T>();
     T* pr = rstd.mutable_data<T>();
     for (int64_t n = 0; n < rows; ++n, px += D, py += D) {
-      double ss = 0;
-      for (int64_t c = 0; c < D; ++c) ss += double(px[c]) * double(px[c]);
-      const T r = static_cast<T>(1 / std::sqrt(ss / double(D) + eps));
+      const T r = static_cast<T>(1 / std::sqrt(double(dot_row(px, px, D)) / double(D) + eps));
       pr[n] = r;
       if (pw) for (int64_t c = 0; c < D; ++c) py[c] = px[c] * r * pw[c];
       else for (int64_t c = 0; c < D; ++c) py[c] = px[c] * r;
@@ -164,12 +179,13 @@ Tensor rms_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& we
         if (pdw)
           for (int64_t c = 0; c < D; ++c) pdw[c] += pg[c] * px[c] * r;
         if (!pdx) continue;
-        T s = 0;
-        if (pw) for (int64_t c = 0; c < D; ++c) s += pg[c] * pw[c] * px[c];
-        else for (int64_t c = 0; c < D; ++c) s += pg[c] * px[c];
-        const T k = r * r * r * s / static_cast<T>(D);
-        if (pw) for (int64_t c = 0; c < D; ++c) pdx[c] = r * pg[c] * pw[c] - k * px[c];
-        else for (int64_t c = 0; c < D; ++c) pdx[c] = r * pg[c] - k * px[c];
+        const T* pgw = pg;  // g·γ, written into dx first
+        if (pw) {
+          for (int64_t c = 0; c < D; ++c) pdx[c] = pg[c] * pw[c];
+          pgw = pdx;
+        }
+        const T k = r * r * r * dot_row(pgw, px, D) / static_cast<T>(D);
+        for (int64_t c = 0; c < D; ++c) pdx[c] = r * pgw[c] - k * px[c];
         pdx += D;
       }
     };
