@@ -6,6 +6,7 @@
 #include <cmath>
 #include <limits>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "autograd/functions.hpp"
@@ -68,11 +69,19 @@ ClassTargets check_class_targets(const char* op, const Tensor& input, const Tens
       throw ShapeError(name + ": target " + std::to_string(t[i]) + " at position " + std::to_string(i) +
                        " is outside [0, " + std::to_string(r.C) + ") and is not ignore_index (" +
                        std::to_string(ignore_index) + ") for input " + to_string(in));
-    } else {
-      r.total_weight += w.empty() ? 1.0 : w[static_cast<size_t>(t[i])];
+    } else if (!w.empty()) {
+      r.total_weight += w[static_cast<size_t>(t[i])];
     }
   }
+  if (w.empty()) r.total_weight = static_cast<double>(targets.numel() - r.ignored);
   return r;
+}
+
+/// cross_entropy's backward found a target outside [0, C): the version check of the saved targets
+/// makes this unreachable, but its writes must never stray.
+[[noreturn]] [[gnu::cold]] void target_out_of_range(int64_t t, int64_t C) {
+  throw std::out_of_range("tapegrad::nn::cross_entropy: backward found target " + std::to_string(t) + " outside [0, " +
+                          std::to_string(C) + ")");
 }
 
 /// The reduction of class losses ℓ (shaped like the targets): mean divides by Σ w[t_n] over the
@@ -113,8 +122,13 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& targets, const CrossEnt
   Tensor per_pos = Tensor::empty(targets.shape(), logits.dtype());  // ℓ at each (n, d...)
   // The softmax, kept for a first-order backward: exp is computed once per element.
   Tensor probs = grad_enabled() && logits.requires_grad() ? Tensor::empty(logits.shape(), logits.dtype()) : Tensor();
-  auto run = [&](auto z) {
+  // no weights, smoothing, ignored targets or trailing dims: the kernels compile to the plain
+  // formula (the MNIST examples' hot path keeps its instruction count)
+  const bool plain = !weight.defined() && eps == 0 && D == 1 && ct.ignored == 0;
+  auto run = [&](auto z, auto plain_tag) {
     using T = decltype(z);
+    constexpr bool P = decltype(plain_tag)::value;
+    const int64_t Dn = P ? 1 : D;
     const T* x0 = logits.data<T>();
     const int64_t* t = targets.data<int64_t>();
     const T* w = weight.defined() ? weight.data<T>() : nullptr;
@@ -123,11 +137,11 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& targets, const CrossEnt
     const T e = static_cast<T>(eps), b = e / static_cast<T>(C);
     std::vector<T> row(D > 1 ? C : 0), prow(D > 1 && p0 ? C : 0);  // a strided row, gathered
     for (int64_t n = 0; n < N; ++n) {
-      for (int64_t i = 0; i < D; ++i) {
-        const int64_t pos = n * D + i, base = n * C * D + i;
+      for (int64_t i = 0; i < Dn; ++i) {
+        const int64_t pos = n * Dn + i, base = n * C * Dn + i;
         const T* x = x0 + base;
         T* p = p0 ? p0 + base : nullptr;
-        if (D > 1) {
+        if (!P && D > 1) {
           for (int64_t c = 0; c < C; ++c) row[static_cast<size_t>(c)] = x[c * D];
           x = row.data();
           if (p) p = prow.data();
@@ -136,12 +150,12 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& targets, const CrossEnt
         const T total = kernels::exp_shifted_row(x, p, C, m);  // p keeps exp(x − m), normalised below
         const T lse = m + std::log(total);
         const int64_t tn = t[pos];
-        if (tn == ignore) {
+        if (!P && tn == ignore) {
           out[pos] = T(0);
         } else {
           T loss = lse - x[tn];  // logsumexp(x) − x[t]
-          if (w) loss *= w[tn];
-          if (e != T(0)) {  // (1 − ε)·w[t]·(lse − x[t]) + ε/C·Σ_c w[c]·(lse − x[c])
+          if (!P && w) loss *= w[tn];
+          if (!P && e != T(0)) {  // (1 − ε)·w[t]·(lse − x[t]) + ε/C·Σ_c w[c]·(lse − x[c])
             T smooth = 0;
             for (int64_t c = 0; c < C; ++c) smooth += (w ? w[c] : T(1)) * (lse - x[c]);
             loss = (T(1) - e) * loss + b * smooth;
@@ -151,14 +165,15 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& targets, const CrossEnt
         if (p) {
           const T inv = T(1) / total;
           for (int64_t c = 0; c < C; ++c) p[c] *= inv;
-          if (D > 1)
+          if (!P && D > 1)
             for (int64_t c = 0; c < C; ++c) p0[base + c * D] = p[c];
         }
       }
     }
   };
-  if (logits.dtype() == DType::f32) run(float{});
-  else run(double{});
+  auto run_any = [&](auto z) { plain ? run(z, std::true_type{}) : run(z, std::false_type{}); };
+  if (logits.dtype() == DType::f32) run_any(float{});
+  else run_any(double{});
   Tensor result = per_pos;
   if (r != Reduction::none) {
     NoGradGuard no_grad;
@@ -166,15 +181,16 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& targets, const CrossEnt
   }
   const double W = ct.total_weight;  // the mean's denominator
   return record("cross_entropy", result, {logits}, save_for_backward(logits, targets, probs, weight),
-                [r, N, C, D, ignore, eps, W](const BackwardContext& ctx) -> Grads {
+                [r, N, C, D, ignore, eps, W, plain](const BackwardContext& ctx) -> Grads {
     const Tensor &logits = ctx.saved(0), &targets = ctx.saved(1), &probs = ctx.saved(2), &weight = ctx.saved(3);
     Tensor out = Tensor::empty(logits.shape(), logits.dtype());
     Tensor p_coef;  // create_graph: p·p_coef − out is the gradient of ℓ_n, recorded below
     if (grad_enabled() || !probs.defined()) p_coef = Tensor::empty({N, 1, D}, logits.dtype());
     // one pass: out = (p·(a + b·S) − a·onehot(t) − b·w)·g_n with a = (1 − ε)·w[t], b = ε/C, S = Σ w;
     // 0 at ignored targets. Without probs (create_graph) only the constant parts are written.
-    auto fused = [&](auto z) {
+    auto fused = [&](auto z, auto plain_tag) {
       using T = decltype(z);
+      constexpr bool P = decltype(plain_tag)::value;
       const T* p0 = probs.defined() && !p_coef.defined() ? probs.data<T>() : nullptr;
       const T* g = ctx.grad.data<T>();
       const int64_t* t = targets.data<int64_t>();
@@ -189,19 +205,27 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& targets, const CrossEnt
       }
       // a reduced loss's scale: 1/W for mean (0 when every target is ignored: nothing contributes)
       const T sc = r == Reduction::mean ? (W > 0 ? T(1) / static_cast<T>(W) : T(0)) : T(1);
+      if constexpr (P) {  // (p − onehot(t))·g_n, row by row
+        const T* p = p0;
+        for (int64_t n = 0; n < N; ++n, p += C, o0 += C) {
+          if (t[n] < 0 || t[n] >= C) [[unlikely]] target_out_of_range(t[n], C);
+          const T gn = (r == Reduction::none ? g[n] : g[0]) * sc;
+          for (int64_t c = 0; c < C; ++c) o0[c] = p[c] * gn;
+          o0[t[n]] = (p[t[n]] - T(1)) * gn;
+        }
+        return;
+      }
       for (int64_t n = 0; n < N; ++n) {
         for (int64_t i = 0; i < D; ++i) {
           const int64_t pos = n * D + i, base = n * C * D + i;
           T* o = o0 + base;
           const int64_t tn = t[pos];
-          if (tn == ignore) {
+          if (!P && tn == ignore) {
             for (int64_t c = 0; c < C; ++c) o[c * D] = T(0);
             if (pc) pc[pos] = T(0);
             continue;
           }
-          if (tn < 0 || tn >= C)  // the version check makes this unreachable; the write below must never stray
-            throw std::out_of_range("tapegrad::nn::cross_entropy: backward found target " + std::to_string(tn) +
-                                    " outside [0, " + std::to_string(C) + ")");
+          if (tn < 0 || tn >= C) [[unlikely]] target_out_of_range(tn, C);
           const T a = (T(1) - static_cast<T>(eps)) * (w ? w[tn] : T(1)), coef = a + b * S;
           if (pc) {  // the constants of the recorded formula (g_n applied there)
             pc[pos] = coef;
@@ -209,20 +233,27 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& targets, const CrossEnt
             o[tn * D] += a;
             continue;
           }
-          const T* p = p0 + base;
           const T gn = (r == Reduction::none ? g[pos] : g[0]) * sc;
-          if (b == T(0)) {
-            const T k = coef * gn;
-            for (int64_t c = 0; c < C; ++c) o[c * D] = p[c * D] * k;
-          } else {
-            for (int64_t c = 0; c < C; ++c) o[c * D] = (p[c * D] * coef - b * (w ? w[c] : T(1))) * gn;
-          }
-          o[tn * D] = (p[tn * D] * coef - (b == T(0) ? T(0) : b * (w ? w[tn] : T(1))) - a) * gn;
+          auto write_row = [&](auto stride) {  // stride: D, or a compile-time 1 (contiguous rows vectorise)
+            const T* p = p0 + base;
+            if (b == T(0)) {
+              const T k = coef * gn;
+              for (int64_t c = 0; c < C; ++c) o[c * stride] = p[c * stride] * k;
+            } else {
+              for (int64_t c = 0; c < C; ++c) o[c * stride] = (p[c * stride] * coef - b * (w ? w[c] : T(1))) * gn;
+            }
+            o[tn * stride] = (p[tn * stride] * coef - (b == T(0) ? T(0) : b * (w ? w[tn] : T(1))) - a) * gn;
+          };
+          if (D == 1) write_row(std::integral_constant<int64_t, 1>{});
+          else write_row(D);
         }
       }
     };
-    if (logits.dtype() == DType::f32) fused(float{});
-    else fused(double{});
+    auto fused_any = [&](auto z) {
+      plain && !p_coef.defined() ? fused(z, std::true_type{}) : fused(z, std::false_type{});
+    };
+    if (logits.dtype() == DType::f32) fused_any(float{});
+    else fused_any(double{});
     if (!p_coef.defined()) return {out};
     // create_graph: differentiable in the logits (softmax) and in the incoming gradient
     Tensor g = r == Reduction::none ? reshape(ctx.grad, {N, 1, D})
