@@ -54,8 +54,18 @@ Tensor sigmoid(const Tensor& x);  ///< 1/(1+e^−x); d/dx = σ(1−σ)
 Tensor erf(const Tensor& x);   ///< d/dx = 2/√π · e^(−x²)
 Tensor relu(const Tensor& x);  ///< max(x, 0); gradient 0 at 0
 Tensor leaky_relu(const Tensor& x, double negative_slope = 0.01);
-/// Exact GELU, x·Φ(x) = 0.5·x·(1 + erf(x/√2)) (PyTorch's default); a composite of erf.
-Tensor gelu(const Tensor& x);
+/// Which GELU formula gelu computes (PyTorch's `approximate` argument).
+enum class GeluApproximate {
+  none,  ///< exact: x·Φ(x) = 0.5·x·(1 + erf(x/√2))
+  tanh   ///< 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))) (GPT-2's form)
+};
+/// GELU, PyTorch's two forms (exact by default). One fused, vectorised pass forward; the backward
+/// g·gelu'(x) is one recorded op (fused too) whose own backward is written with differentiable ops,
+/// so gradients of every order work:
+///     none: gelu'(x) = Φ(x) + x·φ(x),                   gelu''(x) = φ(x)·(2 − x²)
+///     tanh: gelu'(x) = ½(1 + t) + ½x(1 − t²)·u',  t = tanh(u), u = k(x + c·x³), u' = k(1 + 3c·x²)
+/// with φ the standard normal density, k = √(2/π), c = 0.044715.
+Tensor gelu(const Tensor& x, GeluApproximate approximate = GeluApproximate::none);
 /// log(1 + e^(βx))/β, linear above `threshold` (PyTorch's definition).
 Tensor softplus(const Tensor& x, double beta = 1.0, double threshold = 20.0);
 /// Clamps to [min, max]; the gradient passes where min ≤ x ≤ max.

@@ -98,6 +98,7 @@ void register_builtins() {
   add_unary("relu", [](In x) { return relu(x[0]); }, K);
   add_unary("leaky_relu", [](In x) { return leaky_relu(x[0], 0.2); }, K);
   add_unary("gelu", [](In x) { return gelu(x[0]); }, X);
+  add_unary("gelu_tanh", [](In x) { return gelu(x[0], GeluApproximate::tanh); }, X);
   add_unary("softplus", [](In x) { return softplus(x[0], 1.5, 20.0); }, X);
   add_unary("clamp", [](In x) { return clamp(x[0], -0.05, 0.05); }, K);
   add_unary("clone", [](In x) { return x[0].clone(); }, X);

@@ -31,6 +31,8 @@ Tensor relu_op(const Tensor& x) { return relu(x); }
 Tensor tanh_op(const Tensor& x) { return tapegrad::tanh(x); }
 Tensor sigmoid_op(const Tensor& x) { return sigmoid(x); }
 Tensor exp_op(const Tensor& x) { return tapegrad::exp(x); }
+Tensor gelu_op(const Tensor& x) { return gelu(x); }
+Tensor gelu_tanh_op(const Tensor& x) { return gelu(x, GeluApproximate::tanh); }
 Tensor scale_shift_op(const Tensor& x) { return x * 1.0001 + 0.0001; }  // two scalar ops, as the tape chain
 
 #define UNARY_SHAPES Arg(0)->Arg(1)->Arg(4)->Arg(5)
@@ -42,6 +44,10 @@ BENCHMARK_CAPTURE(BM_UnaryForward, sigmoid, sigmoid_op)->Arg(0)->Arg(1)->Unit(be
 BENCHMARK_CAPTURE(BM_UnaryBackward, sigmoid, sigmoid_op)->Arg(0)->Arg(1)->UseManualTime()->Unit(benchmark::kMicrosecond);
 BENCHMARK_CAPTURE(BM_UnaryForward, exp, exp_op)->Arg(0)->Arg(1)->Unit(benchmark::kMicrosecond);
 BENCHMARK_CAPTURE(BM_UnaryBackward, exp, exp_op)->Arg(0)->Arg(1)->UseManualTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(BM_UnaryForward, gelu, gelu_op)->Arg(0)->Arg(1)->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(BM_UnaryBackward, gelu, gelu_op)->Arg(0)->Arg(1)->UseManualTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(BM_UnaryForward, gelu_tanh, gelu_tanh_op)->Arg(0)->Arg(1)->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(BM_UnaryBackward, gelu_tanh, gelu_tanh_op)->Arg(0)->Arg(1)->UseManualTime()->Unit(benchmark::kMicrosecond);
 BENCHMARK_CAPTURE(BM_UnaryForward, scale_shift, scale_shift_op)->Arg(0)->Arg(1)->Unit(benchmark::kMicrosecond);
 BENCHMARK_CAPTURE(BM_UnaryBackward, scale_shift, scale_shift_op)
     ->Arg(0)->Arg(1)->UseManualTime()->Unit(benchmark::kMicrosecond);

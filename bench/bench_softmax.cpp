@@ -1,6 +1,7 @@
 // Softmax and cross-entropy, forward (recorded) and backward separately, on the seed MLP's logits
 // [32,10] and [256,10] and on wider rows [256,1000] where the kernels' own speed shows. The fused
-// nn::functional::cross_entropy is timed against the composite −mean(Σ log_softmax · one_hot).
+// nn::functional::cross_entropy is timed against the composite −mean(Σ log_softmax · one_hot), and
+// on a character GPT's token logits with options and in the [B, V, T] layout.
 #include "bench/bench_util.hpp"
 #include "nn/functional.hpp"
 
@@ -68,6 +69,32 @@ void BM_CrossEntropyForward(benchmark::State& s) { loss_forward(s, fused_cross_e
 void BM_CrossEntropyBackward(benchmark::State& s) { loss_backward(s, fused_cross_entropy); }
 void BM_CompositeCrossEntropyForward(benchmark::State& s) { loss_forward(s, composite_cross_entropy); }
 void BM_CompositeCrossEntropyBackward(benchmark::State& s) { loss_backward(s, composite_cross_entropy); }
+
+/// A character GPT's loss (batch 12, context 64, 113 symbols): 0 as rows [768, 113]; 1 the same
+/// with label smoothing 0.1 and ignore_index (the fused kernel's option path); 2 in PyTorch's
+/// layout [12, 113, 64] with targets [12, 64] (strided rows).
+Tensor token_loss(const Tensor& x, const Tensor& t, int64_t variant) {
+  if (variant == 1) return F::cross_entropy(x, t, F::CrossEntropyOptions().label_smoothing(0.1).ignore_index(0));
+  return F::cross_entropy(x, t);
+}
+std::pair<Tensor, Tensor> token_inputs(int64_t variant) {
+  const int64_t B = 12, T = 64, V = 113;
+  Tensor t = labels_for({B * T, V});
+  if (variant == 2) return {randn({B, V, T}).requires_grad_(), reshape(t, {B, T})};
+  return {randn({B * T, V}).requires_grad_(), t};
+}
+void BM_CrossEntropyTokensForward(benchmark::State& state) {
+  auto [x, t] = token_inputs(state.range(0));
+  bench::time_forward(state, [&] { return token_loss(x, t, state.range(0)); });
+  bench::label_shape(state, x.shape());
+}
+void BM_CrossEntropyTokensBackward(benchmark::State& state) {
+  auto [x, t] = token_inputs(state.range(0));
+  bench::time_backward(state, [&] { return token_loss(x, t, state.range(0)); }, Tensor(), {&x});
+  bench::label_shape(state, x.shape());
+}
+BENCHMARK(BM_CrossEntropyTokensForward)->Arg(0)->Arg(1)->Arg(2)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_CrossEntropyTokensBackward)->Arg(0)->Arg(1)->Arg(2)->UseManualTime()->Unit(benchmark::kMicrosecond);
 
 #define SHAPES Arg(0)->Arg(1)->Arg(2)  // [32,10], [256,10], [256,1000]
 BENCHMARK(BM_SoftmaxForward)->SHAPES->Unit(benchmark::kMicrosecond);

@@ -5,6 +5,7 @@
 /// differentiable (to any order): they are either recorded ops whose backward is written with
 /// differentiable ops, or composites of core ops. Images are NCHW.
 #include <cstdint>
+#include <optional>
 #include <utility>
 
 #include "autograd/random.hpp"
@@ -64,6 +65,15 @@ Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& run
 ///     y = (x − μ) / √(σ² + ε) · γ + β   (σ² biased; γ, β of normalized_shape, may be undefined)
 Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& weight = Tensor(),
                   const Tensor& bias = Tensor(), double eps = 1e-5);
+/// RMS normalisation over the trailing `normalized_shape` dimensions (PyTorch 2.4's F.rms_norm):
+///     y = x / √(mean(x² over those dims) + ε) · γ
+/// γ has shape normalized_shape and may be undefined; ε defaults to the dtype's machine epsilon
+/// (1.19e-7 for float32, 2.22e-16 for float64), as PyTorch's eps=None. One fused pass forward
+/// keeps r = 1/√(mean(x²) + ε) per row; the first-order backward is one fused pass too,
+///     dx = r·(g·γ − x̂·mean(g·γ·x̂)),   dγ = Σ_rows g·x̂,   x̂ = x·r,
+/// and under create_graph the same formula in differentiable ops (gradients of every order).
+Tensor rms_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& weight = Tensor(),
+                std::optional<double> eps = std::nullopt);
 
 // ---- misc layers (nn/layers.cpp) -----------------------------------------------------------------
 /// Zeroes each element with probability p and scales the survivors by 1/(1 − p), so E[y] = x.
@@ -75,12 +85,71 @@ Tensor embedding(const Tensor& indices, const Tensor& weight);
 // ---- losses (nn/loss.cpp) ---------------------------------------------------------------------------
 enum class Reduction { none, mean, sum };
 
-/// Sparse categorical cross-entropy from logits [N, C] and int64 class targets [N] (Keras's
-/// SparseCategoricalCrossentropy(from_logits=True), PyTorch's cross_entropy):
-///     ℓ_n = logsumexp(x_n) − x_n[t_n]
-/// Fused and max-shifted: logits of ±1e4 give finite loss and gradient softmax(x) − onehot(t).
+/// Options of nll_loss and cross_entropy (PyTorch's keyword arguments) with chainable setters,
+/// e.g. CrossEntropyOptions().reduction(Reduction::sum).ignore_index(0).weight(w).
+/// `Derived` is the options struct the setters return.
+template <class Derived>
+struct ClassLossOptions {
+  /// none: the per-element losses, shaped like the targets; sum; mean (weighted: see cross_entropy).
+  Derived& reduction(Reduction r) { reduction_ = r; return self(); }
+  Reduction reduction() const { return reduction_; }
+  /// Targets equal to this value contribute 0 and are left out of the mean's denominator (−100).
+  Derived& ignore_index(int64_t i) { ignore_index_ = i; return self(); }
+  int64_t ignore_index() const { return ignore_index_; }
+  /// Class weights w [C] of the input's dtype (undefined: all 1). A constant: no gradient flows to it.
+  Derived& weight(Tensor w) { weight_ = std::move(w); return self(); }
+  const Tensor& weight() const { return weight_; }
+
+ private:
+  Derived& self() { return static_cast<Derived&>(*this); }
+  Reduction reduction_ = Reduction::mean;
+  int64_t ignore_index_ = -100;
+  Tensor weight_;
+};
+/// nll_loss's options: reduction, ignore_index, weight.
+struct NllLossOptions : ClassLossOptions<NllLossOptions> {};
+/// cross_entropy's options: reduction, ignore_index, weight and label_smoothing.
+struct CrossEntropyOptions : ClassLossOptions<CrossEntropyOptions> {
+  /// ε ∈ [0, 1]: the target distribution is (1 − ε)·onehot(t) + ε/C (PyTorch's formula, below).
+  CrossEntropyOptions& label_smoothing(double eps) { label_smoothing_ = eps; return *this; }
+  double label_smoothing() const { return label_smoothing_; }
+
+ private:
+  double label_smoothing_ = 0;
+};
+
+/// Cross-entropy from logits and int64 class targets, PyTorch's F.cross_entropy (Keras's
+/// SparseCategoricalCrossentropy(from_logits=True)). Layouts, the class dimension being 1:
+///     logits [N, C] with targets [N],   or   logits [N, C, d1, ..., dk] with targets [N, d1, ..., dk].
+/// With log-probabilities lp = log_softmax(x) along dim 1, class weights w (all 1 without
+/// weight), label smoothing ε, and each element n (over N·d1·…·dk) whose target t_n ≠ ignore_index:
+///     ℓ_n = (1 − ε)·w[t_n]·(−lp[n, t_n]) + (ε/C)·Σ_c w[c]·(−lp[n, c])
+/// and ℓ_n = 0 where t_n = ignore_index. Reductions: none gives ℓ shaped like the targets; sum
+/// gives Σ ℓ_n; mean gives Σ ℓ_n / Σ_{n not ignored} w[t_n] (the count of non-ignored targets
+/// without weights) — PyTorch's, including with smoothing. A mean over targets that are all
+/// ignored is 0/0 = NaN, as in PyTorch (its gradient is 0).
+/// Targets must lie in [0, C) or equal ignore_index; anything else is a ShapeError naming the op,
+/// the value and C, thrown before anything is recorded. Probability ("soft") targets are not
+/// supported.
+///
+/// Fused and max-shifted (logits of ±1e4 give a finite loss and gradient): one pass forward keeps
+/// the softmax p, and the first-order backward is one pass over it,
+///     dℓ_n/dx[n, c] = p_c·((1 − ε)·w[t_n] + ε/C·Σ w) − (1 − ε)·w[t_n]·[c = t_n] − ε/C·w[c].
+/// Under create_graph the same formula is recorded in differentiable ops (second order works).
+///
+/// A language model's logits [B, T, V] with targets [B, T] (int64) go in as rows,
+///     cross_entropy(logits.reshape({B * T, V}), targets.reshape({B * T}), options)
+/// (a view, no copy; the fastest path), or in PyTorch's layout: transpose(logits, 1, 2), [B, V, T].
+Tensor cross_entropy(const Tensor& logits, const Tensor& targets, const CrossEntropyOptions& options);
+/// cross_entropy with only a reduction (the hot path of the MNIST examples): the same fused op.
 Tensor cross_entropy(const Tensor& logits, const Tensor& targets, Reduction r = Reduction::mean);
-/// Negative log-likelihood from log-probabilities [N, C] and int64 targets [N]: ℓ_n = −x_n[t_n].
+/// Negative log-likelihood from log-probabilities, PyTorch's F.nll_loss, in cross_entropy's
+/// layouts ([N, C] with [N], [N, C, d1, ...] with [N, d1, ...]):
+///     ℓ_n = −w[t_n]·x[n, t_n]   (0 where t_n = ignore_index)
+/// reduced like cross_entropy (mean divides by Σ_{n not ignored} w[t_n]). A composite (gather),
+/// differentiable to any order.
+Tensor nll_loss(const Tensor& log_probs, const Tensor& targets, const NllLossOptions& options);
+/// nll_loss with only a reduction.
 Tensor nll_loss(const Tensor& log_probs, const Tensor& targets, Reduction r = Reduction::mean);
 /// (ŷ − y)², reduced.
 Tensor mse_loss(const Tensor& input, const Tensor& target, Reduction r = Reduction::mean);

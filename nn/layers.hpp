@@ -81,11 +81,16 @@ class Tanh : public UnaryModule {
   Tensor forward(const Tensor& x) override { return tanh(x); }
   std::string repr() const override { return "Tanh"; }
 };
-/// x·Φ(x) (exact form)
+/// GELU: x·Φ(x) (exact, the default) or its tanh approximation (GPT-2's); see tapegrad::gelu.
 class GELU : public UnaryModule {
  public:
-  Tensor forward(const Tensor& x) override { return gelu(x); }
-  std::string repr() const override { return "GELU"; }
+  explicit GELU(GeluApproximate approximate = GeluApproximate::none) : approximate_(approximate) {}
+  Tensor forward(const Tensor& x) override { return gelu(x, approximate_); }
+  std::string repr() const override { return approximate_ == GeluApproximate::tanh ? "GELU(approximate=tanh)" : "GELU"; }
+  GeluApproximate approximate() const { return approximate_; }  ///< the form this layer computes
+
+ private:
+  GeluApproximate approximate_;
 };
 /// e^x / Σ e^x along `axis`.
 class Softmax : public UnaryModule {

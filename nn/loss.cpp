@@ -1,10 +1,13 @@
-// Losses. cross_entropy is one fused, max-shifted op (forward never forms the log-softmax tensor);
-// its backward (softmax(x) − onehot(t))·g is one pass over the softmax the forward kept, or, when a
-// graph of the backward is recorded (create_graph), the same formula in differentiable ops.
+// Losses. cross_entropy is one fused, max-shifted op (forward never forms the log-softmax tensor),
+// with class weights, ignore_index and label smoothing folded into the same pass; its backward is
+// one pass over the softmax the forward kept, or, when a graph of the backward is recorded
+// (create_graph), the same formula in differentiable ops.
 // The other losses are composites of core ops.
 #include <cmath>
 #include <limits>
 #include <string>
+#include <type_traits>
+#include <vector>
 
 #include "autograd/functions.hpp"
 #include "autograd/kernels.hpp"
@@ -23,23 +26,71 @@ Tensor reduce(const Tensor& loss, Reduction r) {
   return mean(loss);
 }
 
-/// Checks logits/log-probabilities [N, C] against int64 targets [N] with values in [0, C).
-void check_class_targets(const char* op, const Tensor& input, const Tensor& targets) {
+/// Class-indexed inputs [N, C, d1, ...] viewed as [N, C, D] (D = d1·…, 1 for [N, C]) with targets
+/// [N, D], and what the reductions need: Σ w[t_n] over the targets not ignored, and how many are.
+struct ClassTargets {
+  int64_t N, C, D;
+  double total_weight = 0;
+  int64_t ignored = 0;
+};
+
+/// Checks input [N, C] / [N, C, d...] against int64 targets [N] / [N, d...] with values in [0, C)
+/// or equal to ignore_index, and the class weights [C]; nothing is recorded before this passes.
+ClassTargets check_class_targets(const char* op, const Tensor& input, const Tensor& targets, int64_t ignore_index,
+                                 const Tensor& weight) {
   const std::string name = std::string("tapegrad::nn::") + op;
   if (!input.defined() || !targets.defined()) throw std::invalid_argument(name + ": got an undefined tensor");
   if (!is_floating(input.dtype())) throw DTypeError(name + ": input must be floating, got " + dtype_name(input.dtype()));
   if (targets.dtype() != DType::i64)
     throw DTypeError(name + ": targets must be int64 class indices, got " + dtype_name(targets.dtype()) + " " +
                      to_string(targets.shape()));
-  if (input.dim() != 2 || targets.dim() != 1 || targets.size(0) != input.size(0))
-    throw ShapeError(name + ": expects input [N, C] and targets [N], got input " + to_string(input.shape()) +
-                     " and targets " + to_string(targets.shape()));
-  const int64_t C = input.size(1);
+  const Shape &in = input.shape(), &ts = targets.shape();
+  bool ok = in.size() >= 2 && ts.size() == in.size() - 1 && ts[0] == in[0];
+  for (size_t k = 1; ok && k < ts.size(); ++k) ok = ts[k] == in[k + 1];
+  if (!ok)
+    throw ShapeError(name + ": expects input [N, C] with targets [N], or [N, C, d1, ...] with targets [N, d1, ...], got input " +
+                     to_string(in) + " and targets " + to_string(ts));
+  ClassTargets r{in[0], in[1], 1};
+  for (size_t k = 2; k < in.size(); ++k) r.D *= in[k];
+  std::vector<double> w;
+  if (weight.defined()) {
+    if (weight.shape() != Shape{r.C})
+      throw ShapeError(name + ": weight has shape " + to_string(weight.shape()) + ", expected [" + std::to_string(r.C) +
+                       "] (one per class) for input " + to_string(in));
+    if (weight.dtype() != input.dtype())
+      throw DTypeError(name + ": weight is " + dtype_name(weight.dtype()) + ", the input is " + dtype_name(input.dtype()));
+    w = weight.to_vector();
+  }
   const int64_t* t = targets.data<int64_t>();
-  for (int64_t i = 0; i < targets.numel(); ++i)
-    if (t[i] < 0 || t[i] >= C)
+  for (int64_t i = 0; i < targets.numel(); ++i) {
+    if (t[i] == ignore_index) {
+      ++r.ignored;
+    } else if (t[i] < 0 || t[i] >= r.C) {
       throw ShapeError(name + ": target " + std::to_string(t[i]) + " at position " + std::to_string(i) +
-                       " is outside [0, " + std::to_string(C) + ") for input " + to_string(input.shape()));
+                       " is outside [0, " + std::to_string(r.C) + ") and is not ignore_index (" +
+                       std::to_string(ignore_index) + ") for input " + to_string(in));
+    } else if (!w.empty()) {
+      r.total_weight += w[static_cast<size_t>(t[i])];
+    }
+  }
+  if (w.empty()) r.total_weight = static_cast<double>(targets.numel() - r.ignored);
+  return r;
+}
+
+/// cross_entropy's backward found a target outside [0, C): the version check of the saved targets
+/// makes this unreachable, but its writes must never stray.
+[[noreturn]] [[gnu::cold]] void target_out_of_range(int64_t t, int64_t C) {
+  throw std::out_of_range("tapegrad::nn::cross_entropy: backward found target " + std::to_string(t) + " outside [0, " +
+                          std::to_string(C) + ")");
+}
+
+/// The reduction of class losses ℓ (shaped like the targets): mean divides by Σ w[t_n] over the
+/// targets not ignored — a plain mean when there are neither weights nor ignored targets (an empty
+/// batch stays an error there), and NaN with a zero gradient when every target is ignored.
+Tensor reduce_class_loss(const Tensor& loss, Reduction r, const ClassTargets& ct, bool weighted) {
+  if (r != Reduction::mean || loss.numel() == 0 || (!weighted && ct.ignored == 0)) return reduce(loss, r);
+  if (ct.total_weight == 0) return add(mul(sum(loss), 0.0), std::numeric_limits<double>::quiet_NaN());
+  return div(sum(loss), ct.total_weight);
 }
 
 void check_same_shape(const char* op, const Tensor& input, const Tensor& target) {
@@ -56,70 +107,190 @@ void check_same_shape(const char* op, const Tensor& input, const Tensor& target)
 }  // namespace
 
 Tensor cross_entropy(const Tensor& logits, const Tensor& targets, Reduction r) {
-  check_class_targets("cross_entropy", logits, targets);
-  const int64_t N = logits.size(0), C = logits.size(1);
-  Tensor per_row = Tensor::empty({N}, logits.dtype());
+  return cross_entropy(logits, targets, CrossEntropyOptions().reduction(r));
+}
+
+Tensor cross_entropy(const Tensor& logits, const Tensor& targets, const CrossEntropyOptions& options) {
+  const double eps = options.label_smoothing();
+  if (!(eps >= 0 && eps <= 1))
+    throw std::invalid_argument("tapegrad::nn::cross_entropy: label_smoothing must be in [0, 1], got " + std::to_string(eps));
+  const int64_t ignore = options.ignore_index();
+  const Tensor weight = options.weight();
+  const Reduction r = options.reduction();
+  const ClassTargets ct = check_class_targets("cross_entropy", logits, targets, ignore, weight);
+  const int64_t N = ct.N, C = ct.C, D = ct.D;
+  Tensor per_pos = Tensor::empty(targets.shape(), logits.dtype());  // ℓ at each (n, d...)
   // The softmax, kept for a first-order backward: exp is computed once per element.
-  Tensor probs = grad_enabled() && logits.requires_grad() ? Tensor::empty({N, C}, logits.dtype()) : Tensor();
-  auto run = [&](auto z) {
+  Tensor probs = grad_enabled() && logits.requires_grad() ? Tensor::empty(logits.shape(), logits.dtype()) : Tensor();
+  // no weights, smoothing, ignored targets or trailing dims: the kernels compile to the plain
+  // formula (the MNIST examples' hot path keeps its instruction count)
+  const bool plain = !weight.defined() && eps == 0 && D == 1 && ct.ignored == 0;
+  auto run = [&](auto z, auto plain_tag) {
     using T = decltype(z);
-    const T* x = logits.data<T>();
+    constexpr bool P = decltype(plain_tag)::value;
+    const int64_t Dn = P ? 1 : D;
+    const T* x0 = logits.data<T>();
     const int64_t* t = targets.data<int64_t>();
-    T* out = per_row.mutable_data<T>();
-    T* p = probs.defined() ? probs.mutable_data<T>() : nullptr;
-    for (int64_t n = 0; n < N; ++n, x += C) {
-      T m;
-      const T total = kernels::exp_shifted_row(x, p, C, m);  // p keeps exp(x − m), normalised below
-      out[n] = m + std::log(total) - x[t[n]];  // logsumexp(x) − x[t]
-      if (p) {
-        const T inv = T(1) / total;
-        for (int64_t c = 0; c < C; ++c) p[c] *= inv;
-        p += C;
+    const T* w = weight.defined() ? weight.data<T>() : nullptr;
+    T* out = per_pos.mutable_data<T>();
+    T* p0 = probs.defined() ? probs.mutable_data<T>() : nullptr;
+    const T e = static_cast<T>(eps), b = e / static_cast<T>(C);
+    std::vector<T> row(D > 1 ? C : 0), prow(D > 1 && p0 ? C : 0);  // a strided row, gathered
+    for (int64_t n = 0; n < N; ++n) {
+      for (int64_t i = 0; i < Dn; ++i) {
+        const int64_t pos = n * Dn + i, base = n * C * Dn + i;
+        const T* x = x0 + base;
+        T* p = p0 ? p0 + base : nullptr;
+        if (!P && D > 1) {
+          for (int64_t c = 0; c < C; ++c) row[static_cast<size_t>(c)] = x[c * D];
+          x = row.data();
+          if (p) p = prow.data();
+        }
+        T m;
+        const T total = kernels::exp_shifted_row(x, p, C, m);  // p keeps exp(x − m), normalised below
+        const T lse = m + std::log(total);
+        const int64_t tn = t[pos];
+        if (!P && tn == ignore) {
+          out[pos] = T(0);
+        } else {
+          T loss = lse - x[tn];  // logsumexp(x) − x[t]
+          if (!P && w) loss *= w[tn];
+          if (!P && e != T(0)) {  // (1 − ε)·w[t]·(lse − x[t]) + ε/C·Σ_c w[c]·(lse − x[c])
+            T smooth = 0;
+            for (int64_t c = 0; c < C; ++c) smooth += (w ? w[c] : T(1)) * (lse - x[c]);
+            loss = (T(1) - e) * loss + b * smooth;
+          }
+          out[pos] = loss;
+        }
+        if (p) {
+          const T inv = T(1) / total;
+          for (int64_t c = 0; c < C; ++c) p[c] *= inv;
+          if (!P && D > 1)
+            for (int64_t c = 0; c < C; ++c) p0[base + c * D] = p[c];
+        }
       }
     }
   };
-  if (logits.dtype() == DType::f32) run(float{});
-  else run(double{});
-  Tensor result = per_row;
+  auto run_any = [&](auto z) { plain ? run(z, std::true_type{}) : run(z, std::false_type{}); };
+  if (logits.dtype() == DType::f32) run_any(float{});
+  else run_any(double{});
+  Tensor result = per_pos;
   if (r != Reduction::none) {
     NoGradGuard no_grad;
-    result = reduce(per_row, r);
+    result = reduce_class_loss(per_pos, r, ct, weight.defined());
   }
-  return record("cross_entropy", result, {logits}, save_for_backward(logits, targets, probs),
-                [r, N, C](const BackwardContext& ctx) -> Grads {
-    const Tensor &logits = ctx.saved(0), &targets = ctx.saved(1), &probs = ctx.saved(2);
-    if (grad_enabled() || !probs.defined()) {  // create_graph: differentiable ops, so second order works
-      Tensor g = r == Reduction::none ? reshape(ctx.grad, {N, 1}) : (r == Reduction::mean ? div(ctx.grad, double(N)) : ctx.grad);
-      return {mul(sub(softmax(logits, 1), one_hot(targets, C, logits.dtype())), g)};
-    }
-    // first order: one pass over the saved softmax, (p − onehot(t)) · g_n
-    Tensor out = Tensor::empty({N, C}, logits.dtype());
-    auto fused = [&](auto z) {
+  const double W = ct.total_weight;  // the mean's denominator
+  return record("cross_entropy", result, {logits}, save_for_backward(logits, targets, probs, weight),
+                [r, N, C, D, ignore, eps, W, plain](const BackwardContext& ctx) -> Grads {
+    const Tensor &logits = ctx.saved(0), &targets = ctx.saved(1), &probs = ctx.saved(2), &weight = ctx.saved(3);
+    Tensor out = Tensor::empty(logits.shape(), logits.dtype());
+    Tensor p_coef;  // create_graph: p·p_coef − out is the gradient of ℓ_n, recorded below
+    if (grad_enabled() || !probs.defined()) p_coef = Tensor::empty({N, 1, D}, logits.dtype());
+    // one pass: out = (p·(a + b·S) − a·onehot(t) − b·w)·g_n with a = (1 − ε)·w[t], b = ε/C, S = Σ w;
+    // 0 at ignored targets. Without probs (create_graph) only the constant parts are written.
+    auto fused = [&](auto z, auto plain_tag) {
       using T = decltype(z);
-      const T* p = probs.data<T>();
+      constexpr bool P = decltype(plain_tag)::value;
+      const T* p0 = probs.defined() && !p_coef.defined() ? probs.data<T>() : nullptr;
       const T* g = ctx.grad.data<T>();
       const int64_t* t = targets.data<int64_t>();
-      T* o = out.mutable_data<T>();
-      const T scale = r == Reduction::mean ? T(1) / static_cast<T>(N) : T(1);
-      for (int64_t n = 0; n < N; ++n, p += C, o += C) {
-        if (t[n] < 0 || t[n] >= C)  // the version check makes this unreachable; the write below must never stray
-          throw std::out_of_range("tapegrad::nn::cross_entropy: backward found target " + std::to_string(t[n]) +
-                                  " outside [0, " + std::to_string(C) + ")");
-        const T gn = (r == Reduction::none ? g[n] : g[0]) * scale;
-        for (int64_t c = 0; c < C; ++c) o[c] = p[c] * gn;
-        o[t[n]] = (p[t[n]] - T(1)) * gn;
+      const T* w = weight.defined() ? weight.data<T>() : nullptr;
+      T* o0 = out.mutable_data<T>();
+      T* pc = p_coef.defined() ? p_coef.mutable_data<T>() : nullptr;
+      const T b = static_cast<T>(eps) / static_cast<T>(C);
+      T S = static_cast<T>(C);
+      if (w) {
+        S = 0;
+        for (int64_t c = 0; c < C; ++c) S += w[c];
+      }
+      // a reduced loss's scale: 1/W for mean (0 when every target is ignored: nothing contributes)
+      const T sc = r == Reduction::mean ? (W > 0 ? T(1) / static_cast<T>(W) : T(0)) : T(1);
+      if constexpr (P) {  // (p − onehot(t))·g_n, row by row
+        const T* p = p0;
+        for (int64_t n = 0; n < N; ++n, p += C, o0 += C) {
+          if (t[n] < 0 || t[n] >= C) [[unlikely]] target_out_of_range(t[n], C);
+          const T gn = (r == Reduction::none ? g[n] : g[0]) * sc;
+          for (int64_t c = 0; c < C; ++c) o0[c] = p[c] * gn;
+          o0[t[n]] = (p[t[n]] - T(1)) * gn;
+        }
+        return;
+      }
+      for (int64_t n = 0; n < N; ++n) {
+        for (int64_t i = 0; i < D; ++i) {
+          const int64_t pos = n * D + i, base = n * C * D + i;
+          T* o = o0 + base;
+          const int64_t tn = t[pos];
+          if (!P && tn == ignore) {
+            for (int64_t c = 0; c < C; ++c) o[c * D] = T(0);
+            if (pc) pc[pos] = T(0);
+            continue;
+          }
+          if (tn < 0 || tn >= C) [[unlikely]] target_out_of_range(tn, C);
+          const T a = (T(1) - static_cast<T>(eps)) * (w ? w[tn] : T(1)), coef = a + b * S;
+          if (pc) {  // the constants of the recorded formula (g_n applied there)
+            pc[pos] = coef;
+            for (int64_t c = 0; c < C; ++c) o[c * D] = b * (w ? w[c] : T(1));
+            o[tn * D] += a;
+            continue;
+          }
+          const T gn = (r == Reduction::none ? g[pos] : g[0]) * sc;
+          auto write_row = [&](auto stride) {  // stride: D, or a compile-time 1 (contiguous rows vectorise)
+            const T* p = p0 + base;
+            if (b == T(0)) {
+              const T k = coef * gn;
+              for (int64_t c = 0; c < C; ++c) o[c * stride] = p[c * stride] * k;
+            } else {
+              for (int64_t c = 0; c < C; ++c) o[c * stride] = (p[c * stride] * coef - b * (w ? w[c] : T(1))) * gn;
+            }
+            o[tn * stride] = (p[tn * stride] * coef - (b == T(0) ? T(0) : b * (w ? w[tn] : T(1))) - a) * gn;
+          };
+          if (D == 1) write_row(std::integral_constant<int64_t, 1>{});
+          else write_row(D);
+        }
       }
     };
-    if (logits.dtype() == DType::f32) fused(float{});
-    else fused(double{});
-    return {out};
+    auto fused_any = [&](auto z) {
+      plain && !p_coef.defined() ? fused(z, std::true_type{}) : fused(z, std::false_type{});
+    };
+    if (logits.dtype() == DType::f32) fused_any(float{});
+    else fused_any(double{});
+    if (!p_coef.defined()) return {out};
+    // create_graph: differentiable in the logits (softmax) and in the incoming gradient
+    Tensor g = r == Reduction::none ? reshape(ctx.grad, {N, 1, D})
+                                    : (r == Reduction::mean ? mul(ctx.grad, W > 0 ? 1 / W : 0.0) : ctx.grad);
+    Tensor p = softmax(reshape(logits, {N, C, D}), 1);
+    return {reshape(mul(sub(mul(p, p_coef), reshape(out, {N, C, D})), g), logits.shape())};
   });
 }
 
 Tensor nll_loss(const Tensor& log_probs, const Tensor& targets, Reduction r) {
-  check_class_targets("nll_loss", log_probs, targets);
-  const int64_t N = log_probs.size(0);
-  return reduce(neg(reshape(gather(log_probs, 1, reshape(targets, {N, 1})), {N})), r);
+  return nll_loss(log_probs, targets, NllLossOptions().reduction(r));
+}
+
+Tensor nll_loss(const Tensor& log_probs, const Tensor& targets, const NllLossOptions& options) {
+  const int64_t ignore = options.ignore_index();
+  const Tensor weight = options.weight();
+  const ClassTargets ct = check_class_targets("nll_loss", log_probs, targets, ignore, weight);
+  const int64_t N = ct.N, D = ct.D;
+  const bool plain = !weight.defined() && ct.ignored == 0;
+  Tensor index = reshape(targets, {N, 1, D});  // a view; with ignored targets, a copy with 0 there
+  Tensor coef;                                  // w[t_n], 0 where ignored (a constant)
+  if (!plain) {
+    index = Tensor::empty({N, 1, D}, DType::i64);
+    std::vector<double> w = weight.defined() ? weight.to_vector() : std::vector<double>();
+    const int64_t* t = targets.data<int64_t>();
+    int64_t* idx = index.mutable_data<int64_t>();
+    std::vector<double> cv(static_cast<size_t>(N * D));
+    for (int64_t i = 0; i < N * D; ++i) {
+      const bool keep = t[i] != ignore;
+      idx[i] = keep ? t[i] : 0;
+      cv[static_cast<size_t>(i)] = keep ? (w.empty() ? 1.0 : w[static_cast<size_t>(t[i])]) : 0.0;
+    }
+    coef = tensor(cv, {N, D}, log_probs.dtype());
+  }
+  Tensor picked = reshape(gather(reshape(log_probs, {N, ct.C, D}), 1, index), {N, D});
+  Tensor loss = reshape(neg(plain ? picked : mul(picked, coef)), targets.shape());
+  return reduce_class_loss(loss, options.reduction(), ct, weight.defined());
 }
 
 Tensor mse_loss(const Tensor& input, const Tensor& target, Reduction r) {

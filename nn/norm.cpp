@@ -1,10 +1,15 @@
 // Batch and layer normalisation as composites of core ops (mean, var, sub, div, sqrt), so their
-// gradients, including the coupling through the batch statistics, come from the core's.
+// gradients, including the coupling through the batch statistics, come from the core's. RMS
+// normalisation is one fused op (forward and first-order backward one pass each over the rows).
+#include <cmath>
+#include <limits>
 #include <string>
 
 #include "autograd/functions.hpp"
+#include "autograd/kernels.hpp"
 #include "autograd/node.hpp"
 #include "nn/functional.hpp"
+#include "nn/norm.hpp"
 
 namespace tapegrad::nn::functional {
 namespace {
@@ -31,6 +36,43 @@ void update_running(const Tensor& r, const Tensor& stat, double momentum, double
   };
   if (r.dtype() == DType::f32) run(float{});
   else run(double{});
+}
+
+/// Σ a[k]·b[k] over n values, in xsimd batches (a plain loop's sum is one serial chain of adds).
+template <class T>
+T dot_row(const T* a, const T* b, int64_t n) {
+  using B = xsimd::batch<T>;
+  constexpr int64_t W = static_cast<int64_t>(B::size);
+  B acc0(T(0)), acc1(T(0));
+  int64_t k = 0;
+  for (; k + 2 * W <= n; k += 2 * W) {
+    acc0 = xsimd::fma(B::load_unaligned(a + k), B::load_unaligned(b + k), acc0);
+    acc1 = xsimd::fma(B::load_unaligned(a + k + W), B::load_unaligned(b + k + W), acc1);
+  }
+  T total = xsimd::hadd(acc0 + acc1);
+  for (; k < n; ++k) total += a[k] * b[k];
+  return total;
+}
+
+/// Checks that x ends with `normalized_shape` and that the affine tensors have that shape; returns
+/// the trailing axes (−1, −2, ...).
+Axes check_normalized_shape(const char* op, const Tensor& x, const Shape& normalized_shape,
+                            std::initializer_list<const Tensor*> affine) {
+  const std::string name = std::string("tapegrad::nn::") + op;
+  if (!x.defined()) throw std::invalid_argument(name + ": input is undefined");
+  const size_t k = normalized_shape.size();
+  bool ok = k > 0 && x.shape().size() >= k;
+  for (size_t i = 0; ok && i < k; ++i) ok = x.shape()[x.shape().size() - k + i] == normalized_shape[i];
+  if (!ok)
+    throw ShapeError(name + ": input " + to_string(x.shape()) + " does not end with normalized_shape " +
+                     to_string(normalized_shape));
+  for (const Tensor* t : affine)
+    if (t->defined() && t->shape() != normalized_shape)
+      throw ShapeError(name + ": weight/bias of shape " + to_string(t->shape()) + ", expected " +
+                       to_string(normalized_shape));
+  Axes axes;
+  for (size_t i = 0; i < k; ++i) axes.push_back(-static_cast<int64_t>(i) - 1);
+  return axes;
 }
 
 }  // namespace
@@ -75,23 +117,98 @@ Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& run
 }
 
 Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& weight, const Tensor& bias, double eps) {
-  if (!x.defined()) throw std::invalid_argument("tapegrad::nn::layer_norm: input is undefined");
-  const size_t k = normalized_shape.size();
-  bool ok = k > 0 && x.shape().size() >= k;
-  for (size_t i = 0; ok && i < k; ++i) ok = x.shape()[x.shape().size() - k + i] == normalized_shape[i];
-  if (!ok)
-    throw ShapeError("tapegrad::nn::layer_norm: input " + to_string(x.shape()) + " does not end with normalized_shape " +
-                     to_string(normalized_shape));
-  for (const Tensor* t : {&weight, &bias})
-    if (t->defined() && t->shape() != normalized_shape)
-      throw ShapeError("tapegrad::nn::layer_norm: weight/bias of shape " + to_string(t->shape()) + ", expected " +
-                       to_string(normalized_shape));
-  Axes axes;
-  for (size_t i = 0; i < k; ++i) axes.push_back(-static_cast<int64_t>(i) - 1);
+  const Axes axes = check_normalized_shape("layer_norm", x, normalized_shape, {&weight, &bias});
   Tensor y = div(sub(x, mean(x, axes, true)), sqrt(add(var(x, axes, 0, true), eps)));
   if (weight.defined()) y = mul(y, weight);
   if (bias.defined()) y = add(y, bias);
   return y;
 }
 
+Tensor rms_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& weight, std::optional<double> eps_opt) {
+  const Axes axes = check_normalized_shape("rms_norm", x, normalized_shape, {&weight});
+  if (!is_floating(x.dtype()))
+    throw DTypeError(std::string("tapegrad::nn::rms_norm: expected a floating input, got ") + dtype_name(x.dtype()));
+  if (weight.defined() && weight.dtype() != x.dtype())
+    throw DTypeError(std::string("tapegrad::nn::rms_norm: weight is ") + dtype_name(weight.dtype()) + ", the input is " +
+                     dtype_name(x.dtype()));
+  const double eps = eps_opt ? *eps_opt
+                             : (x.dtype() == DType::f32 ? double(std::numeric_limits<float>::epsilon())
+                                                        : std::numeric_limits<double>::epsilon());
+  if (!(eps >= 0)) throw std::invalid_argument("tapegrad::nn::rms_norm: eps must be >= 0, got " + std::to_string(eps));
+  int64_t D = 1;
+  for (int64_t s : normalized_shape) D *= s;
+  const int64_t rows = D == 0 ? 0 : x.numel() / D;
+  Tensor result = Tensor::empty(x.shape(), x.dtype());
+  Tensor rstd = Tensor::empty({rows}, x.dtype());  // r = 1/√(mean(x²) + ε) per row
+  auto forward = [&](auto z) {
+    using T = decltype(z);
+    const T* px = x.data<T>();
+    const T* pw = weight.defined() ? weight.data<T>() : nullptr;
+    T* py = result.mutable_data<T>();
+    T* pr = rstd.mutable_data<T>();
+    for (int64_t n = 0; n < rows; ++n, px += D, py += D) {
+      const T r = static_cast<T>(1 / std::sqrt(double(dot_row(px, px, D)) / double(D) + eps));
+      pr[n] = r;
+      if (pw) for (int64_t c = 0; c < D; ++c) py[c] = px[c] * r * pw[c];
+      else for (int64_t c = 0; c < D; ++c) py[c] = px[c] * r;
+    }
+  };
+  if (x.dtype() == DType::f32) forward(float{});
+  else forward(double{});
+  return record("rms_norm", result, {x, weight}, save_for_backward(x, weight, rstd),
+                [axes, eps, D, rows](const BackwardContext& ctx) -> Grads {
+    const Tensor &x = ctx.saved(0), &w = ctx.saved(1), &rstd = ctx.saved(2);
+    if (grad_enabled()) {  // create_graph: the same formula in differentiable ops, r recomputed from x
+      Tensor r = pow(add(mean(mul(x, x), axes, true), eps), -0.5);
+      Tensor xhat = mul(x, r);
+      Tensor gw = w.defined() ? mul(ctx.grad, w) : ctx.grad;
+      return {ctx.needs(0) ? mul(r, sub(gw, mul(xhat, mean(mul(gw, xhat), axes, true)))) : Tensor(),
+              ctx.needs(1) ? sum_to(mul(ctx.grad, xhat), w.shape()) : Tensor()};
+    }
+    // first order, one pass per row: dx = r·gγ − r³·x·Σ(gγ·x)/D,  dγ += g·x·r
+    Tensor dx = ctx.needs(0) ? Tensor::empty(x.shape(), x.dtype()) : Tensor();
+    Tensor dw = ctx.needs(1) ? zeros(w.shape(), w.dtype()) : Tensor();
+    auto backward = [&](auto z) {
+      using T = decltype(z);
+      const T *px = x.data<T>(), *pg = ctx.grad.data<T>(), *pr = rstd.data<T>();
+      const T* pw = w.defined() ? w.data<T>() : nullptr;
+      T* pdx = dx.defined() ? dx.mutable_data<T>() : nullptr;
+      T* pdw = dw.defined() ? dw.mutable_data<T>() : nullptr;
+      for (int64_t n = 0; n < rows; ++n, px += D, pg += D) {
+        const T r = pr[n];
+        if (pdw)
+          for (int64_t c = 0; c < D; ++c) pdw[c] += pg[c] * px[c] * r;
+        if (!pdx) continue;
+        const T* pgw = pg;  // g·γ, written into dx first
+        if (pw) {
+          for (int64_t c = 0; c < D; ++c) pdx[c] = pg[c] * pw[c];
+          pgw = pdx;
+        }
+        const T k = r * r * r * dot_row(pgw, px, D) / static_cast<T>(D);
+        for (int64_t c = 0; c < D; ++c) pdx[c] = r * pgw[c] - k * px[c];
+        pdx += D;
+      }
+    };
+    if (x.dtype() == DType::f32) backward(float{});
+    else backward(double{});
+    return {dx, dw};
+  });
+}
+
 }  // namespace tapegrad::nn::functional
+
+namespace tapegrad::nn {
+
+RMSNorm::RMSNorm(const RMSNormOptions& options)
+    : normalized_shape_(options.normalized_shape()), eps_(options.eps()) {
+  const auto& eps = eps_;
+  if (normalized_shape_.empty()) throw std::invalid_argument("tapegrad::nn::RMSNorm: normalized_shape is empty");
+  for (int64_t s : normalized_shape_)
+    if (s <= 0)
+      throw std::invalid_argument("tapegrad::nn::RMSNorm: normalized_shape must be positive, got " +
+                                  to_string(normalized_shape_));
+  if (eps && !(*eps >= 0)) throw std::invalid_argument("tapegrad::nn::RMSNorm: eps must be >= 0, got " + std::to_string(*eps));
+  if (options.elementwise_affine()) weight = register_parameter("weight", ones(normalized_shape_));
+}
+
+}  // namespace tapegrad::nn

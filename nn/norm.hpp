@@ -3,6 +3,7 @@
 /// Normalisation layers. BatchNorm keeps running statistics as buffers (running_mean,
 /// running_var, num_batches_tracked — PyTorch's names, so state dicts line up): training mode
 /// normalises with the batch statistics and updates them; eval mode uses them.
+#include <optional>
 #include <string>
 
 #include "nn/functional.hpp"
@@ -85,6 +86,34 @@ class LayerNorm : public UnaryModule {
  private:
   Shape normalized_shape_;
   double eps_;
+};
+
+/// RMS normalisation over the trailing `normalized_shape` dimensions (PyTorch 2.4's nn.RMSNorm):
+/// y = x / √(mean(x²) + ε) · γ, γ a parameter named `weight` of normalized_shape initialised to ones
+/// (none without elementwise_affine). eps = nullopt uses the input dtype's machine epsilon; see
+/// functional::rms_norm.
+///
+///     nn::RMSNorm norm(nn::RMSNormOptions({128}).eps(1e-6).elementwise_affine(false));
+struct RMSNormOptions {
+  explicit RMSNormOptions(Shape normalized_shape) : normalized_shape_(std::move(normalized_shape)) {}
+  TAPEGRAD_LAYER_ARG(Shape, normalized_shape, {})
+  TAPEGRAD_LAYER_ARG(std::optional<double>, eps, std::nullopt)
+  TAPEGRAD_LAYER_ARG(bool, elementwise_affine, true)
+};
+class RMSNorm : public UnaryModule {
+ public:
+  /// RMSNorm({128}): ε the dtype's epsilon, with γ.
+  explicit RMSNorm(Shape normalized_shape) : RMSNorm(RMSNormOptions(std::move(normalized_shape))) {}
+  /// RMSNorm(RMSNormOptions({128}).eps(1e-6)). Throws std::invalid_argument for an empty or
+  /// non-positive shape or a negative ε.
+  explicit RMSNorm(const RMSNormOptions& options);
+  Tensor forward(const Tensor& x) override { return functional::rms_norm(x, normalized_shape_, weight, eps_); }
+  std::string repr() const override { return "RMSNorm" + to_string(normalized_shape_); }
+  Tensor weight;  ///< γ, or undefined without elementwise_affine
+
+ private:
+  Shape normalized_shape_;
+  std::optional<double> eps_;
 };
 
 }  // namespace tapegrad::nn

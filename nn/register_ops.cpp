@@ -78,6 +78,34 @@ void register_ops() {
     add("cross_entropy_none", [](In in) { return F::cross_entropy(in[0], in[1], Reduction::none); }, [] {
       return std::vector<OpSample>{{{param({3, 4}, 31), index_tensor({3, 0, 1})}, "no reduction"}};
     });
+    add("cross_entropy_options", [](In in) {
+      Tensor w = tensor({0.5, 2.0, 1.0, 1.5, 0.8}, DType::f64);
+      return F::cross_entropy(in[0], in[1], F::CrossEntropyOptions().weight(w).label_smoothing(0.1).ignore_index(3));
+    }, [] {
+      return std::vector<OpSample>{{{param({4, 5}, 44), index_tensor({0, 3, 2, 4})}, "weight, smoothing 0.1, one ignored"}};
+    });
+    add("cross_entropy_nd", [](In in) {
+      Tensor w = tensor({1.5, 0.25, 0.75}, DType::f64);
+      return F::cross_entropy(in[0], in[1], F::CrossEntropyOptions().weight(w).label_smoothing(0.2).ignore_index(1).reduction(Reduction::none));
+    }, [] {
+      return std::vector<OpSample>{{{param({2, 3, 2, 2}, 45), index_tensor({0, 2, 1, 2, 1, 0, 0, 2}, {2, 2, 2})},
+                                    "[N, C, d1, d2], weight, smoothing 0.2, ignore_index 1, none"}};
+    });
+    add("cross_entropy_nd_sum", [](In in) { return F::cross_entropy(in[0], in[1], Reduction::sum); }, [] {
+      return std::vector<OpSample>{{{param({2, 4, 3}, 46), index_tensor({0, 3, 1, 2, 2, 0}, {2, 3})}, "[N, C, d], sum"}};
+    });
+    add("nll_loss_options", [](In in) {
+      Tensor w = tensor({1.0, 0.5, 2.0, 3.0}, DType::f64);
+      return F::nll_loss(in[0], in[1], F::NllLossOptions().weight(w).ignore_index(0));
+    }, [] {
+      return std::vector<OpSample>{{{param({3, 4, 2}, 47), index_tensor({1, 0, 3, 2, 0, 0}, {3, 2})}, "[N, C, d], weight, ignore_index 0, mean"}};
+    });
+    add("rms_norm", [](In in) { return F::rms_norm(in[0], {3, 4}, in[1]); }, [] {
+      return std::vector<OpSample>{{{param({2, 3, 4}, 48), param({3, 4}, 49)}, "two trailing dims, weight, default eps"}};
+    });
+    add("rms_norm_no_weight", [](In in) { return F::rms_norm(in[0], {5}, Tensor(), 1e-3); }, [] {
+      return std::vector<OpSample>{{{param({3, 5}, 50)}, "last dim, eps 1e-3"}};
+    });
     add("nll_loss", [](In in) { return F::nll_loss(in[0], in[1], Reduction::sum); }, [] {
       return std::vector<OpSample>{{{param({3, 4}, 32), index_tensor({1, 1, 3})}, "sum"}};
     });

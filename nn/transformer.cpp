@@ -1,6 +1,6 @@
 // Transformer layers, the GPT and its sampler. Three pieces are composites written in one function
 // each, so that a fused kernel can replace each in one place: attention (scores, additive mask,
-// softmax, weighted sum), gelu_tanh, and sample_logits (softmax, top-k, one multinomial draw).
+// softmax, weighted sum) and sample_logits (softmax, top-k, one multinomial draw).
 #include "nn/transformer.hpp"
 
 #include <algorithm>
@@ -22,12 +22,6 @@ namespace {
 constexpr double kInf = std::numeric_limits<double>::infinity();
 
 std::string shape_of(const Tensor& t) { return t.defined() ? to_string(t.shape()) : std::string("undefined"); }
-
-/// GELU's tanh form (GPT-2's): 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))).
-Tensor gelu_tanh(const Tensor& x) {
-  const double beta = std::sqrt(2.0 / 3.14159265358979323846);
-  return x * 0.5 * (tanh((x + x * x * x * 0.044715) * beta) + 1.0);
-}
 
 /// [L, S] of the given dtype: −∞ where key j comes after query i (j > i + S − L), 0 elsewhere.
 Tensor causal_mask(int64_t l, int64_t s, DType dtype) {
@@ -302,7 +296,7 @@ GPTMLP::GPTMLP(const GPTConfig& c, Generator& gen) : dropout_(c.dropout), gen_(&
 }
 
 Tensor GPTMLP::forward(const Tensor& x) {
-  return functional::dropout(c_proj->forward(gelu_tanh(c_fc->forward(x))), dropout_, is_training(), *gen_);
+  return functional::dropout(c_proj->forward(gelu(c_fc->forward(x), GeluApproximate::tanh)), dropout_, is_training(), *gen_);
 }
 
 GPTBlock::GPTBlock(const GPTConfig& c, Generator& gen) : dropout_(c.dropout), gen_(&gen) {

@@ -3,7 +3,9 @@
 #include <xtensor/xmath.hpp>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
+#include <utility>
 
 #include "autograd/functions.hpp"
 #include "autograd/kernels.hpp"
@@ -365,7 +367,114 @@ Tensor leaky_relu(const Tensor& x, double slope) {
   });
 }
 
-Tensor gelu(const Tensor& x) { return mul(mul(x, 0.5), add(erf(mul(x, M_SQRT1_2)), 1.0)); }
+namespace {
+constexpr double kGeluK = 0.79788456080286535588;  // √(2/π)
+constexpr double kGeluC = 0.044715;
+constexpr double kInvSqrt2Pi = 0.39894228040143267794;  // 1/√(2π)
+
+/// out[i] = f(in0[i], in1[i], ...) for same-shape tensors with xsimd batches of T (f is generic: it
+/// takes batches and, for the tail, a batch padded with zeros). One pass, one transcendental per
+/// element where xtensor's lazy expressions would evaluate a shared subterm (tanh) twice.
+template <size_t K, class F>
+Tensor simd_map(const char* op, const std::array<const Tensor*, K>& in, F f) {
+  for (const Tensor* t : in) {
+    kernels::check_defined(op, *t);
+    kernels::check_same_dtype(op, *in[0], *t);
+    if (t->shape() != in[0]->shape())
+      throw ShapeError(std::string("tapegrad::") + op + ": shapes " + to_string(in[0]->shape()) + " and " +
+                       to_string(t->shape()) + " differ");
+  }
+  Tensor out = Tensor::empty(in[0]->shape(), in[0]->dtype());
+  dispatch(in[0]->dtype(), op, [&](auto z) {
+    using T = decltype(z);
+    using B = xsimd::batch<T>;
+    constexpr int64_t W = static_cast<int64_t>(B::size);
+    std::array<const T*, K> p;
+    for (size_t j = 0; j < K; ++j) p[j] = in[j]->template data<T>();
+    T* po = out.mutable_data<T>();
+    const int64_t n = out.numel();
+    auto apply = [&](auto load) {
+      return [&]<size_t... J>(std::index_sequence<J...>) { return f(load(J)...); }(std::make_index_sequence<K>{});
+    };
+    int64_t i = 0;
+    for (; i + W <= n; i += W) apply([&](size_t j) { return B::load_unaligned(p[j] + i); }).store_unaligned(po + i);
+    if (i < n) {  // the tail, through one zero-padded batch
+      T buf[K][W] = {}, res[W];
+      for (size_t j = 0; j < K; ++j) std::copy(p[j] + i, p[j] + n, buf[j]);
+      apply([&](size_t j) { return B::load_unaligned(buf[j]); }).store_unaligned(res);
+      std::copy(res, res + (n - i), po + i);
+    }
+  });
+  return out;
+}
+
+/// gelu'(x) of the tanh form as a function of a batch (see functions.hpp).
+template <class B>
+B gelu_tanh_derivative(const B& x) {
+  using T = typename B::value_type;
+  const B x2 = x * x;
+  const B t = xsimd::tanh(T(kGeluK) * (x + T(kGeluC) * x2 * x));
+  return T(0.5) * (T(1) + t) + T(0.5) * x * (T(1) - t * t) * (T(kGeluK) * (T(1) + T(3 * kGeluC) * x2));
+}
+
+/// gelu'(x) = Φ(x) + x·φ(x) of the exact form, Φ(x) read off the forward's result y = x·Φ(x) as y/x
+/// (no second erf) except in batches holding an x near 0 or beyond ±1e30, where erf is evaluated.
+template <class B>
+B gelu_exact_derivative(const B& x, const B& y) {
+  using T = typename B::value_type;
+  const B ax = xsimd::abs(x);
+  const auto usable = (ax > B(T(1e-3))) && (ax < B(T(1e30)));
+  B cdf = y / x;
+  if (!xsimd::all(usable)) cdf = xsimd::select(usable, cdf, T(0.5) * (T(1) + xsimd::erf(x * T(M_SQRT1_2))));
+  return cdf + x * xsimd::exp(T(-0.5) * x * x) * T(kInvSqrt2Pi);
+}
+
+/// gelu''(x) in differentiable ops: the backward of gelu_backward with respect to x.
+Tensor gelu_second_derivative(const Tensor& x, GeluApproximate approximate) {
+  Tensor x2 = mul(x, x);
+  if (approximate == GeluApproximate::none)  // φ(x)·(2 − x²)
+    return mul(mul(exp(mul(x2, -0.5)), kInvSqrt2Pi), rsub(2.0, x2));
+  // (1 − t²)·(u' + 3kc·x² − x·t·u'²),  u' = k(1 + 3c·x²)
+  Tensor t = tanh(mul(add(x, mul(mul(x2, x), kGeluC)), kGeluK));
+  Tensor du = mul(add(mul(x2, 3 * kGeluC), 1.0), kGeluK);
+  return mul(rsub(1.0, mul(t, t)), sub(add(du, mul(x2, 3 * kGeluK * kGeluC)), mul(mul(x, t), mul(du, du))));
+}
+
+/// grad · gelu'(x) in one pass: gelu's backward (`result` is gelu's output, read by the exact form).
+/// Recorded, with a differentiable backward (linear in grad; grad·gelu''(x) for x), so gelu has
+/// gradients of every order.
+Tensor gelu_backward(const Tensor& grad, const Tensor& x, const Tensor& result, GeluApproximate approximate) {
+  Tensor out = approximate == GeluApproximate::none
+                   ? simd_map<3>("gelu_backward", {&grad, &x, &result},
+                                 [](const auto& g, const auto& v, const auto& y) { return g * gelu_exact_derivative(v, y); })
+                   : simd_map<2>("gelu_backward", {&grad, &x},
+                                 [](const auto& g, const auto& v) { return g * gelu_tanh_derivative(v); });
+  return record("gelu_backward", out, {grad, x}, save_for_backward(grad, x, result),
+                [approximate](const BackwardContext& ctx) -> Grads {
+    const Tensor &grad = ctx.saved(0), &x = ctx.saved(1), &result = ctx.saved(2);
+    return {ctx.needs(0) ? gelu_backward(ctx.grad, x, result, approximate) : Tensor(),
+            ctx.needs(1) ? mul(mul(ctx.grad, grad), gelu_second_derivative(x, approximate)) : Tensor()};
+  });
+}
+}  // namespace
+
+Tensor gelu(const Tensor& x, GeluApproximate approximate) {
+  Tensor result = simd_map<1>("gelu", {&x}, [approximate](const auto& v) {
+    using T = typename std::decay_t<decltype(v)>::value_type;
+    if (approximate == GeluApproximate::none) return T(0.5) * v * (T(1) + xsimd::erf(v * T(M_SQRT1_2)));
+    return T(0.5) * v * (T(1) + xsimd::tanh(T(kGeluK) * (v + T(kGeluC) * v * v * v)));
+  });
+  if (approximate == GeluApproximate::tanh)
+    return record("gelu_tanh", result, {x}, save_for_backward(x), [](const BackwardContext& ctx) -> Grads {
+      return {gelu_backward(ctx.grad, ctx.saved(0), Tensor(), GeluApproximate::tanh)};
+    });
+  return record(
+      "gelu", result, {x}, save_for_backward(x),
+      [](const BackwardContext& ctx) -> Grads {
+        return {gelu_backward(ctx.grad, ctx.saved(0), ctx.result, GeluApproximate::none)};
+      },
+      /*save_result=*/true);
+}
 
 Tensor softplus(const Tensor& x, double beta, double threshold) {
   if (!(beta > 0)) throw std::invalid_argument("tapegrad::softplus: beta must be > 0, got " + std::to_string(beta));
