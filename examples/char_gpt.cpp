@@ -10,6 +10,8 @@
 //   build/examples/char_gpt --iters 0 --resume out/char_gpt/checkpoint.safetensors --sample 300
 //
 // scripts/torch_gpt.py is the same run in PyTorch; bench/compare/driver.py runs both (--bench).
+#include <unistd.h>
+
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <chrono>
@@ -109,8 +111,13 @@ void train(const Flags& f) {
               << corpus.data.split_size(tg::datasets::TextSplit::train) << ", validation "
               << corpus.data.split_size(tg::datasets::TextSplit::val) << ")\n";
 
-  tg::nn::GPTConfig config{.vocab_size = tokenizer.vocab_size(), .block_size = f.block_size, .n_layer = f.n_layer,
-                           .n_head = f.n_head, .n_embd = f.n_embd, .dropout = f.dropout, .bias = true};
+  tg::nn::GPTConfig config{.vocab_size = tokenizer.vocab_size(),
+                           .block_size = f.block_size,
+                           .n_layer = f.n_layer,
+                           .n_head = f.n_head,
+                           .n_embd = f.n_embd,
+                           .dropout = f.dropout,
+                           .bias = true};
   tg::nn::GPT model(config);
   // nanoGPT's two groups: weight decay on the matrices and embeddings, none on biases and norms.
   std::vector<tg::Tensor> decay, no_decay;
@@ -138,29 +145,33 @@ void train(const Flags& f) {
   tokenizer.save(f.out + "/vocab.json");
   if (!f.quiet)
     std::cout << "model: " << f.n_layer << " layers, " << f.n_head << " heads, width " << f.n_embd << ", context "
-              << f.block_size << ", " << [&] {
-                   int64_t n = 0;
-                   for (const auto& p : model.parameters()) n += p.numel();
-                   return n;
-                 }() << " parameters\n";
+              << f.block_size << ", " <<
+        [&] {
+          int64_t n = 0;
+          for (const auto& p : model.parameters()) n += p.numel();
+          return n;
+        }() << " parameters\n";
 
+  const bool show_progress = !f.quiet && isatty(STDERR_FILENO);  // a bar per iteration only on a terminal
   auto save = [&](int64_t iter) {
     if (f.checkpoint == "none") return;
-    tg::nn::Checkpoint ckpt{.model = model.state_dict(), .optimizer = optimizer.state_dict(), .epoch = iter,
-                            .global_step = iter,
-                            .rng = {{"data", data_gen.state()}, {"eval", eval_gen.state()},
-                                    {"default", tg::default_generator().state()}},
-                            .history = history};
+    tg::nn::Checkpoint ckpt{
+        .model = model.state_dict(),
+        .optimizer = optimizer.state_dict(),
+        .epoch = static_cast<int64_t>(history.epochs.size()),  // the evaluations logged
+        .global_step = iter,
+        .rng = {{"data", data_gen.state()}, {"eval", eval_gen.state()}, {"default", tg::default_generator().state()}},
+        .history = history};
     tg::nn::save_checkpoint(ckpt, ckpt_path);
   };
   auto evaluate = [&](int64_t iter, double seconds) {
     auto [train_loss, val_loss] = estimate_loss(model, corpus.data, f, eval_gen);
     if (!f.quiet)
-      std::cerr << "\r" << std::string(70, ' ') << "\r" << "iter " << std::setw(5) << iter << ": train loss "
-                << std::fixed << std::setprecision(4) << train_loss << ", val loss " << val_loss << std::defaultfloat
-                << "\n";
-    history.epochs.push_back({.epoch = iter, .seconds = seconds, .steps = iter,
-                              .values = {{"loss", train_loss}, {"val_loss", val_loss}}});
+      std::cerr << (show_progress ? "\r" + std::string(70, ' ') + "\r" : std::string()) << "iter " << std::setw(5)
+                << iter << ": train loss " << std::fixed << std::setprecision(4) << train_loss << ", val loss "
+                << val_loss << std::defaultfloat << "\n";
+    history.epochs.push_back(
+        {.epoch = iter, .seconds = seconds, .steps = iter, .values = {{"loss", train_loss}, {"val_loss", val_loss}}});
     history.steps = iter;
   };
 
@@ -180,7 +191,7 @@ void train(const Flags& f) {
     last_loss = loss.item();
     step_ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
     const int64_t done = it + 1;
-    if (!f.quiet) progress((done - 1) % f.eval_every + 1, f.eval_every, last_loss, step_ms.back());
+    if (show_progress) progress((done - 1) % f.eval_every + 1, f.eval_every, last_loss, step_ms.back());
     if (done % f.eval_every == 0 || done == f.iters) {
       evaluate(done, std::chrono::duration<double>(Clock::now() - segment_start).count());
       save(done);
@@ -192,11 +203,21 @@ void train(const Flags& f) {
   // Outputs: weights with PyTorch's names, the vocabulary, the curves, the log and a sample.
   tg::nn::save_safetensors(model.state_dict(), f.out + "/model.safetensors");
   nlohmann::json log;
-  log["config"] = {{"vocab_size", config.vocab_size}, {"block_size", config.block_size},
-                   {"n_layer", config.n_layer}, {"n_head", config.n_head}, {"n_embd", config.n_embd},
-                   {"dropout", config.dropout}, {"batch_size", f.batch_size}, {"iters", f.iters},
-                   {"lr", f.lr}, {"min_lr", f.min_lr}, {"warmup", f.warmup}, {"weight_decay", f.weight_decay},
-                   {"clip", f.clip}, {"seed", f.seed}, {"text", corpus.path}};
+  log["config"] = {{"vocab_size", config.vocab_size},
+                   {"block_size", config.block_size},
+                   {"n_layer", config.n_layer},
+                   {"n_head", config.n_head},
+                   {"n_embd", config.n_embd},
+                   {"dropout", config.dropout},
+                   {"batch_size", f.batch_size},
+                   {"iters", f.iters},
+                   {"lr", f.lr},
+                   {"min_lr", f.min_lr},
+                   {"warmup", f.warmup},
+                   {"weight_decay", f.weight_decay},
+                   {"clip", f.clip},
+                   {"seed", f.seed},
+                   {"text", corpus.path}};
   log["history"] = nlohmann::json::parse(history.to_json());
   log["ms_per_iter_median"] = median(step_ms);
   if (!history.epochs.empty()) {
@@ -215,8 +236,9 @@ void train(const Flags& f) {
     tg::Tensor out = model.generate(prompt, f.sample, f.temperature, f.top_k, sample_gen, true);
     const std::string text = tokenizer.decode(out);
     log["sample"] = text;
-    if (!f.quiet) std::cout << "\n---- sample (temperature " << f.temperature << ", top-k " << f.top_k << ") ----\n"
-                            << text << "\n----\n";
+    if (!f.quiet)
+      std::cout << "\n---- sample (temperature " << f.temperature << ", top-k " << f.top_k << ") ----\n"
+                << text << "\n----\n";
     // The cache's worth: the same tokens with and without it (both within the context window).
     const int64_t n = std::min<int64_t>(f.block_size - prompt.size(1), 200);
     if (n > 0) {
@@ -224,17 +246,20 @@ void train(const Flags& f) {
       const double without = tokens_per_second(model, prompt, n, false, f.seed);
       log["tokens_per_second"] = {{"with_cache", with}, {"without_cache", without}, {"tokens", n}};
       if (!f.quiet)
-        std::cout << "generation: " << std::fixed << std::setprecision(0) << with << " tokens/s with the key/value cache, "
-                  << without << " without (" << n << " tokens)\n" << std::defaultfloat;
+        std::cout << "generation: " << std::fixed << std::setprecision(0) << with
+                  << " tokens/s with the key/value cache, " << without << " without (" << n << " tokens)\n"
+                  << std::defaultfloat;
     }
   }
   std::ofstream(f.out + "/log.json") << log.dump(2) << "\n";
   if (!f.quiet)
-    std::cout << "median " << std::fixed << std::setprecision(1) << median(step_ms) << " ms/iteration; wrote "
-              << f.out << "/{model.safetensors, vocab.json, log.json, loss.svg}\n" << std::defaultfloat;
+    std::cout << "median " << std::fixed << std::setprecision(1) << median(step_ms) << " ms/iteration; wrote " << f.out
+              << "/{model.safetensors, vocab.json, log.json, loss.svg}\n"
+              << std::defaultfloat;
   if (f.bench) {
     nlohmann::json b = {{"ms_per_iter", median(step_ms)}, {"iters", f.iters}};
-    if (!history.epochs.empty()) b["val_loss"] = history.epochs.back().get("val_loss"), b["train_loss"] = history.epochs.back().get("loss");
+    if (!history.epochs.empty())
+      b["val_loss"] = history.epochs.back().get("val_loss"), b["train_loss"] = history.epochs.back().get("loss");
     std::cout << b.dump() << "\n";
   }
 }
@@ -245,7 +270,8 @@ int main(int argc, char** argv) {
   Flags f;
   CLI::App app("Trains a character-level GPT (nanoGPT's baby GPT) and samples from it.", "char_gpt");
   app.option_defaults()->always_capture_default();
-  app.add_option("--iters", f.iters, "Training iterations (0: sample from --resume only)")->check(CLI::NonNegativeNumber);
+  app.add_option("--iters", f.iters, "Training iterations (0: sample from --resume only)")
+      ->check(CLI::NonNegativeNumber);
   app.add_option("--eval-every", f.eval_every, "Iterations between loss estimates")->check(CLI::PositiveNumber);
   app.add_option("--eval-batches", f.eval_batches, "Batches per split in each estimate")->check(CLI::PositiveNumber);
   app.add_option("--batch-size", f.batch_size, "Sequences per step")->check(CLI::PositiveNumber);
@@ -261,13 +287,15 @@ int main(int argc, char** argv) {
   app.add_option("--threads", f.threads, "OpenBLAS threads")->check(CLI::Range(1, 256));
   app.add_option("--seed", f.seed, "Seed of initialisation, batches and sampling");
   app.add_option("--out", f.out, "Output directory");
-  app.add_option("--checkpoint", f.checkpoint, "Written at every evaluation; default <out>/checkpoint.safetensors; none: never");
+  app.add_option("--checkpoint", f.checkpoint,
+                 "Written at every evaluation; default <out>/checkpoint.safetensors; none: never");
   app.add_option("--resume", f.resume, "A checkpoint to continue from (its folder's vocab.json must match the corpus)");
   app.add_flag("--profile", f.profile, "Per-op profile of the run (table and <out>/profile.json)");
   app.add_option("--sample", f.sample, "Characters to generate at the end")->check(CLI::NonNegativeNumber);
   app.add_option("--prompt", f.prompt, "Text the sample starts from");
   app.add_option("--temperature", f.temperature, "Sampling temperature (0: greedy)")->check(CLI::NonNegativeNumber);
-  app.add_option("--top-k", f.top_k, "Sample among the k most likely characters (0: all)")->check(CLI::NonNegativeNumber);
+  app.add_option("--top-k", f.top_k, "Sample among the k most likely characters (0: all)")
+      ->check(CLI::NonNegativeNumber);
   app.add_flag("--quiet", f.quiet, "Only errors (and --bench's JSON)");
   app.add_flag("--bench", f.bench, "Print one JSON line with the median ms per iteration and the losses");
   CLI11_PARSE(app, argc, argv);

@@ -114,3 +114,61 @@ TEST_CASE("the examples reject bad input with a clear message and a non-zero exi
   std::ofstream(data + "/t10k-labels-idx1-ubyte", std::ios::binary | std::ios::trunc) << "not an idx file";
   fails("--data '" + data + "'", "t10k-labels-idx1-ubyte': bad magic number");
 }
+
+namespace {
+// A small repetitive text: a tiny GPT learns it in a few dozen steps.
+std::string write_text(const TempDir& dir, const std::string& name, const std::string& unit, int repeats) {
+  std::string text;
+  for (int i = 0; i < repeats; ++i) text += unit;
+  std::ofstream(dir.file(name)) << text;
+  return dir.file(name);
+}
+const char* kTinyGpt = " --block-size 16 --n-layer 1 --n-head 2 --n-embd 16 --batch-size 4 --eval-batches 2 --seed 1";
+}  // namespace
+
+TEST_CASE("char_gpt trains, writes weights, vocabulary, log and curve, samples, and resumes") {
+  TempDir dir("example_gpt");
+  const std::string text = write_text(dir, "text.txt", "abcabd é\n", 200), out = dir.file("out");
+  Result r = run_example("char_gpt", "--text '" + text + "' --out '" + out + "' --iters 40 --eval-every 20 --warmup 5 "
+                                     "--lr 1e-2 --sample 30 --prompt ab" + kTinyGpt, dir);
+  INFO(r.output);
+  REQUIRE(r.code == 0);
+  CHECK(r.output.find("vocabulary 7") != std::string::npos);  // a b c d é space newline
+  CHECK(r.output.find("iter    40: train loss ") != std::string::npos);
+  CHECK(r.output.find("tokens/s with the key/value cache") != std::string::npos);
+  auto log = nlohmann::json::parse(read(out + "/log.json"));
+  CHECK(log["history"]["epochs"].size() == 3);  // iterations 0, 20, 40
+  CHECK(log["val_loss"].get<double>() < log["history"]["epochs"][0]["val_loss"].get<double>() - 0.5);
+  CHECK(log["sample"].get<std::string>().rfind("ab", 0) == 0);
+  CHECK(read(out + "/loss.svg").find("<svg") == 0);
+  CHECK(read(out + "/vocab.json").find("tapegrad-char-vocab") != std::string::npos);
+  CHECK(read(out + "/model.safetensors").find("h.0.attn.in_proj_weight") != std::string::npos);
+
+  // Resuming at iteration 40 and going on to 60 continues the logged history.
+  Result resumed = run_example("char_gpt", "--text '" + text + "' --out '" + out + "' --resume '" + out +
+                                               "/checkpoint.safetensors' --iters 60 --eval-every 20 --warmup 5 "
+                                               "--lr 1e-2 --sample 0" + kTinyGpt, dir);
+  INFO(resumed.output);
+  REQUIRE(resumed.code == 0);
+  CHECK(resumed.output.find("resumed from") != std::string::npos);
+  CHECK(resumed.output.find("iter    60: train loss ") != std::string::npos);
+  CHECK(resumed.output.find("iter    20:") == std::string::npos);
+  CHECK(nlohmann::json::parse(read(out + "/log.json"))["history"]["epochs"].size() == 4);
+
+  // Another corpus has another vocabulary: resuming from these weights is refused.
+  const std::string other = write_text(dir, "other.txt", "xyz\n", 200);
+  Result mismatch = run_example("char_gpt", "--text '" + other + "' --out '" + dir.file("out2") + "' --resume '" + out +
+                                                "/checkpoint.safetensors' --iters 60" + kTinyGpt, dir);
+  CHECK(mismatch.code == 1);
+  CHECK(mismatch.output.find("vocabulary mismatch on load") != std::string::npos);
+}
+
+TEST_CASE("char_gpt: a context longer than the text is a clear error") {
+  TempDir dir("example_gpt_short");
+  const std::string text = write_text(dir, "short.txt", "tiny text\n", 1);
+  Result r = run_example("char_gpt", "--text '" + text + "' --out '" + dir.file("out") + "' --iters 5" + kTinyGpt, dir);
+  INFO(r.output);
+  CHECK(r.code == 1);
+  CHECK(r.output.find("char_gpt: error:") != std::string::npos);
+  CHECK(r.output.find("16") != std::string::npos);  // names the block size
+}
