@@ -43,6 +43,16 @@ const std::vector<Case> cases = {
     {{6}, {6}, -3.0},             // no leading dims
 };
 
+struct Inputs {
+  Tensor x, w, b, c;  // x, γ, β require gradients; c weighs the output: the loss is Σ y·c
+};
+
+Inputs inputs(const Case& k, DType dtype = DType::f64) {
+  auto leaf = [&](const Shape& s, double phase) { return reference_input(s, phase, dtype).requires_grad_(); };
+  Tensor x = (reference_input(k.x_shape, 0.2) + k.offset).to(dtype).detach().requires_grad_();
+  return {x, leaf(k.normalized_shape, 1.9), leaf(k.normalized_shape, 0.4), reference_input(k.x_shape, 2.4, dtype)};
+}
+
 /// Values and the gradients of Σ y·c for the inputs that require them ({x, weight, bias} in order,
 /// skipping undefined ones).
 std::vector<std::vector<double>> run(bool fused, const Tensor& x, const Shape& ns, const Tensor& w, const Tensor& b,
@@ -75,11 +85,9 @@ TEST_CASE("layer_norm fused equals the composite in float64: values and all thre
     for (int affine = 0; affine < 4; ++affine) {
       CAPTURE(to_string(k.x_shape));
       CAPTURE(affine);
-      Tensor x = (reference_input(k.x_shape, 0.2) + k.offset).detach().requires_grad_();
-      Tensor w = affine & 1 ? reference_input(ns, 1.9).requires_grad_() : Tensor();
-      Tensor b = affine & 2 ? reference_input(ns, 0.4).requires_grad_() : Tensor();
-      Tensor c = reference_input(k.x_shape, 2.4);
-      auto fused = run(true, x, ns, w, b, c), composite = run(false, x, ns, w, b, c);
+      const Inputs in = inputs(k);
+      Tensor w = affine & 1 ? in.w : Tensor(), b = affine & 2 ? in.b : Tensor();
+      auto fused = run(true, in.x, ns, w, b, in.c), composite = run(false, in.x, ns, w, b, in.c);
       REQUIRE(fused.size() == composite.size());
       for (size_t i = 0; i < fused.size(); ++i) {
         CAPTURE(i);  // 0: y, then dx, dγ, dβ
@@ -103,14 +111,9 @@ TEST_CASE("layer_norm in float32 is close to float64") {
   for (const Case& k : cases) {
     CAPTURE(to_string(k.x_shape));
     const Shape& ns = k.normalized_shape;
-    Tensor x64 = (reference_input(k.x_shape, 0.2) + k.offset).detach().requires_grad_();
-    Tensor w64 = reference_input(ns, 1.9).requires_grad_(), b64 = reference_input(ns, 0.4).requires_grad_();
-    Tensor x32 = x64.detach().to(DType::f32).requires_grad_();
-    Tensor w32 = w64.detach().to(DType::f32).requires_grad_(), b32 = b64.detach().to(DType::f32).requires_grad_();
-    Tensor c = reference_input(k.x_shape, 2.4);
-    Tensor y32 = F::layer_norm(x32, ns, w32, b32);
-    CHECK(y32.dtype() == DType::f32);
-    auto want = run(false, x64, ns, w64, b64, c), got = run(true, x32, ns, w32, b32, c.to(DType::f32));
+    const Inputs f64 = inputs(k), f32 = inputs(k, DType::f32);
+    CHECK(F::layer_norm(f32.x, ns, f32.w, f32.b).dtype() == DType::f32);
+    auto want = run(false, f64.x, ns, f64.w, f64.b, f64.c), got = run(true, f32.x, ns, f32.w, f32.b, f32.c);
     // |μ| = 100 over σ ≈ 1.4 loses float32 digits in x − μ itself
     const double tol = k.offset == 100.0 ? 2e-4 : 2e-5;
     for (size_t i = 0; i < want.size(); ++i) {
@@ -124,9 +127,8 @@ TEST_CASE("layer_norm's second derivatives (create_graph) equal the composite's"
   for (const Case& k : cases) {
     CAPTURE(to_string(k.x_shape));
     const Shape& ns = k.normalized_shape;
-    Tensor x = (reference_input(k.x_shape, 0.2) + k.offset).detach().requires_grad_();
-    Tensor w = reference_input(ns, 1.9).requires_grad_(), b = reference_input(ns, 0.4).requires_grad_();
-    Tensor c = reference_input(k.x_shape, 2.4), cx = reference_input(k.x_shape, 0.9), cw = reference_input(ns, 1.3);
+    const auto [x, w, b, c] = inputs(k);
+    Tensor cx = reference_input(k.x_shape, 0.9), cw = reference_input(ns, 1.3);
     std::vector<std::vector<double>> got[2];
     for (bool fused : {true, false}) {
       Tensor y = fused ? F::layer_norm(x, ns, w, b) : layer_norm_composite(x, ns, w, b);
