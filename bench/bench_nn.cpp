@@ -1,6 +1,6 @@
 // nn and optim hot spots at MNIST shapes: Linear and Conv2d forward and backward, separately and
 // together, max pooling, the seed MLP's and small CNN's training steps, and one Adam step over the
-// seed MLP's 101,770 parameters.
+// seed MLP's 101,770 parameters; layer_norm and attention at the char-GPT's shapes.
 #include <benchmark/benchmark.h>
 
 #include "autograd/autograd.hpp"
@@ -155,6 +155,36 @@ static void BM_SmallCnnTrainStep(benchmark::State& state) {
   train_steps(state, model);
 }
 BENCHMARK(BM_SmallCnnTrainStep)->Arg(32);
+
+// ---- layer_norm, float32, affine: [768, 128] (the char-GPT's 12·64 rows of 128, range(0) = 0) and
+// [256, 1024] (1). Forward alone, and forward + backward into the input, weight and bias ----
+
+struct LayerNormInputs {
+  Tensor x, weight, bias, grad;
+  explicit LayerNormInputs(const benchmark::State& state)
+      : x(randn(state.range(0) == 0 ? Shape{768, 128} : Shape{256, 1024}).requires_grad_()),
+        weight(randn({x.size(1)}).requires_grad_()),
+        bias(randn({x.size(1)}).requires_grad_()),
+        grad(randn(x.shape())) {}
+  Tensor operator()() const { return F::layer_norm(x, {x.size(1)}, weight, bias); }
+};
+
+static void BM_LayerNormForward(benchmark::State& state) {
+  LayerNormInputs in(state);
+  bench::time_forward(state, [&] { return in(); });
+  state.SetLabel(to_string(in.x.shape()));
+}
+BENCHMARK(BM_LayerNormForward)->Arg(0)->Arg(1)->Unit(benchmark::kMicrosecond);
+
+static void BM_LayerNormForwardBackward(benchmark::State& state) {
+  LayerNormInputs in(state);
+  for (auto _ : state) {
+    in().backward(in.grad);
+    for (Tensor* t : {&in.x, &in.weight, &in.bias}) t->zero_grad();
+  }
+  state.SetLabel(to_string(in.x.shape()));
+}
+BENCHMARK(BM_LayerNormForwardBackward)->Arg(0)->Arg(1)->Unit(benchmark::kMicrosecond);
 
 // ---- scaled dot-product attention, float32: the fused op (range(1) = 1) against the composite
 // attention_reference (0) at [B, H, T, d] = [12, 4, 64, 32] (the char-GPT's shape), [8, 8, 256, 64]

@@ -63,6 +63,11 @@ Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& run
                   const Tensor& bias, bool training, double momentum = 0.1, double eps = 1e-5);
 /// Layer normalisation over the trailing `normalized_shape` dimensions:
 ///     y = (x − μ) / √(σ² + ε) · γ + β   (σ² biased; γ, β of normalized_shape, may be undefined)
+/// One fused op: per row, μ and σ² in two vectorised passes and y in a third, keeping μ and
+/// r = 1/√(σ² + ε); the first-order backward is one fused pass per row too, x̂ = (x − μ)·r,
+///     dx = r·(g·γ − mean(g·γ) − x̂·mean(g·γ·x̂)),   dγ = Σ_rows g·x̂,   dβ = Σ_rows g,
+/// and under create_graph the same formula in differentiable ops (gradients of every order).
+/// An integer input, or γ/β of another dtype than x, takes the composite of core ops (which promote).
 Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& weight = Tensor(),
                   const Tensor& bias = Tensor(), double eps = 1e-5);
 /// RMS normalisation over the trailing `normalized_shape` dimensions (PyTorch 2.4's F.rms_norm):

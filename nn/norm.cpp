@@ -1,6 +1,7 @@
-// Batch and layer normalisation as composites of core ops (mean, var, sub, div, sqrt), so their
-// gradients, including the coupling through the batch statistics, come from the core's. RMS
-// normalisation is one fused op (forward and first-order backward one pass each over the rows).
+// Batch normalisation as a composite of core ops (mean, var, sub, div, sqrt), so its gradients,
+// including the coupling through the batch statistics, come from the core's. Layer and RMS
+// normalisation are one fused op each over rows of the trailing dims, sharing the row kernels
+// (RowNorm): two vectorised passes for the statistics, one for y; a fused first-order backward.
 #include <cmath>
 #include <limits>
 #include <string>
@@ -38,22 +39,6 @@ void update_running(const Tensor& r, const Tensor& stat, double momentum, double
   else run(double{});
 }
 
-/// Σ a[k]·b[k] over n values, in xsimd batches (a plain loop's sum is one serial chain of adds).
-template <class T>
-T dot_row(const T* a, const T* b, int64_t n) {
-  using B = xsimd::batch<T>;
-  constexpr int64_t W = static_cast<int64_t>(B::size);
-  B acc0(T(0)), acc1(T(0));
-  int64_t k = 0;
-  for (; k + 2 * W <= n; k += 2 * W) {
-    acc0 = xsimd::fma(B::load_unaligned(a + k), B::load_unaligned(b + k), acc0);
-    acc1 = xsimd::fma(B::load_unaligned(a + k + W), B::load_unaligned(b + k + W), acc1);
-  }
-  T total = xsimd::hadd(acc0 + acc1);
-  for (; k < n; ++k) total += a[k] * b[k];
-  return total;
-}
-
 /// Checks that x ends with `normalized_shape` and that the affine tensors have that shape; returns
 /// the trailing axes (−1, −2, ...).
 Axes check_normalized_shape(const char* op, const Tensor& x, const Shape& normalized_shape,
@@ -74,6 +59,174 @@ Axes check_normalized_shape(const char* op, const Tensor& x, const Shape& normal
   for (size_t i = 0; i < k; ++i) axes.push_back(-static_cast<int64_t>(i) - 1);
   return axes;
 }
+
+/// Per row of n values: its mean μ (0 when not `centered`) and Σ (x − μ)², in xsimd batches (two
+/// passes when centered, so the squares are of small numbers when |μ| ≫ σ).
+template <bool centered, class T>
+std::pair<T, T> row_moments(const T* x, int64_t n) {
+  using B = xsimd::batch<T>;
+  constexpr int64_t W = static_cast<int64_t>(B::size);
+  T mu = 0;
+  if constexpr (centered) {
+    B s0(T(0)), s1(T(0));
+    int64_t k = 0;
+    for (; k + 2 * W <= n; k += 2 * W) {
+      s0 += B::load_unaligned(x + k);
+      s1 += B::load_unaligned(x + k + W);
+    }
+    T sum = xsimd::hadd(s0 + s1);
+    for (; k < n; ++k) sum += x[k];
+    mu = sum / static_cast<T>(n);
+  }
+  const B m(mu);
+  B q0(T(0)), q1(T(0));
+  int64_t k = 0;
+  for (; k + 2 * W <= n; k += 2 * W) {
+    const B d0 = B::load_unaligned(x + k) - m, d1 = B::load_unaligned(x + k + W) - m;
+    q0 = xsimd::fma(d0, d0, q0);
+    q1 = xsimd::fma(d1, d1, q1);
+  }
+  T sq = xsimd::hadd(q0 + q1);
+  for (; k < n; ++k) sq += (x[k] - mu) * (x[k] - mu);
+  return {mu, sq};
+}
+
+/// Per row: Σ a (only when `centered`) and Σ a·(x − μ), in xsimd batches.
+template <bool centered, class T>
+std::pair<T, T> row_sums(const T* a, const T* x, T mu, int64_t n) {
+  using B = xsimd::batch<T>;
+  constexpr int64_t W = static_cast<int64_t>(B::size);
+  const B m(mu);
+  B s0(T(0)), s1(T(0)), d0(T(0)), d1(T(0));
+  int64_t k = 0;
+  for (; k + 2 * W <= n; k += 2 * W) {
+    const B a0 = B::load_unaligned(a + k), a1 = B::load_unaligned(a + k + W);
+    if constexpr (centered) {
+      s0 += a0;
+      s1 += a1;
+    }
+    d0 = xsimd::fma(a0, B::load_unaligned(x + k) - m, d0);
+    d1 = xsimd::fma(a1, B::load_unaligned(x + k + W) - m, d1);
+  }
+  T sum = centered ? xsimd::hadd(s0 + s1) : T(0), dot = xsimd::hadd(d0 + d1);
+  for (; k < n; ++k) {
+    if constexpr (centered) sum += a[k];
+    dot += a[k] * (x[k] - mu);
+  }
+  return {sum, dot};
+}
+
+/// Rows of D = Π normalized_shape values normalised together. layer_norm (centered: μ subtracted,
+/// a bias) and rms_norm (μ = 0, no bias) share these kernels. Per row r = 1/√(mean((x − μ)²) + ε),
+/// x̂ = (x − μ)·r, and
+///     forward   y = x̂·γ + β
+///     backward  dx = r·(g·γ − mean(g·γ) − x̂·mean(g·γ·x̂)),  dγ = Σ_rows g·x̂,  dβ = Σ_rows g
+/// (mean(g·γ) and β only when centered). γ, β may be undefined.
+template <bool centered>
+struct RowNorm {
+  Shape normalized_shape;
+  int64_t D = 1, rows = 0;
+
+  RowNorm(const Tensor& x, const Shape& normalized_shape_) : normalized_shape(normalized_shape_) {
+    for (int64_t s : normalized_shape) D *= s;
+    rows = D == 0 ? 0 : x.numel() / D;
+  }
+
+  /// y, writing μ (when centered) and r per row into mu and rstd ([rows] each).
+  Tensor forward(const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& mu, const Tensor& rstd,
+                 double eps) const {
+    Tensor result = Tensor::empty(x.shape(), x.dtype());
+    if (x.dtype() == DType::f32) forward_rows<float>(x, w, b, mu, rstd, eps, result);
+    else forward_rows<double>(x, w, b, mu, rstd, eps, result);
+    return result;
+  }
+
+  /// {dx, dγ} and, when centered, dβ: each only where ctx.needs it.
+  Grads backward(const BackwardContext& ctx, const Tensor& x, const Tensor& w, const Tensor& mu,
+                 const Tensor& rstd) const {
+    Tensor dx = ctx.needs(0) ? Tensor::empty(x.shape(), x.dtype()) : Tensor();
+    Tensor dw = ctx.needs(1) ? zeros(normalized_shape, x.dtype()) : Tensor();
+    Tensor db = centered && ctx.needs(2) ? zeros(normalized_shape, x.dtype()) : Tensor();
+    if (x.dtype() == DType::f32) backward_rows<float>(ctx.grad, x, w, mu, rstd, dx, dw, db);
+    else backward_rows<double>(ctx.grad, x, w, mu, rstd, dx, dw, db);
+    if constexpr (centered) return {dx, dw, db};
+    else return {dx, dw};
+  }
+
+  /// The same gradients in differentiable ops (create_graph), μ and r recomputed from x.
+  Grads composite_backward(const BackwardContext& ctx, const Axes& axes, const Tensor& x, const Tensor& w,
+                           double eps) const {
+    Tensor xc = centered ? sub(x, mean(x, axes, true)) : x;
+    Tensor r = pow(add(mean(mul(xc, xc), axes, true), eps), -0.5);
+    Tensor xhat = mul(xc, r);
+    Tensor gw = w.defined() ? mul(ctx.grad, w) : ctx.grad;
+    Tensor dx, dw, db;
+    if (ctx.needs(0)) {
+      Tensor inner = sub(gw, mul(xhat, mean(mul(gw, xhat), axes, true)));
+      if (centered) inner = sub(inner, mean(gw, axes, true));
+      dx = mul(r, inner);
+    }
+    if (ctx.needs(1)) dw = sum_to(mul(ctx.grad, xhat), normalized_shape);
+    if constexpr (centered) {
+      if (ctx.needs(2)) db = sum_to(ctx.grad, normalized_shape);
+      return {dx, dw, db};
+    } else {
+      return {dx, dw};
+    }
+  }
+
+ private:
+  template <class T>
+  void forward_rows(const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& mu, const Tensor& rstd,
+                    double eps, const Tensor& result) const {
+    const T* px = x.data<T>();
+    const T* pw = w.defined() ? w.data<T>() : nullptr;
+    const T* pb = b.defined() ? b.data<T>() : nullptr;
+    T* py = result.mutable_data<T>();
+    T* pm = centered ? mu.mutable_data<T>() : nullptr;
+    T* pr = rstd.mutable_data<T>();
+    for (int64_t n = 0; n < rows; ++n, px += D, py += D) {
+      const auto [m, sq] = row_moments<centered>(px, D);
+      const T r = static_cast<T>(1 / std::sqrt(double(sq) / double(D) + eps));
+      if (pm) pm[n] = m;
+      pr[n] = r;
+      if (pw && pb) for (int64_t c = 0; c < D; ++c) py[c] = (px[c] - m) * r * pw[c] + pb[c];
+      else if (pw) for (int64_t c = 0; c < D; ++c) py[c] = (px[c] - m) * r * pw[c];
+      else if (pb) for (int64_t c = 0; c < D; ++c) py[c] = (px[c] - m) * r + pb[c];
+      else for (int64_t c = 0; c < D; ++c) py[c] = (px[c] - m) * r;
+    }
+  }
+
+  template <class T>
+  void backward_rows(const Tensor& grad, const Tensor& x, const Tensor& w, const Tensor& mu, const Tensor& rstd,
+                     const Tensor& dx, const Tensor& dw, const Tensor& db) const {
+    const T *px = x.data<T>(), *pg = grad.data<T>(), *pr = rstd.data<T>();
+    const T* pm = centered ? mu.data<T>() : nullptr;
+    const T* pw = w.defined() ? w.data<T>() : nullptr;
+    T* pdx = dx.defined() ? dx.mutable_data<T>() : nullptr;
+    T* pdw = dw.defined() ? dw.mutable_data<T>() : nullptr;
+    T* pdb = db.defined() ? db.mutable_data<T>() : nullptr;
+    const T inv_D = T(1) / static_cast<T>(D);
+    for (int64_t n = 0; n < rows; ++n, px += D, pg += D) {
+      const T m = pm ? pm[n] : T(0), r = pr[n];
+      if (pdw)
+        for (int64_t c = 0; c < D; ++c) pdw[c] += pg[c] * ((px[c] - m) * r);
+      if (pdb)
+        for (int64_t c = 0; c < D; ++c) pdb[c] += pg[c];
+      if (!pdx) continue;
+      const T* pgw = pg;  // g·γ, written into dx first
+      if (pw) {
+        for (int64_t c = 0; c < D; ++c) pdx[c] = pg[c] * pw[c];
+        pgw = pdx;
+      }
+      // dx = r·(gγ − a) − k·(x − μ),  a = mean(gγ),  k = r³·mean(gγ·(x − μ))
+      const auto [sum, dot] = row_sums<centered>(pgw, px, m, D);
+      const T a = sum * inv_D, k = r * r * r * dot * inv_D;
+      for (int64_t c = 0; c < D; ++c) pdx[c] = r * (pgw[c] - a) - k * (px[c] - m);
+      pdx += D;
+    }
+  }
+};
 
 }  // namespace
 
@@ -118,10 +271,24 @@ Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& run
 
 Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& weight, const Tensor& bias, double eps) {
   const Axes axes = check_normalized_shape("layer_norm", x, normalized_shape, {&weight, &bias});
-  Tensor y = div(sub(x, mean(x, axes, true)), sqrt(add(var(x, axes, 0, true), eps)));
-  if (weight.defined()) y = mul(y, weight);
-  if (bias.defined()) y = add(y, bias);
-  return y;
+  auto same_dtype = [&](const Tensor& t) { return !t.defined() || t.dtype() == x.dtype(); };
+  if (!is_floating(x.dtype()) || !same_dtype(weight) || !same_dtype(bias)) {
+    // an integer input or mixed dtypes: the composite, whose ops promote as everywhere else
+    Tensor y = div(sub(x, mean(x, axes, true)), sqrt(add(var(x, axes, 0, true), eps)));
+    if (weight.defined()) y = mul(y, weight);
+    if (bias.defined()) y = add(y, bias);
+    return y;
+  }
+  const RowNorm<true> norm(x, normalized_shape);
+  Tensor mu = Tensor::empty({norm.rows}, x.dtype()), rstd = Tensor::empty({norm.rows}, x.dtype());
+  Tensor result = norm.forward(x, weight, bias, mu, rstd, eps);
+  // x is saved, not x̂ = (x − μ)·r: saving x copies nothing (the input is alive anyway), x̂ costs one
+  // fma per element to rebuild in the backward, and the create_graph formula needs x itself
+  return record("layer_norm", result, {x, weight, bias}, save_for_backward(x, weight, mu, rstd),
+                [axes, eps, norm](const BackwardContext& ctx) -> Grads {
+    if (grad_enabled()) return norm.composite_backward(ctx, axes, ctx.saved(0), ctx.saved(1), eps);
+    return norm.backward(ctx, ctx.saved(0), ctx.saved(1), ctx.saved(2), ctx.saved(3));
+  });
 }
 
 Tensor rms_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& weight, std::optional<double> eps_opt) {
@@ -135,63 +302,13 @@ Tensor rms_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& we
                              : (x.dtype() == DType::f32 ? double(std::numeric_limits<float>::epsilon())
                                                         : std::numeric_limits<double>::epsilon());
   if (!(eps >= 0)) throw std::invalid_argument("tapegrad::nn::rms_norm: eps must be >= 0, got " + std::to_string(eps));
-  int64_t D = 1;
-  for (int64_t s : normalized_shape) D *= s;
-  const int64_t rows = D == 0 ? 0 : x.numel() / D;
-  Tensor result = Tensor::empty(x.shape(), x.dtype());
-  Tensor rstd = Tensor::empty({rows}, x.dtype());  // r = 1/√(mean(x²) + ε) per row
-  auto forward = [&](auto z) {
-    using T = decltype(z);
-    const T* px = x.data<T>();
-    const T* pw = weight.defined() ? weight.data<T>() : nullptr;
-    T* py = result.mutable_data<T>();
-    T* pr = rstd.mutable_data<T>();
-    for (int64_t n = 0; n < rows; ++n, px += D, py += D) {
-      const T r = static_cast<T>(1 / std::sqrt(double(dot_row(px, px, D)) / double(D) + eps));
-      pr[n] = r;
-      if (pw) for (int64_t c = 0; c < D; ++c) py[c] = px[c] * r * pw[c];
-      else for (int64_t c = 0; c < D; ++c) py[c] = px[c] * r;
-    }
-  };
-  if (x.dtype() == DType::f32) forward(float{});
-  else forward(double{});
+  const RowNorm<false> norm(x, normalized_shape);
+  Tensor rstd = Tensor::empty({norm.rows}, x.dtype());  // r = 1/√(mean(x²) + ε) per row
+  Tensor result = norm.forward(x, weight, Tensor(), Tensor(), rstd, eps);
   return record("rms_norm", result, {x, weight}, save_for_backward(x, weight, rstd),
-                [axes, eps, D, rows](const BackwardContext& ctx) -> Grads {
-    const Tensor &x = ctx.saved(0), &w = ctx.saved(1), &rstd = ctx.saved(2);
-    if (grad_enabled()) {  // create_graph: the same formula in differentiable ops, r recomputed from x
-      Tensor r = pow(add(mean(mul(x, x), axes, true), eps), -0.5);
-      Tensor xhat = mul(x, r);
-      Tensor gw = w.defined() ? mul(ctx.grad, w) : ctx.grad;
-      return {ctx.needs(0) ? mul(r, sub(gw, mul(xhat, mean(mul(gw, xhat), axes, true)))) : Tensor(),
-              ctx.needs(1) ? sum_to(mul(ctx.grad, xhat), w.shape()) : Tensor()};
-    }
-    // first order, one pass per row: dx = r·gγ − r³·x·Σ(gγ·x)/D,  dγ += g·x·r
-    Tensor dx = ctx.needs(0) ? Tensor::empty(x.shape(), x.dtype()) : Tensor();
-    Tensor dw = ctx.needs(1) ? zeros(w.shape(), w.dtype()) : Tensor();
-    auto backward = [&](auto z) {
-      using T = decltype(z);
-      const T *px = x.data<T>(), *pg = ctx.grad.data<T>(), *pr = rstd.data<T>();
-      const T* pw = w.defined() ? w.data<T>() : nullptr;
-      T* pdx = dx.defined() ? dx.mutable_data<T>() : nullptr;
-      T* pdw = dw.defined() ? dw.mutable_data<T>() : nullptr;
-      for (int64_t n = 0; n < rows; ++n, px += D, pg += D) {
-        const T r = pr[n];
-        if (pdw)
-          for (int64_t c = 0; c < D; ++c) pdw[c] += pg[c] * px[c] * r;
-        if (!pdx) continue;
-        const T* pgw = pg;  // g·γ, written into dx first
-        if (pw) {
-          for (int64_t c = 0; c < D; ++c) pdx[c] = pg[c] * pw[c];
-          pgw = pdx;
-        }
-        const T k = r * r * r * dot_row(pgw, px, D) / static_cast<T>(D);
-        for (int64_t c = 0; c < D; ++c) pdx[c] = r * pgw[c] - k * px[c];
-        pdx += D;
-      }
-    };
-    if (x.dtype() == DType::f32) backward(float{});
-    else backward(double{});
-    return {dx, dw};
+                [axes, eps, norm](const BackwardContext& ctx) -> Grads {
+    if (grad_enabled()) return norm.composite_backward(ctx, axes, ctx.saved(0), ctx.saved(1), eps);
+    return norm.backward(ctx, ctx.saved(0), ctx.saved(1), Tensor(), ctx.saved(2));
   });
 }
 

@@ -66,6 +66,15 @@ void register_ops() {
     add("layer_norm", [](In in) { return F::layer_norm(in[0], {4}, in[1], in[2]); }, [] {
       return std::vector<OpSample>{{{param({2, 3, 4}, 25), param({4}, 26), param({4}, 27)}, "last dim, affine"}};
     });
+    add("layer_norm_no_weight", [](In in) { return F::layer_norm(in[0], {3, 4}, Tensor(), in[1]); }, [] {
+      return std::vector<OpSample>{{{param({2, 3, 4}, 51), param({3, 4}, 52)}, "two trailing dims, bias only"}};
+    });
+    add("layer_norm_no_bias", [](In in) { return F::layer_norm(in[0], {5}, in[1], Tensor(), 1e-3); }, [] {
+      return std::vector<OpSample>{{{param({3, 5}, 53), param({5}, 54)}, "last dim, weight only, eps 1e-3"}};
+    });
+    add("layer_norm_plain", [](In in) { return F::layer_norm(in[0], {7}); }, [] {
+      return std::vector<OpSample>{{{param({2, 7}, 55)}, "no weight, no bias"}};
+    });
     add("embedding", [](In in) { return F::embedding(in[1], in[0]); }, [] {
       return std::vector<OpSample>{{{param({5, 3}, 28), index_tensor({0, 4, 4, 2}, {2, 2})}, "repeated indices"}};
     });
