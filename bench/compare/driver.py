@@ -176,7 +176,7 @@ def main():
     tg_gpt = os.path.join(args.tapegrad_build, "examples", "char_gpt")
     has_gpt = not args.no_gpt and os.access(tg_gpt, os.X_OK)
     torch_gpt = [args.python, os.path.join(here, "..", "..", "scripts", "torch_gpt.py")]
-    batches = [int(b) for b in args.batch_sizes.split(",")]
+    batches = [int(b) for b in args.batch_sizes.split(",") if b]  # "" : no MLP runs (e.g. only the GPT)
     # The examples write a checkpoint after each epoch when they know --checkpoint; the others don't.
     tg_extra = ["--checkpoint", "none"] if "--checkpoint" in run([tg_mlp, "--help"])[0] else []
     tmp = tempfile.mkdtemp(prefix="bench-compare-")
@@ -366,7 +366,7 @@ def main():
     widths = [max(len(row[i]) for row in table) for i in range(len(headers))]
     lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths)))
              for row in table]
-    lt_core = raw["rounds"][0]["libtorch mlp %d" % batches[0]]["blas_core"]
+    lt_core = raw["rounds"][0]["libtorch mlp %d" % batches[0]]["blas_core"] if batches else "(no MLP run)"
     print()
     print("tapegrad vs libtorch vs PyTorch on Fashion-MNIST (60,000 train / 10,000 test), 1 thread, "
           "medians of %d alternating rounds; ratios: median of the per-round ratios" % args.rounds)
