@@ -1,6 +1,7 @@
 // The README's nn / optim / datasets examples, compiled and run so that they stay true.
 #include <doctest/doctest.h>
 
+#include <cmath>
 #include <iostream>
 #include <sstream>
 #include <type_traits>
@@ -112,4 +113,27 @@ TEST_CASE("README: a module with two inputs, options structs, to(f64) and gradch
   std::ostringstream out;
   out << lm->summary({1, 64}, DType::i64);
   CHECK(out.str().find("[1, 64, 65]") != std::string::npos);
+}
+
+TEST_CASE("README: a GPT forward, its loss, and cached generation") {
+  manual_seed(2);
+  Generator gen(5);
+  // The README's sizes, but a vocabulary of 13 and a smaller model so the test runs quickly.
+  nn::GPT model(nn::GPTConfig{.vocab_size = 13, .block_size = 16, .n_layer = 2, .n_head = 2, .n_embd = 16});
+  auto tokens = [&] {
+    std::vector<int64_t> ids(32);
+    for (auto& id : ids) id = static_cast<int64_t>(gen.below(13));
+    return index_tensor(ids, {2, 16});
+  };
+  Tensor x = tokens(), y = tokens();
+  Tensor logits = model.forward(x);  // x int64 [B, T] -> [B, T, V]
+  Tensor loss = nn::GPT::loss(logits, y);
+  CHECK(logits.shape() == Shape{2, 16, 13});
+  CHECK(loss.item() == doctest::Approx(std::log(13.0)).epsilon(0.05));  // untrained: about ln V
+  model.eval();
+  Tensor prompt = index_tensor({1, 2, 3}, {1, 3});
+  Generator a(7), b(7);
+  Tensor text = model.generate(prompt, 10, 0.8, 5, a);  // key/value cache
+  CHECK(text.shape() == Shape{1, 13});
+  CHECK(text.to_vector() == model.generate(prompt, 10, 0.8, 5, b, /*use_cache=*/false).to_vector());
 }
