@@ -7,8 +7,11 @@
 #include <sstream>
 
 #include "autograd/autograd.hpp"
+#include "autograd/error_message.hpp"
 
 using namespace tapegrad;
+using testing::contains;
+using testing::message_of;
 
 namespace {
 const DType kAll[] = {DType::b8, DType::i64, DType::f32, DType::f64};
@@ -22,17 +25,6 @@ void check_values(const Tensor& t, const std::vector<double>& expect) {
   }
 }
 
-template <class E, class F>
-std::string message_of(F&& f) {
-  try {
-    f();
-  } catch (const E& e) {
-    return e.what();
-  }
-  FAIL("no exception thrown");
-  return "";
-}
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 }  // namespace
 
 TEST_CASE("bool dtype: name, size, creation, conversion, access and printing") {

@@ -6,8 +6,11 @@
 #include <set>
 
 #include "autograd/autograd.hpp"
+#include "autograd/error_message.hpp"
 
 using namespace tapegrad;
+using testing::contains;
+using testing::message_of;
 
 namespace {
 void check_values(const Tensor& t, const std::vector<double>& expect) {
@@ -19,17 +22,6 @@ void check_values(const Tensor& t, const std::vector<double>& expect) {
     else CHECK(got[i] == doctest::Approx(expect[i]).epsilon(1e-6));
   }
 }
-template <class E, class F>
-std::string message_of(F&& f) {
-  try {
-    f();
-  } catch (const E& e) {
-    return e.what();
-  }
-  FAIL("no exception thrown");
-  return "";
-}
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 Tensor grad_of(const Tensor& x) {
   REQUIRE(x.grad().defined());
   return x.grad();
