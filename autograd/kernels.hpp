@@ -10,6 +10,7 @@
 #include <xsimd/xsimd.hpp>
 
 #include <cmath>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -104,6 +105,25 @@ void gemm_raw(const T* a, const T* b, T* c, int64_t m, int64_t n, int64_t k, boo
 /// A tensor sharing `t`'s storage with a new shape and no history.
 Tensor alias(const Tensor& t, const Shape& shape);
 
+/// max(x[0..n)) over a contiguous row, xsimd-vectorised; −∞ for n = 0. A NaN may or may not win
+/// (callers that care check the row themselves).
+template <class T>
+T row_max(const T* x, int64_t n) {
+  using B = xsimd::batch<T>;
+  constexpr int64_t W = static_cast<int64_t>(B::size);
+  T m = -std::numeric_limits<T>::infinity();
+  int64_t c = 0;
+  if (n >= W) {
+    B vm = B::load_unaligned(x);
+    for (c = W; c + W <= n; c += W) vm = xsimd::max(vm, B::load_unaligned(x + c));
+    T lanes[W];
+    vm.store_unaligned(lanes);
+    for (int64_t l = 0; l < W; ++l) m = lanes[l] > m ? lanes[l] : m;
+  }
+  for (; c < n; ++c) m = x[c] > m ? x[c] : m;
+  return m;
+}
+
 /// The row step of softmax, log_softmax and cross-entropy over a contiguous row of n ≥ 1 values:
 /// sets m = max(in) (0 when not finite), writes out[k] = exp(in[k] − m) unless out is null, and
 /// returns Σ exp(in[k] − m). xsimd-vectorised: a scalar exp per element made a [256, 1000] softmax
@@ -113,15 +133,7 @@ T exp_shifted_row(const T* in, T* out, int64_t n, T& m) {
   using B = xsimd::batch<T>;
   constexpr int64_t W = static_cast<int64_t>(B::size);
   int64_t k = 0;
-  m = in[0];
-  if (n >= W) {
-    B vm = B::load_unaligned(in);
-    for (k = W; k + W <= n; k += W) vm = xsimd::max(vm, B::load_unaligned(in + k));
-    T lanes[W];
-    vm.store_unaligned(lanes);
-    for (int64_t l = 0; l < W; ++l) m = lanes[l] > m ? lanes[l] : m;
-  }
-  for (; k < n; ++k) m = in[k] > m ? in[k] : m;
+  m = row_max(in, n);
   if (!std::isfinite(m)) m = T(0);
   B sum(T(0));
   const B vm(m);

@@ -182,23 +182,6 @@ void gemm(const T* a, const T* b, T* c, int64_t m, int64_t n, int64_t k, bool ta
   kernels::gemm_raw<T>(a, b, c, m, n, k, ta, tb, beta);
 }
 
-template <class T>
-T row_max(const T* x, int64_t n) {
-  using B = xsimd::batch<T>;
-  constexpr int64_t W = static_cast<int64_t>(B::size);
-  T m = -std::numeric_limits<T>::infinity();
-  int64_t c = 0;
-  if (n >= W) {
-    B vm = B::load_unaligned(x);
-    for (c = W; c + W <= n; c += W) vm = xsimd::max(vm, B::load_unaligned(x + c));
-    T lanes[W];
-    vm.store_unaligned(lanes);
-    for (int64_t l = 0; l < W; ++l) m = lanes[l] > m ? lanes[l] : m;
-  }
-  for (; c < n; ++c) m = x[c] > m ? x[c] : m;
-  return m;
-}
-
 /// x ← exp(x − shift) in place; returns Σ exp(x − shift). exp(−∞) = 0.
 template <class T>
 T exp_shift_row(T* x, int64_t n, T shift) {
@@ -261,7 +244,7 @@ void forward_kernel(const Problem& pb, const T* q, const T* k, const T* v, const
         score_tile(pb, q, k, mask, b, i0, nq, j0, nk, s.data());
         for (int64_t r = 0; r < nq; ++r) {
           T* row = s.data() + r * nk;
-          const T m_new = std::max(m[r], row_max(row, nk));
+          const T m_new = std::max(m[r], kernels::row_max(row, nk));
           if (m_new == ninf) {  // every key so far masked: nothing to add
             std::fill_n(row, nk, T(0));
             continue;
