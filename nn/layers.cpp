@@ -154,7 +154,7 @@ LayerNorm::LayerNorm(const LayerNormOptions& o) : normalized_shape_(o.normalized
   for (int64_t s : normalized_shape_) check_positive("LayerNorm", {s});
   if (o.elementwise_affine()) {
     weight = register_parameter("weight", ones(normalized_shape_));
-    bias = register_parameter("bias", zeros(normalized_shape_));
+    if (o.bias()) bias = register_parameter("bias", zeros(normalized_shape_));
   }
 }
 

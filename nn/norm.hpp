@@ -58,8 +58,9 @@ class BatchNorm2d : public BatchNorm {
   explicit BatchNorm2d(const BatchNormOptions& options) : BatchNorm("BatchNorm2d", {4}, options) {}
 };
 
-/// LayerNorm's options: the normalised trailing shape, then ε (1e-5) and whether there are γ and
-/// β (elementwise_affine, true).
+/// LayerNorm's options: the normalised trailing shape, then ε (1e-5), whether there are γ and
+/// β (elementwise_affine, true), and whether β exists when they do (bias, true; PyTorch 2.1's
+/// `bias=False`, nanoGPT's LayerNorm).
 ///
 ///     nn::LayerNorm ln(nn::LayerNormOptions({128}).eps(1e-6).elementwise_affine(false));
 struct LayerNormOptions {
@@ -67,6 +68,7 @@ struct LayerNormOptions {
   TAPEGRAD_LAYER_ARG(Shape, normalized_shape, {})
   TAPEGRAD_LAYER_ARG(double, eps, 1e-5)
   TAPEGRAD_LAYER_ARG(bool, elementwise_affine, true)
+  TAPEGRAD_LAYER_ARG(bool, bias, true)
 };
 
 /// Normalises over the trailing `normalized_shape` dimensions; γ (ones) and β (zeros) of that shape.
@@ -80,8 +82,10 @@ class LayerNorm : public UnaryModule {
   Tensor forward(const Tensor& x) override {
     return functional::layer_norm(x, normalized_shape_, weight, bias, eps_);
   }
-  std::string repr() const override { return "LayerNorm" + to_string(normalized_shape_); }
-  Tensor weight, bias;
+  std::string repr() const override {
+    return "LayerNorm" + to_string(normalized_shape_) + (weight.defined() && !bias.defined() ? " (bias=false)" : "");
+  }
+  Tensor weight, bias;  ///< γ and β; undefined without elementwise_affine (β also without bias)
 
  private:
   Shape normalized_shape_;

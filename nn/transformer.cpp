@@ -24,12 +24,7 @@ constexpr double kInf = std::numeric_limits<double>::infinity();
 std::string shape_of(const Tensor& t) { return t.defined() ? to_string(t.shape()) : std::string("undefined"); }
 
 /// [L, S] of the given dtype: −∞ where key j comes after query i (j > i + S − L), 0 elsewhere.
-Tensor causal_mask(int64_t l, int64_t s, DType dtype) {
-  std::vector<double> m(static_cast<size_t>(l * s), 0.0);
-  for (int64_t i = 0; i < l; ++i)
-    for (int64_t j = i + s - l + 1; j < s; ++j) m[static_cast<size_t>(i * s + j)] = -kInf;
-  return tensor(m, {l, s}, dtype);
-}
+Tensor causal_mask(int64_t l, int64_t s, DType dtype) { return triu(full({l, s}, -kInf, dtype), s - l + 1); }
 
 /// Scaled dot-product attention: q [N, H, L, d], k and v [N, H, S, d], `mask` additive and
 /// broadcastable to [N, H, L, S] (or undefined), or `causal` (PyTorch's top-left is_causal, the
@@ -59,21 +54,9 @@ std::pair<Tensor, Tensor> attention(const Tensor& q, const Tensor& k, const Tens
 }
 
 
-/// nanoGPT's LayerNorm without bias (GPTConfig::bias false): y = (x − μ)/√(σ² + ε)·γ.
-class BiaslessLayerNorm : public UnaryModule {
- public:
-  explicit BiaslessLayerNorm(int64_t dim) : dim_(dim) { weight = register_parameter("weight", ones({dim})); }
-  Tensor forward(const Tensor& x) override { return functional::layer_norm(x, {dim_}, weight); }
-  std::string repr() const override { return "LayerNorm([" + std::to_string(dim_) + "], bias=false)"; }
-  Tensor weight;
-
- private:
-  int64_t dim_;
-};
-
+/// nanoGPT's LayerNorm: without a bias when GPTConfig::bias is false.
 UnaryModulePtr gpt_layer_norm(const GPTConfig& c) {
-  if (c.bias) return std::make_shared<LayerNorm>(Shape{c.n_embd});
-  return std::make_shared<BiaslessLayerNorm>(c.n_embd);
+  return std::make_shared<LayerNorm>(LayerNormOptions(Shape{c.n_embd}).bias(c.bias));
 }
 
 }  // namespace

@@ -273,6 +273,10 @@ TEST_CASE("layers take options structs with chainable setters") {
   CHECK(ln.parameters().empty());
   Tensor y = ln(tensor({1, 2, 3, 4}, {1, 4}));
   CHECK(y.at({0, 0}) == doctest::Approx(-1.5 / std::sqrt(1.25 + 1e-3)));
+  nn::LayerNorm gamma_only(nn::LayerNormOptions({4}).bias(false));  // γ only (nanoGPT's LayerNorm)
+  CHECK(gamma_only.named_parameters().size() == 1);
+  CHECK(gamma_only.named_parameters()[0].first == "weight");
+  CHECK(gamma_only.repr() == "LayerNorm[4] (bias=false)");
 
   nn::BatchNorm2d bare(nn::BatchNormOptions(3).affine(false).track_running_stats(false).eps(1e-3));
   CHECK(bare.parameters().empty());
