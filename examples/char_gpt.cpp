@@ -219,12 +219,12 @@ void train(const Flags& f) {
                    {"seed", f.seed},
                    {"text", corpus.path}};
   log["history"] = nlohmann::json::parse(history.to_json());
-  log["ms_per_iter_median"] = median(step_ms);
+  const double ms_per_iter = median(step_ms);
+  log["ms_per_iter_median"] = ms_per_iter;
+  nlohmann::json losses = nlohmann::json::object();  // the last evaluation's, also printed by --bench
   if (!history.epochs.empty()) {
-    log["train_loss"] = history.epochs.back().get("loss");
-    log["val_loss"] = history.epochs.back().get("val_loss");
-  }
-  if (!history.epochs.empty()) {
+    losses = {{"train_loss", history.epochs.back().get("loss")}, {"val_loss", history.epochs.back().get("val_loss")}};
+    log.update(losses);
     std::ofstream svg(f.out + "/loss.svg");
     svg << tg::examples::curves_svg(history, "char_gpt on " + fs::path(corpus.path).filename().string(),
                                     {.second_metric = "", .x_label = "iteration"});
@@ -253,13 +253,12 @@ void train(const Flags& f) {
   }
   std::ofstream(f.out + "/log.json") << log.dump(2) << "\n";
   if (!f.quiet)
-    std::cout << "median " << std::fixed << std::setprecision(1) << median(step_ms) << " ms/iteration; wrote " << f.out
+    std::cout << "median " << std::fixed << std::setprecision(1) << ms_per_iter << " ms/iteration; wrote " << f.out
               << "/{model.safetensors, vocab.json, log.json, loss.svg}\n"
               << std::defaultfloat;
   if (f.bench) {
-    nlohmann::json b = {{"ms_per_iter", median(step_ms)}, {"iters", f.iters}};
-    if (!history.epochs.empty())
-      b["val_loss"] = history.epochs.back().get("val_loss"), b["train_loss"] = history.epochs.back().get("loss");
+    nlohmann::json b = {{"ms_per_iter", ms_per_iter}, {"iters", f.iters}};
+    b.update(losses);
     std::cout << b.dump() << "\n";
   }
 }
