@@ -4,7 +4,7 @@
 Writes two small safetensors files:
 
   tests/training/gpt_reference.safetensors, for tests/training/test_gpt_reference.cpp:
-    a GPT with tapegrad's module structure (so the state_dict keys are the same), config
+    a GPT with tapegrad's module structure (scripts/torch_gpt.py, so the state_dict keys are the same), config
     vocab_size 17, block_size 8, n_layer 2, n_head 2, n_embd 8, dropout 0, bias True, untied lm_head:
 
         wte, wpe (nn.Embedding) -> h.i = pre-LayerNorm blocks -> ln_f -> lm_head (no bias)
@@ -42,53 +42,12 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from make_training_reference import save_safetensors  # noqa: E402  (one safetensors writer)
+from torch_gpt import GPT, Config, make_optimizer  # noqa: E402  (the one PyTorch GPT)
 
 SEED = 1234
 VOCAB, BLOCK, LAYERS, HEADS, EMBD = 17, 8, 2, 2, 8
 STEPS, BATCH = 5, 4
 LR, BETAS, WEIGHT_DECAY, CLIP = 1e-3, (0.9, 0.99), 0.1, 1.0
-
-
-class MLP(torch.nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.c_fc = torch.nn.Linear(EMBD, 4 * EMBD)
-        self.c_proj = torch.nn.Linear(4 * EMBD, EMBD)
-
-    def forward(self, x):
-        return self.c_proj(F.gelu(self.c_fc(x), approximate="tanh"))
-
-
-class Block(torch.nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.ln_1 = torch.nn.LayerNorm(EMBD)
-        self.attn = torch.nn.MultiheadAttention(EMBD, HEADS, batch_first=True)
-        self.ln_2 = torch.nn.LayerNorm(EMBD)
-        self.mlp = MLP()
-
-    def forward(self, x):
-        t = x.shape[1]
-        causal = torch.triu(torch.ones(t, t, dtype=torch.bool), 1)  # True = masked out
-        h = self.ln_1(x)
-        x = x + self.attn(h, h, h, attn_mask=causal, need_weights=False)[0]
-        return x + self.mlp(self.ln_2(x))
-
-
-class GPT(torch.nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.wte = torch.nn.Embedding(VOCAB, EMBD)
-        self.wpe = torch.nn.Embedding(BLOCK, EMBD)
-        self.h = torch.nn.ModuleList([Block() for _ in range(LAYERS)])
-        self.ln_f = torch.nn.LayerNorm(EMBD)
-        self.lm_head = torch.nn.Linear(EMBD, VOCAB, bias=False)
-
-    def forward(self, idx):
-        x = self.wte(idx) + self.wpe(torch.arange(idx.shape[1]))
-        for block in self.h:
-            x = block(x)
-        return self.lm_head(self.ln_f(x))
 
 
 def randomize_(module, std=0.3):
@@ -100,13 +59,14 @@ def randomize_(module, std=0.3):
             p.copy_((1.0 if ln_weight else 0.0) + std * torch.randn(p.shape, dtype=torch.float32))
 
 
+def small_gpt():
+    return GPT(Config(vocab_size=VOCAB, block_size=BLOCK, n_layer=LAYERS, n_head=HEADS, n_embd=EMBD))
+
+
 def gpt_run(dtype, initial, xs, ys):
-    model = GPT().to(dtype)
+    model = small_gpt().to(dtype)
     model.load_state_dict({k: v.to(dtype) for k, v in initial.items()})
-    decay = [p for p in model.parameters() if p.dim() >= 2]
-    no_decay = [p for p in model.parameters() if p.dim() < 2]
-    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": WEIGHT_DECAY},
-                                   {"params": no_decay, "weight_decay": 0.0}], lr=LR, betas=BETAS)
+    optimizer = make_optimizer(model, LR, BETAS, WEIGHT_DECAY)
     losses = []
     for step in range(STEPS):
         optimizer.zero_grad()
@@ -124,7 +84,7 @@ def gpt_run(dtype, initial, xs, ys):
 
 
 def gpt_reference():
-    model = GPT()
+    model = small_gpt()
     randomize_(model)
     initial = {k: v.detach().clone() for k, v in model.state_dict().items()}
     data = torch.randint(0, VOCAB, (STEPS, BATCH, BLOCK + 1))
