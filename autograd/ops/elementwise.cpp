@@ -204,6 +204,15 @@ Tensor minimum(const Tensor& a, const Tensor& b) { return select_binary("minimum
 
 // ---- scalar forms -------------------------------------------------------------------------------
 
+namespace {
+/// As PyTorch: a − s and s − a refuse a bool tensor or a bool scalar.
+void refuse_bool_subtraction(const char* op, const Tensor& a, const Scalar& s) {
+  if (a.defined() && (a.dtype() == DType::b8 || s.kind() == DType::b8))
+    throw DTypeError(std::string("tapegrad::") + op + ": subtracting with a bool tensor " + to_string(a.shape()) +
+                     " or a bool scalar is not supported; to invert a mask use logical_not()");
+}
+}  // namespace
+
 // A floating tensor keeps its dtype (the scalar is converted to it); an int64 or bool tensor is
 // promoted first as result_type says (int64 · 2.5 is float32). Only floating results are recorded.
 Tensor add(const Tensor& a, const Scalar& s) {
@@ -212,9 +221,7 @@ Tensor add(const Tensor& a, const Scalar& s) {
   return record("add_scalar", result, {x}, [](const BackwardContext& ctx) -> Grads { return {ctx.grad}; });
 }
 Tensor sub(const Tensor& a, const Scalar& s) {
-  if (a.defined() && (a.dtype() == DType::b8 || s.kind() == DType::b8))
-    throw DTypeError("tapegrad::sub: subtracting with a bool tensor " + to_string(a.shape()) +
-                     " or a bool scalar is not supported; to invert a mask use logical_not()");
+  refuse_bool_subtraction("sub", a, s);
   Tensor x = a.to(result_type(a, s));
   Tensor result = scalar_kernel<Accepts::numeric>("sub", x, s, [](auto v, auto c) { return v - c; });
   return record("sub_scalar", result, {x}, [](const BackwardContext& ctx) -> Grads { return {ctx.grad}; });
@@ -232,9 +239,7 @@ Tensor div(const Tensor& a, const Scalar& s) {
 namespace {
 /// s − x
 Tensor rsub(const Scalar& s, const Tensor& a) {
-  if (a.defined() && (a.dtype() == DType::b8 || s.kind() == DType::b8))
-    throw DTypeError("tapegrad::rsub: subtracting with a bool tensor " + to_string(a.shape()) +
-                     " or a bool scalar is not supported; to invert a mask use logical_not()");
+  refuse_bool_subtraction("rsub", a, s);
   Tensor x = a.to(result_type(a, s));
   Tensor result = scalar_kernel<Accepts::numeric>("rsub", x, s, [](auto v, auto c) { return c - v; });
   return record("rsub", result, {x}, [](const BackwardContext& ctx) -> Grads { return {neg(ctx.grad)}; });

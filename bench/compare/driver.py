@@ -351,7 +351,7 @@ def main():
         lim = {s: paired(gpt[s], limit) for s in gpt}
         rows.append(("GPT: %.2f GFLOP, limit %.1f ms at %.1f GFLOP/s; iteration / limit" % (
             flops * 1e-9, median(limit), median(peaks)), [fmt(lim.get(s), "%.2fx") for s in systems], "-", "-",
-            "tapegrad <= 1.30x", "yes" if lim["tapegrad"] <= 1.3 else "NO"))
+            "tapegrad <= 1.30x", "-" if lim.get("tapegrad") is None else ("yes" if lim["tapegrad"] <= 1.3 else "NO")))
         rss = {s: series("%s gpt" % s, "rss_mb") for s in gpt}
         rows.append(("peak RSS, GPT run (MB)", [fmt(median(rss.get(s, [])), "%.0f") for s in systems], "-",
                      fmt(paired(rss.get("tapegrad"), rss.get("pytorch")), "%.2f"), "tg/PyTorch <= 1.00", "-"))
