@@ -5,12 +5,20 @@
 #                                                <component>/**/*.cpp under the repository root, with
 #                                                its include paths, ABI flags and dependencies
 
+get_filename_component(TAPEGRAD_ROOT ${CMAKE_CURRENT_LIST_DIR}/.. ABSOLUTE)
+
+# ccache, with paths under the repository rewritten relative to the build folder and the build
+# folder's own path left out of the hash (it is in -g's debug info), so a fresh clone anywhere — CI's
+# clean checkout — reuses the objects of an earlier clone. A CCACHE_BASEDIR set by the user wins.
 find_program(CCACHE ccache)
 if(CCACHE)
-  set(CMAKE_CXX_COMPILER_LAUNCHER ${CCACHE})
+  if(DEFINED ENV{CCACHE_BASEDIR})
+    set(CMAKE_CXX_COMPILER_LAUNCHER ${CCACHE})
+  else()
+    set(CMAKE_CXX_COMPILER_LAUNCHER ${CMAKE_COMMAND} -E env CCACHE_BASEDIR=${TAPEGRAD_ROOT}
+        CCACHE_NOHASHDIR=1 ${CCACHE})
+  endif()
 endif()
-
-get_filename_component(TAPEGRAD_ROOT ${CMAKE_CURRENT_LIST_DIR}/.. ABSOLUTE)
 include(GNUInstallDirs)
 
 # All from Debian packages (scripts/install_deps.sh). cmake/tapegradConfig.cmake.in finds the same
