@@ -101,6 +101,12 @@ void add_inplace(const Tensor& dst, const Tensor& src);
 /// A is [m, k] ([k, m] when ta), B is [k, n] ([n, k] when tb). T is float or double.
 template <class T>
 void gemm_raw(const T* a, const T* b, T* c, int64_t m, int64_t n, int64_t k, bool ta, bool tb, T beta);
+/// gemm_raw on row-major matrices with row strides lda, ldb, ldc ≥ their row lengths, so operands
+/// can be column blocks of wider rows (attention reads q, k, v in place from a packed [N, T, 3E]).
+/// m, n, k ≥ 1.
+template <class T>
+void gemm_strided(const T* a, int64_t lda, const T* b, int64_t ldb, T* c, int64_t ldc, int64_t m, int64_t n, int64_t k,
+                  bool ta, bool tb, T beta);
 
 /// A tensor sharing `t`'s storage with a new shape and no history.
 Tensor alias(const Tensor& t, const Shape& shape);

@@ -9,6 +9,7 @@
 // 32×256: 96.0) and [1, 4, 1024, 32] 42.1 ms (64×128: 48.0, 128×256: 47.2, 64×256: 48.3). A
 // float32 scores tile is then 64 KiB.
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <limits>
 #include <string>
@@ -31,6 +32,16 @@ namespace {
 
 constexpr const char* kOp = "tapegrad::nn::scaled_dot_product_attention";
 
+/// Where row i of batch·head b of q, k, v or the output starts: with b = outer·heads + head, at
+/// outer·batch + head·head_stride + offset + i·row. Contiguous [bh, T, d]: heads 1, batch T·d, row d.
+/// Packed qkv [N, T, 3E] (qkv_packed_attention): heads H, batch T·3E, head_stride d, row 3E, offset
+/// 0, E or 2E; its output [N, T, E]: heads H, batch T·E, head_stride d, row E.
+struct Layout {
+  int64_t heads = 1, batch = 0, head_stride = 0, offset = 0, row = 0;
+  int64_t at(int64_t b, int64_t i) const { return b / heads * batch + b % heads * head_stride + offset + i * row; }
+  static Layout contiguous(int64_t rows, int64_t width) { return {1, rows * width, 0, 0, width}; }
+};
+
 /// Everything the kernels need besides the data, fixed at the call and captured by value.
 struct Problem {
   Shape batch;   // leading dimensions of q, k, v
@@ -44,6 +55,8 @@ struct Problem {
   // The mask's element (b, i, j) is at mask_offset[b] + i·mask_row + j·mask_col (0 strides broadcast).
   std::vector<int64_t> mask_offset;
   int64_t mask_row = 0, mask_col = 0;
+  // q, k, v and the output (and their gradients, which share their layouts)
+  Layout lq, lk, lv, lo;
 };
 
 std::string shapes(const Tensor& q, const Tensor& k, const Tensor& v) {
@@ -54,65 +67,45 @@ std::string shapes(const Tensor& q, const Tensor& k, const Tensor& v) {
 /// one place masks are interpreted. Once the bool dtype exists its branch is:
 ///     if (mask.dtype() == DType::b8)
 ///       return where(mask, scalar(0.0, q.dtype()), scalar(-inf, q.dtype()));  // true = attend
-Tensor additive_mask(const Tensor& mask, const Tensor& q, const Tensor& k, const Tensor& v, const Shape& target) {
+Tensor additive_mask(const char* op, const Tensor& mask, DType dtype, const Shape& target, const std::string& operands) {
   if (!mask.defined()) return mask;
   const bool boolean = mask.dtype() == DType::b8;
-  if (!boolean && mask.dtype() != q.dtype())
-    throw DTypeError(std::string(kOp) + ": the mask must be bool (true = attend) or additive with q's dtype " +
-                     dtype_name(q.dtype()) + ", got " + dtype_name(mask.dtype()) + " " + to_string(mask.shape()));
+  if (!boolean && mask.dtype() != dtype)
+    throw DTypeError(std::string(op) + ": the mask must be bool (true = attend) or additive with q's dtype " +
+                     dtype_name(dtype) + ", got " + dtype_name(mask.dtype()) + " " + to_string(mask.shape()));
   bool ok = mask.dim() <= static_cast<int64_t>(target.size());
   for (int64_t i = 1; ok && i <= mask.dim(); ++i) {
     const int64_t m = mask.shape()[mask.shape().size() - i], t = target[target.size() - i];
     ok = m == t || m == 1;
   }
   if (!ok)
-    throw ShapeError(std::string(kOp) + ": mask " + to_string(mask.shape()) + " does not broadcast to the scores " +
-                     to_string(target) + " of " + shapes(q, k, v));
+    throw ShapeError(std::string(op) + ": mask " + to_string(mask.shape()) + " does not broadcast to the scores " +
+                     to_string(target) + " of " + operands);
   // PyTorch's bool mask: true takes part in attention, false is removed (−∞ added to its score).
-  if (boolean)
-    return where(mask, scalar(0.0, q.dtype()), scalar(-std::numeric_limits<double>::infinity(), q.dtype()));
+  if (boolean) return where(mask, scalar(0.0, dtype), scalar(-std::numeric_limits<double>::infinity(), dtype));
   return mask;
 }
 
-/// Validates the call and fixes the problem; draws the dropout seed last (nothing drawn on error).
-Problem make_problem(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionOptions& o, Tensor& mask) {
-  if (!q.defined() || !k.defined() || !v.defined())
-    throw std::invalid_argument(std::string(kOp) + ": got an undefined tensor");
-  if (!is_floating(q.dtype()) || k.dtype() != q.dtype() || v.dtype() != q.dtype())
-    throw DTypeError(std::string(kOp) + ": q, k and v must share one floating dtype, got " + dtype_name(q.dtype()) +
-                     ", " + dtype_name(k.dtype()) + " and " + dtype_name(v.dtype()) + " (" + shapes(q, k, v) + ")");
-  if (q.dim() < 2 || k.dim() != q.dim() || v.dim() != q.dim())
-    throw ShapeError(std::string(kOp) +
-                     ": q [..., T, d], k [..., S, d] and v [..., S, dv] need the same rank ≥ 2, got " +
-                     shapes(q, k, v));
-  Problem pb;
-  pb.batch = Shape(q.shape().begin(), q.shape().end() - 2);
-  if (Shape(k.shape().begin(), k.shape().end() - 2) != pb.batch ||
-      Shape(v.shape().begin(), v.shape().end() - 2) != pb.batch)
-    throw ShapeError(std::string(kOp) + ": the batch dimensions of q, k and v must be equal, got " + shapes(q, k, v));
-  if (k.size(-1) != q.size(-1))
-    throw ShapeError(std::string(kOp) + ": q and k must have the same head dimension d, got " + shapes(q, k, v));
-  if (v.size(-2) != k.size(-2))
-    throw ShapeError(std::string(kOp) + ": k and v must have the same number of keys S, got " + shapes(q, k, v));
+/// Fixes what every entry point shares once pb's sizes (batch, t, s, d, dv) are known: checks the
+/// options, the mask against the scores' shape batch + [T, S], and draws the dropout seed last
+/// (nothing drawn on error). `operands` describes the inputs in error messages.
+void configure(const char* op, Problem& pb, const AttentionOptions& o, DType dtype, const std::string& operands,
+               Tensor& mask) {
   const double p = o.dropout();
   if (!(p >= 0 && p < 1))
-    throw std::invalid_argument(std::string(kOp) + ": dropout must be in [0, 1), got " + std::to_string(p));
+    throw std::invalid_argument(std::string(op) + ": dropout must be in [0, 1), got " + std::to_string(p));
   if (o.causal() && o.mask().defined())
-    throw std::invalid_argument(std::string(kOp) +
+    throw std::invalid_argument(std::string(op) +
                                 ": causal cannot be combined with an explicit mask (as PyTorch); got mask " +
-                                to_string(o.mask().shape()) + " with " + shapes(q, k, v));
+                                to_string(o.mask().shape()) + " with " + operands);
   if (o.query_tile() < 1 || o.key_tile() < 1)
-    throw std::invalid_argument(std::string(kOp) + ": tiles must be ≥ 1, got " + std::to_string(o.query_tile()) +
+    throw std::invalid_argument(std::string(op) + ": tiles must be ≥ 1, got " + std::to_string(o.query_tile()) +
                                 " × " + std::to_string(o.key_tile()));
-  pb.t = q.size(-2);
-  pb.s = k.size(-2);
-  pb.d = q.size(-1);
-  pb.dv = v.size(-1);
-  pb.bh = pb.batch.numel(kOp);
+  pb.bh = pb.batch.numel(op);
   pb.scores = pb.batch;
   pb.scores.push_back(pb.t);
   pb.scores.push_back(pb.s);
-  mask = additive_mask(o.mask(), q, k, v, pb.scores);
+  mask = additive_mask(op, o.mask(), dtype, pb.scores, operands);
   pb.scale = o.scale_for(pb.d);
   pb.causal = o.causal();
   pb.p = p;
@@ -139,6 +132,63 @@ Problem make_problem(const Tensor& q, const Tensor& k, const Tensor& v, const At
   }
   Generator& gen = o.generator() ? *o.generator() : default_generator();
   if (p > 0) pb.seed = gen.engine()();
+}
+
+/// Validates separate q, k, v ([..., T, d], contiguous) and fixes the problem.
+Problem make_problem(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionOptions& o, Tensor& mask) {
+  if (!q.defined() || !k.defined() || !v.defined())
+    throw std::invalid_argument(std::string(kOp) + ": got an undefined tensor");
+  if (!is_floating(q.dtype()) || k.dtype() != q.dtype() || v.dtype() != q.dtype())
+    throw DTypeError(std::string(kOp) + ": q, k and v must share one floating dtype, got " + dtype_name(q.dtype()) +
+                     ", " + dtype_name(k.dtype()) + " and " + dtype_name(v.dtype()) + " (" + shapes(q, k, v) + ")");
+  if (q.dim() < 2 || k.dim() != q.dim() || v.dim() != q.dim())
+    throw ShapeError(std::string(kOp) +
+                     ": q [..., T, d], k [..., S, d] and v [..., S, dv] need the same rank ≥ 2, got " +
+                     shapes(q, k, v));
+  Problem pb;
+  pb.batch = Shape(q.shape().begin(), q.shape().end() - 2);
+  if (Shape(k.shape().begin(), k.shape().end() - 2) != pb.batch ||
+      Shape(v.shape().begin(), v.shape().end() - 2) != pb.batch)
+    throw ShapeError(std::string(kOp) + ": the batch dimensions of q, k and v must be equal, got " + shapes(q, k, v));
+  if (k.size(-1) != q.size(-1))
+    throw ShapeError(std::string(kOp) + ": q and k must have the same head dimension d, got " + shapes(q, k, v));
+  if (v.size(-2) != k.size(-2))
+    throw ShapeError(std::string(kOp) + ": k and v must have the same number of keys S, got " + shapes(q, k, v));
+  pb.t = q.size(-2);
+  pb.s = k.size(-2);
+  pb.d = q.size(-1);
+  pb.dv = v.size(-1);
+  configure(kOp, pb, o, q.dtype(), shapes(q, k, v), mask);
+  pb.lq = Layout::contiguous(pb.t, pb.d);
+  pb.lk = Layout::contiguous(pb.s, pb.d);
+  pb.lv = Layout::contiguous(pb.s, pb.dv);
+  pb.lo = Layout::contiguous(pb.t, pb.dv);
+  return pb;
+}
+
+constexpr const char* kPackedOp = "tapegrad::nn::qkv_packed_attention";
+
+/// Validates a packed qkv [N, T, 3E] with `heads` heads and fixes the problem: batch [N, H], T = S,
+/// d = dv = E/H, q, k and v read in place from the packed rows, the output written as [N, T, E].
+Problem make_packed_problem(const Tensor& qkv, int64_t heads, const AttentionOptions& o, Tensor& mask) {
+  if (!qkv.defined()) throw std::invalid_argument(std::string(kPackedOp) + ": got an undefined tensor");
+  const std::string operand = "qkv " + to_string(qkv.shape()) + " with " + std::to_string(heads) + " heads";
+  if (!is_floating(qkv.dtype()))
+    throw DTypeError(std::string(kPackedOp) + ": qkv must be floating, got " + dtype_name(qkv.dtype()) + " " +
+                     to_string(qkv.shape()));
+  if (heads < 1 || qkv.dim() != 3 || qkv.size(2) % (3 * heads) != 0)
+    throw ShapeError(std::string(kPackedOp) + ": qkv must be [N, T, 3E] with E a multiple of heads ≥ 1, got " +
+                     operand);
+  Problem pb;
+  const int64_t n = qkv.size(0), t = qkv.size(1), e = qkv.size(2) / 3, d = e / heads;
+  pb.batch = {n, heads};
+  pb.t = pb.s = t;
+  pb.d = pb.dv = d;
+  configure(kPackedOp, pb, o, qkv.dtype(), operand, mask);
+  pb.lq = {heads, t * 3 * e, d, 0, 3 * e};
+  pb.lk = {heads, t * 3 * e, d, e, 3 * e};
+  pb.lv = {heads, t * 3 * e, d, 2 * e, 3 * e};
+  pb.lo = {heads, t * e, d, 0, e};
   return pb;
 }
 
@@ -171,15 +221,18 @@ Tensor dropout_factors(const Problem& pb, DType dtype) {
 
 // ---- tile kernels -------------------------------------------------------------------------------
 
-/// C = op(A)·op(B) + beta·C, also for empty dimensions (k = 0 scales C by beta).
+/// C = op(A)·op(B) + beta·C on row-major matrices with row strides lda, ldb, ldc, also for empty
+/// dimensions (k = 0 scales C by beta).
 template <class T>
-void gemm(const T* a, const T* b, T* c, int64_t m, int64_t n, int64_t k, bool ta, bool tb, T beta) {
+void gemm(const T* a, int64_t lda, const T* b, int64_t ldb, T* c, int64_t ldc, int64_t m, int64_t n, int64_t k,
+          bool ta, bool tb, T beta) {
   if (m == 0 || n == 0) return;
   if (k == 0) {
-    for (int64_t i = 0; i < m * n; ++i) c[i] = beta == T(0) ? T(0) : c[i] * beta;
+    for (int64_t i = 0; i < m; ++i)
+      for (int64_t j = 0; j < n; ++j) c[i * ldc + j] = beta == T(0) ? T(0) : c[i * ldc + j] * beta;
     return;
   }
-  kernels::gemm_raw<T>(a, b, c, m, n, k, ta, tb, beta);
+  kernels::gemm_strided<T>(a, lda, b, ldb, c, ldc, m, n, k, ta, tb, beta);
 }
 
 /// x ← exp(x − shift) in place; returns Σ exp(x − shift). exp(−∞) = 0.
@@ -205,7 +258,7 @@ T exp_shift_row(T* x, int64_t n, T shift) {
 template <class T>
 void score_tile(const Problem& pb, const T* q, const T* k, const T* mask, int64_t b, int64_t i0, int64_t nq, int64_t j0,
                 int64_t nk, T* s) {
-  gemm<T>(q + (b * pb.t + i0) * pb.d, k + (b * pb.s + j0) * pb.d, s, nq, nk, pb.d, false, true, T(0));
+  gemm<T>(q + pb.lq.at(b, i0), pb.lq.row, k + pb.lk.at(b, j0), pb.lk.row, s, nk, nq, nk, pb.d, false, true, T(0));
   const T scale = static_cast<T>(pb.scale), ninf = -std::numeric_limits<T>::infinity();
   for (int64_t r = 0; r < nq; ++r) {
     T* row = s + r * nk;
@@ -234,8 +287,10 @@ void forward_kernel(const Problem& pb, const T* q, const T* k, const T* v, const
   for (int64_t b = 0; b < pb.bh; ++b) {
     for (int64_t i0 = 0; i0 < pb.t; i0 += pb.bq) {
       const int64_t nq = std::min(pb.bq, pb.t - i0);
-      T* o = out + (b * pb.t + i0) * pb.dv;
-      if (pb.s == 0) std::fill_n(o, nq * pb.dv, T(0));  // otherwise the first gemm (beta 0) writes it
+      T* o = out + pb.lo.at(b, i0);
+      const int64_t ldo = pb.lo.row;
+      if (pb.s == 0)  // otherwise the first gemm (beta 0) writes it
+        for (int64_t r = 0; r < nq; ++r) std::fill_n(o + r * ldo, pb.dv, T(0));
       std::fill(m.begin(), m.end(), ninf);
       std::fill(l.begin(), l.end(), T(0));
       const int64_t s_end = key_end(pb, i0, nq);
@@ -253,11 +308,11 @@ void forward_kernel(const Problem& pb, const T* q, const T* k, const T* v, const
           l[r] = l[r] * alpha + exp_shift_row(row, nk, m_new);
           m[r] = m_new;
           if (j0 > 0 && alpha != T(1))
-            for (int64_t c = 0; c < pb.dv; ++c) o[r * pb.dv + c] *= alpha;
+            for (int64_t c = 0; c < pb.dv; ++c) o[r * ldo + c] *= alpha;
           if (pb.p > 0)
             for (int64_t c = 0; c < nk; ++c) row[c] *= dropout_factor<T>(pb, b, i0 + r, j0 + c);
         }
-        gemm<T>(s.data(), v + (b * pb.s + j0) * pb.dv, o, nq, pb.dv, nk, false, false, T(j0 > 0));
+        gemm<T>(s.data(), nk, v + pb.lv.at(b, j0), pb.lv.row, o, ldo, nq, pb.dv, nk, false, false, T(j0 > 0));
       }
       for (int64_t r = 0; r < nq; ++r) {
         T* lr = lse + b * pb.t + i0 + r;
@@ -267,7 +322,7 @@ void forward_kernel(const Problem& pb, const T* q, const T* k, const T* v, const
         }
         *lr = m[r] + std::log(l[r]);
         const T inv = T(1) / l[r];
-        for (int64_t c = 0; c < pb.dv; ++c) o[r * pb.dv + c] *= inv;
+        for (int64_t c = 0; c < pb.dv; ++c) o[r * ldo + c] *= inv;
       }
     }
   }
@@ -288,19 +343,21 @@ void backward_kernel(const Problem& pb, const T* q, const T* k, const T* v, cons
   const bool scores_grad = g.dq || g.dk || g.dmask;
   const T scale = static_cast<T>(pb.scale);
   for (int64_t b = 0; b < pb.bh; ++b) {
-    const T* dob = dout + b * pb.t * pb.dv;
     if (scores_grad)  // D_i = Σ_c dO_ic·O_ic
       for (int64_t i = 0; i < pb.t; ++i) {
+        const T *dor = dout + pb.lo.at(b, i), *orow = out + pb.lo.at(b, i);
         T acc = 0;
-        for (int64_t c = 0; c < pb.dv; ++c) acc += dob[i * pb.dv + c] * out[(b * pb.t + i) * pb.dv + c];
+        for (int64_t c = 0; c < pb.dv; ++c) acc += dor[c] * orow[c];
         rowdot[static_cast<size_t>(i)] = acc;
       }
     for (int64_t j0 = 0; j0 < pb.s; j0 += pb.bk) {
       const int64_t nk = std::min(pb.bk, pb.s - j0);
       const int64_t first = pb.causal ? j0 / pb.bq * pb.bq : 0;  // the first query tile with a row ≥ j0
       if (first >= pb.t) {                                       // causal keys after the last query: no gradient
-        if (g.dk) std::fill_n(g.dk + (b * pb.s + j0) * pb.d, nk * pb.d, T(0));
-        if (g.dv) std::fill_n(g.dv + (b * pb.s + j0) * pb.dv, nk * pb.dv, T(0));
+        for (int64_t r = 0; r < nk; ++r) {
+          if (g.dk) std::fill_n(g.dk + pb.lk.at(b, j0 + r), pb.d, T(0));
+          if (g.dv) std::fill_n(g.dv + pb.lv.at(b, j0 + r), pb.dv, T(0));
+        }
       }
       for (int64_t i0 = first; i0 < pb.t; i0 += pb.bq) {
         const T beta_k = i0 > first, beta_q = j0 > 0;  // the first contribution overwrites (no zero fill)
@@ -316,10 +373,12 @@ void backward_kernel(const Problem& pb, const T* q, const T* k, const T* v, cons
             }
           pv = pd.data();
         }
-        const T* do_i = dob + i0 * pb.dv;
-        if (g.dv) gemm<T>(pv, do_i, g.dv + (b * pb.s + j0) * pb.dv, nk, pb.dv, nq, true, false, beta_k);  // dV += Pᵀ·dO
+        const T* do_i = dout + pb.lo.at(b, i0);
+        const int64_t ldo = pb.lo.row;
+        if (g.dv)  // dV += Pᵀ·dO
+          gemm<T>(pv, nk, do_i, ldo, g.dv + pb.lv.at(b, j0), pb.lv.row, nk, pb.dv, nq, true, false, beta_k);
         if (!scores_grad) continue;
-        gemm<T>(do_i, v + (b * pb.s + j0) * pb.dv, ds.data(), nq, nk, pb.dv, false, true, T(0));  // dP = dO·Vᵀ
+        gemm<T>(do_i, ldo, v + pb.lv.at(b, j0), pb.lv.row, ds.data(), nk, nq, nk, pb.dv, false, true, T(0));  // dP = dO·Vᵀ
         for (int64_t r = 0; r < nq; ++r) {
           const T dr = rowdot[static_cast<size_t>(i0 + r)];
           T* dsr = ds.data() + r * nk;
@@ -332,11 +391,11 @@ void backward_kernel(const Problem& pb, const T* q, const T* k, const T* v, cons
           for (int64_t c = 0; c < nk; ++c) dsr[c] *= scale;
         }
         if (g.dq)
-          gemm<T>(ds.data(), k + (b * pb.s + j0) * pb.d, g.dq + (b * pb.t + i0) * pb.d, nq, pb.d, nk, false, false,
-                  beta_q);
+          gemm<T>(ds.data(), nk, k + pb.lk.at(b, j0), pb.lk.row, g.dq + pb.lq.at(b, i0), pb.lq.row, nq, pb.d, nk,
+                  false, false, beta_q);
         if (g.dk)
-          gemm<T>(ds.data(), q + (b * pb.t + i0) * pb.d, g.dk + (b * pb.s + j0) * pb.d, nk, pb.d, nq, true, false,
-                  beta_k);
+          gemm<T>(ds.data(), nk, q + pb.lq.at(b, i0), pb.lq.row, g.dk + pb.lk.at(b, j0), pb.lk.row, nk, pb.d, nq,
+                  true, false, beta_k);
       }
     }
   }
@@ -399,6 +458,50 @@ Grads composite_backward(const Problem& pb, const Tensor& q, const Tensor& k, co
   return out;
 }
 
+/// The fused forward into `out` (allocated in pb.lo's layout) and lse (batch + [T]). For the packed
+/// op q, k and v are the same tensor, read through their layouts.
+void run_forward(const Problem& pb, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& mask,
+                 Tensor& out, Tensor& lse) {
+  kernels::dispatch(q.dtype(), "scaled_dot_product_attention", [&](auto z) {
+    using T = decltype(z);
+    forward_kernel<T>(pb, q.data<T>(), k.data<T>(), v.data<T>(), mask.defined() ? mask.data<T>() : nullptr,
+                      out.mutable_data<T>(), lse.mutable_data<T>());
+  });
+}
+
+/// The fused first-order backward into the given buffers (undefined where not needed; dq, dk and dv
+/// are one buffer for the packed op). Every element of dq (when S > 0), dk and dv is written.
+void run_backward(const Problem& pb, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& mask,
+                  const Tensor& out, const Tensor& lse, const Tensor& grad, const Tensor& dq, const Tensor& dk,
+                  const Tensor& dv, const Tensor& dmask) {
+  kernels::dispatch(q.dtype(), "scaled_dot_product_attention", [&](auto z) {
+    using T = decltype(z);
+    auto ptr = [](const Tensor& t) { return t.defined() ? t.mutable_data<T>() : nullptr; };
+    backward_kernel<T>(pb, q.data<T>(), k.data<T>(), v.data<T>(), mask.defined() ? mask.data<T>() : nullptr,
+                       out.data<T>(), lse.data<T>(), grad.data<T>(), GradBuffers<T>{ptr(dq), ptr(dk), ptr(dv), ptr(dmask)});
+  });
+}
+
+/// lse's shape: batch + [T].
+Shape lse_shape(const Problem& pb) {
+  Shape s = pb.batch;
+  s.push_back(pb.t);
+  return s;
+}
+
+/// q, k, v [N, H, T, d] of a packed qkv [N, T, 3E] in recorded ops (the composite's view of it).
+std::array<Tensor, 3> split_packed(const Problem& pb, const Tensor& qkv) {
+  const int64_t n = pb.batch[0], h = pb.batch[1];
+  Tensor x = permute(reshape(qkv, {n, pb.t, 3, h, pb.d}), {2, 0, 3, 1, 4});  // [3, N, H, T, d]
+  auto part = [&](int64_t i) { return reshape(slice(x, 0, i, i + 1), {n, h, pb.t, pb.d}); };
+  return {part(0), part(1), part(2)};
+}
+
+/// [N, H, T, d] heads back to [N, T, E] in recorded ops.
+Tensor merge_packed(const Problem& pb, const Tensor& heads) {
+  return reshape(permute(heads, {0, 2, 1, 3}), {pb.batch[0], pb.t, pb.batch[1] * pb.dv});
+}
+
 }  // namespace
 
 Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v,
@@ -408,36 +511,64 @@ Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tens
   Shape out_shape = pb.batch;
   out_shape.push_back(pb.t);
   out_shape.push_back(pb.dv);
-  Shape lse_shape = pb.batch;
-  lse_shape.push_back(pb.t);
-  Tensor result = Tensor::empty(out_shape, q.dtype()), lse = Tensor::empty(lse_shape, q.dtype());
-  kernels::dispatch(q.dtype(), "scaled_dot_product_attention", [&](auto z) {
-    using T = decltype(z);
-    forward_kernel<T>(pb, q.data<T>(), k.data<T>(), v.data<T>(), mask.defined() ? mask.data<T>() : nullptr,
-                      result.mutable_data<T>(), lse.mutable_data<T>());
-  });
+  Tensor result = Tensor::empty(out_shape, q.dtype()), lse = Tensor::empty(lse_shape(pb), q.dtype());
+  run_forward(pb, q, k, v, mask, result, lse);
   return record(
       "scaled_dot_product_attention", result, {q, k, v, mask}, save_for_backward(q, k, v, mask, lse),
       [pb](const BackwardContext& ctx) -> Grads {
         const Tensor &q = ctx.saved(0), &k = ctx.saved(1), &v = ctx.saved(2), &mask = ctx.saved(3), &lse = ctx.saved(4);
         const bool needs[4] = {ctx.needs(0), ctx.needs(1), ctx.needs(2), mask.defined() && ctx.needs(3)};
         if (grad_enabled()) return composite_backward(pb, q, k, v, mask, ctx.grad, needs);  // create_graph
-        // every element of dq (when S > 0), dk and dv is written by the kernel
         Tensor dq =
             needs[0] ? (pb.s > 0 ? Tensor::empty(q.shape(), q.dtype()) : zeros(q.shape(), q.dtype())) : Tensor();
         Tensor dk = needs[1] ? Tensor::empty(k.shape(), k.dtype()) : Tensor();
         Tensor dv = needs[2] ? Tensor::empty(v.shape(), v.dtype()) : Tensor();
         Tensor dmask = needs[3] ? zeros(pb.scores, q.dtype()) : Tensor();
-        kernels::dispatch(q.dtype(), "scaled_dot_product_attention", [&](auto z) {
-          using T = decltype(z);
-          auto ptr = [](const Tensor& t) { return t.defined() ? t.mutable_data<T>() : nullptr; };
-          backward_kernel<T>(pb, q.data<T>(), k.data<T>(), v.data<T>(), mask.defined() ? mask.data<T>() : nullptr,
-                             ctx.result.data<T>(), lse.data<T>(), ctx.grad.data<T>(),
-                             GradBuffers<T>{ptr(dq), ptr(dk), ptr(dv), ptr(dmask)});
-        });
+        run_backward(pb, q, k, v, mask, ctx.result, lse, ctx.grad, dq, dk, dv, dmask);
         return {dq, dk, dv, dmask.defined() ? sum_to(dmask, mask.shape()) : Tensor()};
       },
       true);
+}
+
+Tensor qkv_packed_attention(const Tensor& qkv, int64_t heads, const AttentionOptions& options) {
+  Tensor mask;
+  const Problem pb = make_packed_problem(qkv, heads, options, mask);
+  Tensor result = Tensor::empty({pb.batch[0], pb.t, heads * pb.dv}, qkv.dtype());
+  Tensor lse = Tensor::empty(lse_shape(pb), qkv.dtype());
+  run_forward(pb, qkv, qkv, qkv, mask, result, lse);
+  return record(
+      "qkv_packed_attention", result, {qkv, mask}, save_for_backward(qkv, mask, lse),
+      [pb](const BackwardContext& ctx) -> Grads {
+        const Tensor &qkv = ctx.saved(0), &mask = ctx.saved(1), &lse = ctx.saved(2);
+        const bool dmask_needed = mask.defined() && ctx.needs(1);
+        if (grad_enabled()) {  // create_graph: the composite over the split heads
+          auto [q, k, v] = split_packed(pb, qkv);
+          const Tensor grad = permute(reshape(ctx.grad, {pb.batch[0], pb.t, pb.batch[1], pb.dv}), {0, 2, 1, 3});
+          const bool needs[4] = {ctx.needs(0), ctx.needs(0), ctx.needs(0), dmask_needed};
+          Grads g = composite_backward(pb, q, k, v, mask, grad, needs);
+          Tensor dqkv;
+          if (ctx.needs(0)) {  // [3, N, H, T, d] -> [N, T, 3, H, d] -> [N, T, 3E]
+            Tensor parts = cat({unsqueeze(g[0], 0), unsqueeze(g[1], 0), unsqueeze(g[2], 0)}, 0);
+            dqkv = reshape(permute(parts, {1, 3, 0, 2, 4}), qkv.shape());
+          }
+          return {dqkv, g[3]};
+        }
+        // every element of dqkv (when T > 0) is written by the kernel: q's, k's and v's columns
+        Tensor dqkv = ctx.needs(0) ? Tensor::empty(qkv.shape(), qkv.dtype()) : Tensor();
+        Tensor dmask = dmask_needed ? zeros(pb.scores, qkv.dtype()) : Tensor();
+        run_backward(pb, qkv, qkv, qkv, mask, ctx.result, lse, ctx.grad, dqkv, dqkv, dqkv, dmask);
+        return {dqkv, dmask.defined() ? sum_to(dmask, mask.shape()) : Tensor()};
+      },
+      true);
+}
+
+Tensor qkv_packed_attention_reference(const Tensor& qkv, int64_t heads, const AttentionOptions& options) {
+  Tensor mask;
+  const Problem pb = make_packed_problem(qkv, heads, options, mask);
+  auto [q, k, v] = split_packed(pb, qkv);
+  Tensor p = composite_weights(pb, q, k, mask);
+  if (pb.p > 0) p = mul(p, dropout_factors(pb, qkv.dtype()));
+  return merge_packed(pb, matmul(p, v));
 }
 
 Tensor attention_reference(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionOptions& options) {

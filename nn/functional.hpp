@@ -267,6 +267,20 @@ Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tens
 /// the fused op is tested and benchmarked against. Same options, checks and dropout masks.
 Tensor attention_reference(const Tensor& q, const Tensor& k, const Tensor& v,
                            const AttentionOptions& options = AttentionOptions());
+/// Self-attention on a packed projection, FlashAttention's "qkvpacked" layout: qkv [N, T, 3E] holds
+/// q, k and v side by side in each row (the output of one [3E, E] in-projection, as
+/// MultiheadAttention's in_proj_weight), each split into `heads` heads of d = E/heads columns; the
+/// result is [N, T, E] with the heads side by side again, ready for the out-projection. The same
+/// attention as scaled_dot_product_attention(q, k, v) on q, k, v = the heads as [N, H, T, d], with
+/// the same kernels, options and dropout stream (masks broadcast to [N, H, T, T]), but q, k and v
+/// are read in place and the gradient is written straight into one [N, T, 3E] buffer: none of the
+/// head permutes, slices and their backward copies. One recorded op. Errors: qkv not [N, T, 3E]
+/// with E a multiple of heads ≥ 1, not floating, and the options' errors.
+Tensor qkv_packed_attention(const Tensor& qkv, int64_t heads, const AttentionOptions& options = AttentionOptions());
+/// qkv_packed_attention as a composite of recorded ops (reshape, permute, slice, attention_reference's
+/// formula, permute back): the reference it is tested against.
+Tensor qkv_packed_attention_reference(const Tensor& qkv, int64_t heads,
+                                      const AttentionOptions& options = AttentionOptions());
 
 }  // namespace tapegrad::nn::functional
 

@@ -32,15 +32,21 @@ Tensor causal_mask(int64_t l, int64_t s, DType dtype) { return triu(full({l, s},
 /// `need_weights`, the weights [N, H, L, S] (after dropout, as PyTorch's multi_head_attention_forward).
 /// Without weights it is the fused, tiled op (F::scaled_dot_product_attention: O(L) memory, causal
 /// tiles skipped); the weights need the composite, which materialises them.
+/// The fused ops' options for an additive `mask` (or undefined) or `causal`, with dropout in training.
+functional::AttentionOptions fused_options(const Tensor& mask, bool causal, double dropout_p, bool training,
+                                           Generator& gen) {
+  functional::AttentionOptions o;
+  if (mask.defined()) o.mask(mask);
+  if (causal) o.causal(true);
+  if (training && dropout_p > 0) o.dropout(dropout_p, gen);
+  return o;
+}
+
 std::pair<Tensor, Tensor> attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& mask, bool causal,
                                     bool need_weights, double dropout_p, bool training, Generator& gen) {
-  if (!need_weights) {
-    functional::AttentionOptions o;
-    if (mask.defined()) o.mask(mask);
-    if (causal) o.causal(true);
-    if (training && dropout_p > 0) o.dropout(dropout_p, gen);
-    return {functional::scaled_dot_product_attention(q, k, v, o), Tensor()};
-  }
+  if (!need_weights)
+    return {functional::scaled_dot_product_attention(q, k, v, fused_options(mask, causal, dropout_p, training, gen)),
+            Tensor()};
   const int64_t n = q.size(0), h = q.size(1), l = q.size(2), d = q.size(3), s = k.size(2);
   // [N·H, L, d]·[N·H, S, d]ᵀ: one batched gemm, the transpose is a BLAS flag.
   Tensor scores =
@@ -152,8 +158,16 @@ AttentionResult MultiheadAttention::attend(const Tensor& q_in, const Tensor& k_i
                                            const Tensor& mask, bool need_weights, bool causal) {
   const int64_t e = options_.embed_dim(), h = options_.num_heads(), d = e / h;
   const int64_t n = q_in.size(0);
+  const bool self = q_in.is_same(k_in) && k_in.is_same(v_in);
+  if (self && !need_weights) {  // q, k, v read in place from the packed projection: no head permutes
+    AttentionResult r;
+    r.output = out_proj->forward(functional::qkv_packed_attention(
+        functional::linear(q_in, in_proj_weight, in_proj_bias), h,
+        fused_options(mask, causal, options_.dropout(), is_training(), *gen_)));
+    return r;
+  }
   Tensor q, k, v;
-  if (q_in.is_same(k_in) && k_in.is_same(v_in)) {
+  if (self) {
     std::tie(q, k, v) = project_self(q_in);
   } else {
     auto project = [&](const Tensor& x, int64_t i) {  // rows [iE, (i+1)E) of in_proj: [N, T, E] -> [N, H, T, d]

@@ -2,7 +2,9 @@
 // operands, runs BLAS sgemm/dgemm through xtensor-blas; its gradient is two more gemm calls with
 // the transposes folded into flags, so backward never copies a transpose. matmul is a composite
 // over gemm, reshape and expand, and gets its gradient (including broadcast batch dims) for free.
-#include <xtensor-blas/xblas.hpp>
+#include <type_traits>
+
+#include <xtensor-blas/xblas.hpp>  // also declares cblas_sgemm / cblas_dgemm (xflens; not OpenBLAS's cblas.h, which conflicts)
 
 #include "autograd/blas.hpp"
 #include "autograd/functions.hpp"
@@ -23,6 +25,22 @@ void gemm_raw(const T* a, const T* b, T* c, int64_t m, int64_t n, int64_t k, boo
 }
 template void gemm_raw<float>(const float*, const float*, float*, int64_t, int64_t, int64_t, bool, bool, float);
 template void gemm_raw<double>(const double*, const double*, double*, int64_t, int64_t, int64_t, bool, bool, double);
+
+template <class T>
+void gemm_strided(const T* a, int64_t lda, const T* b, int64_t ldb, T* c, int64_t ldc, int64_t m, int64_t n, int64_t k,
+                  bool ta, bool tb, T beta) {
+  configure_blas();
+  auto i = [](int64_t v) { return static_cast<int>(v); };
+  const auto ota = ta ? CblasTrans : CblasNoTrans, otb = tb ? CblasTrans : CblasNoTrans;
+  if constexpr (std::is_same_v<T, float>)
+    cblas_sgemm(CblasRowMajor, ota, otb, i(m), i(n), i(k), 1.0f, a, i(lda), b, i(ldb), beta, c, i(ldc));
+  else
+    cblas_dgemm(CblasRowMajor, ota, otb, i(m), i(n), i(k), 1.0, a, i(lda), b, i(ldb), beta, c, i(ldc));
+}
+template void gemm_strided<float>(const float*, int64_t, const float*, int64_t, float*, int64_t, int64_t, int64_t,
+                                  int64_t, bool, bool, float);
+template void gemm_strided<double>(const double*, int64_t, const double*, int64_t, double*, int64_t, int64_t, int64_t,
+                                   int64_t, bool, bool, double);
 
 }  // namespace kernels
 

@@ -319,3 +319,111 @@ TEST_CASE("attention errors name the op and the shapes, and nothing is recorded 
   CHECK_THROWS_AS(F::scaled_dot_product_attention(q, k.detach().to(DType::f32), v), DTypeError);
   CHECK_THROWS_AS(F::scaled_dot_product_attention(q, k, Tensor()), std::invalid_argument);
 }
+
+// ---- qkv_packed_attention: q, k, v read in place from [N, T, 3E] -----------------------------------
+
+namespace {
+
+/// The heads of a packed qkv [N, T, 3E] as separate q, k, v [N, H, T, d] leaves (copies).
+std::vector<Tensor> unpacked(const Tensor& qkv, int64_t h) {
+  const int64_t n = qkv.size(0), t = qkv.size(1), d = qkv.size(2) / 3 / h;
+  Tensor x = permute(reshape(qkv.detach(), {n, t, 3, h, d}), {2, 0, 3, 1, 4});
+  std::vector<Tensor> out;
+  for (int64_t i = 0; i < 3; ++i) out.push_back(reshape(slice(x, 0, i, i + 1), {n, h, t, d}).clone().requires_grad_());
+  return out;
+}
+
+/// [N, H, T, d] → [N, T, E].
+Tensor merged(const Tensor& heads) {
+  return reshape(permute(heads, {0, 2, 1, 3}), {heads.size(0), heads.size(2), heads.size(1) * heads.size(3)});
+}
+
+}  // namespace
+
+TEST_CASE("qkv_packed_attention equals scaled_dot_product_attention on the split heads, gradients included") {
+  struct Case {
+    int64_t n, t, h, d, bq, bk;
+    bool causal;
+    double p;
+  };
+  for (const Case& c : {Case{2, 7, 3, 4, 128, 128, false, 0.0}, Case{2, 13, 2, 5, 4, 3, true, 0.0},
+                        Case{1, 9, 4, 2, 2, 5, false, 0.3}, Case{3, 1, 1, 3, 128, 128, true, 0.0}}) {
+    CAPTURE(c.t);
+    CAPTURE(c.causal);
+    Tensor qkv = leaf({c.n, c.t, 3 * c.h * c.d}, 41);
+    Generator g1(3), g2(3);
+    AttentionOptions o1 = AttentionOptions().causal(c.causal).tiles(c.bq, c.bk),
+                     o2 = AttentionOptions().causal(c.causal).tiles(c.bq, c.bk);
+    if (c.p > 0) {
+      o1.dropout(c.p, g1);
+      o2.dropout(c.p, g2);
+    }
+    Tensor packed_in = fresh(qkv);
+    Tensor packed = F::qkv_packed_attention(packed_in, c.h, o1);
+    std::vector<Tensor> qkv3 = unpacked(qkv, c.h);
+    Tensor split = merged(F::scaled_dot_product_attention(qkv3[0], qkv3[1], qkv3[2], o2));
+    CHECK(max_rel_diff(packed, split) <= 1e-12);
+    Generator gs(8);
+    Tensor seed = randn(packed.shape(), DType::f64, gs);
+    packed.backward(seed);
+    split.backward(seed);
+    // the packed gradient, rearranged [N, T, 3, H, d] → [3, N, H, T, d], compared part by part
+    Tensor got = permute(reshape(packed_in.grad(), {c.n, c.t, 3, c.h, c.d}), {2, 0, 3, 1, 4});
+    for (int64_t i = 0; i < 3; ++i)
+      CHECK(max_rel_diff(reshape(slice(got, 0, i, i + 1), {c.n, c.h, c.t, c.d}), qkv3[static_cast<size_t>(i)].grad()) <=
+            1e-12);
+  }
+}
+
+TEST_CASE("qkv_packed_attention: gradcheck, mask gradient, create_graph equals the composite's") {
+  auto fn = [](const std::vector<Tensor>& in) {
+    return F::qkv_packed_attention(in[0], 2, AttentionOptions().mask(in[1]).tiles(2, 3));
+  };
+  auto r = gradcheck(fn, {leaf({2, 5, 12}, 42), leaf({2, 1, 5, 5}, 43)});
+  CHECK_MESSAGE(r.ok, r.message);
+  auto causal = [](const std::vector<Tensor>& in) {
+    Generator g(5);
+    return F::qkv_packed_attention(in[0], 3, AttentionOptions().causal(true).dropout(0.4, g).tiles(3, 2));
+  };
+  r = gradcheck(causal, {leaf({1, 7, 9}, 44)});
+  CHECK_MESSAGE(r.ok, r.message);
+  r = gradgradcheck(causal, {leaf({1, 4, 9}, 45)});
+  CHECK_MESSAGE(r.ok, r.message);
+  // fused against the composite reference, first and second order
+  Tensor qkv = leaf({2, 6, 12}, 46);
+  auto second = [&](auto op) {
+    Tensor a = fresh(qkv);
+    Tensor out = op(a, 2, AttentionOptions().causal(true).tiles(2, 4));
+    Tensor ga = grad({sum(mul(out, out))}, {a}, {}, true, true)[0];
+    return std::make_pair(out, grad({sum(mul(ga, ga))}, {a})[0]);
+  };
+  auto [fused_out, fused_g2] = second(F::qkv_packed_attention);
+  auto [ref_out, ref_g2] = second(F::qkv_packed_attention_reference);
+  CHECK(max_rel_diff(fused_out, ref_out) <= 1e-12);
+  CHECK(max_rel_diff(fused_g2, ref_g2) <= 1e-12);
+}
+
+TEST_CASE("qkv_packed_attention errors name the op and the shapes, and nothing is recorded or drawn") {
+  Generator g(1);
+  auto throws = [&](const Tensor& qkv, int64_t heads, const AttentionOptions& o, const std::string& text) {
+    const std::string before = g.state();
+    try {
+      F::qkv_packed_attention(qkv, heads, o);
+      FAIL("no error for: " << text);
+    } catch (const std::exception& e) {
+      const std::string what = e.what();
+      CHECK_MESSAGE(what.find("tapegrad::nn::qkv_packed_attention") != std::string::npos, what);
+      CHECK_MESSAGE(what.find(text) != std::string::npos, what);
+    }
+    CHECK(g.state() == before);
+  };
+  Tensor qkv = leaf({2, 4, 12}, 47);
+  throws(qkv, 3, AttentionOptions().dropout(0.1, g), "[N, T, 3E] with E a multiple of heads ≥ 1, got qkv [2, 4, 12] with 3 heads");
+  throws(leaf({2, 4, 10}, 48), 1, AttentionOptions().dropout(0.1, g), "got qkv [2, 4, 10]");
+  throws(leaf({8, 12}, 49), 1, AttentionOptions().dropout(0.1, g), "got qkv [8, 12]");
+  throws(qkv, 0, AttentionOptions().dropout(0.1, g), "with 0 heads");
+  throws(qkv, 2, AttentionOptions().dropout(0.1, g).mask(zeros({3, 4}, DType::f64)),
+         "mask [3, 4] does not broadcast to the scores [2, 2, 4, 4] of qkv [2, 4, 12] with 2 heads");
+  throws(qkv, 2, AttentionOptions().dropout(1.5, g), "dropout must be in [0, 1)");
+  CHECK_THROWS_AS(F::qkv_packed_attention(arange(0, 24, 1, DType::i64).reshape({2, 1, 12}), 2), DTypeError);
+}
