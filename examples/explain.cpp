@@ -8,6 +8,8 @@
 // <out>/completeness.json: per image the explained class, the prediction, F(x), F(baseline), Σ IG and
 // the completeness error |Σ IG − (F(x) − F(x′))| / |F(x) − F(x′)|. The explained score is the softmax
 // probability of the true class (the Keras seed model's Dense(10, softmax)).
+// When out/char_gpt holds the character GPT of `make demo-gpt`, also <out>/char_gpt_ig.svg: per-character
+// IG (through the token embeddings) of the log-probability of a proverb's last character.
 //
 // Usage: explain [--data DIR] [--out DIR] [--epochs N] ... (the flags of mnist_mlp; --help lists them)
 #include <png.h>
@@ -21,6 +23,7 @@
 #include <nlohmann/json.hpp>
 
 #include "examples/common.hpp"
+#include "datasets/text.hpp"
 #include "nn/nn.hpp"
 #include "nn/serialize.hpp"
 #include "optim/optim.hpp"
@@ -184,6 +187,109 @@ nlohmann::json explain_model(const std::shared_ptr<nn::Sequential>& logits, cons
           {"images", images}};
 }
 
+/// The text for SVG: XML's five specials escaped, a newline drawn as ⏎.
+std::string svg_text(char c) {
+  switch (c) {
+    case '&': return "&amp;";
+    case '<': return "&lt;";
+    case '>': return "&gt;";
+    case '"': return "&quot;";
+    case '\'': return "&apos;";
+    case '\n': return "\u23CE";
+    case ' ': return "\u00B7";  // a middle dot, so spaces with attribution show
+    default: return std::string(1, c);
+  }
+}
+
+/// Per-character Integrated Gradients of the character GPT that `make demo-gpt` writes to `dir`,
+/// through the token embeddings (the function explained maps embeddings [1, T, C] to logits; the
+/// baseline is all-zero embeddings, positions kept): the score is the log-probability of `text`'s last
+/// character given the ones before it, each character's attribution the sum over its embedding.
+/// Writes <out>/char_gpt_ig.svg; returns the JSON report, or null when the model is absent.
+nlohmann::json explain_gpt(const fs::path& dir, const fs::path& out, const std::string& text) {
+  const fs::path model_path = dir / "model.safetensors", vocab_path = dir / "vocab.json", log_path = dir / "log.json";
+  if (!fs::exists(model_path) || !fs::exists(vocab_path) || !fs::exists(log_path)) {
+    std::cout << "char GPT: no model in " << dir.string() << " (make demo-gpt writes it); per-character IG skipped\n";
+    return nullptr;
+  }
+  const auto tokenizer = datasets::CharTokenizer::load(vocab_path.string());
+  std::ifstream log_file(log_path);
+  const nlohmann::json config = nlohmann::json::parse(log_file).at("config");
+  nn::GPT gpt(nn::GPTConfig{.vocab_size = tokenizer.vocab_size(),
+                            .block_size = config.at("block_size").get<int64_t>(),
+                            .n_layer = config.at("n_layer").get<int64_t>(),
+                            .n_head = config.at("n_head").get<int64_t>(),
+                            .n_embd = config.at("n_embd").get<int64_t>(),
+                            .dropout = 0.0,
+                            .bias = true});
+  nn::load(gpt, model_path.string());
+  gpt.eval();
+
+  const std::string context = text.substr(0, text.size() - 1);
+  const std::vector<int64_t> ids = tokenizer.encode_ids(context);
+  const int64_t next = tokenizer.encode_ids(text.substr(text.size() - 1)).at(0), T = static_cast<int64_t>(ids.size());
+  Tensor embeddings;
+  {
+    NoGradGuard off;
+    embeddings = gpt.wte->forward(index_tensor(ids, {1, T}));  // [1, T, C]
+  }
+  nn::Forward from_embeddings = [&](const Tensor& e) {
+    Tensor x = gpt.wpe->forward(e);
+    for (auto& block : gpt.blocks) x = block->forward(x);
+    return gpt.lm_head->forward(gpt.ln_f->forward(x));  // [B, T, V]
+  };
+  const auto target = nn::Target::custom(
+      [&](const Tensor& logits, const Tensor& sample) {
+        const int64_t rows = logits.size(0), V = logits.size(2);
+        Tensor last = reshape(slice(log_softmax(logits, -1), 1, T - 1, T), {rows, V});
+        return reshape(gather(last, 1, index_tensor(std::vector<int64_t>(static_cast<size_t>(sample.numel()), next),
+                                                     {rows, 1})),
+                       {rows});
+      },
+      "log-probability of the next character");
+  auto ig = nn::integrated_gradients(from_embeddings, embeddings, target, nn::IntegratedGradientsOptions().steps(64));
+  std::vector<double> per_char;
+  {
+    NoGradGuard off;
+    per_char = sum(ig.attributions, {2}).to_vector();  // [1, T]
+  }
+
+  double scale = 1e-12;
+  for (double v : per_char) scale = std::max(scale, std::abs(v));
+  const int cell_w = 16, cell_h = 26, width = cell_w * static_cast<int>(T) + 20 + cell_w;
+  std::string svg = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" + std::to_string(width) +
+                    "\" height=\"90\" font-family=\"monospace\" font-size=\"15\">\n"
+                    "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
+                    "<text x=\"10\" y=\"18\" font-size=\"12\">Integrated Gradients (64 steps, zero embeddings) of log p('" +
+                    svg_text(text.back()) + "' | context): red raises it, blue lowers it</text>\n";
+  for (int64_t t = 0; t < T; ++t) {
+    const auto c = diverging(per_char[static_cast<size_t>(t)] / scale);
+    char fill[32];
+    std::snprintf(fill, sizeof fill, "rgb(%d,%d,%d)", static_cast<int>(c[0]), static_cast<int>(c[1]), static_cast<int>(c[2]));
+    const int x = 10 + cell_w * static_cast<int>(t);
+    svg += "<rect x=\"" + std::to_string(x) + "\" y=\"30\" width=\"" + std::to_string(cell_w) + "\" height=\"" +
+           std::to_string(cell_h) + "\" fill=\"" + fill + "\"/><text x=\"" + std::to_string(x + 4) +
+           "\" y=\"48\">" + svg_text(context[static_cast<size_t>(t)]) + "</text>\n";
+  }
+  svg += "<text x=\"" + std::to_string(10 + cell_w * static_cast<int>(T)) + "\" y=\"48\" fill=\"#888\">" +
+         svg_text(text.back()) + "</text>\n";
+  const auto& c = ig.completeness.at(0);
+  svg += "<text x=\"10\" y=\"78\" font-size=\"12\">log p = " + std::to_string(ig.output.to_vector()[0]) +
+         ", baseline " + std::to_string(ig.baseline_output.to_vector()[0]) + ", completeness error " +
+         (c.relative_error ? std::to_string(*c.relative_error) : std::string("undefined")) + "</text>\n</svg>\n";
+  const std::string svg_path = (out / "char_gpt_ig.svg").string();
+  std::ofstream(svg_path) << svg;
+  std::cout << "char GPT: wrote " << svg_path << "; IG completeness: relative error "
+            << (c.relative_error ? std::to_string(*c.relative_error) : std::string("undefined")) << "\n";
+  return {{"svg", svg_path},
+          {"text", text},
+          {"log_probability", ig.output.to_vector()[0]},
+          {"baseline_log_probability", ig.baseline_output.to_vector()[0]},
+          {"attribution_per_character", per_char},
+          {"attribution_sum", c.attribution_sum},
+          {"relative_error", c.relative_error ? nlohmann::json(*c.relative_error) : nlohmann::json(nullptr)}};
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -209,6 +315,7 @@ int main(int argc, char** argv) {
     report["mlp"] = explain_model(mlp, x, classes, (fs::path(args.out) / "mlp.png").string(), args.seed);
     std::cout << "CNN:\n";
     report["cnn"] = explain_model(cnn, x, classes, (fs::path(args.out) / "cnn.png").string(), args.seed);
+    report["char_gpt"] = explain_gpt("out/char_gpt", args.out, "The early bird gets the worm");
     const std::string json_path = (fs::path(args.out) / "completeness.json").string();
     std::ofstream(json_path) << report.dump(2) << "\n";
     std::cout << "Wrote " << json_path << std::endl;
