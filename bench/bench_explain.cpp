@@ -20,12 +20,12 @@ namespace {
 std::shared_ptr<nn::Sequential> model_of(int64_t which) {
   Generator gen(1);
   if (which == 0)
-    return std::make_shared<nn::Sequential>(nn::Flatten(), nn::Linear(784, 128, gen), nn::ReLU(), nn::Linear(128, 10, gen),
-                                            nn::Softmax());
-  return std::make_shared<nn::Sequential>(
-      nn::Conv2d(nn::Conv2dOptions(1, 32, 3).padding(1), gen), nn::ReLU(), nn::MaxPool2d(2),
-      nn::Conv2d(nn::Conv2dOptions(32, 64, 3).padding(1), gen), nn::ReLU(), nn::MaxPool2d(2), nn::Flatten(),
-      nn::Linear(64 * 7 * 7, 128, gen), nn::ReLU(), nn::Linear(128, 10, gen), nn::Softmax());
+    return std::make_shared<nn::Sequential>(nn::Flatten(), nn::Linear(784, 128, gen), nn::ReLU(),
+                                            nn::Linear(128, 10, gen), nn::Softmax());
+  return std::make_shared<nn::Sequential>(nn::Conv2d(nn::Conv2dOptions(1, 32, 3).padding(1), gen), nn::ReLU(),
+                                          nn::MaxPool2d(2), nn::Conv2d(nn::Conv2dOptions(32, 64, 3).padding(1), gen),
+                                          nn::ReLU(), nn::MaxPool2d(2), nn::Flatten(), nn::Linear(64 * 7 * 7, 128, gen),
+                                          nn::ReLU(), nn::Linear(128, 10, gen), nn::Softmax());
 }
 
 void label_model(benchmark::State& state) { state.SetLabel(state.range(0) == 0 ? "seed MLP" : "CNN"); }
@@ -38,7 +38,8 @@ static void BM_IntegratedGradients(benchmark::State& state) {
   model->eval();
   Tensor x = rand({1, 1, 28, 28});
   for (auto _ : state) {
-    auto ig = nn::integrated_gradients(*model, x, nn::Target::class_index(3), nn::IntegratedGradientsOptions().steps(64));
+    auto ig =
+        nn::integrated_gradients(*model, x, nn::Target::class_index(3), nn::IntegratedGradientsOptions().steps(64));
     benchmark::DoNotOptimize(ig.attributions.impl().get());
   }
   label_model(state);

@@ -22,8 +22,8 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
-#include "examples/common.hpp"
 #include "datasets/text.hpp"
+#include "examples/common.hpp"
 #include "nn/nn.hpp"
 #include "nn/serialize.hpp"
 #include "optim/optim.hpp"
@@ -155,7 +155,8 @@ nlohmann::json explain_model(const std::shared_ptr<nn::Sequential>& logits, cons
 
   const int n = static_cast<int>(classes.size()), cell = 28 * kScale;
   Image img(4 * cell + 5 * kGap, n * cell + (n + 1) * kGap);
-  const std::vector<double> xv = x.to_vector(), sv = sal.to_vector(), gv = sg.to_vector(), iv = ig.attributions.to_vector();
+  const std::vector<double> xv = x.to_vector(), sv = sal.to_vector(), gv = sg.to_vector(),
+                            iv = ig.attributions.to_vector();
   auto part = [](const std::vector<double>& v, int i) {
     return std::vector<double>(v.begin() + i * 784, v.begin() + (i + 1) * 784);
   };
@@ -167,37 +168,47 @@ nlohmann::json explain_model(const std::shared_ptr<nn::Sequential>& logits, cons
     draw_cell(img, 3 * kGap + 2 * cell, y0, part(xv, i), part(gv, i));
     draw_cell(img, 4 * kGap + 3 * cell, y0, part(xv, i), part(iv, i));
     const auto& c = ig.completeness[static_cast<size_t>(i)];
-    images.push_back({{"class", classes[static_cast<size_t>(i)]},
-                      {"predicted", static_cast<int64_t>(predicted[static_cast<size_t>(i)])},
-                      {"output", c.output_difference + ig.baseline_output.to_vector()[static_cast<size_t>(i)]},
-                      {"baseline_output", ig.baseline_output.to_vector()[static_cast<size_t>(i)]},
-                      {"attribution_sum", c.attribution_sum},
-                      {"relative_error", c.relative_error ? nlohmann::json(*c.relative_error) : nlohmann::json(nullptr)}});
+    images.push_back(
+        {{"class", classes[static_cast<size_t>(i)]},
+         {"predicted", static_cast<int64_t>(predicted[static_cast<size_t>(i)])},
+         {"output", c.output_difference + ig.baseline_output.to_vector()[static_cast<size_t>(i)]},
+         {"baseline_output", ig.baseline_output.to_vector()[static_cast<size_t>(i)]},
+         {"attribution_sum", c.attribution_sum},
+         {"relative_error", c.relative_error ? nlohmann::json(*c.relative_error) : nlohmann::json(nullptr)}});
   }
   write_png(img, png_path);
   const auto worst = ig.max_relative_error();
   std::cout << "  wrote " << png_path << "; IG completeness: max relative error "
             << (worst ? std::to_string(*worst) : std::string("undefined")) << " over " << n << " images\n";
-  return {{"png", png_path},
-          {"columns", {"input", "saliency |dp/dx|", "SmoothGrad (25 draws, noise 15%)", "Integrated Gradients (64 steps)"}},
-          {"target", "softmax probability of the true class"},
-          {"ig_steps", 64},
-          {"ig_baseline", "zeros (black image)"},
-          {"max_relative_error", worst ? nlohmann::json(*worst) : nlohmann::json(nullptr)},
-          {"images", images}};
+  return {
+      {"png", png_path},
+      {"columns", {"input", "saliency |dp/dx|", "SmoothGrad (25 draws, noise 15%)", "Integrated Gradients (64 steps)"}},
+      {"target", "softmax probability of the true class"},
+      {"ig_steps", 64},
+      {"ig_baseline", "zeros (black image)"},
+      {"max_relative_error", worst ? nlohmann::json(*worst) : nlohmann::json(nullptr)},
+      {"images", images}};
 }
 
 /// The text for SVG: XML's five specials escaped, a newline drawn as ⏎.
 std::string svg_text(char c) {
   switch (c) {
-    case '&': return "&amp;";
-    case '<': return "&lt;";
-    case '>': return "&gt;";
-    case '"': return "&quot;";
-    case '\'': return "&apos;";
-    case '\n': return "\u23CE";
-    case ' ': return "\u00B7";  // a middle dot, so spaces with attribution show
-    default: return std::string(1, c);
+    case '&':
+      return "&amp;";
+    case '<':
+      return "&lt;";
+    case '>':
+      return "&gt;";
+    case '"':
+      return "&quot;";
+    case '\'':
+      return "&apos;";
+    case '\n':
+      return "\u23CE";
+    case ' ':
+      return "\u00B7";  // a middle dot, so spaces with attribution show
+    default:
+      return std::string(1, c);
   }
 }
 
@@ -242,9 +253,9 @@ nlohmann::json explain_gpt(const fs::path& dir, const fs::path& out, const std::
       [&](const Tensor& logits, const Tensor& sample) {
         const int64_t rows = logits.size(0), V = logits.size(2);
         Tensor last = reshape(slice(log_softmax(logits, -1), 1, T - 1, T), {rows, V});
-        return reshape(gather(last, 1, index_tensor(std::vector<int64_t>(static_cast<size_t>(sample.numel()), next),
-                                                     {rows, 1})),
-                       {rows});
+        return reshape(
+            gather(last, 1, index_tensor(std::vector<int64_t>(static_cast<size_t>(sample.numel()), next), {rows, 1})),
+            {rows});
       },
       "log-probability of the next character");
   auto ig = nn::integrated_gradients(from_embeddings, embeddings, target, nn::IntegratedGradientsOptions().steps(64));
@@ -257,19 +268,21 @@ nlohmann::json explain_gpt(const fs::path& dir, const fs::path& out, const std::
   double scale = 1e-12;
   for (double v : per_char) scale = std::max(scale, std::abs(v));
   const int cell_w = 16, cell_h = 26, width = cell_w * static_cast<int>(T) + 20 + cell_w;
-  std::string svg = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" + std::to_string(width) +
-                    "\" height=\"90\" font-family=\"monospace\" font-size=\"15\">\n"
-                    "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
-                    "<text x=\"10\" y=\"18\" font-size=\"12\">Integrated Gradients (64 steps, zero embeddings) of log p('" +
-                    svg_text(text.back()) + "' | context): red raises it, blue lowers it</text>\n";
+  std::string svg =
+      "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" + std::to_string(width) +
+      "\" height=\"90\" font-family=\"monospace\" font-size=\"15\">\n"
+      "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
+      "<text x=\"10\" y=\"18\" font-size=\"12\">Integrated Gradients (64 steps, zero embeddings) of log p('" +
+      svg_text(text.back()) + "' | context): red raises it, blue lowers it</text>\n";
   for (int64_t t = 0; t < T; ++t) {
     const auto c = diverging(per_char[static_cast<size_t>(t)] / scale);
     char fill[32];
-    std::snprintf(fill, sizeof fill, "rgb(%d,%d,%d)", static_cast<int>(c[0]), static_cast<int>(c[1]), static_cast<int>(c[2]));
+    std::snprintf(fill, sizeof fill, "rgb(%d,%d,%d)", static_cast<int>(c[0]), static_cast<int>(c[1]),
+                  static_cast<int>(c[2]));
     const int x = 10 + cell_w * static_cast<int>(t);
     svg += "<rect x=\"" + std::to_string(x) + "\" y=\"30\" width=\"" + std::to_string(cell_w) + "\" height=\"" +
-           std::to_string(cell_h) + "\" fill=\"" + fill + "\"/><text x=\"" + std::to_string(x + 4) +
-           "\" y=\"48\">" + svg_text(context[static_cast<size_t>(t)]) + "</text>\n";
+           std::to_string(cell_h) + "\" fill=\"" + fill + "\"/><text x=\"" + std::to_string(x + 4) + "\" y=\"48\">" +
+           svg_text(context[static_cast<size_t>(t)]) + "</text>\n";
   }
   svg += "<text x=\"" + std::to_string(10 + cell_w * static_cast<int>(T)) + "\" y=\"48\" fill=\"#888\">" +
          svg_text(text.back()) + "</text>\n";
@@ -293,9 +306,9 @@ nlohmann::json explain_gpt(const fs::path& dir, const fs::path& out, const std::
 }  // namespace
 
 int main(int argc, char** argv) {
-  auto args = examples::parse_args(argc, argv,
-                                   "Saliency, SmoothGrad and Integrated Gradients maps of the seed MLP and the small CNN",
-                                   {.dataset = "mnist", .epochs = 2, .batch_size = 32, .lr = 1e-3});
+  auto args = examples::parse_args(
+      argc, argv, "Saliency, SmoothGrad and Integrated Gradients maps of the seed MLP and the small CNN",
+      {.dataset = "mnist", .epochs = 2, .batch_size = 32, .lr = 1e-3});
   return examples::run(args, [&] {
     auto [train, test] = examples::load_data(args);
     auto [x, classes] = one_per_class(*test);
@@ -304,10 +317,10 @@ int main(int argc, char** argv) {
     auto mlp = std::make_shared<nn::Sequential>(nn::Flatten(), nn::Linear(784, 128), nn::ReLU(), nn::Linear(128, 10));
     load_or_train(*mlp, {(fs::path(args.out) / "mlp.safetensors").string(), "out/mnist_mlp/model.safetensors"}, args,
                   train, "seed MLP");
-    auto cnn = std::make_shared<nn::Sequential>(
-        nn::Conv2d(nn::Conv2dOptions(1, 32, 3).padding(1)), nn::ReLU(), nn::MaxPool2d(2),
-        nn::Conv2d(nn::Conv2dOptions(32, 64, 3).padding(1)), nn::ReLU(), nn::MaxPool2d(2), nn::Flatten(),
-        nn::Linear(64 * 7 * 7, 128), nn::ReLU(), nn::Linear(128, 10));
+    auto cnn = std::make_shared<nn::Sequential>(nn::Conv2d(nn::Conv2dOptions(1, 32, 3).padding(1)), nn::ReLU(),
+                                                nn::MaxPool2d(2), nn::Conv2d(nn::Conv2dOptions(32, 64, 3).padding(1)),
+                                                nn::ReLU(), nn::MaxPool2d(2), nn::Flatten(),
+                                                nn::Linear(64 * 7 * 7, 128), nn::ReLU(), nn::Linear(128, 10));
     load_or_train(*cnn, {(fs::path(args.out) / "cnn.safetensors").string()}, args, train, "CNN");
 
     nlohmann::json report;

@@ -49,11 +49,10 @@ void Target::validate(int64_t n_samples, const std::string& who) const {
     throw std::invalid_argument(who + ": target class " + std::to_string(class_) + " is negative");
   if (kind_ != Kind::class_indices) return;
   if (!labels_.defined() || labels_.dtype() != DType::i64 || labels_.dim() != 1 || labels_.size(0) != n_samples)
-    throw std::invalid_argument(who + ": target labels must be int64 [" + std::to_string(n_samples) +
-                                "] (one class per sample of x), got " +
-                                (labels_.defined() ? std::string(dtype_name(labels_.dtype())) + " " +
-                                                         to_string(labels_.shape())
-                                                   : std::string("an undefined tensor")));
+    throw std::invalid_argument(
+        who + ": target labels must be int64 [" + std::to_string(n_samples) + "] (one class per sample of x), got " +
+        (labels_.defined() ? std::string(dtype_name(labels_.dtype())) + " " + to_string(labels_.shape())
+                           : std::string("an undefined tensor")));
   const int64_t* l = labels_.data<int64_t>();
   for (int64_t i = 0; i < n_samples; ++i)
     if (l[i] < 0)
@@ -64,17 +63,17 @@ void Target::validate(int64_t n_samples, const std::string& who) const {
 Tensor Target::scores(const Tensor& output, const Tensor& sample, int64_t n_samples, const std::string& who) const {
   const int64_t rows = sample.numel();
   if (!output.defined() || output.dim() < 1 || output.size(0) != rows)
-    throw std::invalid_argument(who + ": the function returned " +
-                                (output.defined() ? "an output of shape " + to_string(output.shape())
-                                                  : std::string("an undefined tensor")) +
-                                " for an input of " + std::to_string(rows) + " rows; its first dimension must be " +
-                                std::to_string(rows));
+    throw std::invalid_argument(
+        who + ": the function returned " +
+        (output.defined() ? "an output of shape " + to_string(output.shape()) : std::string("an undefined tensor")) +
+        " for an input of " + std::to_string(rows) + " rows; its first dimension must be " + std::to_string(rows));
   if (!is_floating(output.dtype()))
     throw std::invalid_argument(who + ": the function's output is " + dtype_name(output.dtype()) +
                                 "; attributions need a floating output");
   auto class_range_error = [&](const std::string& what) {
     return std::invalid_argument(who + ": " + what + " is out of range for an output of shape " +
-                                 to_string(output.shape()) + " (classes 0.." + std::to_string(output.size(-1) - 1) + ")");
+                                 to_string(output.shape()) + " (classes 0.." + std::to_string(output.size(-1) - 1) +
+                                 ")");
   };
   switch (kind_) {
     case Kind::class_index:
@@ -89,9 +88,9 @@ Tensor Target::scores(const Tensor& output, const Tensor& sample, int64_t n_samp
       for (int64_t r = 0; r < rows; ++r) {
         const int64_t c = kind_ == Kind::class_index ? class_ : labels_.data<int64_t>()[s[r]];
         if (c >= classes)
-          throw class_range_error(kind_ == Kind::class_index ? "target class " + std::to_string(c)
-                                                             : "target label " + std::to_string(c) + " (sample " +
-                                                                   std::to_string(s[r]) + ")");
+          throw class_range_error(kind_ == Kind::class_index
+                                      ? "target class " + std::to_string(c)
+                                      : "target label " + std::to_string(c) + " (sample " + std::to_string(s[r]) + ")");
         index[static_cast<size_t>(r)] = c;
       }
       return reshape(gather(output, 1, index_tensor(index, {rows, 1})), {rows});
@@ -104,10 +103,11 @@ Tensor Target::scores(const Tensor& output, const Tensor& sample, int64_t n_samp
     case Kind::custom: {
       Tensor s = select_(output, sample);
       if (!s.defined() || !is_floating(s.dtype()) || s.numel() != rows || (s.dim() != 1 && s.shape() != Shape{rows, 1}))
-        throw std::invalid_argument(
-            who + ": the target '" + description_ + "' returned " +
-            (s.defined() ? std::string(dtype_name(s.dtype())) + " " + to_string(s.shape()) : std::string("an undefined tensor")) +
-            "; it must return one floating score per row, shape [" + std::to_string(rows) + "]");
+        throw std::invalid_argument(who + ": the target '" + description_ + "' returned " +
+                                    (s.defined() ? std::string(dtype_name(s.dtype())) + " " + to_string(s.shape())
+                                                 : std::string("an undefined tensor")) +
+                                    "; it must return one floating score per row, shape [" + std::to_string(rows) +
+                                    "]");
       return s.dim() == 1 ? s : reshape(s, {rows});
     }
   }
@@ -130,17 +130,18 @@ void check_input(const Tensor& x, const std::string& who) {
 
 void check_batch_size(int64_t batch_size, const std::string& who) {
   if (batch_size < 0)
-    throw std::invalid_argument(who + ": batch_size must be ≥ 0 (0: all rows at once), got " + std::to_string(batch_size));
+    throw std::invalid_argument(who + ": batch_size must be ≥ 0 (0: all rows at once), got " +
+                                std::to_string(batch_size));
 }
 
-/// Rows [rows, ...] and the sample each belongs to: returns ∂(Σ scores)/∂rows (zeros where the
-/// scores do not depend on the rows) and, in *scores, the scores (detached).
-Tensor row_gradients(const Forward& f, const Tensor& rows, const Tensor& sample, const Target& target, int64_t n_samples,
-                     const std::string& who, Tensor* scores = nullptr) {
+/// Rows [rows, ...] and the sample each belongs to: returns ∂(Σ scores)/∂rows, zeros where the
+/// scores do not depend on the rows. The rows are a fresh leaf: nothing is recorded into a graph
+/// the caller's tensors belong to, and grad() with respect to them alone never runs weight nodes.
+Tensor row_gradients(const Forward& f, const Tensor& rows, const Tensor& sample, const Target& target,
+                     int64_t n_samples, const std::string& who) {
   Tensor in = rows.detach().requires_grad_();
   GradModeGuard recording(true);
   Tensor s = target.scores(f(in), sample, n_samples, who);
-  if (scores) *scores = s.detach();
   if (!s.requires_grad()) return zeros_like(in);  // the function never touched a recorded tensor
   Tensor g = grad({sum(s)}, {in}, {}, /*retain_graph=*/false, /*create_graph=*/false, /*allow_unused=*/true)[0];
   return g.defined() ? g : zeros_like(in);
@@ -262,7 +263,8 @@ Tensor smooth_grad(const Forward& f, const Tensor& x, const Target& target, cons
   if (options.samples() < 1)
     throw std::invalid_argument(who + ": samples must be ≥ 1, got " + std::to_string(options.samples()));
   if (!(options.noise_level() >= 0) || !std::isfinite(options.noise_level()))
-    throw std::invalid_argument(who + ": noise_level must be finite and ≥ 0, got " + std::to_string(options.noise_level()));
+    throw std::invalid_argument(who + ": noise_level must be finite and ≥ 0, got " +
+                                std::to_string(options.noise_level()));
   const int64_t n = x.size(0), m = options.samples();
   target.validate(n, who);
 

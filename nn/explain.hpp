@@ -135,8 +135,7 @@ Tensor gradient(const Forward& f, const Tensor& x, const Target& target, const G
 /// Saliency |∂y/∂x|, of x's shape.
 Tensor saliency(const Forward& f, const Tensor& x, const Target& target, const GradientOptions& options = {});
 /// Gradient × input x · ∂y/∂x, of x's shape.
-Tensor gradient_x_input(const Forward& f, const Tensor& x, const Target& target,
-                        const GradientOptions& options = {});
+Tensor gradient_x_input(const Forward& f, const Tensor& x, const Target& target, const GradientOptions& options = {});
 /// SmoothGrad: the mean over options.samples() draws of |∂y/∂x| (or ∂y/∂x) at x + noise, noise
 /// drawn from `gen` (pass a seeded Generator for reproducible maps). Of x's shape.
 Tensor smooth_grad(const Forward& f, const Tensor& x, const Target& target, const SmoothGradOptions& options = {},
@@ -149,8 +148,7 @@ IntegratedGradientsResult integrated_gradients(const Forward& f, const Tensor& x
 /// submodule's training flag restored afterwards, parameters and their grad() untouched.
 Tensor gradient(UnaryModule& model, const Tensor& x, const Target& target, const GradientOptions& options = {});
 Tensor saliency(UnaryModule& model, const Tensor& x, const Target& target, const GradientOptions& options = {});
-Tensor gradient_x_input(UnaryModule& model, const Tensor& x, const Target& target,
-                        const GradientOptions& options = {});
+Tensor gradient_x_input(UnaryModule& model, const Tensor& x, const Target& target, const GradientOptions& options = {});
 Tensor smooth_grad(UnaryModule& model, const Tensor& x, const Target& target, const SmoothGradOptions& options = {},
                    Generator& gen = default_generator());
 IntegratedGradientsResult integrated_gradients(UnaryModule& model, const Tensor& x, const Target& target,

@@ -164,7 +164,7 @@ TEST_CASE("pruned grad() with create_graph: second derivatives, weight branch st
   Tensor x = tensor({0.5, -1.0, 2.0}, DType::f64).requires_grad_();
   Tensor w = tensor({1.5, 2.0, -0.5}, DType::f64).requires_grad_();
   int runs = 0;
-  Tensor y = sum(mul(pow(x, 3.0), counted(w, runs)));     // Σ x³ w
+  Tensor y = sum(mul(pow(x, 3.0), counted(w, runs)));               // Σ x³ w
   Tensor gx = grad({y}, {x}, {}, false, /*create_graph=*/true)[0];  // 3x²w
   CHECK(runs == 0);
   Tensor ggx = grad({sum(gx)}, {x}, {}, /*retain_graph=*/true)[0];  // 6xw

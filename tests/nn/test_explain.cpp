@@ -52,7 +52,8 @@ double mean_rank_correlation(const Tensor& a, const Tensor& b, bool absolute = t
   const std::vector<double> va = (absolute ? abs(a) : a).to_vector(), vb = (absolute ? abs(b) : b).to_vector();
   double total = 0;
   for (int64_t i = 0; i < n; ++i)
-    total += spearman({va.begin() + i * per, va.begin() + (i + 1) * per}, {vb.begin() + i * per, vb.begin() + (i + 1) * per});
+    total += spearman({va.begin() + i * per, va.begin() + (i + 1) * per},
+                      {vb.begin() + i * per, vb.begin() + (i + 1) * per});
   return total / static_cast<double>(n);
 }
 
@@ -77,15 +78,16 @@ std::pair<Tensor, Tensor> strokes(int64_t n, uint64_t seed) {
 
 /// The seed MLP's layers (Flatten → Dense(128, relu) → Dense(10)) from `gen`; logits out.
 std::shared_ptr<nn::Sequential> seed_mlp(Generator& gen) {
-  return std::make_shared<nn::Sequential>(nn::Flatten(), nn::Linear(784, 128, gen), nn::ReLU(), nn::Linear(128, 10, gen));
+  return std::make_shared<nn::Sequential>(nn::Flatten(), nn::Linear(784, 128, gen), nn::ReLU(),
+                                          nn::Linear(128, 10, gen));
 }
 
 /// examples/mnist_cnn.cpp's CNN from `gen`; logits out.
 std::shared_ptr<nn::Sequential> small_cnn(Generator& gen) {
-  return std::make_shared<nn::Sequential>(
-      nn::Conv2d(nn::Conv2dOptions(1, 32, 3).padding(1), gen), nn::ReLU(), nn::MaxPool2d(2),
-      nn::Conv2d(nn::Conv2dOptions(32, 64, 3).padding(1), gen), nn::ReLU(), nn::MaxPool2d(2), nn::Flatten(),
-      nn::Linear(64 * 7 * 7, 128, gen), nn::ReLU(), nn::Linear(128, 10, gen));
+  return std::make_shared<nn::Sequential>(nn::Conv2d(nn::Conv2dOptions(1, 32, 3).padding(1), gen), nn::ReLU(),
+                                          nn::MaxPool2d(2), nn::Conv2d(nn::Conv2dOptions(32, 64, 3).padding(1), gen),
+                                          nn::ReLU(), nn::MaxPool2d(2), nn::Flatten(), nn::Linear(64 * 7 * 7, 128, gen),
+                                          nn::ReLU(), nn::Linear(128, 10, gen));
 }
 
 /// Trains `model` (logits) on `x`, `y` with Adam; returns the training accuracy after.
@@ -95,7 +97,8 @@ double train(nn::UnaryModule& model, const Tensor& x, const Tensor& y, int64_t e
   for (int64_t e = 0; e < epochs; ++e)
     for (int64_t b = 0; b < n; b += batch) {
       opt.zero_grad();
-      nn::functional::cross_entropy(model(slice(x, 0, b, std::min(n, b + batch))), slice(y, 0, b, std::min(n, b + batch)))
+      nn::functional::cross_entropy(model(slice(x, 0, b, std::min(n, b + batch))),
+                                    slice(y, 0, b, std::min(n, b + batch)))
           .backward();
       opt.step();
     }
@@ -203,7 +206,8 @@ TEST_CASE("IG completeness ≤ 1 % at 64 steps on the seed MLP (softmax output, 
   TrainedMlp& m = trained_mlp();
   REQUIRE(m.accuracy > 0.9);
   auto [x, y] = strokes(10, 77);  // one of each class, unseen
-  auto ig = nn::integrated_gradients(*m.probs, x, nn::Target::class_indices(y), nn::IntegratedGradientsOptions().steps(64));
+  auto ig =
+      nn::integrated_gradients(*m.probs, x, nn::Target::class_indices(y), nn::IntegratedGradientsOptions().steps(64));
   REQUIRE(ig.completeness.size() == 10);
   for (const auto& c : ig.completeness) {
     REQUIRE(c.relative_error.has_value());
@@ -211,7 +215,8 @@ TEST_CASE("IG completeness ≤ 1 % at 64 steps on the seed MLP (softmax output, 
     CHECK(*c.relative_error <= 0.01);
   }
   // Fewer steps are measurably worse: the report is computed, not assumed.
-  auto coarse = nn::integrated_gradients(*m.probs, x, nn::Target::class_indices(y), nn::IntegratedGradientsOptions().steps(2));
+  auto coarse =
+      nn::integrated_gradients(*m.probs, x, nn::Target::class_indices(y), nn::IntegratedGradientsOptions().steps(2));
   CHECK(*coarse.max_relative_error() > *ig.max_relative_error());
 }
 
@@ -236,7 +241,8 @@ TEST_CASE("IG's result does not depend on how the path is cut into batches") {
   Generator gen(4);
   nn::Sequential model(nn::Linear(6, 8, gen), nn::ReLU(), nn::Linear(8, 4, gen));
   Tensor x = randn({3, 6}, DType::f32, gen);
-  auto whole = nn::integrated_gradients(model, x, nn::Target::class_index(1), nn::IntegratedGradientsOptions().steps(16));
+  auto whole =
+      nn::integrated_gradients(model, x, nn::Target::class_index(1), nn::IntegratedGradientsOptions().steps(16));
   auto cut = nn::integrated_gradients(model, x, nn::Target::class_index(1),
                                       nn::IntegratedGradientsOptions().steps(16).batch_size(7));
   const std::vector<double> a = whole.attributions.to_vector(), b = cut.attributions.to_vector();
@@ -281,7 +287,8 @@ TEST_CASE("a custom target: a chosen token's log-probability in a sequence model
   // By hand: grad() of the same scores.
   Tensor xi = x.detach().requires_grad_();
   Tensor lp = log_softmax(head(xi), -1);
-  Tensor score = add(slice(slice(slice(lp, 0, 0, 1), 1, 2, 3), 2, 5, 6).sum(), slice(slice(slice(lp, 0, 1, 2), 1, 2, 3), 2, 1, 2).sum());
+  Tensor score = add(slice(slice(slice(lp, 0, 0, 1), 1, 2, 3), 2, 5, 6).sum(),
+                     slice(slice(slice(lp, 0, 1, 2), 1, 2, 3), 2, 1, 2).sum());
   Tensor expected = grad({score}, {xi})[0];
   const std::vector<double> a = g.to_vector(), b = expected.to_vector();
   for (size_t k = 0; k < a.size(); ++k) CHECK(a[k] == doctest::Approx(b[k]));
@@ -299,8 +306,8 @@ TEST_CASE("Adebayo et al. sanity check: re-initialised weights decorrelate salie
   Tensor ig = nn::integrated_gradients(*m.probs, x, target, ig_options).attributions;
 
   // Same architecture, every weight re-drawn (the paper's full cascading randomisation).
-  nn::Sequential random_model(m.logits->operator[](0), m.logits->operator[](1), m.logits->operator[](2), m.logits->operator[](3),
-                              nn::Softmax());
+  nn::Sequential random_model(m.logits->operator[](0), m.logits->operator[](1), m.logits->operator[](2),
+                              m.logits->operator[](3), nn::Softmax());
   nn::NamedTensors saved;
   for (const auto& [name, t] : m.logits->state_dict()) saved.emplace_back(name, t.detach().clone());
   Generator regen(12345);
@@ -314,7 +321,8 @@ TEST_CASE("Adebayo et al. sanity check: re-initialised weights decorrelate salie
   // some of the input's own structure (|x − x′| is a factor of every map): 0.46 here, the closest to 0.5.
   const double r_sal = mean_rank_correlation(sal, sal_random), r_ig = mean_rank_correlation(ig, ig_random);
   const double r_ig_signed = mean_rank_correlation(ig, ig_random, false);
-  MESSAGE("rank correlation trained vs re-initialised: saliency " << r_sal << ", |IG| " << r_ig << ", IG " << r_ig_signed);
+  MESSAGE("rank correlation trained vs re-initialised: saliency " << r_sal << ", |IG| " << r_ig << ", IG "
+                                                                  << r_ig_signed);
   CHECK(r_sal < 0.5);
   CHECK(r_ig < 0.5);
   CHECK(r_ig_signed < 0.5);
@@ -360,10 +368,11 @@ TEST_CASE("bad input: each a clear error naming the argument") {
   CHECK_THROWS_WITH_AS(nn::saliency(fc, x, nn::Target::class_index(4)),
                        doctest::Contains("target class 4 is out of range for an output of shape [2, 4]"),
                        std::invalid_argument);
-  CHECK_THROWS_WITH_AS(nn::saliency(fc, x, nn::Target::class_index(-1)), doctest::Contains("target class -1 is negative"),
-                       std::invalid_argument);
+  CHECK_THROWS_WITH_AS(nn::saliency(fc, x, nn::Target::class_index(-1)),
+                       doctest::Contains("target class -1 is negative"), std::invalid_argument);
   CHECK_THROWS_WITH_AS(nn::saliency(fc, x, nn::Target::class_indices(index_tensor({0, 9}))),
-                       doctest::Contains("target label 9 (sample 1) is out of range for an output of shape [2, 4]"), std::invalid_argument);
+                       doctest::Contains("target label 9 (sample 1) is out of range for an output of shape [2, 4]"),
+                       std::invalid_argument);
   CHECK_THROWS_WITH_AS(nn::saliency(fc, x, nn::Target::class_indices(index_tensor({0, 1, 2}))),
                        doctest::Contains("target labels must be int64 [2]"), std::invalid_argument);
   CHECK_THROWS_WITH_AS(nn::saliency(fc, x, nn::Target::scalar_output()),
@@ -377,7 +386,8 @@ TEST_CASE("bad input: each a clear error naming the argument") {
                        doctest::Contains("batch_size must be ≥ 0"), std::invalid_argument);
   CHECK_THROWS_WITH_AS(nn::saliency(fc, index_tensor({1, 2, 3}, {1, 3}), cls), doctest::Contains("x is int64"),
                        std::invalid_argument);
-  CHECK_THROWS_WITH_AS(nn::saliency(fc, zeros({0, 3}), cls), doctest::Contains("has no samples"), std::invalid_argument);
+  CHECK_THROWS_WITH_AS(nn::saliency(fc, zeros({0, 3}), cls), doctest::Contains("has no samples"),
+                       std::invalid_argument);
   nn::Forward drops_rows = [&](const Tensor& in) { return fc(sum(in, {0}, true)); };
   CHECK_THROWS_WITH_AS(nn::saliency(drops_rows, x, cls), doctest::Contains("its first dimension must be 2"),
                        std::invalid_argument);
@@ -393,7 +403,9 @@ TEST_CASE("a score that does not depend on the input: zero attributions, complet
   Tensor bias_only_in = randn({1, 3}, DType::f32, gen);
   // On the parameters only (a graph that requires grad but never reaches the input), on nothing
   // recorded at all, or on the input times zero.
-  nn::Forward parameters_only = [&](const Tensor& in) { return expand(reshape(sum(fc(bias_only_in)), {1}), {in.size(0)}); };
+  nn::Forward parameters_only = [&](const Tensor& in) {
+    return expand(reshape(sum(fc(bias_only_in)), {1}), {in.size(0)});
+  };
   nn::Forward detached = [&](const Tensor& in) { return zeros({in.size(0)}); };
   nn::Forward times_zero = [&](const Tensor& in) { return sum(mul(fc(in), 0.0), {1}); };
   Tensor x = randn({2, 3}, DType::f32, gen);
