@@ -3,7 +3,7 @@ BUILD ?= build
 JOBS ?= 2
 CMAKE_FLAGS ?=
 
-.PHONY: all deps configure build test demo demo-fashion demo-cnn demo-gpt bench bench-compare test-sanitize test-tsan clean
+.PHONY: all deps configure build test demo demo-fashion demo-cnn demo-gpt demo-explain bench bench-compare test-sanitize test-tsan clean
 
 all: build
 
@@ -42,6 +42,13 @@ demo-gpt: configure
 	@cmake --build $(BUILD) -j $(JOBS) --target char_gpt
 	@bash scripts/fetch_text.sh > /dev/null
 	@$(BUILD)/examples/char_gpt --out out/char_gpt
+
+## Attribution maps (saliency, SmoothGrad, Integrated Gradients) of the seed MLP (`make demo`'s weights
+## when present) and the small CNN on MNIST digits: out/explain/{mlp,cnn}.png and completeness.json.
+demo-explain: configure
+	@cmake --build $(BUILD) -j $(JOBS) --target explain
+	@bash scripts/fetch_mnist.sh data/mnist
+	@$(BUILD)/examples/explain --dataset mnist --data data/mnist --out out/explain
 
 ## Google Benchmark suites (single thread).
 bench: build
