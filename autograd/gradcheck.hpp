@@ -24,15 +24,15 @@
 ///
 ///     auto r = gradcheck(fn, {x, w}, GradcheckOptions().set_localize(true));
 ///     // r.message: "gradcheck (localize): op #2 'my_gelu' (inputs: [4, 3] float64) is the first
-///     //             whose backward disagrees: Jacobian mismatch for input 0 ..."
+///     //             recorded op whose backward disagrees: Jacobian mismatch for input 0 ..."
 ///
 /// A node is differentiated "alone" by re-running `fn` and perturbing one element of the node's
 /// input just before the node runs (after the previous node was recorded) and reading the node's
 /// output when it is recorded; so the numeric side needs no forward function of its own and works
 /// for built-ins and custom ops alike. When every node passes, the composite is checked as usual; if
 /// that fails, the message says that no recorded op is at fault (the mismatch comes from a value
-/// computed off the tape, e.g. a `detach()`, or from an op that was skipped). Limits, each reported
-/// in `result.skipped` with the reason rather than guessed at:
+/// computed off the tape, e.g. a `detach()`, or from an op that was skipped). Limits (what is not
+/// checked is listed in `result.skipped` with the reason, never passed silently):
 ///   - `fn` must record the same ops in the same order on every call (a deterministic function; a
 ///     different sequence on a re-run is a failed result) and run them on the calling thread;
 ///   - a node input that is a leaf not passed to gradcheck (e.g. a parameter captured by `fn`), or a
@@ -40,8 +40,12 @@
 ///   - nodes that are not float64 (or whose inputs are not), and nodes whose inputs partly overlap in
 ///     memory (two different views of one buffer), are skipped; the same tensor used twice (x·x) is
 ///     fine (its gradients are summed);
-///   - computation off the tape between the previous node and this one that reads the perturbed
-///     input (e.g. `x.detach() * 2` fed to the node as a constant) would be seen as part of the node;
+///   - computation off the tape between the previous node and this one (for the first node: from
+///     the start of fn) that reads the perturbed input is seen as part of the node: a constant input
+///     derived from it, such as the detached max of a stable logsumexp (`x − max(x).detach()`), makes
+///     the node look wrong. A failing node with inputs that have no gradient says so in its report
+///     ("this may be a false alarm"); a constant input that aliases a perturbed one is detected
+///     through the node's saved tensors and the node skipped;
 ///   - cost: 2·numel(inputs of the node) calls of `fn` per node, so use small shapes; fast_mode is
 ///     not used by the localize pass.
 #include <functional>
