@@ -16,6 +16,7 @@ namespace tapegrad {
 void configure_blas();
 /// Number of BLAS threads.
 void set_num_threads(int n);
+/// The number of threads BLAS calls use now.
 int num_threads();
 /// The OpenBLAS kernel family in use (e.g. "Haswell").
 std::string blas_core_name();
@@ -26,6 +27,7 @@ std::string blas_core_name();
 /// pixels — ends up there after a few hundred steps and made an Adam step 8x slower. Returns
 /// whether the CPU supports it (x86 SSE).
 bool set_flush_denormal(bool enabled);
+/// Whether this thread flushes denormals now.
 bool flush_denormal();
 
 /// RAII: flush denormals in a scope (every optimizer step runs under one).

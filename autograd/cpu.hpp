@@ -31,6 +31,7 @@ Isa set_kernel_isa(Isa isa);
 /// RAII: set_kernel_isa in a scope.
 class IsaScope {
  public:
+  /// Limits the kernels to `isa` until the scope ends (throws like set_kernel_isa).
   explicit IsaScope(Isa isa) : prev_(set_kernel_isa(isa)) {}
   ~IsaScope() { set_kernel_isa(prev_); }
   IsaScope(const IsaScope&) = delete;

@@ -102,11 +102,14 @@ inline int dtype_category(DType d) { return dtype_rank(d) >= 2 ? 2 : dtype_rank(
 /// The table above: the higher of `a` and `b` in bool < int64 < float32 < float64.
 inline DType promote_types(DType a, DType b) { return dtype_rank(a) >= dtype_rank(b) ? a : b; }
 
+///@{
+/// The DType that stores C++ type T (float, double, int64_t, bool); other types do not compile.
 template <class T> constexpr DType dtype_of();
 template <> constexpr DType dtype_of<float>() { return DType::f32; }
 template <> constexpr DType dtype_of<double>() { return DType::f64; }
 template <> constexpr DType dtype_of<int64_t>() { return DType::i64; }
 template <> constexpr DType dtype_of<bool>() { return DType::b8; }
+///@}
 static_assert(sizeof(bool) == 1, "tapegrad stores bool tensors as one byte per element");
 
 /// A number passed to an op beside a tensor (`x * 2`, `gt(x, 0.5)`, `masked_fill(x, m, -1e9)`),
@@ -115,16 +118,21 @@ static_assert(sizeof(bool) == 1, "tapegrad stores bool tensors as one byte per e
 /// C++ arithmetic value.
 class Scalar {
  public:
+  ///@{
+  /// Implicit from a bool (kind b8), any integer type (i64) or any floating type (f64).
   Scalar(bool v) : kind_(DType::b8), i_(v), d_(v) {}
   template <std::integral T>
     requires(!std::same_as<T, bool>)
   Scalar(T v) : kind_(DType::i64), i_(static_cast<int64_t>(v)), d_(static_cast<double>(v)) {}
   template <std::floating_point T>
   Scalar(T v) : kind_(DType::f64), i_(0), d_(static_cast<double>(v)) {}
+  ///@}
 
   /// b8, i64 or f64: the dtype the value was written in (its category).
   DType kind() const { return kind_; }
+  /// Whether it was written as a floating value (then it promotes an integer tensor to float32).
   bool is_floating() const { return kind_ == DType::f64; }
+  /// The value as double (an int64 beyond 2⁵³ is rounded; use to<int64_t>() for the exact value).
   double to_double() const { return d_; }
   /// The value as T: exact for an integer converted to int64 or bool.
   template <class T>

@@ -11,6 +11,7 @@
 
 namespace tapegrad {
 
+/// Dimension indices for reductions and permutations (negative: counted from the end).
 using Axes = std::vector<int64_t>;
 
 // ---- elementwise (autograd/ops/elementwise.cpp) ------------------------------------------
@@ -25,35 +26,39 @@ Tensor sub(const Tensor& a, const Tensor& b);  ///< a − b (not on bool: use lo
 Tensor mul(const Tensor& a, const Tensor& b);  ///< a · b (bool · bool is logical and)
 Tensor div(const Tensor& a, const Tensor& b);  ///< a / b, true division: int64 / int64 is float32
 Tensor pow(const Tensor& a, const Tensor& b);  ///< a^b (floating); d/db = a^b · ln a
+///@{
 /// ⌊a / b⌋, rounding toward −inf (Python's //, PyTorch's floor_divide); int64 or floating, no
 /// gradient. Integer division by zero is std::invalid_argument; floating gives ±inf / NaN.
 Tensor floor_divide(const Tensor& a, const Tensor& b);
 Tensor floor_divide(const Tensor& a, const Scalar& b);
+///@}
+///@{
 /// a − b·⌊a / b⌋: the remainder has the divisor's sign (Python's %, PyTorch's remainder);
 /// int64 or floating; d/da = 1, d/db = −⌊a / b⌋. Integer division by zero is std::invalid_argument.
 Tensor remainder(const Tensor& a, const Tensor& b);
 Tensor remainder(const Tensor& a, const Scalar& b);
+///@}
 Tensor pow(const Tensor& a, double exponent);  ///< a^p; d/da = p · a^(p−1)
 /// Elementwise max / min (any dtype). Where a == b the gradient is split evenly, half to each (PyTorch 1.13's
 /// rule for maximum/minimum too).
 Tensor maximum(const Tensor& a, const Tensor& b);
-Tensor minimum(const Tensor& a, const Tensor& b);
+Tensor minimum(const Tensor& a, const Tensor& b);  ///< elementwise min; ties as maximum
 Tensor add(const Tensor& a, const Scalar& b);  ///< a + b
 Tensor sub(const Tensor& a, const Scalar& b);  ///< a − b
 Tensor mul(const Tensor& a, const Scalar& b);  ///< a · b
 Tensor div(const Tensor& a, const Scalar& b);  ///< a / b (true division); b = 0 is std::invalid_argument
 Tensor neg(const Tensor& x);  ///< −x (int64 or floating; not bool)
-Tensor exp(const Tensor& x);
-Tensor log(const Tensor& x);
-Tensor sqrt(const Tensor& x);
+Tensor exp(const Tensor& x);   ///< eˣ; d/dx = eˣ
+Tensor log(const Tensor& x);   ///< natural log; d/dx = 1/x (−inf at 0, NaN below)
+Tensor sqrt(const Tensor& x);  ///< √x; d/dx = 1/(2√x)
 Tensor abs(const Tensor& x);   ///< |x| (int64 or floating); d/dx = sign(x) (0 at 0)
-Tensor sin(const Tensor& x);
-Tensor cos(const Tensor& x);
+Tensor sin(const Tensor& x);   ///< d/dx = cos x
+Tensor cos(const Tensor& x);   ///< d/dx = −sin x
 Tensor tanh(const Tensor& x);  ///< d/dx = 1 − tanh²
 Tensor sigmoid(const Tensor& x);  ///< 1/(1+e^−x); d/dx = σ(1−σ)
 Tensor erf(const Tensor& x);   ///< d/dx = 2/√π · e^(−x²)
 Tensor relu(const Tensor& x);  ///< max(x, 0); gradient 0 at 0
-Tensor leaky_relu(const Tensor& x, double negative_slope = 0.01);
+Tensor leaky_relu(const Tensor& x, double negative_slope = 0.01);  ///< x for x > 0, else slope·x
 /// Which GELU formula gelu computes (PyTorch's `approximate` argument).
 enum class GeluApproximate {
   none,  ///< exact: x·Φ(x) = 0.5·x·(1 + erf(x/√2))
@@ -91,12 +96,16 @@ Tensor le(const Tensor& a, const Scalar& b);  ///< a <= b
 Tensor gt(const Tensor& a, const Scalar& b);  ///< a > b
 Tensor ge(const Tensor& a, const Scalar& b);  ///< a >= b
 /// Logical ops on any dtypes (nonzero, NaN included, is true), returning bool.
+///@{
 Tensor logical_and(const Tensor& a, const Tensor& b);
 Tensor logical_or(const Tensor& a, const Tensor& b);
 Tensor logical_xor(const Tensor& a, const Tensor& b);
 Tensor logical_not(const Tensor& x);
+///@}
 Tensor sign(const Tensor& x);  ///< −1, 0 or 1 (int64 or floating); no gradient
 
+///@{
+/// Operators: add, sub, mul, div and neg (broadcasting and promoting as those functions do).
 Tensor operator+(const Tensor& a, const Tensor& b);
 Tensor operator-(const Tensor& a, const Tensor& b);
 Tensor operator*(const Tensor& a, const Tensor& b);
@@ -110,6 +119,7 @@ Tensor operator+(const Scalar& a, const Tensor& b);
 Tensor operator-(const Scalar& a, const Tensor& b);
 Tensor operator*(const Scalar& a, const Tensor& b);
 Tensor operator/(const Scalar& a, const Tensor& b);
+///@}
 
 // ---- reductions (autograd/ops/reduce.cpp) ---------------------------------------------------
 /// Sum over `axes` (all axes when empty). int64 and bool sum to int64 (exact).
@@ -122,7 +132,7 @@ Tensor mean(const Tensor& x, const Axes& axes = {}, bool keepdim = false);
 /// sends it all to the index it returns. The split keeps the gradient independent of which tie
 /// an implementation happens to pick.
 Tensor max(const Tensor& x, const Axes& axes = {}, bool keepdim = false);
-Tensor min(const Tensor& x, const Axes& axes = {}, bool keepdim = false);
+Tensor min(const Tensor& x, const Axes& axes = {}, bool keepdim = false);  ///< see max
 /// Σ(x − mean)² / (n − correction); correction 1 is the unbiased estimate.
 Tensor var(const Tensor& x, const Axes& axes = {}, int64_t correction = 1, bool keepdim = false);
 /// log Σ exp(x), computed stably (max subtracted first).
@@ -145,17 +155,23 @@ Tensor gemm(const Tensor& a, const Tensor& b, bool transpose_a = false, bool tra
 Tensor reshape(const Tensor& x, const Shape& shape);
 /// Merges dimensions start..end into one.
 Tensor flatten(const Tensor& x, int64_t start_dim = 0, int64_t end_dim = -1);
+/// Swaps dimensions dim0 and dim1 (a copy in the new layout; the gradient transposes back).
 Tensor transpose(const Tensor& x, int64_t dim0, int64_t dim1);
+/// Reorders the dimensions: output dimension i is input dimension dims[i].
 Tensor permute(const Tensor& x, const Axes& dims);
 /// Removes dimension `dim`, which must have size 1.
 Tensor squeeze(const Tensor& x, int64_t dim);
+/// Inserts a dimension of size 1 at `dim` (a view).
 Tensor unsqueeze(const Tensor& x, int64_t dim);
 /// Broadcasts to `shape` (numpy rules); the gradient is sum_to.
 Tensor expand(const Tensor& x, const Shape& shape);
+/// Same as expand (numpy's name).
 inline Tensor broadcast_to(const Tensor& x, const Shape& shape) { return expand(x, shape); }
 /// Elements start, start+step, ... < end along `dim` (negative start/end count from the end).
 Tensor slice(const Tensor& x, int64_t dim, int64_t start, int64_t end, int64_t step = 1);
+/// Joins tensors along existing dimension `dim` (the others must match).
 Tensor cat(const std::vector<Tensor>& xs, int64_t dim = 0);
+/// Joins same-shaped tensors along a new dimension `dim`.
 Tensor stack(const std::vector<Tensor>& xs, int64_t dim = 0);
 /// Picks entries `index` (1-D int64) along `dim`.
 Tensor index_select(const Tensor& x, int64_t dim, const Tensor& index);
@@ -175,7 +191,8 @@ Tensor one_hot(const Tensor& labels, int64_t num_classes, DType dtype = DType::f
 /// Values and their indices along a dimension (int64), as sort and topk return them:
 /// `auto [values, indices] = sort(x);`.
 struct ValuesIndices {
-  Tensor values, indices;
+  Tensor values;   ///< the selected values (differentiable)
+  Tensor indices;  ///< their positions along the dimension, int64
 };
 /// The lower triangle of the last two dimensions: x[..., i, j] where j − i ≤ diagonal, 0 elsewhere
 /// (any dtype). The gradient is tril(grad, diagonal).

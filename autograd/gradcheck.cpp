@@ -1,6 +1,7 @@
 #include "autograd/gradcheck.hpp"
 
 #include <cmath>
+#include <cstring>
 #include <sstream>
 
 #include "autograd/engine.hpp"
@@ -216,6 +217,323 @@ GradcheckResult fast_check(const TensorFunction& fn, const std::vector<Tensor>& 
   return {};
 }
 
+
+// ---- localize: every recorded node checked on its own inputs -----------------------------------
+
+/// The nodes one call of `fn` recorded on this thread, in forward order, and their outputs.
+struct RecordedRun {
+  std::vector<Tensor> results;               ///< each node's output, as recorded
+  std::vector<std::shared_ptr<Node>> nodes;  ///< each node (its output's grad_fn when recorded)
+  std::function<void(size_t position, const Tensor& result)> on_node;  ///< called after each record
+};
+
+/// Fills a RecordedRun while in scope, through detail::on_record; the hook installed before (the
+/// profiler's, anomaly mode's) still runs first.
+class Recording {
+ public:
+  explicit Recording(RecordedRun& run) : prev_hook_(detail::on_record) {
+    if (prev_hook_ == &Recording::hook)
+      throw AutogradError("gradcheck (localize): fn runs another localizing gradcheck; they cannot nest");
+    t_run = &run;
+    t_prev_hook = prev_hook_;
+    detail::on_record = &Recording::hook;
+  }
+  ~Recording() {
+    detail::on_record = prev_hook_;
+    t_run = nullptr;
+    t_prev_hook = nullptr;
+  }
+  Recording(const Recording&) = delete;
+  Recording& operator=(const Recording&) = delete;
+
+ private:
+  static void hook(const Node& node, const Tensor& result) {
+    if (t_prev_hook) t_prev_hook(node, result);
+    RecordedRun& run = *t_run;
+    run.results.push_back(result);
+    run.nodes.push_back(result.grad_fn());
+    if (run.on_node) run.on_node(run.results.size() - 1, result);
+  }
+  static thread_local RecordedRun* t_run;
+  static thread_local void (*t_prev_hook)(const Node&, const Tensor&);
+  void (*prev_hook_)(const Node&, const Tensor&);
+};
+thread_local RecordedRun* Recording::t_run = nullptr;
+thread_local void (*Recording::t_prev_hook)(const Node&, const Tensor&) = nullptr;
+
+/// Inputs of one node that are the same memory (the same tensor used twice, as in x·x): perturbed
+/// together, their analytic gradients summed.
+struct InputGroup {
+  std::vector<size_t> members;  // the node's input positions
+  int leaf = -1;                // gradcheck input it is, or
+  int64_t producer = -1;        // position of the node that produced it
+  Tensor value;                 // its value in the recorded run
+};
+
+std::string op_label(size_t k, const Node& node) {
+  return "op #" + std::to_string(k) + " '" + node.name() + "'";
+}
+
+/// Runs fn, adding `delta` to element j of the group's value just before node k runs (after node
+/// k−1 was recorded), and returns node k's output. Empty with `error` set when the re-run records
+/// other ops than the first run.
+std::vector<double> perturbed_node_output(const TensorFunction& fn, const std::vector<Tensor>& inputs,
+                                          const RecordedRun& first, size_t k, const InputGroup& group, int64_t j,
+                                          double delta, std::string& error) {
+  std::vector<double> out;
+  Tensor target;
+  double orig = 0;
+  auto restore = [&] {
+    if (target.defined()) target.mutable_data<double>()[j] = orig;
+    target = Tensor();
+  };
+  RecordedRun rerun;
+  auto perturb = [&] {
+    Tensor t = group.leaf >= 0 ? inputs[static_cast<size_t>(group.leaf)] : rerun.results[static_cast<size_t>(group.producer)];
+    if (t.dtype() != DType::f64 || t.numel() <= j) return;  // another op there: reported below
+    target = t;
+    double* p = target.mutable_data<double>();
+    orig = p[j];
+    p[j] = orig + delta;
+  };
+  rerun.on_node = [&](size_t pos, const Tensor& result) {
+    if (pos + 1 == k) perturb();
+    if (pos == k && result.shape() == first.results[k].shape() && result.dtype() == DType::f64) {
+      out.assign(result.data<double>(), result.data<double>() + result.numel());
+      restore();
+    }
+  };
+  try {
+    Recording recording(rerun);
+    if (k == 0) perturb();
+    evaluate(fn, inputs);
+  } catch (...) {
+    restore();
+    throw;
+  }
+  restore();
+  size_t same = 0;
+  while (same < rerun.nodes.size() && same < first.nodes.size() &&
+         std::strcmp(rerun.nodes[same]->name(), first.nodes[same]->name()) == 0)
+    ++same;
+  if (same != first.nodes.size() || rerun.nodes.size() != first.nodes.size() || out.empty()) {
+    error = "gradcheck (localize): re-running fn recorded other ops than the first run (" +
+            std::to_string(first.nodes.size()) + " ops then, " + std::to_string(rerun.nodes.size()) +
+            " now; they differ from op #" + std::to_string(same) +
+            "): localizing needs a function that records the same ops in the same order every time";
+    out.clear();
+  }
+  return out;
+}
+
+bool overlaps(const Tensor& a, const Tensor& b) {
+  const double *pa = a.data<double>(), *pb = b.data<double>();
+  return pa < pb + b.numel() && pb < pa + a.numel();
+}
+
+/// The node's inputs that need a gradient, grouped by memory; an empty result with `skip` set
+/// when the node cannot be checked on its own.
+std::vector<InputGroup> input_groups(const Node& node, size_t k, const RecordedRun& first,
+                                     const std::vector<Tensor>& inputs, std::vector<std::string>& skipped,
+                                     std::string& skip) {
+  std::vector<InputGroup> groups;
+  const auto& next = node.next();
+  for (size_t i = 0; i < next.size(); ++i) {
+    if (!next[i]) continue;
+    InputGroup g;
+    if (next[i]->is_accumulator()) {
+      for (size_t c = 0; c < inputs.size(); ++c)
+        if (inputs[c].requires_grad() && inputs[c].impl()->grad_accumulator == next[i]) g.leaf = static_cast<int>(c);
+    } else {
+      for (size_t p = 0; p < k; ++p)
+        if (first.nodes[p] == next[i]) g.producer = static_cast<int64_t>(p);
+    }
+    if (g.leaf < 0 && g.producer < 0) {
+      skipped.push_back(op_label(k, node) + ": input " + std::to_string(i) + " " + to_string(next[i]->shape()) +
+                        (next[i]->is_accumulator() ? " is a leaf that was not passed to gradcheck"
+                                                   : " was computed before fn was called") +
+                        "; that input is not checked");
+      continue;
+    }
+    if (next[i]->dtype() != DType::f64) {
+      skip = "input " + std::to_string(i) + " is " + dtype_name(next[i]->dtype()) + ", not float64";
+      return {};
+    }
+    g.value = g.leaf >= 0 ? inputs[static_cast<size_t>(g.leaf)] : first.results[static_cast<size_t>(g.producer)];
+    bool joined = false;
+    for (auto& other : groups)
+      if (other.value.data<double>() == g.value.data<double>() && other.value.numel() == g.value.numel()) {
+        other.members.push_back(i);
+        joined = true;
+      } else if (overlaps(other.value, g.value)) {
+        skip = "inputs " + std::to_string(other.members[0]) + " and " + std::to_string(i) +
+               " are different views of one buffer";
+        return {};
+      }
+    if (!joined) {
+      g.members.push_back(i);
+      groups.push_back(std::move(g));
+    }
+  }
+  // A constant input (no gradient) that shares memory with a perturbed one would move with it. The
+  // node shows its constant inputs only through what it saved: a saved tensor that is not one of
+  // its gradient inputs (or that it saved under another handle) and overlaps one is refused.
+  bool has_constant = false;
+  for (const auto& e : next) has_constant = has_constant || !e;
+  for (size_t s = 0; s < node.saved_count() && has_constant; ++s) {
+    const SavedTensor& saved = node.saved()[s];
+    if ((saved.input >= 0 && next[static_cast<size_t>(saved.input)]) || !saved.tensor.defined() ||
+        saved.tensor.dtype() != DType::f64)
+      continue;
+    for (auto& g : groups)
+      if (overlaps(saved.tensor, g.value)) {
+        skip = (saved.input >= 0 ? "its constant input " + std::to_string(saved.input)
+                                 : "a tensor it saved beside a constant input") +
+               " shares memory with input " + std::to_string(g.members[0]);
+        return {};
+      }
+  }
+  return groups;
+}
+
+/// Checks node k of the recorded run alone. `r.ok` false (with the report) when its backward fails
+/// to run, returns the wrong number or shape of gradients, or disagrees with central differences.
+GradcheckResult check_node(const TensorFunction& fn, const std::vector<Tensor>& inputs, const RecordedRun& first,
+                           size_t k, const GradcheckOptions& o, std::vector<std::string>& skipped, bool& checked) {
+  checked = false;
+  const std::shared_ptr<Node>& node = first.nodes[k];
+  const std::string label = op_label(k, *node);
+  const auto& next = node->next();
+  GradcheckResult r;
+  std::string shapes;
+  for (size_t i = 0; i < next.size(); ++i) {
+    shapes += (i ? ", " : "") + (next[i] ? to_string(next[i]->shape()) + " " + dtype_name(next[i]->dtype())
+                                         : std::string("no grad"));
+    if (next[i]) r.op_input_shapes.push_back(next[i]->shape());
+  }
+  const std::string who = "gradcheck (localize): " + label + " (inputs: " + shapes + ")";
+  auto failed = [&](std::string message) {
+    r.ok = false;
+    r.op = node->name();
+    r.op_position = static_cast<int64_t>(k);
+    r.message = std::move(message);
+    return r;
+  };
+
+  if (node->dtype() != DType::f64) {
+    skipped.push_back(label + ": its output is " + dtype_name(node->dtype()) + ", not float64");
+    return r;
+  }
+  std::string skip;
+  std::vector<InputGroup> groups = input_groups(*node, k, first, inputs, skipped, skip);
+  if (!skip.empty()) skipped.push_back(label + ": " + skip);
+  const int64_t n_out = first.results[k].numel();
+  if (groups.empty() || n_out == 0) return r;
+
+  // Analytic: the node's backward for each one-hot output gradient, summed within a group.
+  std::vector<std::vector<double>> analytic(groups.size());
+  for (size_t gi = 0; gi < groups.size(); ++gi)
+    analytic[gi].assign(static_cast<size_t>(groups[gi].value.numel() * n_out), 0.0);
+  for (int64_t e = 0; e < n_out; ++e) {
+    Tensor onehot = zeros(node->shape(), DType::f64);
+    onehot.mutable_data<double>()[e] = 1.0;
+    Grads gs;
+    try {
+      NoGradGuard off;
+      node->check_saved_versions("gradcheck (localize)");
+      gs = node->apply(onehot);
+    } catch (const std::exception& ex) {
+      return failed(who + ": its backward threw: " + ex.what());
+    }
+    if (gs.size() != next.size())
+      return failed(who + ": its backward returned " + std::to_string(gs.size()) + " gradients for " +
+                    std::to_string(next.size()) + " inputs");
+    for (size_t gi = 0; gi < groups.size(); ++gi)
+      for (size_t i : groups[gi].members) {
+        if (!gs[i].defined()) continue;
+        if (gs[i].shape() != next[i]->shape() || gs[i].dtype() != next[i]->dtype())
+          return failed(who + ": its backward returned a gradient of shape " + to_string(gs[i].shape()) + " (" +
+                        dtype_name(gs[i].dtype()) + ") for input " + std::to_string(i) + ", which has shape " +
+                        to_string(next[i]->shape()) + " (" + dtype_name(next[i]->dtype()) + ")");
+        const double* g = gs[i].data<double>();
+        for (int64_t j = 0; j < gs[i].numel(); ++j) analytic[gi][static_cast<size_t>(j * n_out + e)] += g[j];
+      }
+  }
+
+  // Numeric: central differences of the node's output in each element of each input group.
+  std::vector<std::vector<double>> numeric(groups.size());
+  for (size_t gi = 0; gi < groups.size(); ++gi) {
+    numeric[gi].assign(analytic[gi].size(), 0.0);
+    for (int64_t j = 0; j < groups[gi].value.numel(); ++j) {
+      std::string error;
+      std::vector<double> plus = perturbed_node_output(fn, inputs, first, k, groups[gi], j, o.eps, error);
+      std::vector<double> minus;
+      if (error.empty()) minus = perturbed_node_output(fn, inputs, first, k, groups[gi], j, -o.eps, error);
+      if (!error.empty()) {  // not this op's fault: the function changed
+        GradcheckResult changed;
+        changed.ok = false;
+        changed.message = std::move(error);
+        return changed;
+      }
+      for (int64_t e = 0; e < n_out; ++e)
+        numeric[gi][static_cast<size_t>(j * n_out + e)] =
+            (plus[static_cast<size_t>(e)] - minus[static_cast<size_t>(e)]) / (2 * o.eps);
+    }
+  }
+  checked = true;
+
+  std::vector<Tensor> values(next.size());
+  std::vector<size_t> representative;
+  for (auto& g : groups) {
+    values[g.members[0]] = g.value;
+    representative.push_back(g.members[0]);
+  }
+  GradcheckResult mismatch =
+      compare(analytic, numeric, values, representative, n_out, o, who + " is the first recorded op whose backward disagrees");
+  if (mismatch.ok) return r;
+  std::string message = mismatch.message;
+  std::string constants;
+  for (size_t i = 0; i < next.size(); ++i)
+    if (!next[i]) constants += (constants.empty() ? "" : ", ") + std::to_string(i);
+  if (!constants.empty())
+    message += "; input " + constants +
+               " has no gradient: if fn computes it off the tape from a perturbed input (a detached max, "
+               "as in a stable logsumexp), the numeric side includes that path and this may be a false alarm";
+  for (auto& g : groups)
+    if (g.members[0] == static_cast<size_t>(mismatch.input) && g.members.size() > 1) {
+      message += "; inputs";
+      for (size_t i : g.members) message += " " + std::to_string(i);
+      message += " are one tensor, their gradients are summed";
+    }
+  mismatch.op_input_shapes = r.op_input_shapes;
+  r = mismatch;
+  return failed(message);
+}
+
+/// The localize pass: records fn once and checks each of its nodes in forward order.
+GradcheckResult localize_check(const TensorFunction& fn, const std::vector<Tensor>& inputs, const GradcheckOptions& o) {
+  RecordedRun first;
+  {
+    Recording recording(first);
+    evaluate(fn, inputs);
+  }
+  GradcheckResult r;
+  std::vector<std::string> skipped;
+  int64_t checked_ops = 0;
+  for (size_t k = 0; k < first.nodes.size(); ++k) {
+    bool checked = false;
+    GradcheckResult node_result = check_node(fn, inputs, first, k, o, skipped, checked);
+    checked_ops += checked;
+    if (!node_result.ok) {
+      node_result.ops_checked = checked_ops;
+      node_result.skipped = std::move(skipped);
+      return node_result;
+    }
+  }
+  r.ops_checked = checked_ops;
+  r.skipped = std::move(skipped);
+  return r;
+}
 }  // namespace
 
 GradcheckResult gradcheck(const TensorFunction& fn, const std::vector<Tensor>& inputs, const GradcheckOptions& o) {
@@ -232,7 +550,36 @@ GradcheckResult gradcheck(const TensorFunction& fn, const std::vector<Tensor>& i
   if (checked_ix.empty()) throw AutogradError("gradcheck: no input requires grad; nothing to check");
   GradModeGuard enable(true);
 
+  if (o.localize) {
+    GradcheckResult local = localize_check(fn, inputs, o);
+    if (!local.ok) return fail(local, o);
+    GradcheckOptions composite = o;
+    composite.localize = false;
+    composite.raise_exception = false;
+    GradcheckResult whole = gradcheck(fn, inputs, composite);
+    whole.ops_checked = local.ops_checked;
+    whole.skipped = std::move(local.skipped);
+    if (!whole.ok) {
+      whole.op.clear();  // every recorded op passed on its own: none is named
+      whole.message += "; no recorded op disagrees on its own inputs (" + std::to_string(whole.ops_checked) +
+                       " checked, " + std::to_string(whole.skipped.size()) +
+                       " skipped: see result.skipped), so the mismatch comes from computation off the tape "
+                       "(a detach(), a value read through data()) or from a skipped op";
+      return fail(whole, o);
+    }
+    return whole;
+  }
   if (o.fast_mode) return fast_check(fn, inputs, checked_ix, o);
+
+  // A function that is one recorded op on the inputs is named in every failure.
+  Tensor probe = evaluate(fn, inputs);
+  const int64_t n_out = probe.numel();
+  const char* op = single_op(probe);
+  const std::string who = op ? "gradcheck of '" + std::string(op) + "'" : "gradcheck";
+  auto fail_op = [&](GradcheckResult r) {
+    if (op) r.op = op;
+    return fail(std::move(r), o);
+  };
 
   std::string shape_error;
   std::vector<std::vector<double>> analytic;
@@ -244,15 +591,11 @@ GradcheckResult gradcheck(const TensorFunction& fn, const std::vector<Tensor>& i
   if (!shape_error.empty()) {
     GradcheckResult r;
     r.message = shape_error;
-    return fail(r, o);
+    return fail_op(r);
   }
-  Tensor probe = evaluate(fn, inputs);
-  const int64_t n_out = probe.numel();
   auto numeric = numeric_jacobian(fn, inputs, checked_ix, o.eps);
-  const char* op = single_op(probe);
-  GradcheckResult r =
-      compare(analytic, numeric, inputs, checked_ix, n_out, o, op ? "gradcheck of '" + std::string(op) + "'" : "gradcheck");
-  if (!r.ok) return fail(r, o);
+  GradcheckResult r = compare(analytic, numeric, inputs, checked_ix, n_out, o, who);
+  if (!r.ok) return fail_op(r);
 
   // Reentrant: a second backward gives exactly the same Jacobian.
   std::string unused;
@@ -262,10 +605,10 @@ GradcheckResult gradcheck(const TensorFunction& fn, const std::vector<Tensor>& i
       if (again[i][e] != analytic[i][e] && !(std::isnan(again[i][e]) && std::isnan(analytic[i][e]))) {
         GradcheckResult bad;
         bad.input = static_cast<int>(checked_ix[i]);
-        bad.message = "gradcheck: backward is not reentrant: two runs give different gradients for input " +
+        bad.message = who + ": backward is not reentrant: two runs give different gradients for input " +
                       std::to_string(checked_ix[i]) + " (" + std::to_string(analytic[i][e]) + " vs " +
                       std::to_string(again[i][e]) + ")";
-        return fail(bad, o);
+        return fail_op(bad);
       }
 
   // A zero output gradient must give zero input gradients.
@@ -281,10 +624,9 @@ GradcheckResult gradcheck(const TensorFunction& fn, const std::vector<Tensor>& i
           bad.input = static_cast<int>(checked_ix[i]);
           bad.index = unravel(gs[i].shape(), j);
           bad.analytic = gs[i].data<double>()[j];
-          bad.message = "gradcheck: a zero output gradient gave a non-zero gradient " +
-                        std::to_string(bad.analytic) + " for input " + std::to_string(checked_ix[i]) +
-                        " at element " + index_string(gs[i].shape(), j);
-          return fail(bad, o);
+          bad.message = who + ": a zero output gradient gave a non-zero gradient " + std::to_string(bad.analytic) +
+                        " for input " + std::to_string(checked_ix[i]) + " at element " + index_string(gs[i].shape(), j);
+          return fail_op(bad);
         }
   }
   return r;

@@ -11,9 +11,13 @@
 
 namespace tapegrad {
 
+/// A 64-bit Mersenne Twister with tapegrad's own uniform, normal and integer draws (the same
+/// stream on every platform, unlike the standard distributions).
 class Generator {
  public:
+  /// A generator started at `seed` (0x5eed is the default generators' seed before manual_seed).
   explicit Generator(uint64_t seed = 0x5eed) : engine_(seed) {}
+  /// Restarts the stream at `s`.
   void seed(uint64_t s) { engine_.seed(s); }
   /// Uniform in [0, 1).
   double uniform() { return static_cast<double>(engine_() >> 11) * (1.0 / 9007199254740992.0); }
@@ -21,9 +25,11 @@ class Generator {
   double normal();
   /// Uniform integer in [0, n).
   uint64_t below(uint64_t n) { return engine_() % n; }
+  /// The underlying engine, for std algorithms (std::shuffle); draws advance this generator.
   std::mt19937_64& engine() { return engine_; }
   /// The full state, for checkpoints (std::mt19937_64's textual form).
   std::string state() const;
+  /// Restores a state() string; throws std::invalid_argument when it does not parse.
   void set_state(const std::string& s);
 
  private:

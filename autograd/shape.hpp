@@ -11,17 +11,26 @@
 namespace tapegrad {
 
 class Shape;
+/// Throws ShapeError "tapegrad::<op>: shape <s> has more elements than int64 can count" (numel's error).
 [[noreturn, gnu::cold, gnu::noinline]] void throw_too_large(const char* op, const Shape& s);
 
+/// The dimension sizes of a tensor, outermost first (`Shape{2, 3}`: 2 rows of 3); `{}` is 0-d.
+/// Behaves like a small std::vector<int64_t>.
 class Shape {
  public:
+  /// Ranks up to this are stored inline (no allocation).
   static constexpr size_t kInline = 6;
 
   Shape() = default;
+  ///@{
+  /// From a list, an iterator range or a vector of dimension sizes.
   Shape(std::initializer_list<int64_t> dims) { assign(dims.begin(), dims.end()); }
   template <class It, class = decltype(*std::declval<It>())>
   Shape(It first, It last) { assign(first, last); }
   explicit Shape(const std::vector<int64_t>& dims) { assign(dims.begin(), dims.end()); }
+  ///@}
+  ///@{
+  /// Copies and moves (a moved-from Shape is 0-d).
   Shape(const Shape& o) { assign(o.begin(), o.end()); }
   Shape& operator=(const Shape& o) {
     if (this != &o) assign(o.begin(), o.end());
@@ -41,7 +50,10 @@ class Shape {
     o.heap_.clear();
     return *this;
   }
+  ///@}
 
+  ///@{
+  /// std::vector-like access: size() is the rank; operator[] and back() are unchecked.
   size_t size() const { return n_; }
   bool empty() const { return n_ == 0; }
   const int64_t* data() const { return heap_.empty() ? inline_ : heap_.data(); }
@@ -53,7 +65,9 @@ class Shape {
   int64_t operator[](size_t i) const { return data()[i]; }
   int64_t& operator[](size_t i) { return data()[i]; }
   int64_t back() const { return data()[n_ - 1]; }
+  ///@}
 
+  /// Appends a dimension.
   void push_back(int64_t v) {
     std::vector<int64_t> tmp(begin(), end());
     tmp.push_back(v);
@@ -65,6 +79,7 @@ class Shape {
     tmp.insert(tmp.begin() + static_cast<std::ptrdiff_t>(pos), v);
     assign(tmp.begin(), tmp.end());
   }
+  /// Removes the dimension at `pos`.
   void erase(size_t pos) {
     std::vector<int64_t> tmp(begin(), end());
     tmp.erase(tmp.begin() + static_cast<std::ptrdiff_t>(pos));
@@ -83,12 +98,16 @@ class Shape {
     }
     return zero ? 0 : n;
   }
+  /// The sizes as a std::vector.
   std::vector<int64_t> vec() const { return {begin(), end()}; }
 
+  ///@{
+  /// Same rank and the same size in every dimension.
   friend bool operator==(const Shape& a, const Shape& b) {
     return a.n_ == b.n_ && std::equal(a.begin(), a.end(), b.begin());
   }
   friend bool operator!=(const Shape& a, const Shape& b) { return !(a == b); }
+  ///@}
 
  private:
   template <class It>

@@ -26,33 +26,40 @@ class Tensor;
 
 /// Autograd and data state behind a Tensor handle. Users do not touch it directly.
 struct TensorImpl {
-  Storage storage;
-  int64_t offset = 0;  // in elements
-  Shape shape;
-  int64_t numel = 0;
-  DType dtype = DType::f32;
-  bool requires_grad = false;
-  std::shared_ptr<Node> grad_fn;          // the op that produced this tensor (non-leaf)
-  std::shared_ptr<Node> grad_accumulator; // leaves that require grad: where gradients land
-  std::shared_ptr<TensorImpl> grad;       // the accumulated .grad of a leaf
+  Storage storage;                         ///< the buffer, shared by views
+  int64_t offset = 0;                      ///< where this tensor starts in it, in elements
+  Shape shape;                             ///< dimension sizes
+  int64_t numel = 0;                       ///< product of shape
+  DType dtype = DType::f32;                ///< element type
+  bool requires_grad = false;              ///< a leaf parameter, or the output of a recorded op
+  std::shared_ptr<Node> grad_fn;           ///< the op that produced this tensor (non-leaf)
+  std::shared_ptr<Node> grad_accumulator;  ///< leaves that require grad: where gradients land
+  std::shared_ptr<TensorImpl> grad;        ///< the accumulated .grad of a leaf
 };
 
+/// A shared handle to a TensorImpl: copies alias the same data and autograd state (see the file
+/// comment); clone() copies the data, detach() drops the history.
 class Tensor {
  public:
   /// An undefined tensor (no data); `defined()` is false.
   Tensor() = default;
+  /// Wraps an existing impl (library-internal; users create tensors with the functions below).
   explicit Tensor(std::shared_ptr<TensorImpl> impl) : impl_(std::move(impl)) {}
   /// An uninitialised tensor of the given shape and dtype.
   static Tensor empty(const Shape& shape, DType dtype = DType::f32);
 
+  /// False for a default-constructed Tensor (an absent gradient, an unused optional input).
   bool defined() const { return impl_ != nullptr; }
   /// Every accessor below throws std::invalid_argument "tapegrad::Tensor::<name>: the tensor is
   /// undefined (default-constructed)" on an undefined tensor: one predictable branch each.
   const Shape& shape() const { return get("shape").shape; }
   /// Size of dimension `d` (negative counts from the end).
   int64_t size(int64_t d) const;
+  /// The rank (0 for a scalar).
   int64_t dim() const { return static_cast<int64_t>(get("dim").shape.size()); }
+  /// The number of elements (1 for a 0-d tensor).
   int64_t numel() const { return get("numel").numel; }
+  /// The element type.
   DType dtype() const { return get("dtype").dtype; }
 
   /// Raw contiguous data for reading; T must match dtype() (checked).
@@ -72,20 +79,23 @@ class Tensor {
   double item() const;
   /// Element at a multi-index, as double.
   double at(std::initializer_list<int64_t> index) const;
-  double at(const std::vector<int64_t>& index) const;
+  double at(const std::vector<int64_t>& index) const;  ///< at() with a runtime-length index
   /// All elements, converted to double, in row-major order.
   std::vector<double> to_vector() const;
 
   // ---- autograd ------------------------------------------------------------------------------
+  /// Whether gradients flow to or through this tensor (a parameter, or a recorded op's output).
   bool requires_grad() const { return get("requires_grad").requires_grad; }
   /// Marks a leaf as a parameter whose gradient is accumulated into grad(). Throws AutogradError
   /// on non-leaves and DTypeError on int64 and bool tensors (only floating tensors have gradients).
   Tensor& requires_grad_(bool value = true);
   /// A leaf is a tensor not produced by a recorded op.
   bool is_leaf() const { return get("is_leaf").grad_fn == nullptr; }
+  /// The node that produced this tensor on the tape (null for a leaf).
   const std::shared_ptr<Node>& grad_fn() const { return get("grad_fn").grad_fn; }
   /// The accumulated gradient (undefined until a backward reaches this leaf).
   Tensor grad() const { return Tensor(get("grad").grad); }
+  /// Replaces the accumulated gradient (undefined `g` clears it); ShapeError unless g has this shape and dtype.
   void set_grad(const Tensor& g);
   /// Drops the accumulated gradient.
   void zero_grad() { get("zero_grad").grad.reset(); }
@@ -103,13 +113,20 @@ class Tensor {
   bool is_same(const Tensor& o) const { return impl_ == o.impl_; }
 
   // ---- views and common ops as methods (see functions.hpp for the full op set) -----------------
+  /// tapegrad::reshape(*this, shape): a view with the same elements (one dimension may be −1).
   Tensor reshape(const Shape& shape) const;
+  /// Same as reshape (PyTorch's name).
   Tensor view(const Shape& shape) const { return reshape(shape); }
-  Tensor t() const;  // 2-D transpose
+  /// The transpose of a 2-D tensor.
+  Tensor t() const;
+  /// Sum of all elements, 0-d.
   Tensor sum() const;
+  /// Mean of all elements, 0-d.
   Tensor mean() const;
 
+  /// The values, shape and dtype as text (what operator<< prints).
   std::string to_string() const;
+  /// The shared state (for the library's own code and the engine).
   const std::shared_ptr<TensorImpl>& impl() const { return impl_; }
 
  private:
@@ -123,6 +140,7 @@ class Tensor {
   std::shared_ptr<TensorImpl> impl_;
 };
 
+/// Prints t.to_string().
 std::ostream& operator<<(std::ostream& os, const Tensor& t);
 
 // ---- creation --------------------------------------------------------------------------------
@@ -133,15 +151,19 @@ Tensor tensor(const std::vector<double>& values, const Shape& shape, DType dtype
 Tensor tensor(const std::vector<double>& values, DType dtype = DType::f32);
 /// An int64 tensor (indices, labels).
 Tensor index_tensor(const std::vector<int64_t>& values, const Shape& shape);
-Tensor index_tensor(const std::vector<int64_t>& values);
+Tensor index_tensor(const std::vector<int64_t>& values);  ///< a 1-D int64 tensor
 /// A 0-d tensor.
 Tensor scalar(double value, DType dtype = DType::f32);
+///@{
+/// A new tensor filled with 0, 1 or `value` (converted to the dtype); the _like forms take t's shape
+/// and dtype. None of them requires grad.
 Tensor zeros(const Shape& shape, DType dtype = DType::f32);
 Tensor ones(const Shape& shape, DType dtype = DType::f32);
 Tensor full(const Shape& shape, double value, DType dtype = DType::f32);
 Tensor zeros_like(const Tensor& t);
 Tensor ones_like(const Tensor& t);
 Tensor full_like(const Tensor& t, double value);
+///@}
 /// [start, stop) with the given step, like numpy.arange, in any dtype but bool: start + i·step
 /// converted to the dtype (`arange(0, 5, 1, DType::i64)` is the int64 0, 1, 2, 3, 4).
 Tensor arange(double start, double stop, double step = 1.0, DType dtype = DType::f32);

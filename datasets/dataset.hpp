@@ -24,8 +24,9 @@ namespace tapegrad::datasets {
 
 /// A batch of inputs and targets; x and y have the same first dimension.
 struct Batch {
-  Tensor x;
-  Tensor y;
+  Tensor x;  ///< inputs, [batch, ...]
+  Tensor y;  ///< targets, [batch, ...]
+  /// The number of samples.
   int64_t size() const { return x.size(0); }
 };
 
@@ -50,8 +51,8 @@ class TensorDataset final : public Dataset {
   Batch get(const std::vector<int64_t>& indices) const override;
   /// A zero-copy view of rows [begin, end).
   Batch range(int64_t begin, int64_t end) const override;
-  const Tensor& x() const { return x_; }
-  const Tensor& y() const { return y_; }
+  const Tensor& x() const { return x_; }  ///< all inputs
+  const Tensor& y() const { return y_; }  ///< all targets
 
  private:
   Tensor x_, y_;
@@ -60,9 +61,11 @@ class TensorDataset final : public Dataset {
 /// The samples of `base` at `indices`, in that order (no data copied).
 class Subset final : public Dataset {
  public:
+  /// Throws std::out_of_range when an index is outside base's samples.
   Subset(std::shared_ptr<const Dataset> base, std::vector<int64_t> indices);
   int64_t size() const override { return static_cast<int64_t>(indices_.size()); }
   Batch get(const std::vector<int64_t>& indices) const override;
+  /// The positions in base, in this subset's order.
   const std::vector<int64_t>& indices() const { return indices_; }
 
  private:
@@ -96,8 +99,8 @@ class DataLoader {
   int64_t num_batches() const;
   /// Number of samples one pass yields (size() minus what drop_last drops).
   int64_t num_samples() const;
-  const Dataset& dataset() const { return *data_; }
-  const DataLoaderOptions& options() const { return options_; }
+  const Dataset& dataset() const { return *data_; }            ///< what it loads from
+  const DataLoaderOptions& options() const { return options_; }  ///< batch size, shuffling, drop_last
   /// Batch `b` of the current pass (0 ≤ b < num_batches()).
   Batch batch(int64_t b) const;
   /// Starts a new pass: draws a new order when shuffling.
@@ -105,11 +108,16 @@ class DataLoader {
   /// The generator that draws the shuffling orders (its state() goes into training checkpoints).
   Generator& generator() { return gen_; }
 
+  /// An input iterator over the batches of one pass (`for (Batch b : loader)`).
   class Iterator {
    public:
+    /// At batch `b` of `loader`'s current pass.
     Iterator(const DataLoader* loader, int64_t b) : loader_(loader), b_(b) {}
+    /// The batch, assembled on each call.
     Batch operator*() const { return loader_->batch(b_); }
+    /// The next batch.
     Iterator& operator++() { ++b_; return *this; }
+    /// Whether the two are at different batches.
     bool operator!=(const Iterator& o) const { return b_ != o.b_; }
 
    private:
@@ -118,6 +126,7 @@ class DataLoader {
   };
   /// Starts a new pass (reset()) and returns its first batch.
   Iterator begin() { reset(); return {this, 0}; }
+  /// Past the last batch of the pass.
   Iterator end() const { return {this, num_batches()}; }
 
  private:

@@ -29,10 +29,11 @@ class ReadFile {
   ReadFile(const ReadFile&) = delete;
   ReadFile& operator=(const ReadFile&) = delete;
 
+  /// Whether the file is open (false after a failed open; see error()).
   bool ok() const { return fd_ >= 0; }
   /// What went wrong last, naming the path; empty while nothing has.
   const std::string& error() const { return error_; }
-  const std::string& path() const { return path_; }
+  const std::string& path() const { return path_; }  ///< the path as given
   /// The size in bytes when it was opened.
   uint64_t size() const { return size_; }
 

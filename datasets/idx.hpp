@@ -44,8 +44,8 @@ const char* idx_type_name(IdxType type);
 
 /// A decoded IDX array: its type, dimensions and elements (converted to host byte order).
 struct IdxArray {
-  IdxType type = IdxType::u8;
-  std::vector<int64_t> dims;
+  IdxType type = IdxType::u8;   ///< the element type from the header
+  std::vector<int64_t> dims;    ///< the dimensions, outermost first
   std::vector<uint8_t> bytes;  ///< numel() · idx_type_size(type) bytes, host byte order
   /// The product of the dimensions.
   int64_t numel() const;
@@ -70,13 +70,13 @@ class IdxReader {
   IdxReader(const IdxReader&) = delete;
   IdxReader& operator=(const IdxReader&) = delete;
 
-  IdxType type() const { return type_; }
-  const std::vector<int64_t>& dims() const { return dims_; }
+  IdxType type() const { return type_; }                      ///< the element type from the header
+  const std::vector<int64_t>& dims() const { return dims_; }  ///< the dimensions, outermost first
   /// The product of the dimensions.
   int64_t numel() const;
   /// numel() · idx_type_size(type()): at most kMaxIdxPayload.
   uint64_t payload_bytes() const { return payload_; }
-  const std::string& path() const { return path_; }
+  const std::string& path() const { return path_; }  ///< the file, as given (named in every error)
 
   /// Reads the payload into `dst` (payload_bytes() bytes, converted to host byte order) and checks
   /// that nothing follows it. Call once. Throws DatasetError on truncated, corrupt or trailing data.

@@ -26,6 +26,8 @@
 
 namespace tapegrad::datasets {
 
+/// Images held as bytes in memory (one copy, 4x smaller than float32), converted to float32 batches
+/// on demand: what the MNIST and Fashion-MNIST loaders return.
 class ImageDataset final : public Dataset {
  public:
   /// `pixels` holds N samples of `sample_shape` (e.g. {1, 28, 28}), sample after sample; `labels`
@@ -53,9 +55,9 @@ class ImageDataset final : public Dataset {
 
   /// Every image as one float32 tensor [N, sample_shape...] (a new conversion on each call).
   Tensor images() const;
-  const Tensor& labels() const { return labels_; }
-  const Shape& sample_shape() const { return sample_shape_; }
-  float divisor() const { return divisor_; }
+  const Tensor& labels() const { return labels_; }             ///< all labels, first dimension N
+  const Shape& sample_shape() const { return sample_shape_; }  ///< one image's shape, e.g. {1, 28, 28}
+  float divisor() const { return divisor_; }                   ///< pixels are float(byte) / divisor
   /// Bytes per sample (the product of sample_shape).
   int64_t sample_bytes() const { return sample_bytes_; }
 

@@ -128,6 +128,7 @@ class CharTokenizer {
   /// (or the first id present in only one of them).
   void check_matches(const CharTokenizer& expected, std::string_view context) const;
 
+  /// Same vocabulary, same ids.
   bool operator==(const CharTokenizer& other) const { return chars_ == other.chars_; }
 
  private:

@@ -16,6 +16,7 @@ namespace tapegrad::nn {
 /// Conv2d's options: channels and kernel, then stride (1), padding (0), dilation (1) and whether
 /// there is a bias (true). A Size2 is one size for both dimensions or {h, w}.
 struct Conv2dOptions {
+  /// The required arguments; the rest keep their defaults until set.
   Conv2dOptions(int64_t in_channels, int64_t out_channels, functional::Size2 kernel_size)
       : in_channels_(in_channels), out_channels_(out_channels), kernel_size_(kernel_size) {}
   TAPEGRAD_LAYER_ARG(int64_t, in_channels, 0)
@@ -36,6 +37,7 @@ class Conv2d : public UnaryModule {
   /// Conv2d(Conv2dOptions(in_channels, out_channels, kernel_size)): stride 1, no padding, a bias.
   Conv2d(int64_t in_channels, int64_t out_channels, functional::Size2 kernel_size,
          Generator& gen = default_generator());
+  /// The layer Conv2dOptions describes, drawn from `gen`.
   explicit Conv2d(const Conv2dOptions& options, Generator& gen = default_generator());
   Tensor forward(const Tensor& x) override {
     return functional::conv2d(x, weight, bias, options.stride(), options.padding(), options.dilation());
@@ -49,6 +51,7 @@ class Conv2d : public UnaryModule {
 /// The pooling layers' options: the window, its stride (0, the default, means equal to the
 /// window) and the padding (0).
 struct Pool2dOptions {
+  /// A window of kernel_size; stride and padding keep their defaults until set.
   explicit Pool2dOptions(functional::Size2 kernel_size) : kernel_size_(kernel_size) {}
   TAPEGRAD_LAYER_ARG(functional::Size2, kernel_size, 1)
   TAPEGRAD_LAYER_ARG(functional::Size2, stride, 0)
@@ -64,6 +67,7 @@ class MaxPool2d : public UnaryModule {
  public:
   /// A window of kernel_size, stride equal to it, no padding.
   explicit MaxPool2d(functional::Size2 kernel_size) : options(kernel_size) {}
+  /// Window, stride and padding from `options`.
   explicit MaxPool2d(const MaxPool2dOptions& options) : options(options) {}
   Tensor forward(const Tensor& x) override {
     return functional::max_pool2d(x, options.kernel_size(), options.stride(), options.padding());
@@ -77,6 +81,7 @@ class AvgPool2d : public UnaryModule {
  public:
   /// A window of kernel_size, stride equal to it, no padding.
   explicit AvgPool2d(functional::Size2 kernel_size) : options(kernel_size) {}
+  /// Window, stride and padding from `options`.
   explicit AvgPool2d(const AvgPool2dOptions& options) : options(options) {}
   Tensor forward(const Tensor& x) override {
     return functional::avg_pool2d(x, options.kernel_size(), options.stride(), options.padding());

@@ -15,8 +15,11 @@ namespace tapegrad::nn::functional {
 
 /// A pair of sizes (height, width) for kernels, strides, padding and dilation.
 struct Size2 {
-  int64_t h, w;
-  Size2(int64_t both) : h(both), w(both) {}  // NOLINT: implicit on purpose, Size2 s = 3
+  int64_t h;  ///< height (rows)
+  int64_t w;  ///< width (columns)
+  /// The same size both ways; implicit on purpose: `Size2 s = 3`.
+  Size2(int64_t both) : h(both), w(both) {}  // NOLINT
+  /// Height and width.
   Size2(int64_t h_, int64_t w_) : h(h_), w(w_) {}
 };
 
@@ -88,6 +91,7 @@ Tensor dropout(const Tensor& x, double p, bool training, Generator& gen = defaul
 Tensor embedding(const Tensor& indices, const Tensor& weight);
 
 // ---- losses (nn/loss.cpp) ---------------------------------------------------------------------------
+/// How a loss combines its per-element values: none (keep them), mean or sum.
 enum class Reduction { none, mean, sum };
 
 /// Options of nll_loss and cross_entropy (PyTorch's keyword arguments) with chainable setters,
@@ -95,15 +99,21 @@ enum class Reduction { none, mean, sum };
 /// `Derived` is the options struct the setters return.
 template <class Derived>
 struct ClassLossOptions {
+  ///@{
   /// none: the per-element losses, shaped like the targets; sum; mean (weighted: see cross_entropy).
   Derived& reduction(Reduction r) { reduction_ = r; return self(); }
-  Reduction reduction() const { return reduction_; }
+  Reduction reduction() const { return reduction_; }  ///< mean unless set
+  ///@}
+  ///@{
   /// Targets equal to this value contribute 0 and are left out of the mean's denominator (−100).
   Derived& ignore_index(int64_t i) { ignore_index_ = i; return self(); }
-  int64_t ignore_index() const { return ignore_index_; }
+  int64_t ignore_index() const { return ignore_index_; }  ///< −100 unless set
+  ///@}
+  ///@{
   /// Class weights w [C] of the input's dtype (undefined: all 1). A constant: no gradient flows to it.
   Derived& weight(Tensor w) { weight_ = std::move(w); return self(); }
-  const Tensor& weight() const { return weight_; }
+  const Tensor& weight() const { return weight_; }  ///< undefined (all 1) unless set
+  ///@}
 
  private:
   Derived& self() { return static_cast<Derived&>(*this); }
@@ -115,9 +125,11 @@ struct ClassLossOptions {
 struct NllLossOptions : ClassLossOptions<NllLossOptions> {};
 /// cross_entropy's options: reduction, ignore_index, weight and label_smoothing.
 struct CrossEntropyOptions : ClassLossOptions<CrossEntropyOptions> {
+  ///@{
   /// ε ∈ [0, 1]: the target distribution is (1 − ε)·onehot(t) + ε/C (PyTorch's formula, below).
   CrossEntropyOptions& label_smoothing(double eps) { label_smoothing_ = eps; return *this; }
   double label_smoothing() const { return label_smoothing_; }
+  ///@}
 
  private:
   double label_smoothing_ = 0;
@@ -178,6 +190,7 @@ Tensor binary_cross_entropy_with_logits(const Tensor& logits, const Tensor& targ
 ///
 /// PyTorch's `attn_mask, is_causal, dropout_p, scale` map to mask, causal, dropout, scale.
 struct AttentionOptions {
+  ///@{
   /// A mask broadcastable to [..., T, S]: either additive and floating (q's dtype), added to the
   /// scaled scores (−∞ removes a key; such a mask may require grad), or bool with PyTorch's
   /// meaning: true takes part in attention, false is removed (it becomes where(mask, 0, −∞)).
@@ -186,6 +199,8 @@ struct AttentionOptions {
     return *this;
   }
   const Tensor& mask() const { return mask_; }
+  ///@}
+  ///@{
   /// Query i attends to keys j ≤ i only: PyTorch's is_causal, tril(ones(T, S)) aligned top-left
   /// (with S > T the last keys are never attended). Cannot be combined with a mask (as PyTorch).
   AttentionOptions& causal(bool on) {
@@ -193,6 +208,8 @@ struct AttentionOptions {
     return *this;
   }
   bool causal() const { return causal_; }
+  ///@}
+  ///@{
   /// Dropout on the attention weights with probability p ∈ [0, 1), survivors scaled by 1/(1 − p).
   /// Applied whenever p > 0 (as PyTorch's dropout_p: pass 0 in evaluation). The masks come from
   /// one 64-bit draw of `gen` (the calling thread's default generator when none is given), which
@@ -210,6 +227,7 @@ struct AttentionOptions {
   }
   double dropout() const { return dropout_; }
   Generator* generator() const { return generator_; }
+  ///@}
   /// The factor on q·kᵀ; 1/√d (d = q.size(-1)) when not set.
   AttentionOptions& scale(double s) {
     scale_ = s;
@@ -218,6 +236,7 @@ struct AttentionOptions {
   }
   /// The scale used for head dimension d: the one set, or 1/√d (1 for d = 0).
   double scale_for(int64_t d) const;
+  ///@{
   /// Tile sizes of the fused kernel (rows of queries × rows of keys per tile). The defaults were
   /// measured (nn/attention.cpp); tests set small ones to cross tile boundaries at small sizes.
   AttentionOptions& tiles(int64_t query_rows, int64_t key_rows) {
@@ -227,6 +246,7 @@ struct AttentionOptions {
   }
   int64_t query_tile() const { return query_tile_; }
   int64_t key_tile() const { return key_tile_; }
+  ///@}
 
  private:
   Tensor mask_;

@@ -12,7 +12,9 @@
 
 namespace tapegrad::nn::init {
 
+/// Which fan the Kaiming initializers scale by: fan_in keeps the forward variance, fan_out the backward's.
 enum class FanMode { fan_in, fan_out };
+/// The activation that follows the layer, for calculate_gain.
 enum class Nonlinearity { linear, sigmoid, tanh, relu, leaky_relu };
 
 /// (fan_in, fan_out) of a tensor with at least 2 dimensions (1-D: both are its size).
@@ -24,9 +26,12 @@ double calculate_gain(Nonlinearity nonlinearity, double param = 0.01);
 Tensor uniform_(Tensor t, double low = 0.0, double high = 1.0, Generator& gen = default_generator());
 /// N(mean, std²).
 Tensor normal_(Tensor t, double mean = 0.0, double std = 1.0, Generator& gen = default_generator());
+///@{
+/// Fills t with `value`, 0 or 1.
 Tensor constant_(Tensor t, double value);
 Tensor zeros_(Tensor t);
 Tensor ones_(Tensor t);
+///@}
 /// Glorot/Xavier uniform (Keras's Dense default): U(−b, b), b = gain·√(6 / (fan_in + fan_out)).
 Tensor xavier_uniform_(Tensor t, double gain = 1.0, Generator& gen = default_generator());
 /// Glorot/Xavier normal: N(0, σ²), σ = gain·√(2 / (fan_in + fan_out)).

@@ -32,6 +32,7 @@ class Linear : public UnaryModule {
  public:
   /// Linear(LinearOptions(in_features, out_features)): with a bias.
   Linear(int64_t in_features, int64_t out_features, Generator& gen = default_generator());
+  /// The layer LinearOptions describes (bias(false): no bias).
   explicit Linear(const LinearOptions& options, Generator& gen = default_generator());
   Tensor forward(const Tensor& x) override { return functional::linear(x, weight, bias); }
   std::string repr() const override;
@@ -39,12 +40,14 @@ class Linear : public UnaryModule {
   void reset_parameters(Generator& gen = default_generator());
   Tensor weight;  ///< [out, in]
   Tensor bias;    ///< [out]; undefined with bias(false)
-  int64_t in_features, out_features;
+  int64_t in_features;   ///< the size of x's last dimension
+  int64_t out_features;  ///< the size of y's last dimension
 };
 
 /// Merges dimensions start_dim..end_dim (default: all but the batch dimension). A view: no copy.
 class Flatten : public UnaryModule {
  public:
+  /// Flattens dimensions start_dim..end_dim (negative: from the end).
   explicit Flatten(int64_t start_dim = 1, int64_t end_dim = -1) : start_dim_(start_dim), end_dim_(end_dim) {}
   Tensor forward(const Tensor& x) override { return flatten(x, start_dim_, end_dim_); }
   std::string repr() const override { return "Flatten"; }
@@ -62,6 +65,7 @@ class ReLU : public UnaryModule {
 /// x for x > 0, slope·x otherwise.
 class LeakyReLU : public UnaryModule {
  public:
+  /// The slope for x ≤ 0.
   explicit LeakyReLU(double negative_slope = 0.01) : slope_(negative_slope) {}
   Tensor forward(const Tensor& x) override { return leaky_relu(x, slope_); }
   std::string repr() const override { return "LeakyReLU(" + std::to_string(slope_) + ")"; }
@@ -84,6 +88,7 @@ class Tanh : public UnaryModule {
 /// GELU: x·Φ(x) (exact, the default) or its tanh approximation (GPT-2's); see tapegrad::gelu.
 class GELU : public UnaryModule {
  public:
+  /// The exact form by default, GeluApproximate::tanh for GPT-2's.
   explicit GELU(GeluApproximate approximate = GeluApproximate::none) : approximate_(approximate) {}
   Tensor forward(const Tensor& x) override { return gelu(x, approximate_); }
   std::string repr() const override { return approximate_ == GeluApproximate::tanh ? "GELU(approximate=tanh)" : "GELU"; }
@@ -95,6 +100,7 @@ class GELU : public UnaryModule {
 /// e^x / Σ e^x along `axis`.
 class Softmax : public UnaryModule {
  public:
+  /// Normalizes along `axis` (default: the last).
   explicit Softmax(int64_t axis = -1) : axis_(axis) {}
   Tensor forward(const Tensor& x) override { return softmax(x, axis_); }
   std::string repr() const override { return "Softmax"; }
@@ -105,6 +111,7 @@ class Softmax : public UnaryModule {
 /// x − log Σ e^x along `axis`.
 class LogSoftmax : public UnaryModule {
  public:
+  /// Normalizes along `axis` (default: the last).
   explicit LogSoftmax(int64_t axis = -1) : axis_(axis) {}
   Tensor forward(const Tensor& x) override { return log_softmax(x, axis_); }
   std::string repr() const override { return "LogSoftmax"; }
@@ -115,6 +122,7 @@ class LogSoftmax : public UnaryModule {
 
 /// Dropout's options: the probability p of zeroing an element (default 0.5).
 struct DropoutOptions {
+  /// Implicit from p, so `Dropout(0.1)` and `Dropout(DropoutOptions(0.1))` read alike.
   DropoutOptions(double p = 0.5) : p_(p) {}  // NOLINT: implicit, as libtorch's
   TAPEGRAD_LAYER_ARG(double, p, 0.5)
 };
@@ -124,8 +132,11 @@ struct DropoutOptions {
 /// layer). Throws std::invalid_argument unless p is in [0, 1].
 class Dropout : public UnaryModule {
  public:
+  ///@{
+  /// Dropout with probability p, masks drawn from `gen`.
   explicit Dropout(double p = 0.5, Generator& gen = default_generator());
   explicit Dropout(const DropoutOptions& options, Generator& gen = default_generator());
+  ///@}
   Tensor forward(const Tensor& x) override { return functional::dropout(x, p_, is_training(), *gen_); }
   std::string repr() const override { return "Dropout(" + std::to_string(p_) + ")"; }
 
@@ -136,6 +147,7 @@ class Dropout : public UnaryModule {
 
 /// Embedding's options: the table's size.
 struct EmbeddingOptions {
+  /// A table of `num_embeddings` rows of `embedding_dim` values.
   EmbeddingOptions(int64_t num_embeddings, int64_t embedding_dim)
       : num_embeddings_(num_embeddings), embedding_dim_(embedding_dim) {}
   TAPEGRAD_LAYER_ARG(int64_t, num_embeddings, 0)
@@ -146,8 +158,11 @@ struct EmbeddingOptions {
 /// drawn from `gen`. Throws std::invalid_argument unless both sizes are positive.
 class Embedding : public UnaryModule {
  public:
+  ///@{
+  /// A table of num_embeddings × embedding_dim, drawn from `gen`.
   Embedding(int64_t num_embeddings, int64_t embedding_dim, Generator& gen = default_generator());
   explicit Embedding(const EmbeddingOptions& options, Generator& gen = default_generator());
+  ///@}
   Tensor forward(const Tensor& indices) override { return functional::embedding(indices, weight); }
   std::string repr() const override;
   Tensor weight;  ///< [num_embeddings, embedding_dim]

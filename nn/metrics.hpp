@@ -56,8 +56,10 @@ class ConfusionMatrix {
   void update(const Tensor& outputs, const Tensor& targets);
   /// Adds one sample.
   void add(int64_t target, int64_t predicted, int64_t count = 1);
+  /// Zeroes every count.
   void reset();
 
+  /// C, the matrix is C × C.
   int64_t num_classes() const { return n_; }
   /// Samples counted so far.
   int64_t total() const;
@@ -66,12 +68,18 @@ class ConfusionMatrix {
 
   /// Σ_c M[c][c] / total (0 when empty).
   double accuracy() const;
+  /// Of the samples predicted as c, the share that are c: M[c][c] / Σ_t M[t][c] (0 when none).
   double precision(int64_t c) const;
+  /// Of the samples of class c, the share predicted as c: M[c][c] / Σ_p M[c][p] (0 when none).
   double recall(int64_t c) const;
+  /// 2·P·R / (P + R) for class c (0 when P + R = 0).
   double f1(int64_t c) const;
+  ///@{
+  /// The unweighted mean over the C classes of precision, recall or f1.
   double macro_precision() const;
   double macro_recall() const;
   double macro_f1() const;
+  ///@}
 
   /// The matrix as aligned text: a header of predicted classes, one row per true class,
   /// labelled with `names` when given (one per class).

@@ -18,6 +18,7 @@ namespace tapegrad::nn {
 ///
 ///     nn::BatchNorm2d bn(nn::BatchNormOptions(64).momentum(0.01).affine(false));
 struct BatchNormOptions {
+  /// Implicit from the channel count, so `BatchNorm1d(8)` works.
   BatchNormOptions(int64_t num_features) : num_features_(num_features) {}  // NOLINT: implicit, BatchNorm1d(8)
   TAPEGRAD_LAYER_ARG(int64_t, num_features, 0)
   TAPEGRAD_LAYER_ARG(double, eps, 1e-5)
@@ -34,8 +35,15 @@ class BatchNorm : public UnaryModule {
   BatchNorm(const char* name, std::vector<int64_t> input_dims, const BatchNormOptions& options);
   Tensor forward(const Tensor& x) override;
   std::string repr() const override { return std::string(name_) + "(" + std::to_string(num_features_) + ")"; }
-  Tensor weight, bias;                                          ///< γ (ones), β (zeros); undefined unless affine
-  Tensor running_mean, running_var, num_batches_tracked;       ///< undefined unless track_running_stats
+  ///@{
+  /// γ (ones), β (zeros); undefined unless affine.
+  Tensor weight, bias;
+  ///@}
+  ///@{
+  /// Buffers (in the state dict, not parameters): the running mean and variance per channel and
+  /// the batch count; undefined unless track_running_stats.
+  Tensor running_mean, running_var, num_batches_tracked;
+  ///@}
 
  private:
   const char* name_;
@@ -64,6 +72,7 @@ class BatchNorm2d : public BatchNorm {
 ///
 ///     nn::LayerNorm ln(nn::LayerNormOptions({128}).eps(1e-6).elementwise_affine(false));
 struct LayerNormOptions {
+  /// Normalizes over trailing dimensions of this shape.
   explicit LayerNormOptions(Shape normalized_shape) : normalized_shape_(std::move(normalized_shape)) {}
   TAPEGRAD_LAYER_ARG(Shape, normalized_shape, {})
   TAPEGRAD_LAYER_ARG(double, eps, 1e-5)
@@ -85,7 +94,10 @@ class LayerNorm : public UnaryModule {
   std::string repr() const override {
     return "LayerNorm" + to_string(normalized_shape_) + (weight.defined() && !bias.defined() ? " (bias=false)" : "");
   }
-  Tensor weight, bias;  ///< γ and β; undefined without elementwise_affine (β also without bias)
+  ///@{
+  /// γ and β; undefined without elementwise_affine (β also without bias).
+  Tensor weight, bias;
+  ///@}
 
  private:
   Shape normalized_shape_;
@@ -99,11 +111,13 @@ class LayerNorm : public UnaryModule {
 ///
 ///     nn::RMSNorm norm(nn::RMSNormOptions({128}).eps(1e-6).elementwise_affine(false));
 struct RMSNormOptions {
+  /// Normalizes over trailing dimensions of this shape.
   explicit RMSNormOptions(Shape normalized_shape) : normalized_shape_(std::move(normalized_shape)) {}
   TAPEGRAD_LAYER_ARG(Shape, normalized_shape, {})
   TAPEGRAD_LAYER_ARG(std::optional<double>, eps, std::nullopt)
   TAPEGRAD_LAYER_ARG(bool, elementwise_affine, true)
 };
+/// The RMSNorm layer RMSNormOptions describes (see there for the formula).
 class RMSNorm : public UnaryModule {
  public:
   /// RMSNorm({128}): ε the dtype's epsilon, with γ.

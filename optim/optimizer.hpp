@@ -18,6 +18,7 @@
 
 namespace tapegrad::optim {
 
+/// A state dict: (name, tensor) pairs in a stable order, as nn::save_safetensors writes them.
 using NamedTensors = std::vector<std::pair<std::string, Tensor>>;
 
 /// Reading one entry of a state dict (schedulers', fit callbacks'); `who` names the owner in errors,
@@ -43,11 +44,13 @@ int64_t state_count(const NamedTensors& state, const std::string& who, const std
 
 /// One named option of a group, for state dicts: exactly one of number / flag is set.
 struct OptionField {
-  const char* name;
-  double* number;
-  bool* flag;
+  const char* name;  ///< the key in "param_groups.<g>.<name>"
+  double* number;    ///< the field, when it is a number (else null)
+  bool* flag;        ///< the field, when it is a flag (else null)
 };
 
+/// Base of every optimizer: parameter groups, per-parameter state, zero_grad and state dicts.
+/// Subclasses implement step() and describe their options through group_fields().
 class Optimizer {
  public:
   virtual ~Optimizer();
@@ -63,9 +66,13 @@ class Optimizer {
   double lr() const;
   /// Sets the learning rate of every group.
   void set_lr(double lr);
+  /// How many parameter groups there are (1 + the add_param_group calls).
   size_t num_param_groups() const { return groups_.size(); }
+  /// Learning rate of group `group` (std::out_of_range past the last group).
   double group_lr(size_t group) const;
+  /// Sets the learning rate of one group only (schedulers scale each group's own rate).
   void set_group_lr(size_t group, double lr);
+  /// The parameters of group `group`, in the order they were given.
   const std::vector<Tensor>& group_params(size_t group) const { return groups_.at(group); }
   /// All parameters of all groups.
   std::vector<Tensor> parameters() const;
@@ -86,10 +93,11 @@ class Optimizer {
   /// (decaying state, such as Adam's moments for always-zero inputs, must not fall into slow
   /// denormal arithmetic), and the Profiler does not count the step as an op's forward.
   struct StepScope {
-    NoGradGuard no_grad;
-    FlushDenormalGuard flush_denormal;
-    NotAnOpScope not_an_op;
+    NoGradGuard no_grad;                ///< nothing recorded
+    FlushDenormalGuard flush_denormal;  ///< denormals flushed to zero
+    NotAnOpScope not_an_op;             ///< not counted by the Profiler
   };
+  /// `name` ("Adam", "SGD", ...) starts every error message and names the state dict's owner.
   explicit Optimizer(const char* name) : name_(name) {}
   /// Validates and appends a group (parameters must be floating leaves, not already present).
   void add_group(std::vector<Tensor> params);
@@ -122,6 +130,7 @@ class Optimizer {
   void check_options(const Options& o) const {
     if (auto why = options_problem(o); !why.empty()) invalid(why);
   }
+  /// group_fields for const callers (state_dict): the pointers are only read through.
   std::vector<OptionField> group_fields(size_t g) const { return const_cast<Optimizer*>(this)->group_fields(g); }
   /// State tensor `name` of parameter i (counted across groups), created as full(p, init) on first use.
   Tensor& state(size_t i, const char* name, const Tensor& p, double init = 0.0);
@@ -143,9 +152,9 @@ class Optimizer {
   /// The error for an invalid option: "tapegrad::optim::<Name>: <what>".
   [[noreturn]] void invalid(const std::string& what) const;
 
-  const char* name_;
-  std::vector<std::vector<Tensor>> groups_;
-  std::vector<std::map<std::string, Tensor>> state_;
+  const char* name_;                                   ///< the optimizer's name, for errors
+  std::vector<std::vector<Tensor>> groups_;            ///< parameters, by group
+  std::vector<std::map<std::string, Tensor>> state_;   ///< per parameter (counted across groups): name → state
 
  private:
   /// A state dict that passed every check: each parameter's state (the caller's tensors, cloned

@@ -9,11 +9,14 @@
 
 namespace tapegrad::optim {
 
+/// Base of the epoch-based schedulers: a subclass defines the rate at epoch e (lr_at) and the base
+/// class writes it into every group of the optimizer.
 class LRScheduler {
  public:
   virtual ~LRScheduler();
   /// Advances one epoch and updates the optimizer's learning rates.
   void step();
+  /// Epochs stepped so far (0 right after construction).
   int64_t last_epoch() const { return epoch_; }
   /// The current learning rate of every group.
   std::vector<double> last_lr() const;
@@ -24,20 +27,22 @@ class LRScheduler {
   void load_state_dict(const NamedTensors& state);
 
  protected:
+  /// Takes each group's current rate as its base rate; the optimizer must outlive the scheduler.
   explicit LRScheduler(Optimizer& optimizer);
   /// The rate at epoch e for a group whose base rate is `base`.
   virtual double lr_at(double base, int64_t e) const = 0;
   /// Writes lr_at(base, epoch) into every group (derived constructors call it once).
   void apply();
 
-  Optimizer& optimizer_;
-  std::vector<double> base_lrs_;
-  int64_t epoch_ = 0;
+  Optimizer& optimizer_;           ///< the optimizer whose rates are set
+  std::vector<double> base_lrs_;   ///< each group's rate at construction
+  int64_t epoch_ = 0;              ///< epochs stepped so far
 };
 
 /// lr = base · γ^⌊e / step_size⌋
 class StepLR : public LRScheduler {
  public:
+  /// Decays by `gamma` every `step_size` (> 0) epochs.
   StepLR(Optimizer& optimizer, int64_t step_size, double gamma = 0.1);
 
  protected:
@@ -51,6 +56,7 @@ class StepLR : public LRScheduler {
 /// lr = base · γ^(number of milestones ≤ e)
 class MultiStepLR : public LRScheduler {
  public:
+  /// Decays by `gamma` at each epoch in `milestones` (increasing).
   MultiStepLR(Optimizer& optimizer, std::vector<int64_t> milestones, double gamma = 0.1);
 
  protected:
@@ -64,6 +70,7 @@ class MultiStepLR : public LRScheduler {
 /// lr = base · γ^e
 class ExponentialLR : public LRScheduler {
  public:
+  /// Decays by `gamma` every epoch.
   ExponentialLR(Optimizer& optimizer, double gamma);
 
  protected:
@@ -76,6 +83,7 @@ class ExponentialLR : public LRScheduler {
 /// lr = η_min + (base − η_min)·(1 + cos(π·e / T_max)) / 2   (SGDR without restarts)
 class CosineAnnealingLR : public LRScheduler {
  public:
+  /// Anneals from the base rate to `eta_min` over `t_max` (> 0) epochs.
   CosineAnnealingLR(Optimizer& optimizer, int64_t t_max, double eta_min = 0.0);
 
  protected:
@@ -90,6 +98,7 @@ class CosineAnnealingLR : public LRScheduler {
 /// end factor f and n = total_iters; constant afterwards.
 class LinearWarmupLR : public LRScheduler {
  public:
+  /// Ramps the factor from `start_factor` to `end_factor` over `total_iters` epochs.
   LinearWarmupLR(Optimizer& optimizer, int64_t total_iters, double start_factor = 1.0 / 3.0, double end_factor = 1.0);
 
  protected:
@@ -105,14 +114,18 @@ class LinearWarmupLR : public LRScheduler {
 /// mode), then waits `cooldown` steps; rates never go below min_lr.
 class ReduceLROnPlateau {
  public:
+  /// Whether a lower (min: a loss) or a higher (max: an accuracy) metric is an improvement.
   enum class Mode { min, max };
+  /// Watches `optimizer`'s rates; see the class comment for the arguments.
   explicit ReduceLROnPlateau(Optimizer& optimizer, Mode mode = Mode::min, double factor = 0.1, int64_t patience = 10,
                              double threshold = 1e-4, int64_t cooldown = 0, double min_lr = 0.0);
   /// Records one metric value (e.g. the validation loss) and lowers the rates if it stalled.
   void step(double metric);
+  /// Steps since the metric last improved.
   int64_t num_bad_epochs() const { return bad_; }
   /// "best", "num_bad_epochs", "cooldown_left" (0-d float64); the rates live in the optimizer's state.
   NamedTensors state_dict() const;
+  /// Restores state_dict(); throws std::invalid_argument (nothing changed) when an entry is missing or invalid.
   void load_state_dict(const NamedTensors& state);
 
  private:

@@ -6,15 +6,23 @@
 
 namespace tapegrad::optim {
 
+/// SGD's options, chainable: `SGDOptions(0.1).momentum(0.9).nesterov(true)`.
 struct SGDOptions {
+  /// Options with learning rate `lr` and PyTorch's other defaults.
   explicit SGDOptions(double lr = 1e-2) : lr_(lr) {}
+  /// Learning rate, >= 0.
   TAPEGRAD_OPTION(double, lr, 1e-2);
+  /// μ: momentum (0: none).
   TAPEGRAD_OPTION(double, momentum, 0.0);
+  /// The share of the new gradient left out of the momentum buffer.
   TAPEGRAD_OPTION(double, dampening, 0.0);
+  /// λ: λ·p is added to the gradient (L2 penalty).
   TAPEGRAD_OPTION(double, weight_decay, 0.0);
+  /// Nesterov momentum: step along d + μ·b instead of b.
   TAPEGRAD_OPTION(bool, nesterov, false);
 
  public:
+  /// The options by name, for state dicts.
   std::vector<OptionField> fields() {
     return {{"lr", &lr_, nullptr}, {"momentum", &momentum_, nullptr}, {"dampening", &dampening_, nullptr},
             {"weight_decay", &weight_decay_, nullptr}, {"nesterov", nullptr, &nesterov_}};
@@ -28,10 +36,12 @@ struct SGDOptions {
 /// d = d + μ·b (nesterov) or d = b;  p ← p − lr·d.
 class SGD : public Optimizer {
  public:
+  /// Optimizes `params` (floating leaves) as one group; throws std::invalid_argument on bad options.
   SGD(std::vector<Tensor> params, SGDOptions options = SGDOptions());
   /// Adds a group with its own options.
   void add_param_group(std::vector<Tensor> params, SGDOptions options);
   void step() override;
+  /// The options of group `group`.
   const SGDOptions& options(size_t group = 0) const { return options_.at(group); }
 
  protected:
