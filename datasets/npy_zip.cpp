@@ -6,6 +6,7 @@
 #include <cstring>
 #include <set>
 
+#include "datasets/deflate.hpp"
 #include "datasets/file_io.hpp"
 #include "datasets/npy.hpp"
 #include "datasets/npy_detail.hpp"
@@ -232,34 +233,6 @@ class ZipReader {
   std::vector<uint64_t> starts_;
 };
 
-// Raw deflate (as zipfile's ZIP_DEFLATED at zlib's default level), 1 GiB of input at a time.
-std::vector<uint8_t> deflate_bytes(const std::vector<uint8_t>& raw, const std::string& what) {
-  z_stream z{};
-  if (deflateInit2(&z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY) != Z_OK)
-    throw DatasetError(what + ": cannot start zlib compression");
-  std::vector<uint8_t> out;
-  size_t fed = 0;
-  for (int r = Z_OK; r != Z_STREAM_END;) {
-    if (z.avail_in == 0 && fed < raw.size()) {
-      z.next_in = const_cast<uint8_t*>(raw.data() + fed);
-      z.avail_in = static_cast<uInt>(std::min<size_t>(raw.size() - fed, size_t{1} << 30));
-      fed += z.avail_in;
-    }
-    const size_t old = out.size();
-    out.resize(old + (size_t{1} << 20));
-    z.next_out = out.data() + old;
-    z.avail_out = 1u << 20;
-    r = deflate(&z, fed == raw.size() && z.avail_in == 0 ? Z_FINISH : Z_NO_FLUSH);
-    out.resize(out.size() - z.avail_out);
-    if (r == Z_STREAM_ERROR) {
-      deflateEnd(&z);
-      throw DatasetError(what + ": compression failed");
-    }
-  }
-  deflateEnd(&z);
-  return out;
-}
-
 std::string member_key(const std::string& name) {
   return name.size() > 4 && name.compare(name.size() - 4, 4, ".npy") == 0 ? name.substr(0, name.size() - 4) : "";
 }
@@ -311,45 +284,37 @@ void write_npz(const std::string& path, const NamedNpyArrays& arrays, bool compr
     std::vector<uint8_t> data = npy_bytes(array);
     const uint64_t size = data.size();
     const auto crc = static_cast<uint32_t>(crc32_z(crc32_z(0, nullptr, 0), data.data(), data.size()));
-    if (compressed) data = deflate_bytes(data, who + ": compressing '" + name + "'");
+    if (compressed) data = detail::deflate_bytes(data, -15, who + ": compressing '" + name + "'");
     const uint16_t method = compressed ? 8 : 0;
+    // The fields local headers and directory entries share, from "version needed" (4.5: zip64) to
+    // the extra field's length; both sizes are in the zip64 extra field that follows the name.
+    auto common = [&](std::vector<uint8_t>& r, uint64_t extra_len) {
+      for (uint64_t v : {45u, 0u, static_cast<unsigned>(method), 0u, 0x21u}) put(r, v, 2);
+      put(r, crc, 4);
+      put(r, 0xFFFFFFFF, 4);
+      put(r, 0xFFFFFFFF, 4);
+      put(r, member.size(), 2);
+      put(r, extra_len, 2);
+    };
     std::vector<uint8_t> local;
     put(local, kLocalSig, 4);
-    put(local, 45, 2);  // version needed: 4.5 (zip64)
-    put(local, 0, 2);
-    put(local, method, 2);
-    put(local, 0, 2);
-    put(local, 0x21, 2);
-    put(local, crc, 4);
-    put(local, 0xFFFFFFFF, 4);
-    put(local, 0xFFFFFFFF, 4);
-    put(local, member.size(), 2);
-    put(local, 20, 2);
+    common(local, 20);
     local.insert(local.end(), member.begin(), member.end());
-    put(local, 1, 2);
+    put(local, 1, 2);  // the zip64 extra field: id 1, 16 bytes
     put(local, 16, 2);
     put(local, size, 8);
     put(local, data.size(), 8);
 
     put(directory, kCentralSig, 4);
     put(directory, 45, 2);  // made by: 4.5, MS-DOS attributes
-    put(directory, 45, 2);
-    put(directory, 0, 2);
-    put(directory, method, 2);
-    put(directory, 0, 2);
-    put(directory, 0x21, 2);
-    put(directory, crc, 4);
-    put(directory, 0xFFFFFFFF, 4);
-    put(directory, 0xFFFFFFFF, 4);
-    put(directory, member.size(), 2);
-    put(directory, 28, 2);
-    put(directory, 0, 2);  // comment
+    common(directory, 28);
+    put(directory, 0, 2);  // comment length
     put(directory, 0, 2);  // disk
     put(directory, 0, 2);  // internal attributes
     put(directory, 0, 4);  // external attributes
     put(directory, 0xFFFFFFFF, 4);
     directory.insert(directory.end(), member.begin(), member.end());
-    put(directory, 1, 2);
+    put(directory, 1, 2);  // id 1, 24 bytes: both sizes and the offset
     put(directory, 24, 2);
     put(directory, size, 8);
     put(directory, data.size(), 8);

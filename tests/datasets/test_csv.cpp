@@ -6,12 +6,14 @@
 
 #include "datasets/datasets.hpp"
 #include "datasets/fixture_mnist.hpp"
+#include "datasets/loader_helpers.hpp"
 #include "nn/fit.hpp"
 #include "nn/nn.hpp"
 #include "optim/optim.hpp"
 
 using namespace tapegrad;
 using namespace tapegrad::datasets;
+using tapegrad::testing::error_of;
 using tapegrad::testing::TempDir;
 
 namespace {
@@ -19,15 +21,6 @@ void write_text(const std::string& path, const std::string& text) { std::ofstrea
 std::string read_text(const std::string& path) {
   std::ifstream f(path, std::ios::binary);
   return {std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()};
-}
-template <class F>
-std::string error_of(F f) {
-  try {
-    f();
-  } catch (const DatasetError& e) {
-    return e.what();
-  }
-  return "";
 }
 }  // namespace
 

@@ -9,31 +9,18 @@
 
 #include "datasets/datasets.hpp"
 #include "datasets/fixture_mnist.hpp"
+#include "datasets/loader_helpers.hpp"
 
 using namespace tapegrad;
 using namespace tapegrad::datasets;
+using tapegrad::testing::error_of;
+using tapegrad::testing::read_bytes;
 using tapegrad::testing::TempDir;
+using tapegrad::testing::write_bytes;
 
 namespace {
 const std::string kFixtures = std::string(TAPEGRAD_TESTS_DIR) + "/datasets/fixtures/";
 
-void write_bytes(const std::string& path, const std::vector<uint8_t>& bytes) {
-  std::ofstream f(path, std::ios::binary);
-  f.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
-}
-std::vector<uint8_t> read_bytes(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()};
-}
-template <class F>
-std::string error_of(F f) {
-  try {
-    f();
-  } catch (const DatasetError& e) {
-    return e.what();
-  }
-  return "";
-}
 // The fixture script's ramp(): 0, 1, ..., n-1; ×0.5 − 1 for floating types; i % 3 == 1 for bool.
 std::vector<double> ramp(int64_t n, NpyType type) {
   std::vector<double> v;
@@ -176,11 +163,7 @@ TEST_CASE("npy: malformed files are clear errors naming the file and the problem
   TempDir dir("npy_bad");
   const std::vector<uint8_t> six_f4(24, 0);
   auto check_error = [&](const std::string& name, const std::vector<uint8_t>& bytes, const std::string& expected) {
-    CAPTURE(name);
-    write_bytes(dir.file(name), bytes);
-    const std::string msg = error_of([&] { read_npy(dir.file(name)); });
-    CHECK(msg.find(dir.file(name)) != std::string::npos);
-    CHECK_MESSAGE(msg.find(expected) != std::string::npos, msg);
+    testing::check_file_error(dir.file(name), bytes, expected, [](const std::string& p) { read_npy(p); });
     // the same bytes in memory give the same diagnosis
     CHECK(error_of([&] { parse_npy(bytes.data(), bytes.size(), name); }).find(expected) != std::string::npos);
   };
@@ -312,11 +295,7 @@ TEST_CASE("npz: corrupt archives are clear errors naming the file and the member
   const std::vector<uint8_t> stored = read_bytes(kFixtures + "savez.npz");
   const std::vector<uint8_t> packed = read_bytes(kFixtures + "savez_compressed.npz");
   auto check_error = [&](const std::string& name, const std::vector<uint8_t>& bytes, const std::string& expected) {
-    CAPTURE(name);
-    write_bytes(dir.file(name), bytes);
-    const std::string msg = error_of([&] { read_npz(dir.file(name)); });
-    CHECK(msg.find(dir.file(name)) != std::string::npos);
-    CHECK_MESSAGE(msg.find(expected) != std::string::npos, msg);
+    testing::check_file_error(dir.file(name), bytes, expected, [](const std::string& p) { read_npz(p); });
   };
   // Offsets into savez.npz: members start at 0 (x.npy: a 30-byte local header, the name, a 20-byte
   // zip64 extra, then the data), the directory after the last member.
