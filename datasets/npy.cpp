@@ -189,6 +189,17 @@ std::vector<uint8_t> fortran_to_c(const std::vector<uint8_t>& src, const std::ve
   return dst;
 }
 
+DType natural_dtype(NpyType t) {
+  switch (t) {
+    case NpyType::f32: return DType::f32;
+    case NpyType::f64: return DType::f64;
+    case NpyType::i64:
+    case NpyType::u8: return DType::i64;
+    case NpyType::b1: return DType::b8;
+  }
+  return DType::f32;
+}
+
 template <class From, class To>
 void convert(const uint8_t* src, To* dst, int64_t n) {
   for (int64_t i = 0; i < n; ++i) {
@@ -201,6 +212,10 @@ void convert(const uint8_t* src, To* dst, int64_t n) {
 template <class To>
 void convert_from(const NpyArray& a, To* dst) {
   const int64_t n = a.numel();
+  if (natural_dtype(a.type) == dtype_of<To>() && npy_type_size(a.type) == sizeof(To)) {
+    if (n > 0) std::memcpy(dst, a.bytes.data(), a.bytes.size());  // same representation: one copy
+    return;
+  }
   switch (a.type) {
     case NpyType::f32: return convert<float>(a.bytes.data(), dst, n);
     case NpyType::f64: return convert<double>(a.bytes.data(), dst, n);
@@ -210,16 +225,6 @@ void convert_from(const NpyArray& a, To* dst) {
   }
 }
 
-DType natural_dtype(NpyType t) {
-  switch (t) {
-    case NpyType::f32: return DType::f32;
-    case NpyType::f64: return DType::f64;
-    case NpyType::i64:
-    case NpyType::u8: return DType::i64;
-    case NpyType::b1: return DType::b8;
-  }
-  return DType::f32;
-}
 
 }  // namespace
 
@@ -337,26 +342,41 @@ NpyArray parse_npy(const uint8_t* data, size_t size, const std::string& name) {
   return npy_detail::finish(h, std::vector<uint8_t>(data + h.header_bytes, data + size), name);
 }
 
-NpyArray read_npy(const std::string& path) {
-  const std::string name = "NPY file '" + path + "'";
-  io::ReadFile file(path);
-  if (!file.ok()) throw DatasetError("tapegrad::datasets::read_npy: " + file.error());
-  // The prefix, then the header it announces (bounded by kMaxNpyHeader), then the payload once its
-  // size is known to match the file's.
-  std::vector<uint8_t> head(static_cast<size_t>(std::min<uint64_t>(file.size(), 12)));
-  if (!file.read_at(0, head.data(), head.size())) fail(name, file.error());
-  if (head.size() >= 10 && std::memcmp(head.data(), kMagic, 6) == 0) {
-    const uint64_t length = head[6] == 1 ? uint64_t{head[8]} | uint64_t{head[9]} << 8
-                                         : head.size() >= 12 ? le32(head.data() + 8) : 0;
-    const uint64_t want = std::min<uint64_t>(file.size(), (head[6] == 1 ? 10 : 12) + std::min(length, kMaxNpyHeader));
-    head.resize(static_cast<size_t>(want));
+namespace {
+// An .npy file opened and its header read and checked against the file's size (nothing else read).
+struct OpenNpy {
+  std::string name;
+  io::ReadFile file;
+  npy_detail::Header header;
+
+  explicit OpenNpy(const std::string& path) : name("NPY file '" + path + "'"), file(path) {
+    if (!file.ok()) throw DatasetError("tapegrad::datasets::read_npy: " + file.error());
+    // The prefix, then the header it announces (bounded by kMaxNpyHeader), then the payload once
+    // its size is known to match the file's.
+    std::vector<uint8_t> head(static_cast<size_t>(std::min<uint64_t>(file.size(), 12)));
     if (!file.read_at(0, head.data(), head.size())) fail(name, file.error());
+    if (head.size() >= 10 && std::memcmp(head.data(), kMagic, 6) == 0) {
+      const uint64_t length = head[6] == 1 ? uint64_t{head[8]} | uint64_t{head[9]} << 8
+                                           : head.size() >= 12 ? le32(head.data() + 8) : 0;
+      const uint64_t want =
+          std::min<uint64_t>(file.size(), (head[6] == 1 ? 10 : 12) + std::min(length, kMaxNpyHeader));
+      head.resize(static_cast<size_t>(want));
+      if (!file.read_at(0, head.data(), head.size())) fail(name, file.error());
+    }
+    header = npy_detail::parse_header(head.data(), head.size(), name);
+    npy_detail::check_payload_size(header, file.size() - header.header_bytes, name);
   }
-  const npy_detail::Header h = npy_detail::parse_header(head.data(), head.size(), name);
-  npy_detail::check_payload_size(h, file.size() - h.header_bytes, name);
-  std::vector<uint8_t> payload(static_cast<size_t>(h.payload_bytes));
-  if (!file.read_at(h.header_bytes, payload.data(), payload.size())) fail(name, file.error());
-  return npy_detail::finish(h, std::move(payload), name);
+  void read_payload(void* dst) {
+    if (header.payload_bytes && !file.read_at(header.header_bytes, dst, header.payload_bytes)) fail(name, file.error());
+  }
+};
+}  // namespace
+
+NpyArray read_npy(const std::string& path) {
+  OpenNpy npy(path);
+  std::vector<uint8_t> payload(static_cast<size_t>(npy.header.payload_bytes));
+  npy.read_payload(payload.data());
+  return npy_detail::finish(npy.header, std::move(payload), npy.name);
 }
 
 std::vector<uint8_t> npy_bytes(const NpyArray& array) {
@@ -455,7 +475,24 @@ NpyArray tensor_to_npy(const Tensor& tensor, std::optional<NpyType> type) {
   return out;
 }
 
-Tensor load_npy(const std::string& path, std::optional<DType> dtype) { return npy_to_tensor(read_npy(path), dtype); }
+Tensor load_npy(const std::string& path, std::optional<DType> dtype) {
+  OpenNpy npy(path);
+  const npy_detail::Header& h = npy.header;
+  const DType natural = natural_dtype(h.type);
+  // The common case, a little-endian C-order file of the tensor's own representation: read straight
+  // into the tensor (one pass over the data, one allocation); anything else converts through read_npy.
+  if (dtype.value_or(natural) != natural || npy_type_size(h.type) != dtype_size(natural) || h.big_endian ||
+      (h.fortran_order && h.shape.size() > 1) || h.type == NpyType::b1) {  // bools are checked first
+    std::vector<uint8_t> payload(static_cast<size_t>(h.payload_bytes));
+    npy.read_payload(payload.data());
+    return npy_to_tensor(npy_detail::finish(h, std::move(payload), npy.name), dtype);
+  }
+  Tensor out = Tensor::empty(Shape(h.shape), natural);
+  npy.read_payload(natural == DType::f32   ? static_cast<void*>(out.mutable_data<float>())
+                   : natural == DType::f64 ? static_cast<void*>(out.mutable_data<double>())
+                                           : static_cast<void*>(out.mutable_data<int64_t>()));
+  return out;
+}
 
 void save_npy(const std::string& path, const Tensor& tensor, std::optional<NpyType> type) {
   write_npy(path, tensor_to_npy(tensor, type));

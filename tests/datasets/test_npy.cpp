@@ -164,6 +164,8 @@ TEST_CASE("npy: malformed files are clear errors naming the file and the problem
   const std::vector<uint8_t> six_f4(24, 0);
   auto check_error = [&](const std::string& name, const std::vector<uint8_t>& bytes, const std::string& expected) {
     testing::check_file_error(dir.file(name), bytes, expected, [](const std::string& p) { read_npy(p); });
+    // load_npy, which reads straight into a tensor, refuses it alike
+    CHECK(error_of([&] { load_npy(dir.file(name)); }) == error_of([&] { read_npy(dir.file(name)); }));
     // the same bytes in memory give the same diagnosis
     CHECK(error_of([&] { parse_npy(bytes.data(), bytes.size(), name); }).find(expected) != std::string::npos);
   };

@@ -1,8 +1,9 @@
 // libFuzzer harness for the .npy reader (datasets/npy.cpp): the input is the file. read_npy (from the
-// file) and parse_npy (from memory) must agree: both decode to an array whose byte count matches its
-// shape, which converts to a tensor and writes back to bytes that parse to the same array; or both
-// throw DatasetError. Anything else (a crash, a sanitizer report, another exception type, a huge
-// allocation caught by -malloc_limit_mb) is a finding.
+// file), parse_npy (from memory) and load_npy (straight into a tensor in the common case) must agree:
+// the array's byte count matches its shape, it converts to the tensor load_npy gives, and it writes
+// back to bytes that parse to the same array; or read_npy and parse_npy both throw DatasetError.
+// Anything else (a crash, a sanitizer report, another exception type, a huge allocation caught by
+// -malloc_limit_mb) is a finding.
 #include <cstdint>
 #include <cstdlib>
 #include <string>
@@ -36,6 +37,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (from_file.bytes.size() != static_cast<size_t>(from_file.numel()) * npy_type_size(from_file.type)) std::abort();
   tapegrad::Tensor t = npy_to_tensor(from_file);
   if (t.numel() != from_file.numel()) std::abort();
+  // load_npy reads the common case straight into the tensor: the same values, bit for bit
+  const tapegrad::Tensor direct = load_npy(path);
+  if (direct.dtype() != t.dtype() || direct.shape() != t.shape()) std::abort();
+  if (tensor_to_npy(direct).bytes != tensor_to_npy(t).bytes) std::abort();
   const std::vector<uint8_t> again = npy_bytes(from_file);
   NpyArray back = parse_npy(again.data(), again.size(), "rewritten");
   if (back.type != from_file.type || back.shape != from_file.shape || back.bytes != from_file.bytes) std::abort();
