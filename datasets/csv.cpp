@@ -19,8 +19,10 @@ struct Field {
 std::string quote_excerpt(const std::string& s) {
   std::string out = "'";
   out.append(s, 0, 40);
-  if (s.size() > 40) out.append("...' (").append(std::to_string(s.size())).append(" characters)");
-  else out += '\'';
+  if (s.size() > 40)
+    out.append("...' (").append(std::to_string(s.size())).append(" characters)");
+  else
+    out += '\'';
   return out;
 }
 
@@ -137,15 +139,20 @@ void fill(const CsvTable& t, const std::vector<int64_t>& cols, Tensor& out) {
       const double v = t.at(r, cols[j]);
       const size_t i = static_cast<size_t>(r) * k + j;
       switch (out.dtype()) {
-        case DType::f32: out.mutable_data<float>()[i] = static_cast<float>(v); break;
-        case DType::f64: out.mutable_data<double>()[i] = v; break;
+        case DType::f32:
+          out.mutable_data<float>()[i] = static_cast<float>(v);
+          break;
+        case DType::f64:
+          out.mutable_data<double>()[i] = v;
+          break;
         case DType::i64:
           if (!(std::isfinite(v) && v == std::floor(v) && std::fabs(v) <= 9007199254740992.0))
             throw DatasetError(where(t, t.lines[static_cast<size_t>(r)], cols[j]) + ": " + std::to_string(v) +
                                " is not an integer (int64 values, e.g. class labels, must be whole numbers)");
           out.mutable_data<int64_t>()[i] = static_cast<int64_t>(v);
           break;
-        case DType::b8: throw DatasetError("csv: cannot convert a table to bool");
+        case DType::b8:
+          throw DatasetError("csv: cannot convert a table to bool");
       }
     }
   }
@@ -265,8 +272,10 @@ std::shared_ptr<TensorDataset> csv_dataset(const CsvTable& table, const CsvDatas
     std::set<int64_t> seen;
     for (const CsvColumn& col : options.features) {
       const int64_t c = col.resolve(table);
-      if (c == target) throw DatasetError(table.source + ": the target column " + std::to_string(c + 1) + " is also a feature");
-      if (!seen.insert(c).second) throw DatasetError(table.source + ": column " + std::to_string(c + 1) + " is chosen twice");
+      if (c == target)
+        throw DatasetError(table.source + ": the target column " + std::to_string(c + 1) + " is also a feature");
+      if (!seen.insert(c).second)
+        throw DatasetError(table.source + ": column " + std::to_string(c + 1) + " is chosen twice");
       features.push_back(c);
     }
   }
@@ -290,7 +299,8 @@ void write_csv(const std::string& path, const Tensor& table, const std::vector<s
   if (delimiter == '"' || delimiter == '\n' || delimiter == '\r')
     throw DatasetError(who + ": the delimiter cannot be a quote or a line break");
   const int64_t rows = table.size(0), cols = table.dim() == 2 ? table.size(1) : 1;
-  if (cols == 0) throw DatasetError(who + ": the table has no columns (shape " + tapegrad::to_string(table.shape()) + ")");
+  if (cols == 0)
+    throw DatasetError(who + ": the table has no columns (shape " + tapegrad::to_string(table.shape()) + ")");
   if (!names.empty() && static_cast<int64_t>(names.size()) != cols)
     throw DatasetError(who + ": " + std::to_string(names.size()) + " names for " + std::to_string(cols) + " columns");
   std::string out;
@@ -312,10 +322,18 @@ void write_csv(const std::string& path, const Tensor& table, const std::vector<s
   for (int64_t i = 0; i < rows * cols; ++i) {
     std::to_chars_result r{};
     switch (table.dtype()) {
-      case DType::f32: r = std::to_chars(buf, buf + sizeof buf, table.data<float>()[i]); break;
-      case DType::f64: r = std::to_chars(buf, buf + sizeof buf, table.data<double>()[i]); break;
-      case DType::i64: r = std::to_chars(buf, buf + sizeof buf, table.data<int64_t>()[i]); break;
-      case DType::b8: r = std::to_chars(buf, buf + sizeof buf, int{table.data<bool>()[i]}); break;
+      case DType::f32:
+        r = std::to_chars(buf, buf + sizeof buf, table.data<float>()[i]);
+        break;
+      case DType::f64:
+        r = std::to_chars(buf, buf + sizeof buf, table.data<double>()[i]);
+        break;
+      case DType::i64:
+        r = std::to_chars(buf, buf + sizeof buf, table.data<int64_t>()[i]);
+        break;
+      case DType::b8:
+        r = std::to_chars(buf, buf + sizeof buf, int{table.data<bool>()[i]});
+        break;
     }
     out.append(buf, r.ptr);
     out += (i + 1) % cols == 0 ? '\n' : delimiter;

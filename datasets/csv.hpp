@@ -38,10 +38,10 @@ enum class CsvHeader { auto_detect, present, absent };
 
 /// How to read a CSV file.
 struct CsvOptions {
-  char delimiter = ',';                         ///< the field separator (not '"', '\n' or '\r')
-  CsvHeader header = CsvHeader::auto_detect;    ///< see the file comment
+  char delimiter = ',';                          ///< the field separator (not '"', '\n' or '\r')
+  CsvHeader header = CsvHeader::auto_detect;     ///< see the file comment
   std::optional<double> missing = std::nullopt;  ///< the value of an empty field (e.g. NaN); none: an error
-  uint64_t max_bytes = uint64_t{1} << 31;       ///< files larger than this are refused before reading
+  uint64_t max_bytes = uint64_t{1} << 31;        ///< files larger than this are refused before reading
 };
 
 /// A table of numbers read from a CSV file.
@@ -72,10 +72,10 @@ Tensor load_csv(const std::string& path, const CsvOptions& options = {}, DType d
 
 /// A column chosen by name, or by index (negative counts from the end: -1 is the last).
 struct CsvColumn {
-  CsvColumn(int index) : index(index) {}  // NOLINT: implicit, so that {.target = 0} reads naturally
-  CsvColumn(int64_t index) : index(index) {}  // NOLINT
+  CsvColumn(int index) : index(index) {}                  // NOLINT: implicit, so that {.target = 0} reads naturally
+  CsvColumn(int64_t index) : index(index) {}              // NOLINT
   CsvColumn(std::string name) : name(std::move(name)) {}  // NOLINT
-  CsvColumn(const char* name) : name(name) {}  // NOLINT
+  CsvColumn(const char* name) : name(name) {}             // NOLINT
   int64_t index = 0;
   std::string name;  ///< when non-empty, the column is looked up by name
   /// The column's index in `table` (checked); throws DatasetError.

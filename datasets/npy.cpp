@@ -72,7 +72,10 @@ class HeaderParser {
     skip_ws();
     if (pos_ != s_.size()) bad("unexpected text after the header dict at offset " + std::to_string(pos_));
     if (!seen_descr || !seen_fortran || !seen_shape)
-      bad(std::string("the header lacks the key '") + (!seen_descr ? "descr" : !seen_fortran ? "fortran_order" : "shape") +
+      bad(std::string("the header lacks the key '") +
+          (!seen_descr     ? "descr"
+           : !seen_fortran ? "fortran_order"
+                           : "shape") +
           "'");
     return h;
   }
@@ -143,14 +146,21 @@ class HeaderParser {
     const char order = d[0];
     const std::string code = d.substr(1);
     NpyType t;
-    if (code == "f4") t = NpyType::f32;
-    else if (code == "f8") t = NpyType::f64;
-    else if (code == "i8") t = NpyType::i64;
-    else if (code == "u1") t = NpyType::u8;
-    else if (code == "b1") t = NpyType::b1;
-    else bad("dtype '" + d + "' is not supported" + supported);
+    if (code == "f4")
+      t = NpyType::f32;
+    else if (code == "f8")
+      t = NpyType::f64;
+    else if (code == "i8")
+      t = NpyType::i64;
+    else if (code == "u1")
+      t = NpyType::u8;
+    else if (code == "b1")
+      t = NpyType::b1;
+    else
+      bad("dtype '" + d + "' is not supported" + supported);
     const bool one_byte = npy_type_size(t) == 1;
-    if (order == '>' && !one_byte) big_endian = true;
+    if (order == '>' && !one_byte)
+      big_endian = true;
     else if (!(order == '<' || (one_byte && (order == '|' || order == '>' || order == '='))))
       bad("dtype '" + d + "': byte order '" + std::string(1, order) + "' is not supported (expected '<' or '>')");
     return t;
@@ -161,7 +171,9 @@ class HeaderParser {
   size_t pos_ = 0;
 };
 
-uint32_t le32(const uint8_t* p) { return uint32_t{p[0]} | uint32_t{p[1]} << 8 | uint32_t{p[2]} << 16 | uint32_t{p[3]} << 24; }
+uint32_t le32(const uint8_t* p) {
+  return uint32_t{p[0]} | uint32_t{p[1]} << 8 | uint32_t{p[2]} << 16 | uint32_t{p[3]} << 24;
+}
 
 // Reverses the bytes of every element.
 void swap_elements(uint8_t* bytes, uint64_t size, size_t elem) {
@@ -191,11 +203,15 @@ std::vector<uint8_t> fortran_to_c(const std::vector<uint8_t>& src, const std::ve
 
 DType natural_dtype(NpyType t) {
   switch (t) {
-    case NpyType::f32: return DType::f32;
-    case NpyType::f64: return DType::f64;
+    case NpyType::f32:
+      return DType::f32;
+    case NpyType::f64:
+      return DType::f64;
     case NpyType::i64:
-    case NpyType::u8: return DType::i64;
-    case NpyType::b1: return DType::b8;
+    case NpyType::u8:
+      return DType::i64;
+    case NpyType::b1:
+      return DType::b8;
   }
   return DType::f32;
 }
@@ -217,14 +233,18 @@ void convert_from(const NpyArray& a, To* dst) {
     return;
   }
   switch (a.type) {
-    case NpyType::f32: return convert<float>(a.bytes.data(), dst, n);
-    case NpyType::f64: return convert<double>(a.bytes.data(), dst, n);
-    case NpyType::i64: return convert<int64_t>(a.bytes.data(), dst, n);
-    case NpyType::u8: return convert<uint8_t>(a.bytes.data(), dst, n);
-    case NpyType::b1: return convert<bool>(a.bytes.data(), dst, n);
+    case NpyType::f32:
+      return convert<float>(a.bytes.data(), dst, n);
+    case NpyType::f64:
+      return convert<double>(a.bytes.data(), dst, n);
+    case NpyType::i64:
+      return convert<int64_t>(a.bytes.data(), dst, n);
+    case NpyType::u8:
+      return convert<uint8_t>(a.bytes.data(), dst, n);
+    case NpyType::b1:
+      return convert<bool>(a.bytes.data(), dst, n);
   }
 }
-
 
 }  // namespace
 
@@ -261,8 +281,9 @@ Header parse_header(const uint8_t* data, size_t size, const std::string& name) {
     if (v == 0) {
       zero = true;
     } else {
-      if (nonzero > limit / v) fail(name, "shape " + shape_string(h.shape) + " of " + npy_type_name(h.type) +
-                                             " describes more bytes than fit in memory; corrupt header");
+      if (nonzero > limit / v)
+        fail(name, "shape " + shape_string(h.shape) + " of " + npy_type_name(h.type) +
+                       " describes more bytes than fit in memory; corrupt header");
       nonzero *= v;
     }
   }
@@ -299,33 +320,46 @@ NpyArray finish(const Header& h, std::vector<uint8_t> payload, const std::string
 
 size_t npy_type_size(NpyType type) {
   switch (type) {
-    case NpyType::f32: return 4;
+    case NpyType::f32:
+      return 4;
     case NpyType::f64:
-    case NpyType::i64: return 8;
+    case NpyType::i64:
+      return 8;
     case NpyType::u8:
-    case NpyType::b1: return 1;
+    case NpyType::b1:
+      return 1;
   }
   return 0;
 }
 
 const char* npy_type_name(NpyType type) {
   switch (type) {
-    case NpyType::f32: return "float32";
-    case NpyType::f64: return "float64";
-    case NpyType::i64: return "int64";
-    case NpyType::u8: return "uint8";
-    case NpyType::b1: return "bool";
+    case NpyType::f32:
+      return "float32";
+    case NpyType::f64:
+      return "float64";
+    case NpyType::i64:
+      return "int64";
+    case NpyType::u8:
+      return "uint8";
+    case NpyType::b1:
+      return "bool";
   }
   return "?";
 }
 
 const char* npy_descr(NpyType type) {
   switch (type) {
-    case NpyType::f32: return "<f4";
-    case NpyType::f64: return "<f8";
-    case NpyType::i64: return "<i8";
-    case NpyType::u8: return "|u1";
-    case NpyType::b1: return "|b1";
+    case NpyType::f32:
+      return "<f4";
+    case NpyType::f64:
+      return "<f8";
+    case NpyType::i64:
+      return "<i8";
+    case NpyType::u8:
+      return "|u1";
+    case NpyType::b1:
+      return "|b1";
   }
   return "?";
 }
@@ -356,10 +390,10 @@ struct OpenNpy {
     std::vector<uint8_t> head(static_cast<size_t>(std::min<uint64_t>(file.size(), 12)));
     if (!file.read_at(0, head.data(), head.size())) fail(name, file.error());
     if (head.size() >= 10 && std::memcmp(head.data(), kMagic, 6) == 0) {
-      const uint64_t length = head[6] == 1 ? uint64_t{head[8]} | uint64_t{head[9]} << 8
-                                           : head.size() >= 12 ? le32(head.data() + 8) : 0;
-      const uint64_t want =
-          std::min<uint64_t>(file.size(), (head[6] == 1 ? 10 : 12) + std::min(length, kMaxNpyHeader));
+      const uint64_t length = head[6] == 1        ? uint64_t{head[8]} | uint64_t{head[9]} << 8
+                              : head.size() >= 12 ? le32(head.data() + 8)
+                                                  : 0;
+      const uint64_t want = std::min<uint64_t>(file.size(), (head[6] == 1 ? 10 : 12) + std::min(length, kMaxNpyHeader));
       head.resize(static_cast<size_t>(want));
       if (!file.read_at(0, head.data(), head.size())) fail(name, file.error());
     }
@@ -435,18 +469,28 @@ Tensor npy_to_tensor(const NpyArray& array, std::optional<DType> dtype) {
                        npy_type_name(array.type) + " " + shape_string(array.shape));
   Tensor out = Tensor::empty(Shape(array.shape), to);
   switch (to) {
-    case DType::f32: convert_from(array, out.mutable_data<float>()); break;
-    case DType::f64: convert_from(array, out.mutable_data<double>()); break;
-    case DType::i64: convert_from(array, out.mutable_data<int64_t>()); break;
-    case DType::b8: std::memcpy(out.mutable_data<bool>(), array.bytes.data(), array.bytes.size()); break;
+    case DType::f32:
+      convert_from(array, out.mutable_data<float>());
+      break;
+    case DType::f64:
+      convert_from(array, out.mutable_data<double>());
+      break;
+    case DType::i64:
+      convert_from(array, out.mutable_data<int64_t>());
+      break;
+    case DType::b8:
+      std::memcpy(out.mutable_data<bool>(), array.bytes.data(), array.bytes.size());
+      break;
   }
   return out;
 }
 
 NpyArray tensor_to_npy(const Tensor& tensor, std::optional<NpyType> type) {
   const DType d = tensor.dtype();
-  const NpyType natural = d == DType::f32 ? NpyType::f32 : d == DType::f64 ? NpyType::f64
-                          : d == DType::i64 ? NpyType::i64 : NpyType::b1;
+  const NpyType natural = d == DType::f32   ? NpyType::f32
+                          : d == DType::f64 ? NpyType::f64
+                          : d == DType::i64 ? NpyType::i64
+                                            : NpyType::b1;
   NpyArray out;
   out.type = type.value_or(natural);
   out.shape.assign(tensor.shape().begin(), tensor.shape().end());
@@ -463,7 +507,10 @@ NpyArray tensor_to_npy(const Tensor& tensor, std::optional<NpyType> type) {
   if (out.type != NpyType::u8 || (d != DType::i64 && d != DType::b8))
     throw DatasetError(std::string("tensor_to_npy: cannot write a ") + dtype_name(d) + " tensor as " +
                        npy_type_name(out.type) + " (convert the tensor first, e.g. t.to(DType::" +
-                       (out.type == NpyType::f64 ? "f64" : out.type == NpyType::i64 ? "i64" : "f32") + "))");
+                       (out.type == NpyType::f64   ? "f64"
+                        : out.type == NpyType::i64 ? "i64"
+                                                   : "f32") +
+                       "))");
   out.bytes.resize(n);
   for (size_t i = 0; i < n; ++i) {
     const int64_t v = d == DType::b8 ? int64_t{tensor.data<bool>()[i]} : tensor.data<int64_t>()[i];

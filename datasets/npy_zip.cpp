@@ -102,7 +102,8 @@ class ZipReader {
     std::vector<Entry> entries;
     uint64_t pos = 0;
     for (uint64_t i = 0; i < count; ++i) entries.push_back(central_entry(cd, pos, cd_offset));
-    if (pos != cd_size) fail("the central directory holds " + std::to_string(cd_size - pos) + " bytes after its entries");
+    if (pos != cd_size)
+      fail("the central directory holds " + std::to_string(cd_size - pos) + " bytes after its entries");
     check_ranges(entries, cd_offset);
     return entries;
   }
@@ -169,7 +170,8 @@ class ZipReader {
       fail(e, "compression method " + std::to_string(e.method) +
                   " is not supported (NumPy writes stored (0) or deflate (8) members)");
     if (e.method == 0 && e.compressed != e.size)
-      fail(e, "a stored member's sizes disagree (" + std::to_string(e.compressed) + " and " + std::to_string(e.size) + ")");
+      fail(e, "a stored member's sizes disagree (" + std::to_string(e.compressed) + " and " + std::to_string(e.size) +
+                  ")");
     pos += kCentralSize + name_len + extra_len + comment_len;
     return e;
   }
@@ -179,7 +181,8 @@ class ZipReader {
   void check_ranges(const std::vector<Entry>& entries, uint64_t cd_offset) {
     std::vector<uint64_t> starts;
     for (const Entry& e : entries) {
-      if (e.offset >= cd_offset) fail(e, "its local header offset " + std::to_string(e.offset) + " is not before the directory");
+      if (e.offset >= cd_offset)
+        fail(e, "its local header offset " + std::to_string(e.offset) + " is not before the directory");
       starts.push_back(e.offset);
     }
     std::sort(starts.begin(), starts.end());
@@ -222,8 +225,7 @@ class ZipReader {
     if (out.size() > e.size)
       fail(e, "decompresses to more than the " + std::to_string(e.size) + " bytes the directory says");
     if (r != Z_STREAM_END) fail(e, "the deflate stream ends early (truncated member)");
-    if (z.avail_in != 0 || fed != raw.size())
-      fail(e, "bytes follow the end of its deflate stream");
+    if (z.avail_in != 0 || fed != raw.size()) fail(e, "bytes follow the end of its deflate stream");
     return out;
   }
 

@@ -34,7 +34,8 @@ std::string error_of(F f) {
 /// Writes `bytes` to `path`, reads it with `read(path)`, and checks that the error names the file
 /// and contains `expected`.
 template <class Read>
-void check_file_error(const std::string& path, const std::vector<uint8_t>& bytes, const std::string& expected, Read read) {
+void check_file_error(const std::string& path, const std::vector<uint8_t>& bytes, const std::string& expected,
+                      Read read) {
   CAPTURE(path);
   write_bytes(path, bytes);
   const std::string msg = error_of([&] { read(path); });

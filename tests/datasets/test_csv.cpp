@@ -40,11 +40,13 @@ TEST_CASE("csv: header detection, quotes, delimiters, blank lines, CRLF and a by
   t = parse_csv("1,2\n3,4\n", {.header = CsvHeader::present});
   CHECK(t.names == std::vector<std::string>{"1", "2"});
   CHECK(t.rows == 1);
-  CHECK(error_of([] { parse_csv("x,y\n1,2\n", {.header = CsvHeader::absent}); })
-            .find("line 1, column 1: 'x' is not a number") != std::string::npos);
+  CHECK(error_of([] {
+          parse_csv("x,y\n1,2\n", {.header = CsvHeader::absent});
+        }).find("line 1, column 1: 'x' is not a number") != std::string::npos);
   // quoted fields: the delimiter, doubled quotes and a line break inside; spaces around fields;
   // blank lines (counted in line numbers); CRLF; a BOM; ';' as the delimiter
-  t = parse_csv("\xEF\xBB\xBF\"name; \"\"quoted\"\"\";\"line\nbreak\"\r\n\r\n  \" 1.5 \" ; 2 \r\n\n3;4", {.delimiter = ';'});
+  t = parse_csv("\xEF\xBB\xBF\"name; \"\"quoted\"\"\";\"line\nbreak\"\r\n\r\n  \" 1.5 \" ; 2 \r\n\n3;4",
+                {.delimiter = ';'});
   CHECK(t.names == std::vector<std::string>{"name; \"quoted\"", "line\nbreak"});
   CHECK(t.values == std::vector<double>{1.5, 2, 3, 4});
   CHECK(t.lines == std::vector<int64_t>{4, 6});
@@ -90,7 +92,8 @@ TEST_CASE("csv: read_csv and load_csv on files, with the file named in errors") 
   write_text(dir.file("bad.csv"), "x,y\n1,2\n3,four\n");
   CHECK(error_of([&] { read_csv(dir.file("bad.csv")); }) ==
         "CSV file '" + dir.file("bad.csv") + "', line 3, column 2 ('y'): 'four' is not a number");
-  CHECK(error_of([&] { read_csv(dir.file("t.csv"), {.max_bytes = 10}); }).find("over the limit of 10") != std::string::npos);
+  CHECK(error_of([&] { read_csv(dir.file("t.csv"), {.max_bytes = 10}); }).find("over the limit of 10") !=
+        std::string::npos);
   CHECK(error_of([&] { read_csv(dir.file("nope.csv")); }).find("No such file or directory") != std::string::npos);
   CHECK(error_of([&] { load_csv(dir.file("t.csv"), {}, DType::b8); }).find("bool") != std::string::npos);
 }
@@ -110,8 +113,9 @@ TEST_CASE("csv: write_csv round-trips float32, float64, int64 and bool tables ex
   write_csv(dir.file("b.csv"), tensor({1, 0, 1}, DType::b8), {}, ';');
   CHECK(read_text(dir.file("b.csv")) == "1\n0\n1\n");
   CHECK(error_of([&] { write_csv(dir.file("x.csv"), zeros({2, 2, 2})); }).find("1-D or 2-D") != std::string::npos);
-  CHECK(error_of([&] { write_csv(dir.file("x.csv"), zeros({2, 2}), {"a"}); }).find("1 names for 2 columns") !=
-        std::string::npos);
+  CHECK(error_of([&] {
+          write_csv(dir.file("x.csv"), zeros({2, 2}), {"a"});
+        }).find("1 names for 2 columns") != std::string::npos);
 }
 
 TEST_CASE("csv: csv_dataset picks the target and feature columns, and checks class labels") {
@@ -130,15 +134,19 @@ TEST_CASE("csv: csv_dataset picks the target and feature columns, and checks cla
   CHECK(d->y().to_vector() == std::vector<double>{3, 5, 7});
   // a label that is not a whole number: its line and column
   CHECK(error_of([&] { csv_dataset(t, {.target = 0}); }) ==
-        "t.csv, line 2, column 1 ('f1'): 0.500000 is not an integer (int64 values, e.g. class labels, must be whole numbers)");
+        "t.csv, line 2, column 1 ('f1'): 0.500000 is not an integer (int64 values, e.g. class labels, must be whole "
+        "numbers)");
   CHECK(error_of([&] { csv_dataset(t, {.target = "labels"}); }) ==
         "t.csv: no column 'labels' (the columns are 'f1', 'label', 'f2', 'f3')");
   CHECK(error_of([&] { csv_dataset(t, {.target = 4}); }).find("column index 4 is out of range for 4 columns") !=
         std::string::npos);
-  CHECK(error_of([&] { csv_dataset(t, {.features = {"f1", 0}}); }).find("column 1 is chosen twice") != std::string::npos);
+  CHECK(error_of([&] {
+          csv_dataset(t, {.features = {"f1", 0}});
+        }).find("column 1 is chosen twice") != std::string::npos);
   CHECK(error_of([&] { csv_dataset(t, {.target = 1, .features = {"label"}}); }).find("also a feature") !=
         std::string::npos);
-  CHECK(error_of([&] { csv_dataset(t, {.feature_dtype = DType::i64}); }).find("float32 or float64") != std::string::npos);
+  CHECK(error_of([&] { csv_dataset(t, {.feature_dtype = DType::i64}); }).find("float32 or float64") !=
+        std::string::npos);
   CHECK(error_of([&] { csv_dataset(parse_csv("a,b\n"), {}); }).find("no data rows") != std::string::npos);
   CHECK(error_of([&] { csv_dataset(parse_csv("a,a\n1,2\n"), {.target = "a"}); }).find("two columns are called 'a'") !=
         std::string::npos);
@@ -152,7 +160,8 @@ TEST_CASE("csv: a table trains directly (load_csv_dataset + fit learns a separab
   const Tensor points = randn({200, 3}, DType::f64, gen);
   for (int64_t i = 0; i < 200; ++i) {
     const double a = points.at({i, 0}), b = points.at({i, 1}), c = points.at({i, 2});
-    text += std::to_string(a) + ";" + std::to_string(b) + ";" + std::to_string(c) + ";" + (a + b > 0 ? "1" : "0") + "\n";
+    text +=
+        std::to_string(a) + ";" + std::to_string(b) + ";" + std::to_string(c) + ";" + (a + b > 0 ? "1" : "0") + "\n";
   }
   write_text(dir.file("train.csv"), text);
   auto train = load_csv_dataset(dir.file("train.csv"), {.target = "class"}, {.delimiter = ';'});

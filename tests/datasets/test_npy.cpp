@@ -1,7 +1,6 @@
 // .npy / .npz reader and writer: round trips, files written by NumPy itself (tests/datasets/fixtures,
 // made by scripts/make_npy_fixtures.py), and malformed files.
 #include <doctest/doctest.h>
-
 #include <zlib.h>
 
 #include <cstring>
@@ -25,9 +24,12 @@ const std::string kFixtures = std::string(TAPEGRAD_TESTS_DIR) + "/datasets/fixtu
 std::vector<double> ramp(int64_t n, NpyType type) {
   std::vector<double> v;
   for (int64_t i = 0; i < n; ++i) {
-    if (type == NpyType::f32 || type == NpyType::f64) v.push_back(static_cast<double>(i) * 0.5 - 1);
-    else if (type == NpyType::b1) v.push_back(i % 3 == 1);
-    else v.push_back(static_cast<double>(i));
+    if (type == NpyType::f32 || type == NpyType::f64)
+      v.push_back(static_cast<double>(i) * 0.5 - 1);
+    else if (type == NpyType::b1)
+      v.push_back(i % 3 == 1);
+    else
+      v.push_back(static_cast<double>(i));
   }
   return v;
 }
@@ -49,7 +51,8 @@ NpyArray pattern(NpyType type, std::vector<int64_t> shape) {
   a.type = type;
   a.shape = std::move(shape);
   a.bytes.resize(static_cast<size_t>(a.numel()) * npy_type_size(type));
-  for (size_t i = 0; i < a.bytes.size(); ++i) a.bytes[i] = static_cast<uint8_t>(type == NpyType::b1 ? i % 2 : i * 37 + 11);
+  for (size_t i = 0; i < a.bytes.size(); ++i)
+    a.bytes[i] = static_cast<uint8_t>(type == NpyType::b1 ? i % 2 : i * 37 + 11);
   return a;
 }
 const std::vector<NpyType> kTypes = {NpyType::f32, NpyType::f64, NpyType::i64, NpyType::u8, NpyType::b1};
@@ -102,14 +105,16 @@ TEST_CASE("npy: tensors of every dtype round-trip through save_npy / load_npy, u
   CHECK(pixels.dtype() == DType::f32);
   CHECK(pixels.to_vector() == std::vector<double>{0, 7, 255, 3});
   // out of range, and conversions that would lose information, are refused
-  CHECK(error_of([&] { tensor_to_npy(index_tensor({1, 256}), NpyType::u8); }).find("value 256 at flat index 1") !=
-        std::string::npos);
+  CHECK(error_of([&] {
+          tensor_to_npy(index_tensor({1, 256}), NpyType::u8);
+        }).find("value 256 at flat index 1") != std::string::npos);
   CHECK(error_of([&] { tensor_to_npy(index_tensor({-1}), NpyType::u8); }).find("value -1") != std::string::npos);
   CHECK(error_of([&] { tensor_to_npy(tensor({1.5}), NpyType::u8); }).find("cannot write a float32 tensor as uint8") !=
         std::string::npos);
   CHECK(error_of([&] { tensor_to_npy(tensor({1.5}), NpyType::f64); }).find("t.to(DType::f64)") != std::string::npos);
-  CHECK(error_of([&] { npy_to_tensor(pattern(NpyType::f32, {2}), DType::i64); }).find("cannot convert float32 to int64") !=
-        std::string::npos);
+  CHECK(error_of([&] {
+          npy_to_tensor(pattern(NpyType::f32, {2}), DType::i64);
+        }).find("cannot convert float32 to int64") != std::string::npos);
   CHECK(error_of([&] { npy_to_tensor(pattern(NpyType::u8, {2}), DType::b8); }).find("cannot convert uint8 to bool") !=
         std::string::npos);
 }
@@ -121,12 +126,17 @@ TEST_CASE("npy: files written by numpy.save load with the values NumPy wrote") {
     std::vector<int64_t> shape;
   };
   const std::vector<Case> cases = {
-      {"f4_2x3.npy", NpyType::f32, {2, 3}},          {"f8_4.npy", NpyType::f64, {4}},
-      {"i8_2x2x2.npy", NpyType::i64, {2, 2, 2}},     {"u1_3x4.npy", NpyType::u8, {3, 4}},
-      {"b1_5.npy", NpyType::b1, {5}},                {"f4_empty_0x3.npy", NpyType::f32, {0, 3}},
+      {"f4_2x3.npy", NpyType::f32, {2, 3}},
+      {"f8_4.npy", NpyType::f64, {4}},
+      {"i8_2x2x2.npy", NpyType::i64, {2, 2, 2}},
+      {"u1_3x4.npy", NpyType::u8, {3, 4}},
+      {"b1_5.npy", NpyType::b1, {5}},
+      {"f4_empty_0x3.npy", NpyType::f32, {0, 3}},
       {"f4_2x3x4_fortran.npy", NpyType::f32, {2, 3, 4}},  // transposed into C order
-      {"f8_3x2_bigendian.npy", NpyType::f64, {3, 2}},  {"i8_3_bigendian.npy", NpyType::i64, {3}},
-      {"f4_2x3_v2.npy", NpyType::f32, {2, 3}},       {"i8_4_v3.npy", NpyType::i64, {4}},
+      {"f8_3x2_bigendian.npy", NpyType::f64, {3, 2}},
+      {"i8_3_bigendian.npy", NpyType::i64, {3}},
+      {"f4_2x3_v2.npy", NpyType::f32, {2, 3}},
+      {"i8_4_v3.npy", NpyType::i64, {4}},
   };
   for (const Case& c : cases) {
     CAPTURE(c.file);
@@ -191,7 +201,8 @@ TEST_CASE("npy: malformed files are clear errors naming the file and the problem
               "the file has 24");
   check_error("overflow", npy_file("{'descr': '<f8', 'fortran_order': False, 'shape': (4294967296, 4294967296), }", {}),
               "more bytes than fit in memory");
-  check_error("overflow_zero", npy_file("{'descr': '<f8', 'fortran_order': False, 'shape': (0, 4611686018427387904, 4), }", {}),
+  check_error("overflow_zero",
+              npy_file("{'descr': '<f8', 'fortran_order': False, 'shape': (0, 4611686018427387904, 4), }", {}),
               "more bytes than fit in memory");
   check_error("digits", npy_file("{'descr': '<f8', 'fortran_order': False, 'shape': (99999999999999999999,), }", {}),
               "overflows 64 bits");
@@ -287,8 +298,9 @@ TEST_CASE("npz: write_npz round-trips every type, stored and compressed, and com
   CHECK(find_array(t, "y").dtype() == DType::i64);
   save_npz(dir.file("empty.npz"), {});
   CHECK(load_npz(dir.file("empty.npz")).empty());
-  CHECK(error_of([&] { save_npz(dir.file("d.npz"), {{"a", tensor({1})}, {"a", tensor({2})}}); })
-            .find("the name 'a' appears twice") != std::string::npos);
+  CHECK(error_of([&] {
+          save_npz(dir.file("d.npz"), {{"a", tensor({1})}, {"a", tensor({2})}});
+        }).find("the name 'a' appears twice") != std::string::npos);
   CHECK(error_of([&] { save_npz(dir.file("e.npz"), {{"", tensor({1})}}); }).find("empty") != std::string::npos);
 }
 
