@@ -7,6 +7,7 @@
 #include <cstring>
 #include <sstream>
 
+#include "datasets/deflate.hpp"
 #include "datasets/file_io.hpp"
 
 namespace tapegrad::datasets {
@@ -33,34 +34,6 @@ void swap_elements(uint8_t* bytes, uint64_t size, size_t elem) {
   if constexpr (std::endian::native == std::endian::big) return;
   if (elem == 1) return;
   for (uint64_t i = 0; i + elem <= size; i += elem) std::reverse(bytes + i, bytes + i + elem);
-}
-
-// Whole-buffer gzip compression (one gzip member, as gzip(1) writes it), 1 GiB of input at a time.
-std::vector<uint8_t> gzip_bytes(const std::vector<uint8_t>& raw, const std::string& path) {
-  z_stream z{};
-  if (deflateInit2(&z, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
-    throw DatasetError("write_idx '" + path + "': cannot start zlib compression");
-  std::vector<uint8_t> out;
-  size_t fed = 0;
-  for (int r = Z_OK; r != Z_STREAM_END;) {
-    if (z.avail_in == 0 && fed < raw.size()) {
-      z.next_in = const_cast<uint8_t*>(raw.data() + fed);
-      z.avail_in = static_cast<uInt>(std::min<size_t>(raw.size() - fed, size_t{1} << 30));
-      fed += z.avail_in;
-    }
-    const size_t old = out.size();
-    out.resize(old + (size_t{1} << 20));
-    z.next_out = out.data() + old;
-    z.avail_out = 1u << 20;
-    r = deflate(&z, fed == raw.size() && z.avail_in == 0 ? Z_FINISH : Z_NO_FLUSH);
-    out.resize(out.size() - z.avail_out);
-    if (r == Z_STREAM_ERROR) {
-      deflateEnd(&z);
-      throw DatasetError("write_idx '" + path + "': compression failed");
-    }
-  }
-  deflateEnd(&z);
-  return out;
 }
 
 }  // namespace
@@ -281,7 +254,7 @@ void write_idx(const std::string& path, const IdxArray& array, bool gzip) {
   const size_t header = buf.size();
   buf.insert(buf.end(), array.bytes.begin(), array.bytes.end());
   swap_elements(buf.data() + header, buf.size() - header, elem);
-  if (gzip) buf = gzip_bytes(buf, path);
+  if (gzip) buf = detail::deflate_bytes(buf, 15 + 16, "write_idx '" + path + "'");
   try {
     io::atomic_write(path, {{reinterpret_cast<const char*>(buf.data()), buf.size()}}, "tapegrad::datasets::write_idx");
   } catch (const std::runtime_error& e) {

@@ -4,7 +4,10 @@
 tensors) and a few near-misses (truncated, trailing bytes, overlapping offsets), including the
 hostile files of issue 14 (gzip members followed by garbage, repeated tensor names, deep nesting).
 
-Usage: make_seeds.py OUT_DIR   (creates OUT_DIR/idx and OUT_DIR/safetensors)
+CSV seeds (OUT_DIR/csv) start with fuzz_csv's options byte; the .npy / .npz harnesses are seeded with
+the files NumPy wrote in tests/datasets/fixtures (scripts/fuzz.sh passes that folder).
+
+Usage: make_seeds.py OUT_DIR   (creates OUT_DIR/idx, OUT_DIR/safetensors and OUT_DIR/csv)
 """
 import gzip
 import json
@@ -107,7 +110,24 @@ def main():
     for name, data in st.items():
         with open(f"{out}/safetensors/{name}", "wb") as f:
             f.write(data)
-    print(f"{len(seeds)} IDX seeds, {len(st)} safetensors seeds in {out}")
+    # fuzz_csv: options byte (bits 0-1 delimiter , ; tab space; 2-3 header auto/present/absent;
+    # bit 4 empty fields as NaN), then the file.
+    os.makedirs(f"{out}/csv", exist_ok=True)
+    csv = {
+        "header": (0, b"a,b,label\n1,2.5,0\n-3e2,4,1\n"),
+        "no_header": (0, b"1,2\n3,4\n"),
+        "quoted": (0, b'"x, y","say ""hi"""\n"1.5", 2\n"3\n",4\r\n'),
+        "semicolon_crlf_bom": (1, b"\xef\xbb\xbfa;b\r\n\r\n1;2\r\n"),
+        "tabs_missing": (2 | 16, b"a\tb\tc\n1\t\t3\n\tnan\tinf\n"),
+        "present": (4, b"1,2\n3,4\n"),
+        "absent_bad": (8, b"x,y\n1,2\n"),
+        "ragged": (0, b"a,b\n1,2\n3\n"),
+        "unclosed": (0, b'a,b\n1,"2\n'),
+    }
+    for name, (mode, text) in csv.items():
+        with open(f"{out}/csv/{name}", "wb") as f:
+            f.write(bytes([mode]) + text)
+    print(f"{len(seeds)} IDX seeds, {len(st)} safetensors seeds, {len(csv)} CSV seeds in {out}")
 
 
 if __name__ == "__main__":

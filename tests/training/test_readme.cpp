@@ -137,3 +137,40 @@ TEST_CASE("README: a GPT forward, its loss, and cached generation") {
   CHECK(text.shape() == Shape{1, 13});
   CHECK(text.to_vector() == model.generate(prompt, 10, 0.8, 5, b, /*use_cache=*/false).to_vector());
 }
+
+// README "Your own data": the includes this section needs (appended here, beside its test).
+#include <fstream>
+
+#include "datasets/fixture_mnist.hpp"
+
+TEST_CASE("README: your own data, the seed model trained from an .npz and a CSV dataset") {
+  testing::TempDir dir("readme_npz");
+  {
+    // What np.savez("digits.npz", x=images.astype(np.float32) / 255, y=labels) writes: x float32
+    // [N, 28, 28], y uint8 [N] (here from the toy MNIST-format set).
+    testing::write_toy_mnist(dir.path.string(), 300, 10);
+    auto digits = datasets::load_mnist(dir.path.string(), datasets::Split::train);
+    datasets::write_npz(dir.file("digits.npz"),
+                        {{"x", datasets::tensor_to_npy(digits->images().reshape({300, 28, 28}))},
+                         {"y", datasets::tensor_to_npy(digits->labels(), datasets::NpyType::u8)}});
+  }
+  const std::string path = dir.file("digits.npz");
+  manual_seed(1);
+  // README: begin
+  auto arrays = datasets::load_npz(path);                // name → Tensor, in file order
+  auto train = std::make_shared<datasets::TensorDataset>(datasets::find_array(arrays, "x"),
+                                                         datasets::find_array(arrays, "y"));  // uint8 → int64
+  auto model = std::make_shared<nn::Sequential>(nn::Flatten(), nn::Linear(784, 128), nn::ReLU(), nn::Linear(128, 10));
+  optim::Adam optimizer(model->parameters(), optim::AdamOptions(1e-3));
+  auto loss = [](const Tensor& out, const Tensor& y) { return nn::F::cross_entropy(out, y); };
+  nn::fit(*model, optimizer, loss, train, {.epochs = 5, .batch_size = 32, .quiet = true});
+  // README: end
+  CHECK(train->y().dtype() == DType::i64);
+  CHECK(nn::evaluate(*model, loss, *train).accuracy() > 0.9);
+
+  std::ofstream(dir.file("iris.csv")) << "sepal_length,sepal_width,petal_length,petal_width,species\n"
+                                         "5.1,3.5,1.4,0.2,0\n7.0,3.2,4.7,1.4,1\n6.3,3.3,6.0,2.5,2\n";
+  auto iris = datasets::load_csv_dataset(dir.file("iris.csv"), {.target = "species"});  // x [N, 4] float32, y [N] int64
+  CHECK(iris->x().shape() == Shape{3, 4});
+  CHECK(iris->y().to_vector() == std::vector<double>{0, 1, 2});
+}
