@@ -8,7 +8,6 @@
 #include "autograd/dtype.hpp"
 #include "autograd/engine.hpp"
 #include "autograd/functions.hpp"
-#include "autograd/gemm_backend.hpp"
 #include "autograd/gradcheck.hpp"
 #include "autograd/node.hpp"
 #include "autograd/random.hpp"

@@ -2,13 +2,13 @@
 // path is in ops/linalg.cpp, beside gemm_raw).
 #include "autograd/gemm_backend.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <limits>
 #include <mutex>
 #include <stdexcept>
 #include <vector>
-#include <algorithm>
 
 #ifdef TAPEGRAD_HAVE_LIBXSMM
 #include <libxsmm.h>
@@ -30,8 +30,9 @@ GemmBackend backend_from_environment() {
     throw std::invalid_argument(std::string("TAPEGRAD_GEMM: ") + e.what());
   }
   if (backend == GemmBackend::libxsmm && !libxsmm_available())
-    throw std::invalid_argument("TAPEGRAD_GEMM=libxsmm, but this tapegrad was built without libxsmm "
-                                "(install libxsmm-dev and reconfigure, or unset TAPEGRAD_GEMM)");
+    throw std::invalid_argument(
+        "TAPEGRAD_GEMM=libxsmm, but this tapegrad was built without libxsmm "
+        "(install libxsmm-dev and reconfigure, or unset TAPEGRAD_GEMM)");
   return backend;
 }
 
@@ -39,9 +40,12 @@ GemmBackend backend_from_environment() {
 
 std::string gemm_backend_name(GemmBackend backend) {
   switch (backend) {
-    case GemmBackend::automatic: return "auto";
-    case GemmBackend::openblas: return "openblas";
-    case GemmBackend::libxsmm: return "libxsmm";
+    case GemmBackend::automatic:
+      return "auto";
+    case GemmBackend::openblas:
+      return "openblas";
+    case GemmBackend::libxsmm:
+      return "libxsmm";
   }
   throw std::invalid_argument("gemm_backend_name: not a GemmBackend value: " +
                               std::to_string(static_cast<int>(backend)));
@@ -93,8 +97,14 @@ GemmBackend gemm_choice(DType /*dtype*/, int64_t m, int64_t n, int64_t k, bool t
   if (setting == GemmBackend::openblas || !gemm_supported_by_libxsmm(m, n, k, ta, tb, beta))
     return GemmBackend::openblas;
   if (setting == GemmBackend::libxsmm) return GemmBackend::libxsmm;
+  // bench_gemm_shapes (README, "Performance"): libxsmm's unblocked kernels win on small products
+  // (attention heads, the 10-class layer: 0.4–0.8× OpenBLAS's time) and on short-K products such as
+  // the weight gradient at batch 32 (K = 32: 0.55–0.72×); from K = 64 with large m·n, and for every
+  // K ≥ 256 product, OpenBLAS's packed kernels win (up to 2.5×). A transposed B costs a copy of B,
+  // which only pays when m (the rows that reuse it) is 64 or more.
   const double volume = static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k);
-  const bool small = (k <= 64 && volume <= double(1 << 24)) || (k <= 256 && volume <= double(1 << 22));
+  const bool small = volume <= double(1 << 18) || (k <= 32 && volume <= double(1 << 22));
+  if (tb && m < 64) return GemmBackend::openblas;
   return small ? GemmBackend::libxsmm : GemmBackend::openblas;
 }
 

@@ -9,10 +9,11 @@
 /// The choice can be forced, for every thread, by the environment variable
 /// `TAPEGRAD_GEMM=openblas|libxsmm|auto` (read once, at the first product) or by set_gemm_backend().
 /// libxsmm 1.17 generates no kernel for a transposed A in its column-major terms, which is a
-/// transposed B (`tb`) in tapegrad's row-major terms: those products, products whose beta is not 0
-/// or 1 and products with a dimension above 2³¹ − 1 run on OpenBLAS even when libxsmm is forced
-/// (gemm_supported() says which). Thread-safe: the setting is atomic and libxsmm's kernel registry
-/// is thread-safe.
+/// transposed B (`tb`) in tapegrad's row-major terms: its path copies B transposed into a per-thread
+/// scratch buffer first. Products whose beta is not 0 or 1, and products with a dimension above
+/// 2³¹ − 1, have no libxsmm kernel and run on OpenBLAS even when libxsmm is forced
+/// (kernels::gemm_supported_by_libxsmm says which). Thread-safe: the setting is atomic and libxsmm's
+/// kernel registry is thread-safe.
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -56,13 +57,13 @@ class GemmBackendGuard {
 namespace kernels {
 
 /// Whether libxsmm can run C[m, n] = op(A)·op(B) + beta·C (row-major, as gemm_raw): libxsmm is in
-/// the build, !tb, beta is 0 or 1, and m, n, k fit libxsmm's 32-bit int.
+/// the build, beta is 0 or 1, and m, n, k fit libxsmm's 32-bit int (a transposed B is copied, see above).
 bool gemm_supported_by_libxsmm(int64_t m, int64_t n, int64_t k, bool ta, bool tb, double beta);
 
 /// The library gemm_raw runs this product on under the current setting: openblas or libxsmm, never
-/// automatic. Under `automatic`, libxsmm runs a product it supports when k ≤ 64 and
-/// m·n·k ≤ 2²⁴, or k ≤ 256 and m·n·k ≤ 2²² (float32 and float64 alike); the bounds come from
-/// bench/bench_gemm_shapes.cpp (README, "Performance": OpenBLAS's packing wins above them).
+/// automatic. Under `automatic`, libxsmm runs a product it supports when m·n·k ≤ 2¹⁸, or k ≤ 32 and
+/// m·n·k ≤ 2²², and, for a transposed B, m ≥ 64 (float32 and float64 alike); the bounds come from
+/// bench/bench_gemm_shapes.cpp (README, "Performance").
 GemmBackend gemm_choice(DType dtype, int64_t m, int64_t n, int64_t k, bool ta, bool tb, double beta);
 
 /// gemm_raw on one library, bypassing the choice (benchmarks and tests). `automatic` is gemm_raw.

@@ -81,7 +81,8 @@ const std::vector<Product> kProducts = {
 
 template <class T>
 void BM_Gemm(benchmark::State& state, Product p, GemmBackend backend) {
-  std::vector<T> a(static_cast<size_t>(p.m * p.k)), b(static_cast<size_t>(p.k * p.n)), c(static_cast<size_t>(p.m * p.n));
+  std::vector<T> a(static_cast<size_t>(p.m * p.k)), b(static_cast<size_t>(p.k * p.n)),
+      c(static_cast<size_t>(p.m * p.n));
   for (size_t i = 0; i < a.size(); ++i) a[i] = T(static_cast<double>(i % 17) * 0.01 - 0.08);
   for (size_t i = 0; i < b.size(); ++i) b[i] = T(static_cast<double>(i % 13) * 0.02 - 0.12);
   if (backend == GemmBackend::libxsmm && !kernels::gemm_supported_by_libxsmm(p.m, p.n, p.k, p.ta, p.tb, 0.0)) {
@@ -108,8 +109,8 @@ int register_products() {
   set_gemm_backend(GemmBackend::automatic);  // the "auto" rows show the rule, whatever TAPEGRAD_GEMM says
   for (const Product& p : kProducts)
     for (GemmBackend backend : {GemmBackend::openblas, GemmBackend::libxsmm, GemmBackend::automatic})
-      benchmark::RegisterBenchmark((product_name("f32", p) + "/" + gemm_backend_name(backend)).c_str(), BM_Gemm<float>, p,
-                                   backend)
+      benchmark::RegisterBenchmark((product_name("f32", p) + "/" + gemm_backend_name(backend)).c_str(), BM_Gemm<float>,
+                                   p, backend)
           ->Unit(benchmark::kMicrosecond);
   // float64 for a few: the MLP weight gradient and the GPT backward products.
   for (const Product& p : kProducts) {

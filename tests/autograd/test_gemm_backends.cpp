@@ -58,9 +58,9 @@ double relative_error(const std::vector<T>& a, const std::vector<T>& b, const st
   return worst;
 }
 
-const std::vector<Dims> kShapes = {{1, 1, 1},  {0, 3, 2},   {3, 0, 2},    {3, 2, 0},   {1, 5, 7},   {7, 1, 5},
-                                   {5, 7, 1},  {17, 13, 11}, {33, 65, 31}, {64, 32, 64}, {128, 784, 32},
-                                   {32, 10, 128}, {3, 129, 300}};
+const std::vector<Dims> kShapes = {{1, 1, 1},      {0, 3, 2},     {3, 0, 2},    {3, 2, 0},    {1, 5, 7},
+                                   {7, 1, 5},      {5, 7, 1},     {17, 13, 11}, {33, 65, 31}, {64, 32, 64},
+                                   {128, 784, 32}, {32, 10, 128}, {3, 129, 300}};
 
 template <class T>
 void check_backend(GemmBackend backend, double tolerance) {
@@ -68,8 +68,8 @@ void check_backend(GemmBackend backend, double tolerance) {
     for (bool ta : {false, true})
       for (bool tb : {false, true})
         for (T beta : {T(0), T(1)}) {
-          INFO(gemm_backend_name(backend) << " m=" << d.m << " n=" << d.n << " k=" << d.k << " ta=" << ta
-                                          << " tb=" << tb << " beta=" << beta);
+          INFO(gemm_backend_name(backend)
+               << " m=" << d.m << " n=" << d.n << " k=" << d.k << " ta=" << ta << " tb=" << tb << " beta=" << beta);
           const auto a = pattern<T>(d.m * d.k, 1), b = pattern<T>(d.k * d.n, 2), c0 = pattern<T>(d.m * d.n, 3);
           std::vector<T> c = c0;
           if (beta == T(0)) std::fill(c.begin(), c.end(), std::nan(""));  // beta 0 must not read C
@@ -82,8 +82,10 @@ void check_backend(GemmBackend backend, double tolerance) {
 
 TEST_CASE("gemm backends: OpenBLAS, libxsmm and the automatic choice against a naive product") {
   std::vector<GemmBackend> backends = {GemmBackend::openblas, GemmBackend::automatic};
-  if (libxsmm_available()) backends.push_back(GemmBackend::libxsmm);
-  else MESSAGE("libxsmm path skipped: this tapegrad was built without libxsmm");
+  if (libxsmm_available())
+    backends.push_back(GemmBackend::libxsmm);
+  else
+    MESSAGE("libxsmm path skipped: this tapegrad was built without libxsmm");
   for (GemmBackend backend : backends) {
     check_backend<float>(backend, 1e-5);
     check_backend<double>(backend, 1e-12);
@@ -122,8 +124,8 @@ TEST_CASE("gemm backends: gemm_raw follows the forced setting") {
 TEST_CASE("gemm backends: names, parsing and refusals") {
   for (GemmBackend backend : {GemmBackend::automatic, GemmBackend::openblas, GemmBackend::libxsmm})
     CHECK(parse_gemm_backend(gemm_backend_name(backend)) == backend);
-  CHECK_THROWS_WITH_AS(parse_gemm_backend("mkl"),
-                       "GEMM backend must be one of auto, openblas, libxsmm; got 'mkl'", std::invalid_argument);
+  CHECK_THROWS_WITH_AS(parse_gemm_backend("mkl"), "GEMM backend must be one of auto, openblas, libxsmm; got 'mkl'",
+                       std::invalid_argument);
   CHECK_THROWS_AS(parse_gemm_backend(""), std::invalid_argument);
   if (!libxsmm_available()) {
     const GemmBackend before = gemm_backend();
@@ -136,8 +138,10 @@ TEST_CASE("gemm backends: names, parsing and refusals") {
 
 TEST_CASE("gemm backends: the linalg gradchecks pass with each backend forced") {
   std::vector<GemmBackend> settings = {GemmBackend::openblas};
-  if (libxsmm_available()) settings.push_back(GemmBackend::libxsmm);
-  else MESSAGE("libxsmm path skipped: this tapegrad was built without libxsmm");
+  if (libxsmm_available())
+    settings.push_back(GemmBackend::libxsmm);
+  else
+    MESSAGE("libxsmm path skipped: this tapegrad was built without libxsmm");
 #ifdef TAPEGRAD_TESTS_HAVE_NN
   nn::register_ops();  // linear and conv2d run their products through gemm_raw too
 #endif
@@ -175,9 +179,11 @@ TEST_CASE("gemm backends: two threads generating libxsmm kernels for new shapes 
     for (int64_t s = 0; s < 24; ++s) {
       const Dims d{37 + s, 41 + (s % 5) * thread, 19 + s % 7};
       const bool ta = (s + thread) % 2 == 1;
-      const auto a = pattern<float>(d.m * d.k, thread), b = pattern<float>(d.k * d.n, s), c0 = pattern<float>(d.m * d.n, 7);
+      const auto a = pattern<float>(d.m * d.k, thread), b = pattern<float>(d.k * d.n, s),
+                 c0 = pattern<float>(d.m * d.n, 7);
       std::vector<float> c = c0;
-      if (!kernels::gemm_raw_on<float>(GemmBackend::libxsmm, a.data(), b.data(), c.data(), d.m, d.n, d.k, ta, false, 1.f))
+      if (!kernels::gemm_raw_on<float>(GemmBackend::libxsmm, a.data(), b.data(), c.data(), d.m, d.n, d.k, ta, false,
+                                       1.f))
         *worst = INFINITY;
       *worst = std::max(*worst, relative_error(a, b, c0, c, d, ta, false, 1.f));
     }
