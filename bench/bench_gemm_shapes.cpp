@@ -107,6 +107,8 @@ std::string product_name(const char* dtype, const Product& p) {
 
 int register_products() {
   set_gemm_backend(GemmBackend::automatic);  // the "auto" rows show the rule, whatever TAPEGRAD_GEMM says
+  benchmark::AddCustomContext("blas_core", blas_core_name());
+  benchmark::AddCustomContext("libxsmm", libxsmm_available() ? "yes" : "no (libxsmm rows fail as skipped)");
   for (const Product& p : kProducts)
     for (GemmBackend backend : {GemmBackend::openblas, GemmBackend::libxsmm, GemmBackend::automatic})
       benchmark::RegisterBenchmark((product_name("f32", p) + "/" + gemm_backend_name(backend)).c_str(), BM_Gemm<float>,
