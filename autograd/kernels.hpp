@@ -97,7 +97,7 @@ int64_t normalize_axis(const char* op, int64_t axis, int64_t rank);
 Tensor copy(const Tensor& t);
 /// dst += src (same shape and dtype), in place, not recorded.
 void add_inplace(const Tensor& dst, const Tensor& src);
-/// C[m, n] = op(A)·op(B) + beta·C on raw row-major buffers through xtensor-blas (BLAS ?gemm):
+/// C[m, n] = op(A)·op(B) + beta·C on raw row-major buffers, OpenBLAS or libxsmm per shape (gemm_backend.hpp):
 /// A is [m, k] ([k, m] when ta), B is [k, n] ([n, k] when tb). T is float or double.
 template <class T>
 void gemm_raw(const T* a, const T* b, T* c, int64_t m, int64_t n, int64_t k, bool ta, bool tb, T beta);

@@ -30,6 +30,21 @@ set(BLA_VENDOR OpenBLAS)
 find_package(BLAS REQUIRED)
 find_package(nlohmann_json REQUIRED)
 find_package(ZLIB REQUIRED)
+# Optional: libxsmm (Debian libxsmm-dev), JIT small-GEMM kernels that kernels::gemm_raw picks per shape
+# (autograd/gemm_backend.hpp). Without it every product runs on OpenBLAS. Found through its libxsmm.pc
+# (a static library); TAPEGRAD_LIBXSMM=OFF leaves it out even when installed.
+option(TAPEGRAD_LIBXSMM "Use libxsmm's small-GEMM kernels when libxsmm-dev is installed" ON)
+set(TAPEGRAD_HAVE_LIBXSMM OFF)
+if(TAPEGRAD_LIBXSMM)
+  find_package(PkgConfig QUIET)
+  if(PkgConfig_FOUND)
+    pkg_check_modules(LIBXSMM QUIET IMPORTED_TARGET libxsmm)
+  endif()
+  if(TARGET PkgConfig::LIBXSMM)
+    set(TAPEGRAD_HAVE_LIBXSMM ON)
+  endif()
+endif()
+message(STATUS "tapegrad: libxsmm small-GEMM kernels: ${TAPEGRAD_HAVE_LIBXSMM}")
 
 # xsimd-accelerated xtensor: the definition and the arch flags change xtensor's and xsimd's types
 # (and the SIMD width of the library's own kernels), so every target of every build gets the same —
@@ -75,4 +90,10 @@ function(tapegrad_library target)
   # (nn/serialize.hpp); BLAS, LAPACK (through xtensor-blas) and zlib are only linked.
   target_link_libraries(${target} PUBLIC xtensor xsimd nlohmann_json::nlohmann_json
                         PRIVATE xtensor-blas BLAS::BLAS ZLIB::ZLIB)
+  if(TAPEGRAD_HAVE_LIBXSMM)
+    # Only gemm_backend.cpp includes libxsmm.h: the definition stays off every other compile line.
+    set_property(SOURCE ${TAPEGRAD_ROOT}/autograd/gemm_backend.cpp APPEND PROPERTY COMPILE_DEFINITIONS
+                 TAPEGRAD_HAVE_LIBXSMM)
+    target_link_libraries(${target} PRIVATE PkgConfig::LIBXSMM)
+  endif()
 endfunction()

@@ -9,6 +9,9 @@ set -euo pipefail
 packages=(cmake make g++ pkg-config libxtensor-dev libxtensor-blas-dev libxsimd-dev libopenblas-dev
           doctest-dev libbenchmark-dev libcli11-dev nlohmann-json3-dev zlib1g-dev ccache
           libpng-dev)  # libpng: examples/explain's PNG grids only
+# libxsmm: optional for the build (small-GEMM kernels, autograd/gemm_backend.hpp), installed by default
+# so the tests cover both GEMM backends.
+packages+=(libxsmm-dev)
 if [[ "${1:-}" == "--compare" ]]; then
   packages+=(python3-torch libtorch-dev)
 fi

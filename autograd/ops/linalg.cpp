@@ -8,20 +8,54 @@
 
 #include "autograd/blas.hpp"
 #include "autograd/functions.hpp"
+#include "autograd/gemm_backend.hpp"
 #include "autograd/kernels.hpp"
 #include "autograd/node.hpp"
 
 namespace tapegrad {
 namespace kernels {
 
+namespace {
+
+// The OpenBLAS path: xtensor-blas's gemm over adapted row-major buffers (k > 0, m, n > 0).
 template <class T>
-void gemm_raw(const T* a, const T* b, T* c, int64_t m, int64_t n, int64_t k, bool ta, bool tb, T beta) {
+void gemm_openblas(const T* a, const T* b, T* c, int64_t m, int64_t n, int64_t k, bool ta, bool tb, T beta) {
   configure_blas();
   auto dims = [](int64_t r, int64_t cl) { return std::array<size_t, 2>{static_cast<size_t>(r), static_cast<size_t>(cl)}; };
   auto xa = xt::adapt(a, static_cast<size_t>(m * k), xt::no_ownership(), ta ? dims(k, m) : dims(m, k));
   auto xb = xt::adapt(b, static_cast<size_t>(k * n), xt::no_ownership(), tb ? dims(n, k) : dims(k, n));
   auto xc = xt::adapt(c, static_cast<size_t>(m * n), xt::no_ownership(), dims(m, n));
   xt::blas::gemm(xa, xb, xc, ta, tb, T(1), beta);
+}
+
+}  // namespace
+
+template <class T>
+bool gemm_raw_on(GemmBackend backend, const T* a, const T* b, T* c, int64_t m, int64_t n, int64_t k, bool ta, bool tb,
+                 T beta) {
+  if (backend == GemmBackend::automatic) backend = gemm_choice(dtype_of<T>(), m, n, k, ta, tb, static_cast<double>(beta));
+  if (backend == GemmBackend::libxsmm && !gemm_supported_by_libxsmm(m, n, k, ta, tb, static_cast<double>(beta)))
+    return false;
+  if (m == 0 || n == 0) return true;
+  if (k == 0) {  // C = beta·C: no product to run (BLAS would read lda/ldb of 0)
+    for (int64_t i = 0; i < m * n; ++i) c[i] = beta == T(0) ? T(0) : beta * c[i];
+    return true;
+  }
+  if (backend == GemmBackend::libxsmm) return detail::gemm_libxsmm(a, b, c, m, n, k, ta, tb, beta);
+  gemm_openblas(a, b, c, m, n, k, ta, tb, beta);
+  return true;
+}
+template bool gemm_raw_on<float>(GemmBackend, const float*, const float*, float*, int64_t, int64_t, int64_t, bool,
+                                 bool, float);
+template bool gemm_raw_on<double>(GemmBackend, const double*, const double*, double*, int64_t, int64_t, int64_t, bool,
+                                  bool, double);
+
+template <class T>
+void gemm_raw(const T* a, const T* b, T* c, int64_t m, int64_t n, int64_t k, bool ta, bool tb, T beta) {
+  // The choice is openblas or a libxsmm product libxsmm supports; libxsmm can still decline when
+  // its JIT has no kernel for this CPU, and then OpenBLAS runs it.
+  if (!gemm_raw_on(GemmBackend::automatic, a, b, c, m, n, k, ta, tb, beta))
+    gemm_raw_on(GemmBackend::openblas, a, b, c, m, n, k, ta, tb, beta);
 }
 template void gemm_raw<float>(const float*, const float*, float*, int64_t, int64_t, int64_t, bool, bool, float);
 template void gemm_raw<double>(const double*, const double*, double*, int64_t, int64_t, int64_t, bool, bool, double);

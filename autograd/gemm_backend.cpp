@@ -1,0 +1,161 @@
+// The GEMM backend setting, the per-shape rule, and the libxsmm path of kernels::gemm_raw (the OpenBLAS
+// path is in ops/linalg.cpp, beside gemm_raw).
+#include "autograd/gemm_backend.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <cstdlib>
+#include <limits>
+#include <mutex>
+#include <stdexcept>
+#include <vector>
+
+#ifdef TAPEGRAD_HAVE_LIBXSMM
+#include <libxsmm.h>
+#endif
+
+namespace tapegrad {
+namespace {
+
+// The setting: -1 = not read from the environment yet, else a GemmBackend value.
+std::atomic<int> g_backend{-1};
+
+GemmBackend backend_from_environment() {
+  const char* value = std::getenv("TAPEGRAD_GEMM");
+  if (value == nullptr || *value == '\0') return GemmBackend::automatic;
+  GemmBackend backend;
+  try {
+    backend = parse_gemm_backend(value);
+  } catch (const std::invalid_argument& e) {
+    throw std::invalid_argument(std::string("TAPEGRAD_GEMM: ") + e.what());
+  }
+  if (backend == GemmBackend::libxsmm && !libxsmm_available())
+    throw std::invalid_argument(
+        "TAPEGRAD_GEMM=libxsmm, but this tapegrad was built without libxsmm "
+        "(install libxsmm-dev and reconfigure, or unset TAPEGRAD_GEMM)");
+  return backend;
+}
+
+}  // namespace
+
+std::string gemm_backend_name(GemmBackend backend) {
+  switch (backend) {
+    case GemmBackend::automatic:
+      return "auto";
+    case GemmBackend::openblas:
+      return "openblas";
+    case GemmBackend::libxsmm:
+      return "libxsmm";
+  }
+  throw std::invalid_argument("gemm_backend_name: not a GemmBackend value: " +
+                              std::to_string(static_cast<int>(backend)));
+}
+
+GemmBackend parse_gemm_backend(std::string_view name) {
+  if (name == "auto") return GemmBackend::automatic;
+  if (name == "openblas") return GemmBackend::openblas;
+  if (name == "libxsmm") return GemmBackend::libxsmm;
+  throw std::invalid_argument("GEMM backend must be one of auto, openblas, libxsmm; got '" + std::string(name) + "'");
+}
+
+bool libxsmm_available() {
+#ifdef TAPEGRAD_HAVE_LIBXSMM
+  return true;
+#else
+  return false;
+#endif
+}
+
+void set_gemm_backend(GemmBackend backend) {
+  if (backend == GemmBackend::libxsmm && !libxsmm_available())
+    throw std::invalid_argument("set_gemm_backend(libxsmm): this tapegrad was built without libxsmm");
+  gemm_backend_name(backend);  // rejects values outside the enum
+  g_backend.store(static_cast<int>(backend), std::memory_order_relaxed);
+}
+
+GemmBackend gemm_backend() {
+  int value = g_backend.load(std::memory_order_relaxed);
+  if (value < 0) {
+    // Read once; a bad value throws and stays unread, so every product reports it.
+    const int from_env = static_cast<int>(backend_from_environment());
+    int expected = -1;
+    g_backend.compare_exchange_strong(expected, from_env, std::memory_order_relaxed);
+    value = g_backend.load(std::memory_order_relaxed);
+  }
+  return static_cast<GemmBackend>(value);
+}
+
+namespace kernels {
+
+bool gemm_supported_by_libxsmm(int64_t m, int64_t n, int64_t k, bool /*ta*/, bool /*tb*/, double beta) {
+  constexpr int64_t int_max = std::numeric_limits<int>::max();
+  return libxsmm_available() && (beta == 0 || beta == 1) && m <= int_max && n <= int_max && k <= int_max;
+}
+
+GemmBackend gemm_choice(DType /*dtype*/, int64_t m, int64_t n, int64_t k, bool ta, bool tb, double beta) {
+  const GemmBackend setting = gemm_backend();
+  if (setting == GemmBackend::openblas || !gemm_supported_by_libxsmm(m, n, k, ta, tb, beta))
+    return GemmBackend::openblas;
+  if (setting == GemmBackend::libxsmm) return GemmBackend::libxsmm;
+  // bench_gemm_shapes (README, "Performance"): libxsmm's unblocked kernels win on small products
+  // (attention heads, the 10-class layer: 0.4–0.8× OpenBLAS's time) and on short-K products such as
+  // the weight gradient at batch 32 (K = 32: 0.55–0.72×); from K = 64 with large m·n, and for every
+  // K ≥ 256 product, OpenBLAS's packed kernels win (up to 2.5×). A transposed B costs a copy of B,
+  // which only pays when m (the rows that reuse it) is 64 or more.
+  const double volume = static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k);
+  const bool small = volume <= double(1 << 18) || (k <= 32 && volume <= double(1 << 22));
+  if (tb && m < 64) return GemmBackend::openblas;
+  return small ? GemmBackend::libxsmm : GemmBackend::openblas;
+}
+
+namespace detail {
+
+template <class T>
+bool gemm_libxsmm(const T* a, const T* b, T* c, int64_t m, int64_t n, int64_t k, bool ta, bool tb, T beta) {
+  if (!gemm_supported_by_libxsmm(m, n, k, ta, tb, static_cast<double>(beta))) return false;
+#ifdef TAPEGRAD_HAVE_LIBXSMM
+  static std::once_flag init;
+  std::call_once(init, [] { libxsmm_init(); });
+  // Row-major C[m, n] = op(A)·op(B) is column-major Cᵀ[n, m] = op(B)ᵀ·op(A)ᵀ: libxsmm's A is our B
+  // and its B is our A, transposed when ta. libxsmm 1.17 has no kernel for a transposed A (our tb):
+  // B [n, k] is then transposed into a per-thread scratch [k, n] first (O(n·k) against the
+  // product's O(m·n·k)).
+  if (tb) {
+    thread_local std::vector<T> scratch;
+    scratch.resize(static_cast<size_t>(n * k));
+    constexpr int64_t tile = 32;
+    for (int64_t j0 = 0; j0 < n; j0 += tile)
+      for (int64_t p0 = 0; p0 < k; p0 += tile)
+        for (int64_t j = j0; j < std::min(n, j0 + tile); ++j)
+          for (int64_t p = p0; p < std::min(k, p0 + tile); ++p) scratch[static_cast<size_t>(p * n + j)] = b[j * k + p];
+    b = scratch.data();
+  }
+  const libxsmm_blasint mm = static_cast<libxsmm_blasint>(n), nn = static_cast<libxsmm_blasint>(m),
+                        kk = static_cast<libxsmm_blasint>(k);
+  const libxsmm_blasint lda = mm, ldb = ta ? nn : kk, ldc = mm;
+  const T one = T(1);
+  const int flags = (ta ? LIBXSMM_GEMM_FLAG_TRANS_B : 0) | (beta == T(0) ? LIBXSMM_GEMM_FLAG_BETA_0 : 0);
+  // libxsmm keeps generated kernels in its own thread-safe registry: a second dispatch of a shape
+  // is a lookup. A null kernel (JIT unavailable on this CPU) leaves the product to OpenBLAS.
+  if constexpr (std::is_same_v<T, float>) {
+    libxsmm_smmfunction kernel = libxsmm_smmdispatch(mm, nn, kk, &lda, &ldb, &ldc, &one, &beta, &flags, nullptr);
+    if (kernel == nullptr) return false;
+    kernel(b, a, c);
+  } else {
+    libxsmm_dmmfunction kernel = libxsmm_dmmdispatch(mm, nn, kk, &lda, &ldb, &ldc, &one, &beta, &flags, nullptr);
+    if (kernel == nullptr) return false;
+    kernel(b, a, c);
+  }
+  return true;
+#else
+  (void)a, (void)b, (void)c;
+  return false;
+#endif
+}
+template bool gemm_libxsmm<float>(const float*, const float*, float*, int64_t, int64_t, int64_t, bool, bool, float);
+template bool gemm_libxsmm<double>(const double*, const double*, double*, int64_t, int64_t, int64_t, bool, bool,
+                                   double);
+
+}  // namespace detail
+}  // namespace kernels
+}  // namespace tapegrad
