@@ -111,7 +111,8 @@ GemmBackend gemm_choice(DType /*dtype*/, int64_t m, int64_t n, int64_t k, bool t
 namespace detail {
 
 template <class T>
-bool gemm_libxsmm(const T* a, const T* b, T* c, int64_t m, int64_t n, int64_t k, bool ta, bool tb, T beta) {
+bool gemm_libxsmm(const T* a, int64_t lda_, const T* b, int64_t ldb_, T* c, int64_t ldc_, int64_t m, int64_t n,
+                  int64_t k, bool ta, bool tb, T beta) {
   if (!gemm_supported_by_libxsmm(m, n, k, ta, tb, static_cast<double>(beta))) return false;
 #ifdef TAPEGRAD_HAVE_LIBXSMM
   static std::once_flag init;
@@ -127,12 +128,16 @@ bool gemm_libxsmm(const T* a, const T* b, T* c, int64_t m, int64_t n, int64_t k,
     for (int64_t j0 = 0; j0 < n; j0 += tile)
       for (int64_t p0 = 0; p0 < k; p0 += tile)
         for (int64_t j = j0; j < std::min(n, j0 + tile); ++j)
-          for (int64_t p = p0; p < std::min(k, p0 + tile); ++p) scratch[static_cast<size_t>(p * n + j)] = b[j * k + p];
+          for (int64_t p = p0; p < std::min(k, p0 + tile); ++p)
+            scratch[static_cast<size_t>(p * n + j)] = b[j * ldb_ + p];
     b = scratch.data();
+    ldb_ = n;
   }
+  // Row strides of row-major operands are the leading dimensions of their column-major views.
   const libxsmm_blasint mm = static_cast<libxsmm_blasint>(n), nn = static_cast<libxsmm_blasint>(m),
                         kk = static_cast<libxsmm_blasint>(k);
-  const libxsmm_blasint lda = mm, ldb = ta ? nn : kk, ldc = mm;
+  const libxsmm_blasint lda = static_cast<libxsmm_blasint>(ldb_), ldb = static_cast<libxsmm_blasint>(lda_),
+                        ldc = static_cast<libxsmm_blasint>(ldc_);
   const T one = T(1);
   const int flags = (ta ? LIBXSMM_GEMM_FLAG_TRANS_B : 0) | (beta == T(0) ? LIBXSMM_GEMM_FLAG_BETA_0 : 0);
   // libxsmm keeps generated kernels in its own thread-safe registry: a second dispatch of a shape
@@ -148,13 +153,14 @@ bool gemm_libxsmm(const T* a, const T* b, T* c, int64_t m, int64_t n, int64_t k,
   }
   return true;
 #else
-  (void)a, (void)b, (void)c;
+  (void)a, (void)b, (void)c, (void)lda_, (void)ldb_, (void)ldc_;
   return false;
 #endif
 }
-template bool gemm_libxsmm<float>(const float*, const float*, float*, int64_t, int64_t, int64_t, bool, bool, float);
-template bool gemm_libxsmm<double>(const double*, const double*, double*, int64_t, int64_t, int64_t, bool, bool,
-                                   double);
+template bool gemm_libxsmm<float>(const float*, int64_t, const float*, int64_t, float*, int64_t, int64_t, int64_t,
+                                  int64_t, bool, bool, float);
+template bool gemm_libxsmm<double>(const double*, int64_t, const double*, int64_t, double*, int64_t, int64_t, int64_t,
+                                   int64_t, bool, bool, double);
 
 }  // namespace detail
 }  // namespace kernels

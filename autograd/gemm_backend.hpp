@@ -72,11 +72,16 @@ GemmBackend gemm_choice(DType dtype, int64_t m, int64_t n, int64_t k, bool ta, b
 template <class T>
 bool gemm_raw_on(GemmBackend backend, const T* a, const T* b, T* c, int64_t m, int64_t n, int64_t k, bool ta, bool tb,
                  T beta);
+/// gemm_raw_on with row strides (kernels::gemm_strided's operands).
+template <class T>
+bool gemm_strided_on(GemmBackend backend, const T* a, int64_t lda, const T* b, int64_t ldb, T* c, int64_t ldc, int64_t m,
+                     int64_t n, int64_t k, bool ta, bool tb, T beta);
 
 namespace detail {
-/// The libxsmm path of gemm_raw_on: false, computing nothing, when gemm_supported_by_libxsmm is not.
+/// The libxsmm path of gemm_strided_on: false, computing nothing, when gemm_supported_by_libxsmm is not.
 template <class T>
-bool gemm_libxsmm(const T* a, const T* b, T* c, int64_t m, int64_t n, int64_t k, bool ta, bool tb, T beta);
+bool gemm_libxsmm(const T* a, int64_t lda, const T* b, int64_t ldb, T* c, int64_t ldc, int64_t m, int64_t n, int64_t k,
+                  bool ta, bool tb, T beta);
 }  // namespace detail
 
 }  // namespace kernels

@@ -103,7 +103,7 @@ template <class T>
 void gemm_raw(const T* a, const T* b, T* c, int64_t m, int64_t n, int64_t k, bool ta, bool tb, T beta);
 /// gemm_raw on row-major matrices with row strides lda, ldb, ldc ≥ their row lengths, so operands
 /// can be column blocks of wider rows (attention reads q, k, v in place from a packed [N, T, 3E]).
-/// m, n, k ≥ 1.
+/// Any m, n, k ≥ 0 (k = 0 scales C by beta); OpenBLAS or libxsmm as for gemm_raw.
 template <class T>
 void gemm_strided(const T* a, int64_t lda, const T* b, int64_t ldb, T* c, int64_t ldc, int64_t m, int64_t n, int64_t k,
                   bool ta, bool tb, T beta);

@@ -67,7 +67,8 @@ std::string shapes(const Tensor& q, const Tensor& k, const Tensor& v) {
 /// one place masks are interpreted. Once the bool dtype exists its branch is:
 ///     if (mask.dtype() == DType::b8)
 ///       return where(mask, scalar(0.0, q.dtype()), scalar(-inf, q.dtype()));  // true = attend
-Tensor additive_mask(const char* op, const Tensor& mask, DType dtype, const Shape& target, const std::string& operands) {
+Tensor additive_mask(const char* op, const Tensor& mask, DType dtype, const Shape& target,
+                     const std::string& operands) {
   if (!mask.defined()) return mask;
   const bool boolean = mask.dtype() == DType::b8;
   if (!boolean && mask.dtype() != dtype)
@@ -99,8 +100,8 @@ void configure(const char* op, Problem& pb, const AttentionOptions& o, DType dty
                                 ": causal cannot be combined with an explicit mask (as PyTorch); got mask " +
                                 to_string(o.mask().shape()) + " with " + operands);
   if (o.query_tile() < 1 || o.key_tile() < 1)
-    throw std::invalid_argument(std::string(op) + ": tiles must be ≥ 1, got " + std::to_string(o.query_tile()) +
-                                " × " + std::to_string(o.key_tile()));
+    throw std::invalid_argument(std::string(op) + ": tiles must be ≥ 1, got " + std::to_string(o.query_tile()) + " × " +
+                                std::to_string(o.key_tile()));
   pb.bh = pb.batch.numel(op);
   pb.scores = pb.batch;
   pb.scores.push_back(pb.t);
@@ -221,20 +222,6 @@ Tensor dropout_factors(const Problem& pb, DType dtype) {
 
 // ---- tile kernels -------------------------------------------------------------------------------
 
-/// C = op(A)·op(B) + beta·C on row-major matrices with row strides lda, ldb, ldc, also for empty
-/// dimensions (k = 0 scales C by beta).
-template <class T>
-void gemm(const T* a, int64_t lda, const T* b, int64_t ldb, T* c, int64_t ldc, int64_t m, int64_t n, int64_t k,
-          bool ta, bool tb, T beta) {
-  if (m == 0 || n == 0) return;
-  if (k == 0) {
-    for (int64_t i = 0; i < m; ++i)
-      for (int64_t j = 0; j < n; ++j) c[i * ldc + j] = beta == T(0) ? T(0) : c[i * ldc + j] * beta;
-    return;
-  }
-  kernels::gemm_strided<T>(a, lda, b, ldb, c, ldc, m, n, k, ta, tb, beta);
-}
-
 /// x ← exp(x − shift) in place; returns Σ exp(x − shift). exp(−∞) = 0.
 template <class T>
 T exp_shift_row(T* x, int64_t n, T shift) {
@@ -258,7 +245,8 @@ T exp_shift_row(T* x, int64_t n, T shift) {
 template <class T>
 void score_tile(const Problem& pb, const T* q, const T* k, const T* mask, int64_t b, int64_t i0, int64_t nq, int64_t j0,
                 int64_t nk, T* s) {
-  gemm<T>(q + pb.lq.at(b, i0), pb.lq.row, k + pb.lk.at(b, j0), pb.lk.row, s, nk, nq, nk, pb.d, false, true, T(0));
+  kernels::gemm_strided<T>(q + pb.lq.at(b, i0), pb.lq.row, k + pb.lk.at(b, j0), pb.lk.row, s, nk, nq, nk, pb.d, false,
+                           true, T(0));
   const T scale = static_cast<T>(pb.scale), ninf = -std::numeric_limits<T>::infinity();
   for (int64_t r = 0; r < nq; ++r) {
     T* row = s + r * nk;
@@ -312,7 +300,8 @@ void forward_kernel(const Problem& pb, const T* q, const T* k, const T* v, const
           if (pb.p > 0)
             for (int64_t c = 0; c < nk; ++c) row[c] *= dropout_factor<T>(pb, b, i0 + r, j0 + c);
         }
-        gemm<T>(s.data(), nk, v + pb.lv.at(b, j0), pb.lv.row, o, ldo, nq, pb.dv, nk, false, false, T(j0 > 0));
+        kernels::gemm_strided<T>(s.data(), nk, v + pb.lv.at(b, j0), pb.lv.row, o, ldo, nq, pb.dv, nk, false, false,
+                                 T(j0 > 0));
       }
       for (int64_t r = 0; r < nq; ++r) {
         T* lr = lse + b * pb.t + i0 + r;
@@ -376,9 +365,11 @@ void backward_kernel(const Problem& pb, const T* q, const T* k, const T* v, cons
         const T* do_i = dout + pb.lo.at(b, i0);
         const int64_t ldo = pb.lo.row;
         if (g.dv)  // dV += Pᵀ·dO
-          gemm<T>(pv, nk, do_i, ldo, g.dv + pb.lv.at(b, j0), pb.lv.row, nk, pb.dv, nq, true, false, beta_k);
+          kernels::gemm_strided<T>(pv, nk, do_i, ldo, g.dv + pb.lv.at(b, j0), pb.lv.row, nk, pb.dv, nq, true, false,
+                                   beta_k);
         if (!scores_grad) continue;
-        gemm<T>(do_i, ldo, v + pb.lv.at(b, j0), pb.lv.row, ds.data(), nk, nq, nk, pb.dv, false, true, T(0));  // dP = dO·Vᵀ
+        kernels::gemm_strided<T>(do_i, ldo, v + pb.lv.at(b, j0), pb.lv.row, ds.data(), nk, nq, nk, pb.dv, false, true,
+                                 T(0));  // dP = dO·Vᵀ
         for (int64_t r = 0; r < nq; ++r) {
           const T dr = rowdot[static_cast<size_t>(i0 + r)];
           T* dsr = ds.data() + r * nk;
@@ -391,11 +382,11 @@ void backward_kernel(const Problem& pb, const T* q, const T* k, const T* v, cons
           for (int64_t c = 0; c < nk; ++c) dsr[c] *= scale;
         }
         if (g.dq)
-          gemm<T>(ds.data(), nk, k + pb.lk.at(b, j0), pb.lk.row, g.dq + pb.lq.at(b, i0), pb.lq.row, nq, pb.d, nk,
-                  false, false, beta_q);
+          kernels::gemm_strided<T>(ds.data(), nk, k + pb.lk.at(b, j0), pb.lk.row, g.dq + pb.lq.at(b, i0), pb.lq.row, nq,
+                                   pb.d, nk, false, false, beta_q);
         if (g.dk)
-          gemm<T>(ds.data(), nk, q + pb.lq.at(b, i0), pb.lq.row, g.dk + pb.lk.at(b, j0), pb.lk.row, nk, pb.d, nq,
-                  true, false, beta_k);
+          kernels::gemm_strided<T>(ds.data(), nk, q + pb.lq.at(b, i0), pb.lq.row, g.dk + pb.lk.at(b, j0), pb.lk.row, nk,
+                                   pb.d, nq, true, false, beta_k);
       }
     }
   }
@@ -460,8 +451,8 @@ Grads composite_backward(const Problem& pb, const Tensor& q, const Tensor& k, co
 
 /// The fused forward into `out` (allocated in pb.lo's layout) and lse (batch + [T]). For the packed
 /// op q, k and v are the same tensor, read through their layouts.
-void run_forward(const Problem& pb, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& mask,
-                 Tensor& out, Tensor& lse) {
+void run_forward(const Problem& pb, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& mask, Tensor& out,
+                 Tensor& lse) {
   kernels::dispatch(q.dtype(), "scaled_dot_product_attention", [&](auto z) {
     using T = decltype(z);
     forward_kernel<T>(pb, q.data<T>(), k.data<T>(), v.data<T>(), mask.defined() ? mask.data<T>() : nullptr,
@@ -478,7 +469,8 @@ void run_backward(const Problem& pb, const Tensor& q, const Tensor& k, const Ten
     using T = decltype(z);
     auto ptr = [](const Tensor& t) { return t.defined() ? t.mutable_data<T>() : nullptr; };
     backward_kernel<T>(pb, q.data<T>(), k.data<T>(), v.data<T>(), mask.defined() ? mask.data<T>() : nullptr,
-                       out.data<T>(), lse.data<T>(), grad.data<T>(), GradBuffers<T>{ptr(dq), ptr(dk), ptr(dv), ptr(dmask)});
+                       out.data<T>(), lse.data<T>(), grad.data<T>(),
+                       GradBuffers<T>{ptr(dq), ptr(dk), ptr(dv), ptr(dmask)});
   });
 }
 

@@ -1,9 +1,8 @@
 // Matrix products. One primitive, gemm(a, b, transpose_a, transpose_b) on 2-D or batched 3-D
-// operands, runs BLAS sgemm/dgemm through xtensor-blas; its gradient is two more gemm calls with
-// the transposes folded into flags, so backward never copies a transpose. matmul is a composite
+// operands, runs BLAS sgemm/dgemm (or libxsmm's small-GEMM kernels, autograd/gemm_backend.hpp); its gradient is two
+// more gemm calls with the transposes folded into flags, so backward never copies a transpose. matmul is a composite
 // over gemm, reshape and expand, and gets its gradient (including broadcast batch dims) for free.
 #include <type_traits>
-
 #include <xtensor-blas/xblas.hpp>  // also declares cblas_sgemm / cblas_dgemm (xflens; not OpenBLAS's cblas.h, which conflicts)
 
 #include "autograd/blas.hpp"
@@ -17,52 +16,10 @@ namespace kernels {
 
 namespace {
 
-// The OpenBLAS path: xtensor-blas's gemm over adapted row-major buffers (k > 0, m, n > 0).
+/// The OpenBLAS path: cblas sgemm/dgemm on row-major operands with row strides (k, m, n > 0).
 template <class T>
-void gemm_openblas(const T* a, const T* b, T* c, int64_t m, int64_t n, int64_t k, bool ta, bool tb, T beta) {
-  configure_blas();
-  auto dims = [](int64_t r, int64_t cl) { return std::array<size_t, 2>{static_cast<size_t>(r), static_cast<size_t>(cl)}; };
-  auto xa = xt::adapt(a, static_cast<size_t>(m * k), xt::no_ownership(), ta ? dims(k, m) : dims(m, k));
-  auto xb = xt::adapt(b, static_cast<size_t>(k * n), xt::no_ownership(), tb ? dims(n, k) : dims(k, n));
-  auto xc = xt::adapt(c, static_cast<size_t>(m * n), xt::no_ownership(), dims(m, n));
-  xt::blas::gemm(xa, xb, xc, ta, tb, T(1), beta);
-}
-
-}  // namespace
-
-template <class T>
-bool gemm_raw_on(GemmBackend backend, const T* a, const T* b, T* c, int64_t m, int64_t n, int64_t k, bool ta, bool tb,
-                 T beta) {
-  if (backend == GemmBackend::automatic) backend = gemm_choice(dtype_of<T>(), m, n, k, ta, tb, static_cast<double>(beta));
-  if (backend == GemmBackend::libxsmm && !gemm_supported_by_libxsmm(m, n, k, ta, tb, static_cast<double>(beta)))
-    return false;
-  if (m == 0 || n == 0) return true;
-  if (k == 0) {  // C = beta·C: no product to run (BLAS would read lda/ldb of 0)
-    for (int64_t i = 0; i < m * n; ++i) c[i] = beta == T(0) ? T(0) : beta * c[i];
-    return true;
-  }
-  if (backend == GemmBackend::libxsmm) return detail::gemm_libxsmm(a, b, c, m, n, k, ta, tb, beta);
-  gemm_openblas(a, b, c, m, n, k, ta, tb, beta);
-  return true;
-}
-template bool gemm_raw_on<float>(GemmBackend, const float*, const float*, float*, int64_t, int64_t, int64_t, bool,
-                                 bool, float);
-template bool gemm_raw_on<double>(GemmBackend, const double*, const double*, double*, int64_t, int64_t, int64_t, bool,
-                                  bool, double);
-
-template <class T>
-void gemm_raw(const T* a, const T* b, T* c, int64_t m, int64_t n, int64_t k, bool ta, bool tb, T beta) {
-  // The choice is openblas or a libxsmm product libxsmm supports; libxsmm can still decline when
-  // its JIT has no kernel for this CPU, and then OpenBLAS runs it.
-  if (!gemm_raw_on(GemmBackend::automatic, a, b, c, m, n, k, ta, tb, beta))
-    gemm_raw_on(GemmBackend::openblas, a, b, c, m, n, k, ta, tb, beta);
-}
-template void gemm_raw<float>(const float*, const float*, float*, int64_t, int64_t, int64_t, bool, bool, float);
-template void gemm_raw<double>(const double*, const double*, double*, int64_t, int64_t, int64_t, bool, bool, double);
-
-template <class T>
-void gemm_strided(const T* a, int64_t lda, const T* b, int64_t ldb, T* c, int64_t ldc, int64_t m, int64_t n, int64_t k,
-                  bool ta, bool tb, T beta) {
+void gemm_openblas(const T* a, int64_t lda, const T* b, int64_t ldb, T* c, int64_t ldc, int64_t m, int64_t n, int64_t k,
+                   bool ta, bool tb, T beta) {
   configure_blas();
   auto i = [](int64_t v) { return static_cast<int>(v); };
   const auto ota = ta ? CblasTrans : CblasNoTrans, otb = tb ? CblasTrans : CblasNoTrans;
@@ -71,10 +28,60 @@ void gemm_strided(const T* a, int64_t lda, const T* b, int64_t ldb, T* c, int64_
   else
     cblas_dgemm(CblasRowMajor, ota, otb, i(m), i(n), i(k), 1.0, a, i(lda), b, i(ldb), beta, c, i(ldc));
 }
+
+}  // namespace
+
+template <class T>
+bool gemm_strided_on(GemmBackend backend, const T* a, int64_t lda, const T* b, int64_t ldb, T* c, int64_t ldc,
+                     int64_t m, int64_t n, int64_t k, bool ta, bool tb, T beta) {
+  if (backend == GemmBackend::automatic)
+    backend = gemm_choice(dtype_of<T>(), m, n, k, ta, tb, static_cast<double>(beta));
+  if (backend == GemmBackend::libxsmm && !gemm_supported_by_libxsmm(m, n, k, ta, tb, static_cast<double>(beta)))
+    return false;
+  if (m == 0 || n == 0) return true;
+  if (k == 0) {  // C = beta·C: no product to run (BLAS would read lda/ldb of 0)
+    for (int64_t r = 0; r < m; ++r)
+      for (int64_t j = 0; j < n; ++j) c[r * ldc + j] = beta == T(0) ? T(0) : beta * c[r * ldc + j];
+    return true;
+  }
+  if (backend == GemmBackend::libxsmm) return detail::gemm_libxsmm(a, lda, b, ldb, c, ldc, m, n, k, ta, tb, beta);
+  gemm_openblas(a, lda, b, ldb, c, ldc, m, n, k, ta, tb, beta);
+  return true;
+}
+template bool gemm_strided_on<float>(GemmBackend, const float*, int64_t, const float*, int64_t, float*, int64_t,
+                                     int64_t, int64_t, int64_t, bool, bool, float);
+template bool gemm_strided_on<double>(GemmBackend, const double*, int64_t, const double*, int64_t, double*, int64_t,
+                                      int64_t, int64_t, int64_t, bool, bool, double);
+
+template <class T>
+bool gemm_raw_on(GemmBackend backend, const T* a, const T* b, T* c, int64_t m, int64_t n, int64_t k, bool ta, bool tb,
+                 T beta) {
+  return gemm_strided_on(backend, a, ta ? m : k, b, tb ? k : n, c, n, m, n, k, ta, tb, beta);
+}
+template bool gemm_raw_on<float>(GemmBackend, const float*, const float*, float*, int64_t, int64_t, int64_t, bool, bool,
+                                 float);
+template bool gemm_raw_on<double>(GemmBackend, const double*, const double*, double*, int64_t, int64_t, int64_t, bool,
+                                  bool, double);
+
+template <class T>
+void gemm_strided(const T* a, int64_t lda, const T* b, int64_t ldb, T* c, int64_t ldc, int64_t m, int64_t n, int64_t k,
+                  bool ta, bool tb, T beta) {
+  // The choice is openblas or a libxsmm product libxsmm supports; libxsmm can still decline when
+  // its JIT has no kernel for this CPU, and then OpenBLAS runs it.
+  if (!gemm_strided_on(GemmBackend::automatic, a, lda, b, ldb, c, ldc, m, n, k, ta, tb, beta))
+    gemm_strided_on(GemmBackend::openblas, a, lda, b, ldb, c, ldc, m, n, k, ta, tb, beta);
+}
 template void gemm_strided<float>(const float*, int64_t, const float*, int64_t, float*, int64_t, int64_t, int64_t,
                                   int64_t, bool, bool, float);
 template void gemm_strided<double>(const double*, int64_t, const double*, int64_t, double*, int64_t, int64_t, int64_t,
                                    int64_t, bool, bool, double);
+
+template <class T>
+void gemm_raw(const T* a, const T* b, T* c, int64_t m, int64_t n, int64_t k, bool ta, bool tb, T beta) {
+  gemm_strided(a, ta ? m : k, b, tb ? k : n, c, n, m, n, k, ta, tb, beta);
+}
+template void gemm_raw<float>(const float*, const float*, float*, int64_t, int64_t, int64_t, bool, bool, float);
+template void gemm_raw<double>(const double*, const double*, double*, int64_t, int64_t, int64_t, bool, bool, double);
 
 }  // namespace kernels
 
@@ -88,9 +95,9 @@ Tensor gemm(const Tensor& a, const Tensor& b, bool ta, bool tb) {
   const int64_t ar = a.size(-2), ac = a.size(-1), br = b.size(-2), bc = b.size(-1);
   const int64_t k_a = ta ? ar : ac, k_b = tb ? bc : br;
   if (k_a != k_b)
-    throw ShapeError("tapegrad::matmul: inner dimensions differ: " + to_string(a.shape()) +
-                     (ta ? "ᵀ" : "") + " · " + to_string(b.shape()) + (tb ? "ᵀ" : "") + " (" +
-                     std::to_string(k_a) + " vs " + std::to_string(k_b) + ")");
+    throw ShapeError("tapegrad::matmul: inner dimensions differ: " + to_string(a.shape()) + (ta ? "ᵀ" : "") + " · " +
+                     to_string(b.shape()) + (tb ? "ᵀ" : "") + " (" + std::to_string(k_a) + " vs " +
+                     std::to_string(k_b) + ")");
   const int64_t m = ta ? ac : ar, n = tb ? br : bc;
   Shape out_shape = batched ? Shape{batch, m, n} : Shape{m, n};
   Tensor result = Tensor::empty(out_shape, a.dtype());
@@ -103,7 +110,8 @@ Tensor gemm(const Tensor& a, const Tensor& b, bool ta, bool tb) {
     }
     if (m == 0 || n == 0) return;
     for (int64_t i = 0; i < batch; ++i)
-      kernels::gemm_raw<T>(a.data<T>() + i * ar * ac, b.data<T>() + i * br * bc, c + i * m * n, m, n, k_a, ta, tb, T(0));
+      kernels::gemm_raw<T>(a.data<T>() + i * ar * ac, b.data<T>() + i * br * bc, c + i * m * n, m, n, k_a, ta, tb,
+                           T(0));
   });
   return record("gemm", result, {a, b}, save_for_backward(a, b), [ta, tb](const BackwardContext& ctx) -> Grads {
     const Tensor &a = ctx.saved(0), &b = ctx.saved(1);
@@ -147,8 +155,8 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
   try {
     batch = kernels::broadcast_shapes("matmul", batch_a, batch_b);
   } catch (const ShapeError&) {
-    throw ShapeError("tapegrad::matmul: batch dimensions of " + to_string(a.shape()) + " and " +
-                     to_string(b.shape()) + " cannot be broadcast");
+    throw ShapeError("tapegrad::matmul: batch dimensions of " + to_string(a.shape()) + " and " + to_string(b.shape()) +
+                     " cannot be broadcast");
   }
   Shape sa = batch, sb = batch, out = batch;
   sa.push_back(m), sa.push_back(k);
