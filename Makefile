@@ -43,9 +43,31 @@ demo-gpt: configure
 	@bash scripts/fetch_text.sh > /dev/null
 	@$(BUILD)/examples/char_gpt --out out/char_gpt
 
-## Google Benchmark suites (single thread).
+## Google Benchmark suites (single thread). bench_registry (every registered op, forward and backward)
+## runs BENCH_REPETITIONS times and writes $(BENCH_JSON), which `make bench-baseline` compares with.
+BENCH_REPETITIONS ?= 5
+BENCH_MIN_TIME ?= 0.1
+BENCH_JSON ?= out/bench/bench_registry.json
+BENCH_REGISTRY = OPENBLAS_NUM_THREADS=1 $(BUILD)/bench/bench_registry --benchmark_repetitions=$(BENCH_REPETITIONS) \
+  --benchmark_min_time=$(BENCH_MIN_TIME) --benchmark_out_format=json
 bench: build
-	@for b in $(BUILD)/bench/bench_*; do [ -x "$$b" ] && OPENBLAS_NUM_THREADS=1 "$$b"; done
+	@for b in $(BUILD)/bench/bench_*; do case "$$b" in */bench_registry) continue;; esac; [ -x "$$b" ] && OPENBLAS_NUM_THREADS=1 "$$b"; done
+	@mkdir -p $(dir $(BENCH_JSON))
+	@$(BENCH_REGISTRY) --benchmark_out=$(BENCH_JSON) && echo "bench: wrote $(BENCH_JSON)"
+
+## Runs bench_registry again (FILTER narrows it, e.g. FILTER='nn\.conv') into out/bench/bench_registry_new.json
+## and compares it with BASELINE (default: the JSON the last `make bench` wrote, so: make bench, change
+## the code, make bench-baseline): median and min-max of the repetitions per benchmark, a change
+## flagged only outside both runs' range, then the ops whose forward or backward got slower / faster.
+BASELINE ?= $(BENCH_JSON)
+FILTER ?= .
+.PHONY: bench-baseline
+bench-baseline: configure
+	@cmake --build $(BUILD) -j $(JOBS) --target bench_registry
+	@test -f $(BASELINE) || { echo "bench-baseline: no baseline $(BASELINE): run make bench first, or pass BASELINE=FILE.json" >&2; exit 2; }
+	@mkdir -p out/bench
+	@$(BENCH_REGISTRY) --benchmark_filter='$(FILTER)' --benchmark_out=out/bench/bench_registry_new.json > /dev/null
+	@python3 scripts/bench_baseline.py --baseline $(BASELINE) out/bench/bench_registry_new.json
 
 ## Side-by-side comparison with libtorch and PyTorch (installs them from Debian when missing).
 bench-compare: configure

@@ -7,7 +7,7 @@
 set -euo pipefail
 
 packages=(cmake make g++ pkg-config libxtensor-dev libxtensor-blas-dev libxsimd-dev libopenblas-dev
-          doctest-dev libbenchmark-dev libcli11-dev nlohmann-json3-dev zlib1g-dev ccache)
+          doctest-dev libbenchmark-dev libcli11-dev nlohmann-json3-dev zlib1g-dev ccache python3)
 if [[ "${1:-}" == "--compare" ]]; then
   packages+=(python3-torch libtorch-dev)
 fi
