@@ -14,9 +14,9 @@
 /// Which ops are in it: autograd's built-ins (autograd/registry.cpp), always; nn's layers and
 /// losses (nn/register_ops.cpp) in every program that includes nn/functional.hpp or a header
 /// including it (nn/nn.hpp, layers.hpp, conv.hpp, norm.hpp, transformer.hpp): it queues them, see
-/// register_op_group, and no call is needed (`nn::register_ops()` remains, idempotent); and the
-/// program's own. docs/adding_an_op.md walks through writing, registering, checking and
-/// benchmarking an op.
+/// register_op_group, and no call is needed (`nn::register_ops()` remains, idempotent; with a
+/// shared libtapegrad.so, whose nn objects all load, every program has them); and the program's
+/// own. docs/adding_an_op.md walks through writing, registering, checking and benchmarking an op.
 #include <functional>
 #include <string>
 #include <vector>

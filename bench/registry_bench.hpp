@@ -3,11 +3,13 @@
 /// Google Benchmarks made from the op registry (autograd/registry.hpp): two for every registered op
 /// that has benchmark inputs (`OpInfo::bench`), built-in, nn or the program's own:
 ///
-/// - `<op>/forward`: the op recorded on the tape (its inputs require grad), the node freed at the
-///   end of the iteration, as training pays it;
+/// - `<op>/forward/process_time`: the op recorded on the tape (its inputs require grad), the node
+///   freed at the end of the iteration, as training pays it; its cpu_time is the process's (every
+///   thread's);
 /// - `<op>/backward/manual_time` (the suffix is Google Benchmark's for manual timing): only
 ///   `result.backward(grad)` of a freshly recorded forward, timed by hand (the forward and the
-///   freeing of the graph and gradients are outside it).
+///   freeing of the graph and gradients are outside it); its counter `backward_cpu_time` is the
+///   process CPU time of the backward alone, per iteration (seconds).
 ///
 /// A benchmark main for one's own ops takes two lines (bench/user_op_bench.cpp is one):
 ///
@@ -23,6 +25,7 @@
 #include <benchmark/benchmark.h>
 
 #include <chrono>
+#include <ctime>
 #include <exception>
 #include <set>
 #include <string>
@@ -34,6 +37,14 @@
 namespace tapegrad::bench {
 
 namespace detail {
+
+/// CPU time of the whole process (every thread: OpenBLAS's too), in seconds. On a shared machine
+/// it moves far less than wall time when other programs take the cores.
+inline double process_cpu_seconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
+}
 
 /// The op's benchmark inputs and function; false (the benchmark skipped with the message) when the
 /// maker throws or gives no input.
@@ -96,20 +107,26 @@ inline void run_backward(benchmark::State& state, const std::string& op_name) {
     state.SkipWithError(("op '" + op_name + "' failed on its benchmark inputs: " + e.what()).c_str());
     return;
   }
+  double cpu_seconds = 0;
   for (auto _ : state) {
     Tensor result = fn(inputs);
+    const double c0 = process_cpu_seconds();
     const auto t0 = std::chrono::steady_clock::now();
     result.backward(grad);
     const auto t1 = std::chrono::steady_clock::now();
+    cpu_seconds += process_cpu_seconds() - c0;
     state.SetIterationTime(std::chrono::duration<double>(t1 - t0).count());
     for (Tensor& t : leaves) t.zero_grad();
   }
+  // Google Benchmark's cpu_time of a manually timed benchmark covers the whole iteration; this is
+  // the backward's alone (seconds per iteration), what bench_baseline.py --metric cpu compares.
+  state.counters["backward_cpu_time"] = benchmark::Counter(cpu_seconds, benchmark::Counter::kAvgIterations);
 }
 
 }  // namespace detail
 
-/// Registers `<op>/forward` and `<op>/backward` (microseconds; the latter reported as
-/// `<op>/backward/manual_time`) for every op in `op_registry()` that
+/// Registers `<op>/forward` and `<op>/backward` (microseconds; reported as
+/// `<op>/forward/process_time` and `<op>/backward/manual_time`) for every op in `op_registry()` that
 /// has benchmark inputs and has not been registered by an earlier call, and returns how many
 /// benchmarks it added. Call it after the program's own register_op calls and before
 /// `benchmark::RunSpecifiedBenchmarks()`. The op is looked up by name when its benchmark runs, so
@@ -122,7 +139,8 @@ inline int register_registry_benchmarks() {
     const std::string name = op.name;
     benchmark::RegisterBenchmark((name + "/forward").c_str(),
                                  [name](benchmark::State& state) { detail::run_forward(state, name); })
-        ->Unit(benchmark::kMicrosecond);
+        ->Unit(benchmark::kMicrosecond)
+        ->MeasureProcessCPUTime();  // cpu_time of every thread, as backward_cpu_time
     benchmark::RegisterBenchmark((name + "/backward").c_str(),
                                  [name](benchmark::State& state) { detail::run_backward(state, name); })
         ->Unit(benchmark::kMicrosecond)

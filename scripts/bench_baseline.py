@@ -7,13 +7,16 @@ For every benchmark in both files it reports the median of the repetitions and t
 (min-max), and flags a change only when the two runs' ranges do not overlap (the new run's fastest
 repetition slower than the baseline's slowest, or its slowest faster than the baseline's fastest)
 and the medians differ by at least --min-change (default 2%). Then it lists the ops whose forward or
-backward got slower, and those that got faster (a registry benchmark is named <op>/forward or
-<op>/backward/manual_time; other names are listed whole). Exit status: 0, or 1 with --fail-on-slower when
+backward got slower, and those that got faster (a registry benchmark is named
+<op>/forward/process_time or <op>/backward/manual_time; other names are listed whole). Exit status: 0, or 1 with --fail-on-slower when
 something got slower; 2 for unusable input (a file that is not Google Benchmark JSON, no
 benchmark in common, fewer than --min-repetitions repetitions).
 
-The time compared is real_time (bench_registry's backward benchmarks use manual time, which Google
-Benchmark reports there), converted to nanoseconds. Python 3 standard library only.
+The time compared (--metric) is CPU time by default: cpu_time, and for bench_registry's manually
+timed backward benchmarks their backward_cpu_time counter (the backward alone). On a shared machine
+other programs stretch wall time far more than CPU time. --metric real compares real_time (the
+manual time of the backward benchmarks). Times are converted to nanoseconds. Python 3 standard
+library only.
 """
 import argparse
 import json
@@ -27,8 +30,25 @@ class InputError(Exception):
     """A file that cannot be compared; the message names it."""
 
 
-def load_runs(path):
-    """{benchmark name: [real time of each repetition in ns]} and the file's context."""
+def repetition_ns(b, metric):
+    """The time of one repetition in ns, or None when the metric does not exist for it. cpu: the
+    backward_cpu_time counter (seconds, bench_registry's backward benchmarks) or else cpu_time, but
+    never the cpu_time of a manually timed benchmark, which covers its untimed setup too."""
+    unit = b.get("time_unit", "ns")
+    if unit not in UNIT_NS:
+        raise InputError(f"benchmark '{b.get('name')}' has an unknown time unit '{unit}'")
+    if metric == "real":
+        return float(b["real_time"]) * UNIT_NS[unit] if "real_time" in b else None
+    if "backward_cpu_time" in b:
+        return float(b["backward_cpu_time"]) * 1e9
+    if "/manual_time" in b.get("name", "") or "cpu_time" not in b:
+        return None
+    return float(b["cpu_time"]) * UNIT_NS[unit]
+
+
+def load_runs(path, metric="cpu"):
+    """{benchmark name: [time of each repetition in ns]}, the benchmarks that failed, those without
+    the metric, and the file's context."""
     try:
         with open(path, encoding="utf-8") as f:
             data = json.load(f)
@@ -38,6 +58,7 @@ def load_runs(path):
         raise InputError(f"{path}: not Google Benchmark JSON (no 'benchmarks' list)")
     runs = {}
     errors = []
+    missing = []
     for b in data["benchmarks"]:
         if b.get("run_type", "iteration") != "iteration":
             continue  # aggregates (mean, median, stddev, cv) are recomputed from the repetitions
@@ -45,11 +66,15 @@ def load_runs(path):
         if b.get("error_occurred"):
             errors.append(name)
             continue
-        unit = b.get("time_unit", "ns")
-        if unit not in UNIT_NS or "real_time" not in b:
-            raise InputError(f"{path}: benchmark '{name}' has no real_time or an unknown time unit '{unit}'")
-        runs.setdefault(name, []).append(float(b["real_time"]) * UNIT_NS[unit])
-    return runs, errors, data.get("context", {})
+        try:
+            t = repetition_ns(b, metric)
+        except InputError as e:
+            raise InputError(f"{path}: {e}") from e
+        if t is None:
+            missing.append(name)
+        else:
+            runs.setdefault(name, []).append(t)
+    return runs, sorted(set(errors)), sorted(set(missing)), data.get("context", {})
 
 
 class Stat:
@@ -83,9 +108,10 @@ def compare(base_runs, new_runs, min_change=0.02, min_repetitions=3):
 
 
 def split_op(name):
-    """('op', 'backward') for 'op/backward' or 'op/backward/manual_time' (the suffix Google Benchmark
-    gives manually timed benchmarks), the same for forward; (name, '') otherwise."""
-    for suffix in ("/manual_time", "/real_time"):
+    """('op', 'backward') for 'op/backward' or 'op/backward/manual_time', ('op', 'forward') for
+    'op/forward' or 'op/forward/process_time' (the suffixes Google Benchmark gives manually timed
+    benchmarks and those measuring the process's CPU time); (name, '') otherwise."""
+    for suffix in ("/manual_time", "/process_time", "/real_time"):
         if name.endswith(suffix):
             name = name[: -len(suffix)]
     op, _, part = name.rpartition("/")
@@ -130,8 +156,7 @@ def report(rows, base_errors, new_errors, only_base, only_new, out):
         print(f"only in the new run ({len(only_new)}): {', '.join(only_new)}", file=out)
     for label, errors in (("baseline", base_errors), ("new run", new_errors)):
         if errors:
-            names = sorted(set(errors))
-            print(f"failed in the {label} ({len(names)}): {', '.join(names)}", file=out)
+            print(f"failed in the {label} ({len(errors)}): {', '.join(errors)}", file=out)
     return slower
 
 
@@ -142,11 +167,14 @@ def main(argv=None, out=sys.stdout):
     p.add_argument("--min-change", type=float, default=0.02,
                    help="smallest relative change of the medians that is reported (default 0.02 = 2%%)")
     p.add_argument("--min-repetitions", type=int, default=3, help="repetitions each run must have (default 3)")
+    p.add_argument("--metric", choices=("cpu", "real"), default="cpu",
+                   help="cpu (default): process CPU time, which other programs on a shared machine move far "
+                        "less than wall time; real: wall time (real_time, manual time for backward)")
     p.add_argument("--fail-on-slower", action="store_true", help="exit 1 when some benchmark got slower")
     args = p.parse_args(argv)
     try:
-        base_runs, base_errors, base_ctx = load_runs(args.baseline)
-        new_runs, new_errors, new_ctx = load_runs(args.new)
+        base_runs, base_errors, base_missing, base_ctx = load_runs(args.baseline, args.metric)
+        new_runs, new_errors, new_missing, new_ctx = load_runs(args.new, args.metric)
         rows = compare(base_runs, new_runs, args.min_change, args.min_repetitions)
         if not rows:
             raise InputError(f"{args.baseline} and {args.new} have no benchmark in common")
@@ -158,7 +186,11 @@ def main(argv=None, out=sys.stdout):
               f"at {ctx.get('mhz_per_cpu', '?')} MHz", file=out)
     only_base = sorted(set(base_runs) - set(new_runs))
     only_new = sorted(set(new_runs) - set(base_runs))
+    print(f"metric: {args.metric} time", file=out)
     slower = report(rows, base_errors, new_errors, only_base, only_new, out)
+    missing = sorted(set(base_missing) | set(new_missing))
+    if missing:
+        print(f"without {args.metric} time, not compared ({len(missing)}): {', '.join(missing)}", file=out)
     return 1 if slower and args.fail_on_slower else 0
 
 

@@ -32,9 +32,9 @@ def run(*argv):
 
 
 class CompareTest(unittest.TestCase):
-    def verdicts(self, min_change=0.02):
-        base, _, _ = bench_baseline.load_runs(BASE)
-        new, _, _ = bench_baseline.load_runs(NEW)
+    def verdicts(self, min_change=0.02, metric="cpu"):
+        base, _, _, _ = bench_baseline.load_runs(BASE, metric)
+        new, _, _, _ = bench_baseline.load_runs(NEW, metric)
         return {name: (round(ratio, 3), verdict) for name, _, _, ratio, verdict in
                 bench_baseline.compare(base, new, min_change)}
 
@@ -46,15 +46,28 @@ class CompareTest(unittest.TestCase):
         self.assertEqual(v["relu/forward"][1], "")                   # apart, but +0.5%
         self.assertEqual(set(v), {"nn.conv2d/forward", "add/backward/manual_time", "matmul/forward", "relu/forward"})
 
+    def test_real_time_gives_the_same_verdicts_here(self):
+        self.assertEqual({k: v[1] for k, v in self.verdicts(metric="real").items()},
+                         {k: v[1] for k, v in self.verdicts(metric="cpu").items()})
+
+    def test_cpu_metric_of_a_manually_timed_benchmark(self):
+        # its backward_cpu_time counter (seconds) is compared, never its cpu_time (which covers the setup)
+        base, _, missing, _ = bench_baseline.load_runs(BASE, "cpu")
+        self.assertAlmostEqual(base["add/backward/manual_time"][0], 50 * 1e3 * 1.01)
+        self.assertEqual(missing, [])
+        entry = {"name": "x/backward/manual_time", "run_type": "iteration", "real_time": 5, "cpu_time": 9, "time_unit": "us"}
+        self.assertIsNone(bench_baseline.repetition_ns(entry, "cpu"))
+        self.assertEqual(bench_baseline.repetition_ns(entry, "real"), 5000.0)
+
     def test_min_change_zero_flags_a_small_but_clean_change(self):
         self.assertEqual(self.verdicts(min_change=0.0)["relu/forward"][1], "slower")
         self.assertEqual(self.verdicts(min_change=0.0)["add/backward/manual_time"][1], "")
 
     def test_repetitions_and_aggregates(self):
-        base, errors, ctx = bench_baseline.load_runs(BASE)
+        base, errors, _, ctx = bench_baseline.load_runs(BASE, "real")
         self.assertEqual(len(base["add/backward/manual_time"]), 5)  # the _median aggregate is not a repetition
         self.assertEqual(base["nn.conv2d/forward"][0], 100000.0)  # ns
-        self.assertEqual(sorted(set(errors)), ["broken/backward/manual_time"])
+        self.assertEqual(errors, ["broken/backward/manual_time"])
         self.assertEqual(ctx["host_name"], "fixture")
 
     def test_report_lists_ops(self):
@@ -63,11 +76,13 @@ class CompareTest(unittest.TestCase):
         self.assertIn("slower (1): nn.conv2d (forward +19.8%)", out)
         self.assertIn("faster (1): matmul (forward -25.0%)", out)
         self.assertEqual(bench_baseline.split_op("add/backward/manual_time"), ("add", "backward"))
+        self.assertEqual(bench_baseline.split_op("nn.linear/forward/process_time"), ("nn.linear", "forward"))
         self.assertEqual(bench_baseline.split_op("BM_Other/256"), ("BM_Other/256", ""))
         self.assertIn("only in the baseline (1): removed_op/forward", out)
         self.assertIn("only in the new run (1): new_op/forward", out)
         self.assertIn("failed in the new run (1): broken/backward/manual_time", out)
-        self.assertIn("101 us [99-103]", out)
+        self.assertIn("102 us [99.99-104]", out)  # cpu time: 1.01 × the real time here
+        self.assertIn("101 us [99-103]", run("--baseline", BASE, NEW, "--metric", "real")[1])
         self.assertEqual(run("--baseline", BASE, NEW, "--fail-on-slower")[0], 1)
         self.assertEqual(run("--baseline", NEW, BASE, "--fail-on-slower")[0], 1)  # matmul slower that way
         self.assertEqual(run("--baseline", BASE, BASE, "--fail-on-slower")[0], 0)
