@@ -57,11 +57,11 @@ bench: build
 
 ## Runs bench_registry again (FILTER narrows it, e.g. FILTER='nn\.conv') into out/bench/bench_registry_new.json
 ## and compares it with BASELINE (default: the JSON the last `make bench` wrote, so: make bench, change
-## the code, make bench-baseline): median and min-max of the repetitions per benchmark (CPU time), a
-## change flagged only outside both runs' range, then the ops whose forward or backward got slower / faster.
+## the code, make bench-baseline): median and min-max of the repetitions per benchmark, a change
+## flagged only outside both runs' range, then the ops whose forward or backward got slower / faster.
 BASELINE ?= $(BENCH_JSON)
 FILTER ?= .
-BASELINE_FLAGS ?=  # e.g. --metric real (wall time instead of CPU time), --fail-on-slower
+BASELINE_FLAGS ?=  # e.g. --metric cpu (CPU time instead of wall time), --fail-on-slower
 .PHONY: bench-baseline
 bench-baseline: configure
 	@cmake --build $(BUILD) -j $(JOBS) --target bench_registry

@@ -12,11 +12,13 @@ backward got slower, and those that got faster (a registry benchmark is named
 something got slower; 2 for unusable input (a file that is not Google Benchmark JSON, no
 benchmark in common, fewer than --min-repetitions repetitions).
 
-The time compared (--metric) is CPU time by default: cpu_time, and for bench_registry's manually
-timed backward benchmarks their backward_cpu_time counter (the backward alone). On a shared machine
-other programs stretch wall time far more than CPU time. --metric real compares real_time (the
-manual time of the backward benchmarks). Times are converted to nanoseconds. Python 3 standard
-library only.
+The time compared (--metric) is wall time by default: real_time (for bench_registry's backward
+benchmarks the manual time of the backward alone). --metric cpu compares cpu_time, and for those
+backward benchmarks their backward_cpu_time counter (a manually timed benchmark's cpu_time covers its
+untimed setup, so it is never compared). On the shared 2-core test machine neither metric kept two
+back-to-back runs of the same binary apart from noise with 3 short repetitions: run more
+repetitions (--benchmark_repetitions, --benchmark_enable_random_interleaving) on a quiet machine.
+Times are converted to nanoseconds. Python 3 standard library only.
 """
 import argparse
 import json
@@ -46,7 +48,7 @@ def repetition_ns(b, metric):
     return float(b["cpu_time"]) * UNIT_NS[unit]
 
 
-def load_runs(path, metric="cpu"):
+def load_runs(path, metric="real"):
     """{benchmark name: [time of each repetition in ns]}, the benchmarks that failed, those without
     the metric, and the file's context."""
     try:
@@ -167,9 +169,9 @@ def main(argv=None, out=sys.stdout):
     p.add_argument("--min-change", type=float, default=0.02,
                    help="smallest relative change of the medians that is reported (default 0.02 = 2%%)")
     p.add_argument("--min-repetitions", type=int, default=3, help="repetitions each run must have (default 3)")
-    p.add_argument("--metric", choices=("cpu", "real"), default="cpu",
-                   help="cpu (default): process CPU time, which other programs on a shared machine move far "
-                        "less than wall time; real: wall time (real_time, manual time for backward)")
+    p.add_argument("--metric", choices=("real", "cpu"), default="real",
+                   help="real (default): wall time (real_time; the manual time of bench_registry's backward "
+                        "benchmarks); cpu: CPU time (cpu_time; their backward_cpu_time counter)")
     p.add_argument("--fail-on-slower", action="store_true", help="exit 1 when some benchmark got slower")
     args = p.parse_args(argv)
     try:

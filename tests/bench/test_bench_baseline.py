@@ -81,8 +81,8 @@ class CompareTest(unittest.TestCase):
         self.assertIn("only in the baseline (1): removed_op/forward", out)
         self.assertIn("only in the new run (1): new_op/forward", out)
         self.assertIn("failed in the new run (1): broken/backward/manual_time", out)
-        self.assertIn("102 us [99.99-104]", out)  # cpu time: 1.01 × the real time here
-        self.assertIn("101 us [99-103]", run("--baseline", BASE, NEW, "--metric", "real")[1])
+        self.assertIn("101 us [99-103]", out)  # real time by default
+        self.assertIn("102 us [99.99-104]", run("--baseline", BASE, NEW, "--metric", "cpu")[1])  # 1.01 × here
         self.assertEqual(run("--baseline", BASE, NEW, "--fail-on-slower")[0], 1)
         self.assertEqual(run("--baseline", NEW, BASE, "--fail-on-slower")[0], 1)  # matmul slower that way
         self.assertEqual(run("--baseline", BASE, BASE, "--fail-on-slower")[0], 0)
