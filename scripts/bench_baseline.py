@@ -15,9 +15,11 @@ benchmark in common, fewer than --min-repetitions repetitions).
 The time compared (--metric) is wall time by default: real_time (for bench_registry's backward
 benchmarks the manual time of the backward alone). --metric cpu compares cpu_time, and for those
 backward benchmarks their backward_cpu_time counter (a manually timed benchmark's cpu_time covers its
-untimed setup, so it is never compared). On the shared 2-core test machine neither metric kept two
-back-to-back runs of the same binary apart from noise with 3 short repetitions: run more
-repetitions (--benchmark_repetitions, --benchmark_enable_random_interleaving) on a quiet machine.
+untimed setup, so it is never compared). Measured on the shared 2-core machine, two runs of the
+same bench_registry (3 repetitions of 0.05 s): in order, 107-122 of 240 benchmarks flagged by either
+metric; with --benchmark_enable_random_interleaving=true (each benchmark's repetitions spread over
+the run, so their range sees the load change), 146 by wall time and 38 by CPU time. make
+bench-baseline uses interleaving and --metric cpu; a quiet machine and more repetitions do better.
 Times are converted to nanoseconds. Python 3 standard library only.
 """
 import argparse
