@@ -45,14 +45,14 @@ struct OpBench {
 /// One registry entry. Fields have defaults ({}), so designated initializers may leave out the
 /// optional ones (check_gradgrad, atol, rtol, bench) without -Wmissing-field-initializers.
 struct OpInfo {
-  std::string name = {};
+  std::string name = {};    ///< unique; nn's start with "nn."
   std::string family = {};  ///< elementwise, reduce, linalg, shape, softmax, nn, custom ...
   TensorFunction fn = {};   ///< the op as a function of its inputs
   std::function<std::vector<OpSample>()> samples = {};  ///< float64 inputs for gradcheck
   bool check_gradgrad = true;  ///< false only for ops whose gradient is piecewise constant in a way
                                ///< central differences cannot see (documented per op)
-  double atol = 1e-5;
-  double rtol = 1e-3;
+  double atol = 1e-5;  ///< gradcheck's absolute tolerance for this op
+  double rtol = 1e-3;  ///< gradcheck's relative tolerance for this op
   /// Optional: makes the benchmark's inputs (called when the benchmark runs, so the tensors exist
   /// only while it does). Ops without one are not benchmarked by bench_registry.
   std::function<OpBench()> bench = {};
