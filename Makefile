@@ -50,9 +50,34 @@ demo-explain: configure
 	@bash scripts/fetch_mnist.sh data/mnist
 	@$(BUILD)/examples/explain --dataset mnist --data data/mnist --out out/explain
 
-## Google Benchmark suites (single thread).
+## Google Benchmark suites (single thread). bench_registry (every registered op, forward and backward)
+## runs BENCH_REPETITIONS times and writes $(BENCH_JSON), which `make bench-baseline` compares with.
+BENCH_REPETITIONS ?= 5
+BENCH_MIN_TIME ?= 0.1
+BENCH_JSON ?= out/bench/bench_registry.json
+BENCH_REGISTRY = OPENBLAS_NUM_THREADS=1 $(BUILD)/bench/bench_registry --benchmark_repetitions=$(BENCH_REPETITIONS) \
+  --benchmark_min_time=$(BENCH_MIN_TIME) --benchmark_enable_random_interleaving=true --benchmark_out_format=json
 bench: build
-	@for b in $(BUILD)/bench/bench_*; do [ -x "$$b" ] && OPENBLAS_NUM_THREADS=1 "$$b"; done
+	@for b in $(BUILD)/bench/bench_*; do case "$$b" in */bench_registry) continue;; esac; [ -x "$$b" ] && OPENBLAS_NUM_THREADS=1 "$$b"; done
+	@mkdir -p $(dir $(BENCH_JSON))
+	@$(BENCH_REGISTRY) --benchmark_out=$(BENCH_JSON) && echo "bench: wrote $(BENCH_JSON)"
+
+## Runs bench_registry again (FILTER narrows it, e.g. FILTER='nn\.conv') into out/bench/bench_registry_new.json
+## and compares it with BASELINE (default: the JSON the last `make bench` wrote, so: make bench, change
+## the code, make bench-baseline): median and min-max of the repetitions per benchmark, a change
+## flagged only outside both runs' range, then the ops whose forward or backward got slower / faster.
+BASELINE ?= $(BENCH_JSON)
+FILTER ?= .
+## Repetitions interleaved at random and CPU time: of the setups tried on the shared 2-core machine, the one
+## that flagged fewest of 240 benchmarks between two runs of the same binary (38, against 107-146).
+BASELINE_FLAGS ?= --metric cpu
+.PHONY: bench-baseline
+bench-baseline: configure
+	@cmake --build $(BUILD) -j $(JOBS) --target bench_registry
+	@test -f $(BASELINE) || { echo "bench-baseline: no baseline $(BASELINE): run make bench first, or pass BASELINE=FILE.json" >&2; exit 2; }
+	@mkdir -p out/bench
+	@$(BENCH_REGISTRY) --benchmark_filter='$(FILTER)' --benchmark_out=out/bench/bench_registry_new.json > /dev/null
+	@python3 scripts/bench_baseline.py --baseline $(BASELINE) out/bench/bench_registry_new.json $(BASELINE_FLAGS)
 
 ## Side-by-side comparison with libtorch and PyTorch (installs them from Debian when missing).
 bench-compare: configure

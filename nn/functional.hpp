@@ -306,7 +306,18 @@ Tensor qkv_packed_attention_reference(const Tensor& qkv, int64_t heads,
 
 namespace tapegrad::nn {
 namespace F = functional;
-/// Registers conv2d, im2col, col2im, pooling, norms, linear and the losses in the op registry
-/// (float64 samples) so the registry test gradchecks them. Idempotent.
+/// Registers conv2d, im2col, col2im, pooling, norms, linear, the losses and attention in the op
+/// registry (float64 samples for gradcheck, float32 benchmark inputs for bench_registry).
+/// Idempotent, and never needed: every program that includes this header (or nn.hpp, layers.hpp,
+/// conv.hpp, norm.hpp, transformer.hpp, which include it) has them in `op_registry()` already,
+/// through detail::ops_queued below.
 void register_ops();
+namespace detail {
+/// Queues register_ops.cpp's ops with `register_op_group` (autograd/registry.hpp); they join the
+/// registry at its next use. Cheap: no op is built before then.
+bool queue_ops();
+/// Initialised in every program that includes this header: referencing queue_ops also makes the
+/// linker keep register_ops.cpp when it links a static libtapegrad.a.
+inline const bool ops_queued = queue_ops();
+}  // namespace detail
 }  // namespace tapegrad::nn

@@ -7,7 +7,7 @@
 set -euo pipefail
 
 packages=(cmake make g++ pkg-config libxtensor-dev libxtensor-blas-dev libxsimd-dev libopenblas-dev
-          doctest-dev libbenchmark-dev libcli11-dev nlohmann-json3-dev zlib1g-dev ccache
+          doctest-dev libbenchmark-dev libcli11-dev nlohmann-json3-dev zlib1g-dev ccache python3
           libpng-dev)  # libpng: examples/explain's PNG grids only
 # libxsmm: optional for the build (small-GEMM kernels, autograd/gemm_backend.hpp), installed by default
 # so the tests cover both GEMM backends.
