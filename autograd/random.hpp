@@ -22,7 +22,7 @@ class Generator {
   /// Uniform integer in [0, n).
   uint64_t below(uint64_t n) { return engine_() % n; }
   std::mt19937_64& engine() { return engine_; }
-  /// The full state, for checkpoints (std::mt19937_64's textual form).
+  /// The full state, for run states (nn/run_state.hpp) (std::mt19937_64's textual form).
   std::string state() const;
   void set_state(const std::string& s);
 

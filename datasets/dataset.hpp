@@ -102,7 +102,7 @@ class DataLoader {
   Batch batch(int64_t b) const;
   /// Starts a new pass: draws a new order when shuffling.
   void reset();
-  /// The generator that draws the shuffling orders (its state() goes into training checkpoints).
+  /// The generator that draws the shuffling orders (its state() goes into training run states).
   Generator& generator() { return gen_; }
 
   class Iterator {
