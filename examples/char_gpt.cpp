@@ -46,7 +46,7 @@ struct Flags {
   std::string text = tg::datasets::kFortunesDir, out = "out/char_gpt", state, resume;
   int threads = 1;
   uint64_t seed = 0;
-  bool profile = false, quiet = false, bench = false;
+  bool profile = false, quiet = false, bench = false, recompute = false;
   int64_t sample = 500, top_k = 10;
   double temperature = 0.8;
   std::string prompt = "\n";
@@ -119,6 +119,7 @@ void train(const Flags& f) {
                            .dropout = f.dropout,
                            .bias = true};
   tg::nn::GPT model(config);
+  model.set_checkpointing(f.recompute);  // same losses, less memory, about one more forward per step
   // nanoGPT's two groups: weight decay on the matrices and embeddings, none on biases and norms.
   std::vector<tg::Tensor> decay, no_decay;
   for (const auto& [name, p] : model.named_parameters()) (p.dim() >= 2 ? decay : no_decay).push_back(p);
@@ -291,6 +292,9 @@ int main(int argc, char** argv) {
                  "<out>/run_state.safetensors; none: never");
   app.add_option("--resume", f.resume, "A --state file to continue from (its folder's vocab.json must match the corpus)");
   app.add_flag("--profile", f.profile, "Per-op profile of the run (table and <out>/profile.json)");
+  app.add_flag("--recompute", f.recompute,
+               "Activation checkpointing of the blocks: their activations are recomputed in backward instead of "
+               "kept (same results, less memory, about one extra forward per step)");
   app.add_option("--sample", f.sample, "Characters to generate at the end")->check(CLI::NonNegativeNumber);
   app.add_option("--prompt", f.prompt, "Text the sample starts from");
   app.add_option("--temperature", f.temperature, "Sampling temperature (0: greedy)")->check(CLI::NonNegativeNumber);

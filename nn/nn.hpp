@@ -2,6 +2,7 @@
 /// \file nn.hpp
 /// Umbrella header of tapegrad::nn: modules and containers, layers, the functional API and
 /// losses, initializers, safetensors saving/loading, and transformer layers with a GPT.
+#include "nn/checkpoint_sequential.hpp"
 #include "nn/conv.hpp"
 #include "nn/functional.hpp"
 #include "nn/init.hpp"
