@@ -2,6 +2,7 @@
 /// \file autograd.hpp
 /// Umbrella header of the core engine: tensors, ops, the tape, gradcheck and the op registry.
 #include "autograd/blas.hpp"
+#include "autograd/checkpoint.hpp"
 #include "autograd/cpu.hpp"
 #include "autograd/custom_op.hpp"
 #include "autograd/debug.hpp"

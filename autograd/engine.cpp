@@ -102,6 +102,11 @@ void AccumulateGrad::accumulate(const Tensor& g, bool create_graph) {
 }  // namespace
 
 namespace detail {
+Tensor accumulator_leaf(const Node& node) {
+  if (!node.is_accumulator()) return Tensor();
+  return Tensor(static_cast<const AccumulateGrad&>(node).leaf_.lock());
+}
+
 void attach(Node& node, const Tensor& result, const Tensor* inputs, size_t n, bool save_result) {
   node.next_.resize(n);
   for (size_t i = 0; i < n; ++i)

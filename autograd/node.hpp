@@ -185,6 +185,10 @@ namespace detail {
 uint64_t next_sequence();
 /// True when recording is on and some input requires grad.
 bool should_record(const Tensor* inputs, size_t n);
+/// The leaf tensor whose gradients `node` receives when it is a leaf's accumulator (the edge a
+/// parameter gets), else (or when the leaf is gone) undefined. For graph walks that must name
+/// the leaves they reach (autograd/checkpoint.hpp).
+Tensor accumulator_leaf(const Node& node);
 /// Hooks for the profiler and anomaly mode (debug.hpp); null when off, so they cost one test.
 extern thread_local void (*on_record)(const Node&, const Tensor& result);
 extern thread_local void (*on_backward)(const Node&, const Grads& grads, double seconds);

@@ -105,7 +105,7 @@ class DataLoader {
   Batch batch(int64_t b) const;
   /// Starts a new pass: draws a new order when shuffling.
   void reset();
-  /// The generator that draws the shuffling orders (its state() goes into training checkpoints).
+  /// The generator that draws the shuffling orders (its state() goes into training run states).
   Generator& generator() { return gen_; }
 
   /// An input iterator over the batches of one pass (`for (Batch b : loader)`).

@@ -1,7 +1,7 @@
 #pragma once
 /// \file file_io.hpp
 /// The file handling shared by every reader and writer of files that may be hostile (IDX,
-/// safetensors, checkpoints): opening only regular files, reading exactly what was asked for, and
+/// safetensors, run states): opening only regular files, reading exactly what was asked for, and
 /// writing atomically. Errors carry the operating system's reason (strerror):
 ///
 ///     io::ReadFile f(path);                       // never blocks: a FIFO is refused, not opened

@@ -7,7 +7,7 @@
 // samples --sample characters from --prompt with the key/value cache.
 //
 //   make demo-gpt                          trains 2,000 iterations on fortunes and samples
-//   build/examples/char_gpt --iters 0 --resume out/char_gpt/checkpoint.safetensors --sample 300
+//   build/examples/char_gpt --iters 0 --resume out/char_gpt/run_state.safetensors --sample 300
 //
 // scripts/torch_gpt.py is the same run in PyTorch; bench/compare/driver.py runs both (--bench).
 #include <unistd.h>
@@ -25,7 +25,7 @@
 #include "autograd/autograd.hpp"
 #include "datasets/text.hpp"
 #include "examples/common.hpp"
-#include "nn/checkpoint.hpp"
+#include "nn/run_state.hpp"
 #include "nn/nn.hpp"
 #include "nn/serialize.hpp"
 #include "nn/transformer.hpp"
@@ -43,10 +43,10 @@ struct Flags {
   int64_t iters = 2000, eval_every = 250, eval_batches = 20, batch_size = 12, block_size = 64;
   int64_t n_layer = 4, n_head = 4, n_embd = 128, warmup = 100;
   double dropout = 0.0, lr = 1e-3, min_lr = 1e-4, weight_decay = 0.1, clip = 1.0;
-  std::string text = tg::datasets::kFortunesDir, out = "out/char_gpt", checkpoint, resume;
+  std::string text = tg::datasets::kFortunesDir, out = "out/char_gpt", state, resume;
   int threads = 1;
   uint64_t seed = 0;
-  bool profile = false, quiet = false, bench = false;
+  bool profile = false, quiet = false, bench = false, recompute = false;
   int64_t sample = 500, top_k = 10;
   double temperature = 0.8;
   std::string prompt = "\n";
@@ -119,6 +119,7 @@ void train(const Flags& f) {
                            .dropout = f.dropout,
                            .bias = true};
   tg::nn::GPT model(config);
+  model.set_checkpointing(f.recompute);  // same losses, less memory, about one more forward per step
   // nanoGPT's two groups: weight decay on the matrices and embeddings, none on biases and norms.
   std::vector<tg::Tensor> decay, no_decay;
   for (const auto& [name, p] : model.named_parameters()) (p.dim() >= 2 ? decay : no_decay).push_back(p);
@@ -126,20 +127,20 @@ void train(const Flags& f) {
   optimizer.add_param_group(no_decay, tg::optim::AdamOptions(f.lr).betas(0.9, 0.99).weight_decay(0.0));
 
   fs::create_directories(f.out);
-  const std::string ckpt_path = f.checkpoint.empty() ? f.out + "/checkpoint.safetensors" : f.checkpoint;
+  const std::string state_path = f.state.empty() ? f.out + "/run_state.safetensors" : f.state;
   tg::nn::History history;
   int64_t start_iter = 0;
   if (!f.resume.empty()) {
-    // The vocabulary lives beside the checkpoint; a different corpus would silently scramble tokens.
+    // The vocabulary lives beside the run state; a different corpus would silently scramble tokens.
     const fs::path vocab = fs::path(f.resume).parent_path() / "vocab.json";
     tg::datasets::CharTokenizer::load(vocab.string()).check_matches(tokenizer, "resuming from " + f.resume);
-    auto ckpt = tg::nn::load_checkpoint(f.resume);
-    model.load_state_dict(ckpt.model);
-    optimizer.load_state_dict(ckpt.optimizer);
+    auto state = tg::nn::load_run_state(f.resume);
+    model.load_state_dict(state.model);
+    optimizer.load_state_dict(state.optimizer);
     for (auto [name, gen] : {std::pair{"data", &data_gen}, {"eval", &eval_gen}, {"default", &tg::default_generator()}})
-      if (ckpt.rng.count(name)) gen->set_state(ckpt.rng.at(name));
-    history = ckpt.history;
-    start_iter = ckpt.global_step;
+      if (state.rng.count(name)) gen->set_state(state.rng.at(name));
+    history = state.history;
+    start_iter = state.global_step;
     if (!f.quiet) std::cout << "resumed from " << f.resume << " at iteration " << start_iter << "\n";
   }
   tokenizer.save(f.out + "/vocab.json");
@@ -154,15 +155,15 @@ void train(const Flags& f) {
 
   const bool show_progress = !f.quiet && isatty(STDERR_FILENO);  // a bar per iteration only on a terminal
   auto save = [&](int64_t iter) {
-    if (f.checkpoint == "none") return;
-    tg::nn::Checkpoint ckpt{
+    if (f.state == "none") return;
+    tg::nn::RunState state{
         .model = model.state_dict(),
         .optimizer = optimizer.state_dict(),
         .epoch = static_cast<int64_t>(history.epochs.size()),  // the evaluations logged
         .global_step = iter,
         .rng = {{"data", data_gen.state()}, {"eval", eval_gen.state()}, {"default", tg::default_generator().state()}},
         .history = history};
-    tg::nn::save_checkpoint(ckpt, ckpt_path);
+    tg::nn::save_run_state(state, state_path);
   };
   auto evaluate = [&](int64_t iter, double seconds) {
     auto [train_loss, val_loss] = estimate_loss(model, corpus.data, f, eval_gen);
@@ -286,10 +287,14 @@ int main(int argc, char** argv) {
   app.add_option("--threads", f.threads, "OpenBLAS threads")->check(CLI::Range(1, 256));
   app.add_option("--seed", f.seed, "Seed of initialisation, batches and sampling");
   app.add_option("--out", f.out, "Output directory");
-  app.add_option("--checkpoint", f.checkpoint,
-                 "Written at every evaluation; default <out>/checkpoint.safetensors; none: never");
-  app.add_option("--resume", f.resume, "A checkpoint to continue from (its folder's vocab.json must match the corpus)");
+  app.add_option("--state", f.state,
+                 "The run's state (model, optimizer, RNG states, history), written at every evaluation; default "
+                 "<out>/run_state.safetensors; none: never");
+  app.add_option("--resume", f.resume, "A --state file to continue from (its folder's vocab.json must match the corpus)");
   app.add_flag("--profile", f.profile, "Per-op profile of the run (table and <out>/profile.json)");
+  app.add_flag("--recompute", f.recompute,
+               "Activation checkpointing of the blocks: their activations are recomputed in backward instead of "
+               "kept (same results, less memory, about one extra forward per step)");
   app.add_option("--sample", f.sample, "Characters to generate at the end")->check(CLI::NonNegativeNumber);
   app.add_option("--prompt", f.prompt, "Text the sample starts from");
   app.add_option("--temperature", f.temperature, "Sampling temperature (0: greedy)")->check(CLI::NonNegativeNumber);

@@ -12,7 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "autograd/random.hpp"
-#include "nn/checkpoint.hpp"
+#include "nn/run_state.hpp"
 #include "nn/nn.hpp"
 #include "optim/optim.hpp"
 
@@ -66,11 +66,11 @@ Args parse_args(int argc, char** argv, const std::string& description, Args defa
                  "(0: off; needs --validation-split)")
       ->check(CLI::NonNegativeNumber);
   app.add_option("--out", a.out, "Output directory for weights, metrics JSON and curves (default out/<program>)");
-  app.add_option("--checkpoint", a.checkpoint,
-                 "Checkpoint (model, optimizer, RNG states, history) written atomically after every epoch "
-                 "(default <out>/checkpoint.safetensors; none: no checkpoints)");
+  app.add_option("--state", a.state,
+                 "The run's state (model, optimizer, RNG states, history) written atomically after every epoch "
+                 "(default <out>/run_state.safetensors; none: not written)");
   app.add_option("--resume", a.resume,
-                 "Continue the run saved in this checkpoint up to --epochs (same flags as the first run)");
+                 "Continue the run whose --state file this is up to --epochs (same flags as the first run)");
   app.add_flag("--quiet,-q", a.quiet, "No progress bar and no per-epoch lines");
   app.add_flag("--profile", a.profile,
                "Profile the tape: per op type count, forward/backward time and saved bytes (printed, and "
@@ -85,7 +85,7 @@ Args parse_args(int argc, char** argv, const std::string& description, Args defa
   }
   if (a.data.empty()) a.data = a.dataset == "mnist" ? "data/mnist" : datasets::kFashionMnistDir;
   if (a.out.empty()) a.out = "out/" + a.program;
-  if (a.checkpoint.empty()) a.checkpoint = (fs::path(a.out) / "checkpoint.safetensors").string();
+  if (a.state.empty()) a.state = (fs::path(a.out) / "run_state.safetensors").string();
   openblas_set_num_threads(a.threads);
   manual_seed(a.seed);
   return a;
@@ -146,13 +146,13 @@ nn::FitOptions fit_options(const Args& args) {
   f.seed = args.seed;
   f.validation_split = args.validation_split;
   f.quiet = args.quiet;
-  if (args.checkpoint != "none") {
-    fs::create_directories(fs::path(args.checkpoint).parent_path().empty() ? fs::path(".")
-                                                                            : fs::path(args.checkpoint).parent_path());
-    f.checkpoint_path = args.checkpoint;
+  if (args.state != "none") {
+    fs::create_directories(fs::path(args.state).parent_path().empty() ? fs::path(".")
+                                                                       : fs::path(args.state).parent_path());
+    f.state_path = args.state;
   }
   if (!args.resume.empty()) {
-    f.resume = std::make_shared<nn::Checkpoint>(nn::load_checkpoint(args.resume));
+    f.resume = std::make_shared<nn::RunState>(nn::load_run_state(args.resume));
     if (!args.quiet)
       std::cout << args.program << ": resuming from " << args.resume << " after epoch " << f.resume->epoch << std::endl;
   }

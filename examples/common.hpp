@@ -34,8 +34,8 @@ struct Args {
   std::string out{};     ///< output directory; empty: out/<program>
   bool quiet = false;
   bool profile = false;  ///< per-op profile of the run: table on stdout, profile.json in --out
-  std::string checkpoint{};  ///< written after every epoch; empty: <out>/checkpoint.safetensors; "none": none
-  std::string resume{};      ///< checkpoint to continue from; empty: a fresh run
+  std::string state{};   ///< run state written after every epoch; empty: <out>/run_state.safetensors; "none": none
+  std::string resume{};  ///< run state to continue from; empty: a fresh run
 };
 
 /// Parses argv with CLI11 starting from `defaults`. Prints help and exits 0 for --help; prints the
@@ -56,7 +56,7 @@ std::pair<std::shared_ptr<datasets::ImageDataset>, std::shared_ptr<datasets::Ima
 std::unique_ptr<optim::Optimizer> make_optimizer(const Args& args, const std::vector<Tensor>& params);
 
 /// fit's options from the flags (with EarlyStopping on val_loss, restoring the best weights, when
-/// --patience > 0; a checkpoint after every epoch; the checkpoint of --resume loaded).
+/// --patience > 0; the run state saved after every epoch; the run state of --resume loaded).
 nn::FitOptions fit_options(const Args& args);
 
 /// Sparse categorical cross-entropy on logits (softmax folded into the loss).

@@ -16,7 +16,7 @@
 #include "autograd/functions.hpp"
 #include "autograd/node.hpp"
 #include "autograd/random.hpp"
-#include "nn/checkpoint.hpp"
+#include "nn/run_state.hpp"
 #include "nn/nn.hpp"
 #include "optim/optimizer.hpp"
 
@@ -317,7 +317,7 @@ void LearningRateScheduler::load_state_dict(const NamedTensors& state) {
 // ---- fit / evaluate / predict -----------------------------------------------------------------
 
 namespace {
-/// Every callback's state for a checkpoint: a marker "<i>.<name>" per callback (so a resume can
+/// Every callback's state for a run state: a marker "<i>.<name>" per callback (so a resume can
 /// check that the run has the same callbacks in the same order) and "<i>.<name>.<key>" per entry.
 NamedTensors callback_states(const std::vector<std::shared_ptr<Callback>>& callbacks) {
   NamedTensors out;
@@ -329,8 +329,8 @@ NamedTensors callback_states(const std::vector<std::shared_ptr<Callback>>& callb
   return out;
 }
 
-/// A checkpoint's callback states split per callback of the run; throws std::invalid_argument
-/// (before anything is loaded) unless the checkpoint records the same callbacks in the same order.
+/// A run state's callback states split per callback of the run; throws std::invalid_argument
+/// (before anything is loaded) unless the run state records the same callbacks in the same order.
 std::vector<NamedTensors> split_callback_states(const std::vector<std::shared_ptr<Callback>>& callbacks,
                                                 const NamedTensors& states) {
   std::vector<std::string> recorded;  // "<name>" by index, from the markers
@@ -340,8 +340,8 @@ std::vector<NamedTensors> split_callback_states(const std::vector<std::shared_pt
     std::string run, ckpt;
     for (auto& cb : callbacks) run += (run.empty() ? "" : ", ") + std::string(cb->name());
     for (auto& r : recorded) ckpt += (ckpt.empty() ? "" : ", ") + r;
-    return std::invalid_argument("fit: the resume checkpoint was written with other callbacks (" + what +
-                                 "): checkpoint [" + ckpt + "], run [" + run + "]");
+    return std::invalid_argument("fit: the resume run state was written with other callbacks (" + what +
+                                 "): run state [" + ckpt + "], run [" + run + "]");
   };
   if (recorded.size() != callbacks.size()) throw mismatch("a different number");
   std::vector<NamedTensors> parts(callbacks.size());
@@ -356,21 +356,21 @@ std::vector<NamedTensors> split_callback_states(const std::vector<std::shared_pt
   }
   return parts;
 }
-/// Loads a resume checkpoint's model, optimizer, generator and callback states, all or nothing: a
-/// checkpoint that does not fit the run (or holds invalid values) throws and leaves all of them as
+/// Loads a resume run state's model, optimizer, generator and callback states, all or nothing: a
+/// run state that does not fit the run (or holds invalid values) throws and leaves all of them as
 /// they were. What has a check of its own is checked first (optimizer, generators, the callbacks'
 /// layout); the callbacks, which have none, are trial-loaded and rolled back from their own
 /// state_dict() (with the learning rates a scheduler set) if they or the model refuse. Returns the
 /// callbacks' parts, for loading again after on_train_begin.
-std::vector<NamedTensors> load_resume_state(const Checkpoint& ck, Module& model, optim::Optimizer& optimizer,
+std::vector<NamedTensors> load_resume_state(const RunState& ck, Module& model, optim::Optimizer& optimizer,
                                             const std::map<std::string, Generator*>& generators,
                                             const std::vector<std::shared_ptr<Callback>>& callbacks) {
   for (const auto& [name, gen] : generators) {
-    if (!ck.rng.count(name)) throw std::invalid_argument("fit: the resume checkpoint has no state of generator '" + name + "'");
+    if (!ck.rng.count(name)) throw std::invalid_argument("fit: the resume run state has no state of generator '" + name + "'");
     try {
       Generator().set_state(ck.rng.at(name));
     } catch (const std::invalid_argument&) {
-      throw std::invalid_argument("fit: the resume checkpoint's state of generator '" + name + "' is malformed");
+      throw std::invalid_argument("fit: the resume run state's state of generator '" + name + "' is malformed");
     }
   }
   std::vector<NamedTensors> parts = split_callback_states(callbacks, ck.callbacks);
@@ -418,7 +418,7 @@ History fit(UnaryModule& model, optim::Optimizer& optimizer, const LossFn& loss,
 
   History history;
   TrainState state{model, optimizer};
-  // The generators a checkpoint records: the default one, the loader's shuffling, the caller's.
+  // The generators a run state records: the default one, the loader's shuffling, the caller's.
   std::map<std::string, Generator*> generators = options.generators;
   for (const char* reserved : {"default", "loader"})
     if (generators.count(reserved))
@@ -427,9 +427,9 @@ History fit(UnaryModule& model, optim::Optimizer& optimizer, const LossFn& loss,
   generators["loader"] = &loader.generator();
   int64_t first_epoch = 1;
   std::vector<NamedTensors> callback_parts;
-  if (const Checkpoint* ck = options.resume.get()) {
+  if (const RunState* ck = options.resume.get()) {
     if (ck->epoch > options.epochs)
-      throw std::invalid_argument("fit: the resume checkpoint is at epoch " + std::to_string(ck->epoch) +
+      throw std::invalid_argument("fit: the resume run state is at epoch " + std::to_string(ck->epoch) +
                                   ", past epochs = " + std::to_string(options.epochs));
     callback_parts = load_resume_state(*ck, model, optimizer, generators, options.callbacks);
     history.epochs = ck->history.epochs;
@@ -437,9 +437,9 @@ History fit(UnaryModule& model, optim::Optimizer& optimizer, const LossFn& loss,
     first_epoch = ck->epoch + 1;
   }
   for (auto& cb : options.callbacks) cb->on_train_begin(state);
-  if (const Checkpoint* ck = options.resume.get()) {
+  if (const RunState* ck = options.resume.get()) {
     for (size_t i = 0; i < options.callbacks.size(); ++i) options.callbacks[i]->load_state_dict(callback_parts[i]);
-    // A run that a callback stopped at the checkpoint's epoch stays stopped: only on_train_end runs.
+    // A run that a callback stopped at the run state's epoch stays stopped: only on_train_end runs.
     if (!ck->history.stop_reason.empty() && ck->history.stop_reason != "completed")
       state.request_stop(ck->history.stop_reason);
   }
@@ -494,13 +494,13 @@ History fit(UnaryModule& model, optim::Optimizer& optimizer, const LossFn& loss,
     }
     for (auto& cb : options.callbacks) cb->on_epoch_end(state, history.epochs.back());
     // An epoch cut short (a callback stopped it mid-way) is not a resumable point.
-    if (!options.checkpoint_path.empty() && log.steps == loader.num_batches()) {
-      Checkpoint ck{model.state_dict(), optimizer.state_dict(), epoch, state.global_step, {}, history,
+    if (!options.state_path.empty() && log.steps == loader.num_batches()) {
+      RunState ck{model.state_dict(), optimizer.state_dict(), epoch, state.global_step, {}, history,
                     callback_states(options.callbacks)};
       ck.history.steps = state.global_step;
       ck.history.stop_reason = state.stop ? state.stop_reason : "";
       for (const auto& [name, gen] : generators) ck.rng[name] = gen->state();
-      save_checkpoint(ck, options.checkpoint_path);
+      save_run_state(ck, options.state_path);
     }
   }
   for (auto& cb : options.callbacks) cb->on_train_end(state);

@@ -32,7 +32,7 @@
 
 namespace tapegrad::nn {
 
-struct Checkpoint;
+struct RunState;
 
 /// loss(outputs, targets) → a scalar tensor (the mean over the batch), e.g. functional::cross_entropy.
 using LossFn = std::function<Tensor(const Tensor& outputs, const Tensor& targets)>;
@@ -89,7 +89,7 @@ class Callback {
   /// For messages, e.g. "EarlyStopping".
   virtual const char* name() const { return "Callback"; }
   /// What a resumed run needs to continue as if uninterrupted (EarlyStopping's counters, a
-  /// scheduler's epoch): fit saves it in checkpoints after each epoch, as
+  /// scheduler's epoch): fit saves it in run states after each epoch, as
   /// "callbacks.<i>.<name>.<key>", and hands it back through load_state_dict (after on_train_begin)
   /// when resuming; a resume whose callbacks differ (number, order or names) is refused before
   /// anything is loaded. load_state_dict throws std::invalid_argument on keys or values it does not
@@ -183,7 +183,7 @@ class ModelCheckpoint : public Callback {
 
 /// Steps a learning-rate scheduler at the end of every epoch: an epoch-based one (StepLR, cosine,
 /// warm-up, ...) by one epoch, ReduceLROnPlateau with the epoch's `monitor` value. Its state goes
-/// into checkpoints, so a resumed run continues the schedule.
+/// into run states, so a resumed run continues the schedule.
 ///
 ///     auto sched = std::make_shared<optim::CosineAnnealingLR>(opt, 10);
 ///     nn::fit(model, opt, loss, data, {.epochs = 10, .callbacks = {std::make_shared<nn::LearningRateScheduler>(sched)}});
@@ -215,25 +215,25 @@ struct FitOptions {
   std::vector<std::shared_ptr<Callback>> callbacks{};
   bool quiet = false;               ///< no epoch lines, no progress bar
   std::ostream* out = nullptr;      ///< where epoch lines go (std::cout when null)
-  /// When set, a checkpoint of the run (nn/checkpoint.hpp) is written here atomically after every
+  /// When set, the run's state (nn/run_state.hpp) is written here atomically after every
   /// complete epoch, after the callbacks.
-  std::string checkpoint_path{};
-  /// Continues the run this checkpoint describes: restores the model, the optimizer, the RNG states,
-  /// the step count and the history, then trains epochs checkpoint.epoch + 1 .. epochs. With the
+  std::string state_path{};
+  /// Continues the run this run state describes: restores the model, the optimizer, the RNG states,
+  /// the step count and the history, then trains epochs state.epoch + 1 .. epochs. With the
   /// same options, model and optimizer, the result is bitwise that of an uninterrupted run. All or
-  /// nothing: a checkpoint that does not fit or holds invalid values (an optimizer option the
+  /// nothing: a run state that does not fit or holds invalid values (an optimizer option the
   /// constructor would refuse, a negative step, a malformed generator state, a callback state the
   /// callback refuses) throws and leaves model, optimizer, schedulers, callbacks and generators as
   /// they were.
-  std::shared_ptr<const Checkpoint> resume{};
+  std::shared_ptr<const RunState> resume{};
   /// Generators besides default_generator() that the run draws from (e.g. a Dropout built with its
-  /// own Generator), by name: their states go into checkpoints and come back on resume.
+  /// own Generator), by name: their states go into run states and come back on resume.
   std::map<std::string, Generator*> generators{};
 };
 
 /// Trains `model` on `data`: for each epoch, each batch runs forward, loss, backward, step.
 /// Throws std::invalid_argument for epochs < 0, batch_size ≤ 0, a split outside [0, 1), or a
-/// resume checkpoint that does not fit the run (more epochs than `epochs`, a missing generator,
+/// resume run state that does not fit the run (more epochs than `epochs`, a missing generator,
 /// invalid state: see FitOptions::resume).
 History fit(UnaryModule& model, optim::Optimizer& optimizer, const LossFn& loss,
             std::shared_ptr<const datasets::Dataset> data, const FitOptions& options = {});

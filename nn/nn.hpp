@@ -3,6 +3,7 @@
 /// Umbrella header of tapegrad::nn: modules and containers, layers, the functional API and
 /// losses, initializers, safetensors saving/loading, transformer layers with a GPT, and attributions
 /// (saliency, SmoothGrad, Integrated Gradients).
+#include "nn/checkpoint_sequential.hpp"
 #include "nn/conv.hpp"
 #include "nn/explain.hpp"
 #include "nn/functional.hpp"

@@ -11,6 +11,7 @@
 #include <tuple>
 #include <utility>
 
+#include "autograd/checkpoint.hpp"
 #include "autograd/functions.hpp"
 #include "autograd/node.hpp"
 #include "nn/functional.hpp"
@@ -365,7 +366,10 @@ Tensor GPT::embed(const Tensor& idx, int64_t offset, const char* who) {
 
 Tensor GPT::forward(const Tensor& idx) {
   Tensor x = embed(idx, 0, "forward");
-  for (auto& b : blocks) x = b->forward(x);
+  const bool recompute = checkpointing_ && grad_enabled();
+  for (auto& b : blocks)
+    x = recompute ? checkpoint([b](const Tensor& in) { return b->forward(in); }, x, CheckpointOptions().add_generator(*gen_))
+                  : b->forward(x);
   return lm_head->forward(ln_f->forward(x));
 }
 

@@ -250,6 +250,13 @@ class GPT : public UnaryModule {
                   Generator& gen = default_generator(), bool use_cache = true);
   std::string repr() const override { return "GPT"; }
   const GPTConfig& config() const { return config_; }
+  /// Activation checkpointing of the blocks (autograd/checkpoint.hpp): when on, forward runs each
+  /// block through tapegrad::checkpoint (with the model's generator, for dropout), so a training
+  /// step keeps one [N, T, n_embd] tensor per block instead of its activations and recomputes each
+  /// block in backward. Gradients are bitwise the same. Off by default; forward_cached and
+  /// no_grad forwards never checkpoint.
+  void set_checkpointing(bool on) { checkpointing_ = on; }
+  bool checkpointing() const { return checkpointing_; }
 
   std::shared_ptr<Embedding> wte;
   std::shared_ptr<PositionalEmbedding> wpe;
@@ -263,6 +270,7 @@ class GPT : public UnaryModule {
   Tensor embed(const Tensor& idx, int64_t offset, const char* who);
   GPTConfig config_;
   Generator* gen_;
+  bool checkpointing_ = false;
 };
 
 /// Next tokens [N, 1] (int64) drawn from logits [N, V] (one row per sequence): softmax(logits /

@@ -177,8 +177,8 @@ def main():
     has_gpt = not args.no_gpt and os.access(tg_gpt, os.X_OK)
     torch_gpt = [args.python, os.path.join(here, "..", "..", "scripts", "torch_gpt.py")]
     batches = [int(b) for b in args.batch_sizes.split(",") if b]  # "" : no MLP runs (e.g. only the GPT)
-    # The examples write a checkpoint after each epoch when they know --checkpoint; the others don't.
-    tg_extra = ["--checkpoint", "none"] if "--checkpoint" in run([tg_mlp, "--help"])[0] else []
+    # The examples write a run state after each epoch when they know --state; the others don't.
+    tg_extra = ["--state", "none"] if "--state" in run([tg_mlp, "--help"])[0] else []
     tmp = tempfile.mkdtemp(prefix="bench-compare-")
 
     # Which OpenBLAS kernels: tapegrad's blas.cpp may re-select them (Haswell where OpenBLAS 0.3.21
@@ -262,7 +262,7 @@ def main():
                                                         {"OPENBLAS_CORETYPE": tapegrad_core}, tmp)[0])["peak_gflops"]}
             gpt_common = ["--iters", str(args.gpt_iters), "--eval-every", str(args.gpt_iters), "--text", args.text,
                           "--seed", "0", "--threads", "1"]
-            text, rss = run([tg_gpt, "--bench", "--quiet", "--sample", "0", "--checkpoint", "none",
+            text, rss = run([tg_gpt, "--bench", "--quiet", "--sample", "0", "--state", "none",
                              "--out", os.path.join(tmp, "tg_gpt")] + gpt_common, tmp=tmp)
             j = last_json(text)
             rd["tapegrad gpt"] = {"ms": j["ms_per_iter"], "val_loss": j["val_loss"], "rss_mb": rss}

@@ -1,5 +1,5 @@
 // libFuzzer harness for the safetensors loader (nn/serialize.cpp) and, on the files it accepts,
-// the checkpoint reader (nn/checkpoint.cpp). Any input must either load
+// the run state reader (nn/run_state.cpp). Any input must either load
 // tensors whose storage holds exactly numel · dtype_size bytes, or throw std::runtime_error.
 // Anything else (a crash, a sanitizer report, another exception type, a huge allocation caught by
 // -malloc_limit_mb) is a finding.
@@ -7,7 +7,7 @@
 #include <cstdlib>
 #include <string>
 
-#include "nn/checkpoint.hpp"
+#include "nn/run_state.hpp"
 #include "nn/serialize.hpp"
 #include "tests/fuzz/scratch.hpp"
 
@@ -34,9 +34,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   } catch (const std::runtime_error&) {
     return 0;  // rejected with a message: the expected outcome for a corrupt file
   }
-  // A valid safetensors file: the checkpoint reader parses its metadata (counts, history JSON).
+  // A valid safetensors file: the run state reader parses its metadata (counts, history JSON).
   try {
-    nn::Checkpoint c = nn::load_checkpoint(path);
+    nn::RunState c = nn::load_run_state(path);
     if (static_cast<int64_t>(c.history.epochs.size()) != c.epoch) std::abort();
   } catch (const std::runtime_error&) {
   }

@@ -104,9 +104,9 @@ def main():
                                      bytes(4))
     history = {"epochs": [{"epoch": 1, "seconds": 0.5, "steps": 2, "loss": 0.25, "accuracy": None}],
                "steps": 2, "stop_reason": ""}
-    metadata = {"tapegrad.checkpoint": "1", "epoch": "1", "global_step": "2", "rng.default": "5 0 0",
+    metadata = {"tapegrad.run_state": "1", "epoch": "1", "global_step": "2", "rng.default": "5 0 0",
                 "history": json.dumps(history)}
-    st["checkpoint"] = safetensors([("model.w", "F32", [2]), ("optimizer.state.0.step", "F64", [])], metadata=metadata)
+    st["run_state"] = safetensors([("model.w", "F32", [2]), ("optimizer.state.0.step", "F64", [])], metadata=metadata)
     for name, data in st.items():
         with open(f"{out}/safetensors/{name}", "wb") as f:
             f.write(data)

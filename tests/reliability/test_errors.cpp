@@ -10,7 +10,7 @@
 #include "autograd/autograd.hpp"
 #include "autograd/storage.hpp"
 #include "datasets/datasets.hpp"
-#include "nn/checkpoint.hpp"
+#include "nn/run_state.hpp"
 #include "nn/fit.hpp"
 #include "nn/nn.hpp"
 #include "optim/optim.hpp"
@@ -292,7 +292,7 @@ TEST_CASE("loaders, datasets and the training loop reject bad files and settings
       {"read_idx missing", Kind::dataset, {"read_idx: cannot open 'no/such.idx'", "No such file or directory"}, [&] { datasets::read_idx("no/such.idx"); }},
       {"load_mnist missing", Kind::dataset, {"no/such/dir"}, [&] { datasets::load_mnist("no/such/dir", datasets::Split::train); }},
       {"load_safetensors missing", Kind::runtime, {"load_safetensors", "no/such.safetensors"}, [&] { nn::load_safetensors("no/such.safetensors"); }},
-      {"load_checkpoint missing", Kind::runtime, {"no/such.ckpt"}, [&] { nn::load_checkpoint("no/such.ckpt"); }},
+      {"load_run_state missing", Kind::runtime, {"no/such.ckpt"}, [&] { nn::load_run_state("no/such.ckpt"); }},
       {"TensorDataset", Kind::invalid, {"TensorDataset", "3 samples", "2"}, [&] { datasets::TensorDataset(randn({3, 2}), index_tensor({0, 1})); }},
       {"TensorDataset::get", Kind::range, {"TensorDataset::get", "index 9", "[0, 6)"}, [&] { data->get({9}); }},
       {"Subset", Kind::range, {"Subset", "index 6"}, [&] { datasets::Subset(data, {6}); }},

@@ -104,7 +104,7 @@ struct LiveBytes : nn::Callback {
 };
 }  // namespace
 
-TEST_CASE("fit with shuffling, validation and a checkpoint per epoch holds the same storage after every epoch") {
+TEST_CASE("fit with shuffling, validation and a run state per epoch holds the same storage after every epoch") {
   manual_seed(4);
   auto model = std::make_shared<nn::Sequential>(nn::Linear(20, 32), nn::ReLU(), nn::Dropout(0.3), nn::Linear(32, 5));
   optim::Adam adam(model->parameters(), optim::AdamOptions(1e-3));
@@ -113,10 +113,10 @@ TEST_CASE("fit with shuffling, validation and a checkpoint per epoch holds the s
   for (int64_t i = 0; i < 100; ++i) labels.push_back(i % 5);
   auto data = std::make_shared<datasets::TensorDataset>(x, index_tensor(labels));
   auto probe = std::make_shared<LiveBytes>();
-  const std::string ckpt = "reliability_memory_" + std::to_string(::getpid()) + ".ckpt";
+  const std::string ckpt = "reliability_memory_" + std::to_string(::getpid()) + ".state";
   nn::fit(*model, adam, [](const Tensor& o, const Tensor& t) { return nn::functional::cross_entropy(o, t); }, data,
           {.epochs = 30, .batch_size = 16, .seed = 2, .validation_split = 0.2, .callbacks = {probe}, .quiet = true,
-           .checkpoint_path = ckpt});
+           .state_path = ckpt});
   std::remove(ckpt.c_str());
   REQUIRE(probe->per_epoch.size() == 30);
   for (size_t e = 1; e < probe->per_epoch.size(); ++e) {

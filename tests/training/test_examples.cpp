@@ -146,7 +146,7 @@ TEST_CASE("char_gpt trains, writes weights, vocabulary, log and curve, samples, 
 
   // Resuming at iteration 40 and going on to 60 continues the logged history.
   Result resumed = run_example("char_gpt", "--text '" + text + "' --out '" + out + "' --resume '" + out +
-                                               "/checkpoint.safetensors' --iters 60 --eval-every 20 --warmup 5 "
+                                               "/run_state.safetensors' --iters 60 --eval-every 20 --warmup 5 "
                                                "--lr 1e-2 --sample 0" + kTinyGpt, dir);
   INFO(resumed.output);
   REQUIRE(resumed.code == 0);
@@ -158,7 +158,7 @@ TEST_CASE("char_gpt trains, writes weights, vocabulary, log and curve, samples, 
   // Another corpus has another vocabulary: resuming from these weights is refused.
   const std::string other = write_text(dir, "other.txt", "xyz\n", 200);
   Result mismatch = run_example("char_gpt", "--text '" + other + "' --out '" + dir.file("out2") + "' --resume '" + out +
-                                                "/checkpoint.safetensors' --iters 60" + kTinyGpt, dir);
+                                                "/run_state.safetensors' --iters 60" + kTinyGpt, dir);
   CHECK(mismatch.code == 1);
   CHECK(mismatch.output.find("vocabulary mismatch on load") != std::string::npos);
 }
