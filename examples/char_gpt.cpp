@@ -47,6 +47,7 @@ struct Flags {
   int threads = 1;
   uint64_t seed = 0;
   bool profile = false, quiet = false, bench = false;
+  int profile_depth = -1;
   int64_t sample = 500, top_k = 10;
   double temperature = 0.8;
   std::string prompt = "\n";
@@ -71,7 +72,7 @@ std::pair<double, double> estimate_loss(tg::nn::GPT& model, const tg::datasets::
   for (int s = 0; s < 2; ++s)
     for (int64_t b = 0; b < f.eval_batches; ++b) {
       auto batch = data.get_batch(splits[s], f.batch_size, f.block_size, gen);
-      sums[s] += tg::nn::GPT::loss(model.forward(batch.x), batch.y).item();
+      sums[s] += tg::nn::GPT::loss(model(batch.x), batch.y).item();
     }
   model.train();
   return {sums[0] / static_cast<double>(f.eval_batches), sums[1] / static_cast<double>(f.eval_batches)};
@@ -183,7 +184,7 @@ void train(const Flags& f) {
     const auto t0 = Clock::now();
     optimizer.set_lr(lr_at(f, it));
     auto batch = corpus.data.get_batch(tg::datasets::TextSplit::train, f.batch_size, f.block_size, data_gen);
-    tg::Tensor loss = tg::nn::GPT::loss(model.forward(batch.x), batch.y);
+    tg::Tensor loss = tg::nn::GPT::loss(model(batch.x), batch.y);  // operator(): the profiler's module scopes
     optimizer.zero_grad();
     loss.backward();
     tg::optim::clip_grad_norm_(model.parameters(), f.clip);
@@ -289,7 +290,10 @@ int main(int argc, char** argv) {
   app.add_option("--checkpoint", f.checkpoint,
                  "Written at every evaluation; default <out>/checkpoint.safetensors; none: never");
   app.add_option("--resume", f.resume, "A checkpoint to continue from (its folder's vocab.json must match the corpus)");
-  app.add_flag("--profile", f.profile, "Per-op profile of the run (table and <out>/profile.json)");
+  app.add_flag("--profile", f.profile,
+               "Profile of the run: tables by op and by module, <out>/profile.json and the timeline <out>/trace.json");
+  app.add_option("--profile-depth", f.profile_depth, "Levels of the by-module profile table (-1: all)")
+      ->check(CLI::Range(-1, 100));
   app.add_option("--sample", f.sample, "Characters to generate at the end")->check(CLI::NonNegativeNumber);
   app.add_option("--prompt", f.prompt, "Text the sample starts from");
   app.add_option("--temperature", f.temperature, "Sampling temperature (0: greedy)")->check(CLI::NonNegativeNumber);
@@ -303,5 +307,6 @@ int main(int argc, char** argv) {
   common.program = "char_gpt";
   common.out = f.out;
   common.profile = f.profile;
+  common.profile_depth = f.profile_depth;
   return tg::examples::run(common, [&] { train(f); });
 }
