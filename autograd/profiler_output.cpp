@@ -251,17 +251,14 @@ std::string Profiler::chrome_trace() const {
         trace.push_back({{"name", "memory"}, {"ph", "C"}, {"pid", 1}, {"ts", static_cast<double>(e.start) / 1e3},
                          {"args", {{"live bytes", e.bytes}}}});
         break;
-      case Event::scope: {
-        const auto& entry = p.scope_tree.entries[static_cast<size_t>(e.entry)];
-        nlohmann::json s = span(name_of(e), kind_name(entry.kind), kForwardTid, e.start, e.end);
-        s["args"] = {{"bytes", e.bytes}, {"saved_bytes", e.saved}, {"id", e.id}};
-        if (e.parent >= 0) s["args"]["parent"] = e.parent;
-        trace.push_back(s);
-        break;
-      }
+      case Event::scope:
       case Event::forward: {
-        nlohmann::json s = span(name_of(e), "op", kForwardTid, e.start, e.end);
-        s["args"] = {{"bytes", e.bytes}, {"saved_bytes", e.saved}, {"seq", e.seq}};
+        const bool scope = e.type == Event::scope;
+        const char* cat = scope ? kind_name(p.scope_tree.entries[static_cast<size_t>(e.entry)].kind) : "op";
+        nlohmann::json s = span(name_of(e), cat, kForwardTid, e.start, e.end);
+        s["args"] = {{"bytes", e.bytes}, {"saved_bytes", e.saved}};
+        if (scope) s["args"]["id"] = e.id;
+        else s["args"]["seq"] = e.seq;
         if (e.parent >= 0) s["args"]["parent"] = e.parent;
         trace.push_back(s);
         break;

@@ -12,7 +12,16 @@
 
 #include <nlohmann/json.hpp>
 
+#include "autograd/debug.hpp"
+
 namespace tapegrad::test {
+
+/// The grouped row whose path is `path` ("GPT/h.1/h.1.attn"), or null.
+inline const Profiler::Row* find_row(const std::vector<Profiler::Row>& rows, const std::string& path) {
+  for (auto& r : rows)
+    if (r.path == path) return &r;
+  return nullptr;
+}
 
 struct TraceSummary {
   int64_t forward_ops = 0, backward_ops = 0, memory_samples = 0;

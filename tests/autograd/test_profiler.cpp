@@ -1,10 +1,10 @@
 // Profiler: scopes, grouping, memory, Chrome trace, per-thread behaviour.
 #include <doctest/doctest.h>
 
-#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -15,16 +15,7 @@
 #include "autograd/profile_checks.hpp"
 
 using namespace tapegrad;
-
-namespace {
-
-const Profiler::Row* find_row(const std::vector<Profiler::Row>& rows, const std::string& path) {
-  for (auto& r : rows)
-    if (r.path == path) return &r;
-  return nullptr;
-}
-
-}  // namespace
+using test::find_row;
 
 TEST_CASE("profiler: a [100, 100] float32 add allocates 40,000 bytes, and its backward is charged to it") {
   Tensor a = randn({100, 100}).requires_grad_(), b = randn({100, 100}).requires_grad_();

@@ -10,14 +10,9 @@
 #include "tapegrad.hpp"
 
 using namespace tapegrad;
+using test::find_row;
 
 namespace {
-
-const Profiler::Row* find_row(const std::vector<Profiler::Row>& rows, const std::string& path) {
-  for (auto& r : rows)
-    if (r.path == path) return &r;
-  return nullptr;
-}
 
 struct Net : nn::UnaryModule {
   std::shared_ptr<nn::Linear> fc1, fc2;
