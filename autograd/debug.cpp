@@ -309,8 +309,8 @@ std::string to_dot(const Tensor& root) {
       os << "  n" << id << " [shape=ellipse, style=filled, fillcolor=lightblue, label=\"leaf " << to_string(n->shape())
          << "\\nrequires_grad\"];\n";
     else
-      os << "  n" << id << " [shape=box, label=\"" << n->name() << "\\n" << to_string(n->shape()) << " "
-         << dtype_name(n->dtype()) << "\"];\n";
+      os << "  n" << id << " [shape=box, label=\"" << n->name() << "\\n"
+         << to_string(n->shape()) << " " << dtype_name(n->dtype()) << "\"];\n";
     for (auto& e : n->next()) {
       if (!e) continue;
       auto [it, inserted] = ids.emplace(e.get(), static_cast<int>(ids.size()));

@@ -53,10 +53,11 @@ enum class GroupBy {
 ///     prof.write_chrome_trace("trace.json");  // chrome://tracing or ui.perfetto.dev
 class Profiler {
  public:
+  /// One row of a table: an op type, or in grouped rows also a scope.
   struct Row {
-    std::string op;              ///< the op's name, or the scope's name in grouped rows
-    int64_t count = 0;           ///< ops recorded on the tape (times a scope was entered)
-    double forward_seconds = 0;  ///< total (a scope's: from opening to closing)
+    std::string op;               ///< the op's name, or the scope's name in grouped rows
+    int64_t count = 0;            ///< ops recorded on the tape (times a scope was entered)
+    double forward_seconds = 0;   ///< total (a scope's: from opening to closing)
     int64_t backward_count = 0;   ///< backward nodes run (a scope's: of the ops inside it)
     double backward_seconds = 0;  ///< total
     int64_t saved_bytes = 0;      ///< total kept for backward
@@ -96,7 +97,9 @@ class Profiler {
   /// {"ops": rows(), "by_op": grouped_rows(op), "by_scope": grouped_rows(scope), "memory": memory(),
   /// "dropped_trace_events": n}.
   std::string json() const;
+  /// Writes json() to `path` (std::runtime_error naming the path when it cannot).
   void write_json(const std::string& path) const;
+  /// The peak memory of the profiled region (see Memory).
   Memory memory() const;
   /// The timeline in the Chrome trace event format (chrome://tracing, ui.perfetto.dev): one
   /// complete event ("ph": "X", ts and dur in µs from the profiler's start) per forward op and per
@@ -107,8 +110,10 @@ class Profiler {
   /// span and "parent", the id of the scope span around it. A "live bytes" counter track ("ph": "C")
   /// follows the memory.
   std::string chrome_trace() const;
+  /// Writes chrome_trace() to `path` (std::runtime_error naming the path when it cannot).
   void write_chrome_trace(const std::string& path) const;
 
+  /// What the profiler accumulates (autograd/profiler_state.hpp, internal).
   struct State;
 
  private:

@@ -3,10 +3,9 @@
 #include <cstdio>
 #include <fstream>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <stdexcept>
-
-#include <nlohmann/json.hpp>
 
 #include "autograd/debug.hpp"
 #include "autograd/profiler_state.hpp"
@@ -39,7 +38,8 @@ int64_t total_ns(const Stats& s) { return s.forward_ns + s.backward_ns; }
 void walk(const Tree& tree, const std::vector<std::string>& names, bool scopes_in_order, int max_depth,
           std::vector<Profiler::Row>& out) {
   std::vector<std::vector<int>> kids(tree.entries.size());
-  for (size_t i = 1; i < tree.entries.size(); ++i) kids[static_cast<size_t>(tree.entries[i].parent)].push_back(static_cast<int>(i));
+  for (size_t i = 1; i < tree.entries.size(); ++i)
+    kids[static_cast<size_t>(tree.entries[i].parent)].push_back(static_cast<int>(i));
   for (auto& k : kids)
     std::stable_sort(k.begin(), k.end(), [&](int a, int b) {
       const auto &ea = tree.entries[static_cast<size_t>(a)], &eb = tree.entries[static_cast<size_t>(b)];
@@ -72,10 +72,14 @@ void walk(const Tree& tree, const std::vector<std::string>& names, bool scopes_i
 
 std::string bytes_text(int64_t b) {
   char s[32];
-  if (b < 10 * 1024) std::snprintf(s, sizeof s, "%lld B", static_cast<long long>(b));
-  else if (b < 10 * 1024 * 1024) std::snprintf(s, sizeof s, "%.1f KiB", static_cast<double>(b) / 1024);
-  else if (b < 10LL * 1024 * 1024 * 1024) std::snprintf(s, sizeof s, "%.1f MiB", static_cast<double>(b) / (1024 * 1024));
-  else std::snprintf(s, sizeof s, "%.1f GiB", static_cast<double>(b) / (1024.0 * 1024 * 1024));
+  if (b < 10 * 1024)
+    std::snprintf(s, sizeof s, "%lld B", static_cast<long long>(b));
+  else if (b < 10 * 1024 * 1024)
+    std::snprintf(s, sizeof s, "%.1f KiB", static_cast<double>(b) / 1024);
+  else if (b < 10LL * 1024 * 1024 * 1024)
+    std::snprintf(s, sizeof s, "%.1f MiB", static_cast<double>(b) / (1024 * 1024));
+  else
+    std::snprintf(s, sizeof s, "%.1f GiB", static_cast<double>(b) / (1024.0 * 1024 * 1024));
   return s;
 }
 
@@ -98,7 +102,8 @@ nlohmann::json row_json(const Profiler::Row& r, bool grouped) {
 
 void write_file(const std::string& path, const std::string& text, const char* who) {
   std::ofstream f(path);
-  if (!f) throw std::runtime_error(std::string("tapegrad::Profiler::") + who + ": cannot open '" + path + "' for writing");
+  if (!f)
+    throw std::runtime_error(std::string("tapegrad::Profiler::") + who + ": cannot open '" + path + "' for writing");
   f << text << "\n";
   if (!f) throw std::runtime_error(std::string("tapegrad::Profiler::") + who + ": write to '" + path + "' failed");
 }
@@ -128,8 +133,10 @@ std::vector<Profiler::Row> Profiler::rows() const {
 
 std::vector<Profiler::Row> Profiler::grouped_rows(GroupBy by, int max_depth) const {
   std::vector<Row> out;
-  if (by == GroupBy::op) walk(state_->op_tree, state_->names, false, max_depth, out);
-  else walk(state_->scope_tree, state_->names, true, max_depth, out);
+  if (by == GroupBy::op)
+    walk(state_->op_tree, state_->names, false, max_depth, out);
+  else
+    walk(state_->scope_tree, state_->names, true, max_depth, out);
   return out;
 }
 
@@ -140,8 +147,9 @@ std::string Profiler::table(GroupBy by, int max_depth) const {
   const int w = static_cast<int>(width);
   std::ostringstream os;
   char line[512];
-  std::snprintf(line, sizeof line, "%-*s %8s %12s %10s %12s %10s %11s %11s %11s\n", w, by == GroupBy::op ? "op" : "scope",
-                "count", "fwd total µs", "fwd mean", "bwd total µs", "bwd mean", "fwd alloc", "bwd alloc", "saved");
+  std::snprintf(line, sizeof line, "%-*s %8s %12s %10s %12s %10s %11s %11s %11s\n", w,
+                by == GroupBy::op ? "op" : "scope", "count", "fwd total µs", "fwd mean", "bwd total µs", "bwd mean",
+                "fwd alloc", "bwd alloc", "saved");
   os << line;
   for (const Row& r : rs) {
     const std::string name = std::string(2 * static_cast<size_t>(r.depth), ' ') + r.op;
@@ -197,15 +205,23 @@ namespace {
 constexpr int kForwardTid = 1, kBackwardTid = 2;
 
 nlohmann::json span(const std::string& name, const char* cat, int tid, int64_t start, int64_t end) {
-  return {{"name", name}, {"cat", cat}, {"ph", "X"}, {"pid", 1}, {"tid", tid},
-          {"ts", static_cast<double>(start) / 1e3}, {"dur", static_cast<double>(end - start) / 1e3}};
+  return {{"name", name},
+          {"cat", cat},
+          {"ph", "X"},
+          {"pid", 1},
+          {"tid", tid},
+          {"ts", static_cast<double>(start) / 1e3},
+          {"dur", static_cast<double>(end - start) / 1e3}};
 }
 
 const char* kind_name(ScopeKind k) {
   switch (k) {
-    case ScopeKind::module: return "module";
-    case ScopeKind::composite: return "composite";
-    default: return "scope";
+    case ScopeKind::module:
+      return "module";
+    case ScopeKind::composite:
+      return "composite";
+    default:
+      return "scope";
   }
 }
 
@@ -238,7 +254,8 @@ std::string Profiler::chrome_trace() const {
       const OpenSpan o = open.back();
       open.pop_back();
       const auto& entry = p.scope_tree.entries[static_cast<size_t>(o.entry)];
-      nlohmann::json s = span(p.names[static_cast<size_t>(entry.name)], kind_name(entry.kind), kBackwardTid, o.start, o.end);
+      nlohmann::json s =
+          span(p.names[static_cast<size_t>(entry.name)], kind_name(entry.kind), kBackwardTid, o.start, o.end);
       s["args"] = {{"bytes", o.bytes}, {"id", o.id}};
       if (!open.empty()) s["args"]["parent"] = open.back().id;
       trace.push_back(s);
@@ -248,7 +265,10 @@ std::string Profiler::chrome_trace() const {
   for (const Event& e : events) {
     switch (e.type) {
       case Event::memory:
-        trace.push_back({{"name", "memory"}, {"ph", "C"}, {"pid", 1}, {"ts", static_cast<double>(e.start) / 1e3},
+        trace.push_back({{"name", "memory"},
+                         {"ph", "C"},
+                         {"pid", 1},
+                         {"ts", static_cast<double>(e.start) / 1e3},
                          {"args", {{"live bytes", e.bytes}}}});
         break;
       case Event::scope:
@@ -257,8 +277,10 @@ std::string Profiler::chrome_trace() const {
         const char* cat = scope ? kind_name(p.scope_tree.entries[static_cast<size_t>(e.entry)].kind) : "op";
         nlohmann::json s = span(name_of(e), cat, kForwardTid, e.start, e.end);
         s["args"] = {{"bytes", e.bytes}, {"saved_bytes", e.saved}};
-        if (scope) s["args"]["id"] = e.id;
-        else s["args"]["seq"] = e.seq;
+        if (scope)
+          s["args"]["id"] = e.id;
+        else
+          s["args"]["seq"] = e.seq;
         if (e.parent >= 0) s["args"]["parent"] = e.parent;
         trace.push_back(s);
         break;

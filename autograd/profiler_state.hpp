@@ -10,6 +10,7 @@
 
 #include "autograd/debug.hpp"
 
+/// \cond INTERNAL
 namespace tapegrad {
 
 namespace profiler_detail {
@@ -51,8 +52,8 @@ struct Event {
   int64_t start = 0, end = 0;
   int64_t bytes = 0;  // allocated (memory: live bytes)
   int64_t saved = 0;
-  uint64_t seq = 0;   // the node's sequence number (ops)
-  int64_t id = -1;    // a scope span's id
+  uint64_t seq = 0;     // the node's sequence number (ops)
+  int64_t id = -1;      // a scope span's id
   int64_t parent = -1;  // the id of the scope span around it (forward)
   int name = -1;
   int entry = 0;       // scope tree entry: the scope's own, or the op's leaf
@@ -105,9 +106,12 @@ struct Profiler::State {
     return it->second;
   }
   void add_event(const profiler_detail::Event& e) {
-    if (events.size() < max_events) events.push_back(e);
-    else ++dropped;
+    if (events.size() < max_events)
+      events.push_back(e);
+    else
+      ++dropped;
   }
 };
 
 }  // namespace tapegrad
+/// \endcond

@@ -6,11 +6,10 @@
 #include <algorithm>
 #include <cstdint>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "autograd/debug.hpp"
 
@@ -77,7 +76,8 @@ inline TraceSummary check_chrome_trace(const nlohmann::json& trace) {
     const Span& s = spans[i];
     if (s.tid != tid) stack.clear(), tid = s.tid;
     while (!stack.empty() && spans[stack.back()].end <= s.start + eps) stack.pop_back();
-    if (!stack.empty()) CHECK_MESSAGE(s.end <= spans[stack.back()].end + eps, (s.name + " overlaps " + spans[stack.back()].name));
+    if (!stack.empty())
+      CHECK_MESSAGE(s.end <= spans[stack.back()].end + eps, (s.name + " overlaps " + spans[stack.back()].name));
     stack.push_back(i);
   }
   // Every span with a parent lies inside it, on the same thread.

@@ -4,12 +4,11 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
 #include <string>
 #include <thread>
-
-#include <nlohmann/json.hpp>
 
 #include "autograd/autograd.hpp"
 #include "autograd/profile_checks.hpp"
@@ -40,8 +39,8 @@ TEST_CASE("profiler: peak memory rises by the tensors alive at once, and the sta
   const int64_t before = storage_stats().live_bytes;
   Profiler prof;
   {
-    Tensor x = zeros({1000});            // 4,000 bytes
-    Tensor y = zeros({250, 100});        // 100,000 bytes, both alive
+    Tensor x = zeros({1000});      // 4,000 bytes
+    Tensor y = zeros({250, 100});  // 100,000 bytes, both alive
   }
   Tensor z = zeros({10});  // after both were freed: the peak stays
   prof.stop();
@@ -167,12 +166,18 @@ TEST_CASE("profiler: per thread — ops on another thread are not seen, two prof
     Tensor y = sum(tanh(w));  // no profiler on this thread
     y.backward();
     Profiler mine;
-    { ProfileScope s("worker"); Tensor z = exp(w); }
+    {
+      ProfileScope s("worker");
+      Tensor z = exp(w);
+    }
     mine.stop();
     for (auto& r : mine.rows()) other_count += r.count;
   });
   t.join();
-  { ProfileScope s("main"); Tensor z = sigmoid(w); }
+  {
+    ProfileScope s("main");
+    Tensor z = sigmoid(w);
+  }
   prof.stop();
   std::set<std::string> ops;
   for (auto& r : prof.rows()) ops.insert(r.op);

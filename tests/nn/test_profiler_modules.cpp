@@ -2,9 +2,8 @@
 #include <doctest/doctest.h>
 
 #include <memory>
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "autograd/profile_checks.hpp"
 #include "tapegrad.hpp"
@@ -82,9 +81,9 @@ TEST_CASE("profiler grouped by module: a GPT's blocks, attention and MLP, forwar
   loss.backward();
   prof.stop();
   auto rows = prof.grouped_rows(GroupBy::scope);
-  for (const char* path : {"GPT/wte", "GPT/wpe", "GPT/h.0", "GPT/h.1", "GPT/h.0/h.0.ln_1", "GPT/h.1/h.1.attn",
-                           "GPT/h.1/h.1.attn/h.1.attn.out_proj", "GPT/h.0/h.0.mlp/h.0.mlp.c_fc", "GPT/ln_f",
-                           "GPT/lm_head"}) {
+  for (const char* path :
+       {"GPT/wte", "GPT/wpe", "GPT/h.0", "GPT/h.1", "GPT/h.0/h.0.ln_1", "GPT/h.1/h.1.attn",
+        "GPT/h.1/h.1.attn/h.1.attn.out_proj", "GPT/h.0/h.0.mlp/h.0.mlp.c_fc", "GPT/ln_f", "GPT/lm_head"}) {
     const Profiler::Row* r = find_row(rows, path);
     REQUIRE_MESSAGE(r, path);
     CHECK_MESSAGE(r->scope, path);
