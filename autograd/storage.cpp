@@ -55,6 +55,10 @@ thread_local Pool t_pool;
 
 }  // namespace
 
+namespace detail {
+thread_local void (*on_storage)(int64_t) = nullptr;
+}
+
 Storage::Storage(size_t bytes) {
   size_t total = sizeof(Block) + bytes;
   size_t capacity = total;
@@ -78,6 +82,7 @@ Storage::Storage(size_t bytes) {
   b_->capacity = capacity;
   raise_peak(g_live_bytes += static_cast<int64_t>(bytes));
   ++g_live_buffers;
+  if (detail::on_storage) detail::on_storage(static_cast<int64_t>(bytes));
 }
 
 void Storage::release() {
@@ -85,6 +90,7 @@ void Storage::release() {
   if (b_->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) {
     g_live_bytes -= static_cast<int64_t>(b_->bytes);
     --g_live_buffers;
+    if (detail::on_storage) detail::on_storage(-static_cast<int64_t>(b_->bytes));
     size_t capacity = b_->capacity;
     void* mem = b_;
     b_->~Block();

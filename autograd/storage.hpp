@@ -65,4 +65,11 @@ void reset_peak_storage();
 /// Returns the calling thread's cached free blocks to the system.
 void storage_release_cache();
 
+namespace detail {
+/// The Profiler's memory hook (debug.hpp): called with +bytes when a storage is allocated and
+/// −bytes when one is freed, on the thread that does it. Null when no profiler runs on this thread,
+/// so it costs one thread-local pointer test per allocation and per free.
+extern thread_local void (*on_storage)(int64_t bytes);
+}  // namespace detail
+
 }  // namespace tapegrad

@@ -47,6 +47,7 @@ struct Flags {
   int threads = 1;
   uint64_t seed = 0;
   bool profile = false, quiet = false, bench = false, recompute = false;
+  int profile_depth = -1;
   int64_t sample = 500, top_k = 10;
   double temperature = 0.8;
   std::string prompt = "\n";
@@ -71,7 +72,7 @@ std::pair<double, double> estimate_loss(tg::nn::GPT& model, const tg::datasets::
   for (int s = 0; s < 2; ++s)
     for (int64_t b = 0; b < f.eval_batches; ++b) {
       auto batch = data.get_batch(splits[s], f.batch_size, f.block_size, gen);
-      sums[s] += tg::nn::GPT::loss(model.forward(batch.x), batch.y).item();
+      sums[s] += tg::nn::GPT::loss(model(batch.x), batch.y).item();
     }
   model.train();
   return {sums[0] / static_cast<double>(f.eval_batches), sums[1] / static_cast<double>(f.eval_batches)};
@@ -184,7 +185,7 @@ void train(const Flags& f) {
     const auto t0 = Clock::now();
     optimizer.set_lr(lr_at(f, it));
     auto batch = corpus.data.get_batch(tg::datasets::TextSplit::train, f.batch_size, f.block_size, data_gen);
-    tg::Tensor loss = tg::nn::GPT::loss(model.forward(batch.x), batch.y);
+    tg::Tensor loss = tg::nn::GPT::loss(model(batch.x), batch.y);  // operator(): the profiler's module scopes
     optimizer.zero_grad();
     loss.backward();
     tg::optim::clip_grad_norm_(model.parameters(), f.clip);
@@ -291,7 +292,10 @@ int main(int argc, char** argv) {
                  "The run's state (model, optimizer, RNG states, history), written at every evaluation; default "
                  "<out>/run_state.safetensors; none: never");
   app.add_option("--resume", f.resume, "A --state file to continue from (its folder's vocab.json must match the corpus)");
-  app.add_flag("--profile", f.profile, "Per-op profile of the run (table and <out>/profile.json)");
+  app.add_flag("--profile", f.profile,
+               "Profile of the run: tables by op and by module, <out>/profile.json and the timeline <out>/trace.json");
+  app.add_option("--profile-depth", f.profile_depth, "Levels of the by-module profile table (-1: all)")
+      ->check(CLI::Range(-1, 100));
   app.add_flag("--recompute", f.recompute,
                "Activation checkpointing of the blocks: their activations are recomputed in backward instead of "
                "kept (same results, less memory, about one extra forward per step)");
@@ -308,5 +312,6 @@ int main(int argc, char** argv) {
   common.program = "char_gpt";
   common.out = f.out;
   common.profile = f.profile;
+  common.profile_depth = f.profile_depth;
   return tg::examples::run(common, [&] { train(f); });
 }

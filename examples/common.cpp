@@ -73,8 +73,11 @@ Args parse_args(int argc, char** argv, const std::string& description, Args defa
                  "Continue the run whose --state file this is up to --epochs (same flags as the first run)");
   app.add_flag("--quiet,-q", a.quiet, "No progress bar and no per-epoch lines");
   app.add_flag("--profile", a.profile,
-               "Profile the tape: per op type count, forward/backward time and saved bytes (printed, and "
-               "written to <out>/profile.json)");
+               "Profile the tape: per op type and per module count, forward/backward time, bytes allocated and "
+               "saved, peak memory (printed, and written to <out>/profile.json) and the timeline "
+               "(<out>/trace.json, for chrome://tracing or ui.perfetto.dev)");
+  app.add_option("--profile-depth", a.profile_depth, "Levels of the by-module profile table (-1: all)")
+      ->check(CLI::Range(-1, 100));
   try {
     app.parse(argc, argv);
     if (a.patience > 0 && a.validation_split == 0.0)
@@ -98,10 +101,14 @@ int run(const Args& args, const std::function<void()>& body) {
     body();
     if (profiler) {
       profiler->stop();
-      std::cout << "\nProfile of the run (per op type; times in µs):\n" << profiler->table();
+      std::cout << "\nProfile of the run (per op type, composites with their parts; times in µs):\n"
+                << profiler->table(GroupBy::op) << "\nThe same grouped by module (paths as in named_parameters):\n"
+                << profiler->table(GroupBy::scope, args.profile_depth);
       fs::create_directories(args.out);
       profiler->write_json(args.out + "/profile.json");
-      std::cout << "Wrote " << args.out << "/profile.json\n";
+      profiler->write_chrome_trace(args.out + "/trace.json");
+      std::cout << "Wrote " << args.out << "/profile.json and " << args.out
+                << "/trace.json (open in chrome://tracing or ui.perfetto.dev)\n";
     }
     return 0;
   } catch (const std::exception& e) {

@@ -33,7 +33,8 @@ struct Args {
   int64_t patience = 0;  ///< 0: no early stopping
   std::string out{};     ///< output directory; empty: out/<program>
   bool quiet = false;
-  bool profile = false;  ///< per-op profile of the run: table on stdout, profile.json in --out
+  bool profile = false;  ///< profile of the run: tables by op and by module on stdout, profile.json and trace.json in --out
+  int profile_depth = -1;  ///< levels of the by-module table (-1: all)
   std::string state{};   ///< run state written after every epoch; empty: <out>/run_state.safetensors; "none": none
   std::string resume{};  ///< run state to continue from; empty: a fresh run
 };
@@ -44,7 +45,8 @@ struct Args {
 Args parse_args(int argc, char** argv, const std::string& description, Args defaults);
 
 /// Runs `body`, turning any exception into "<program>: error: <what>" on stderr and exit code 1.
-/// With --profile, body runs under a tapegrad::Profiler whose table is printed and saved.
+/// With --profile, body runs under a tapegrad::Profiler whose tables (by op, by module down to
+/// --profile-depth levels) are printed and saved with the Chrome trace (<out>/trace.json).
 int run(const Args& args, const std::function<void()>& body);
 
 /// The train and test splits of the chosen dataset. A missing directory is an error that says how

@@ -16,6 +16,7 @@
 #include <vector>
 #include <xsimd/xsimd.hpp>
 
+#include "autograd/debug.hpp"
 #include "autograd/functions.hpp"
 #include "autograd/kernels.hpp"
 #include "autograd/node.hpp"
@@ -564,6 +565,7 @@ Tensor qkv_packed_attention_reference(const Tensor& qkv, int64_t heads, const At
 }
 
 Tensor attention_reference(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionOptions& options) {
+  ProfileScope composite("attention_reference", ScopeKind::composite);  // one row of the profiler's op table
   Tensor mask;
   const Problem pb = make_problem(q, k, v, options, mask);
   Tensor p = composite_weights(pb, q, k, mask);

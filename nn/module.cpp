@@ -3,6 +3,7 @@
 #include "nn/module.hpp"
 
 #include <cstring>
+#include <deque>
 #include <iomanip>
 #include <map>
 #include <sstream>
@@ -220,6 +221,62 @@ void Module::load_state_dict(const NamedTensors& state, bool strict) {
     std::memcpy(dst.mutable_data<char>(), src.data<char>(), static_cast<size_t>(dst.numel()) * dtype_size(dst.dtype()));
 }
 
+// ---- profiler scopes ----------------------------------------------------------------------------
+
+namespace {
+/// The module scopes open on this thread (while profiling), outermost first, with their paths.
+struct ModuleFrame {
+  const Module* module;
+  std::string path;
+};
+thread_local std::vector<ModuleFrame> t_module_frames;
+/// (enclosing module, module) -> dotted name of the module under the enclosing one; cleared when
+/// the root's scope closes, so modules destroyed between steps leave no stale entries.
+thread_local std::map<std::pair<const Module*, const Module*>, std::string> t_relative_paths;
+
+/// The dotted name of `m` under `parent` (breadth first: the shortest), or m's repr() when `parent`
+/// does not hold it.
+std::string relative_path(const Module& parent, const Module& m) {
+  auto [it, inserted] = t_relative_paths.try_emplace({&parent, &m});
+  if (!inserted) return it->second;
+  std::deque<std::pair<const Module*, std::string>> queue{{&parent, ""}};
+  std::string found;
+  while (!queue.empty() && found.empty()) {
+    auto [module, prefix] = queue.front();
+    queue.pop_front();
+    for (auto& [name, child] : module->named_children()) {
+      std::string path = prefix.empty() ? name : prefix + "." + name;
+      if (child.get() == &m) {
+        found = path;
+        break;
+      }
+      queue.emplace_back(child.get(), std::move(path));
+    }
+  }
+  it->second = found.empty() ? m.repr() : found;
+  return it->second;
+}
+}  // namespace
+
+void ModuleScope::open(const Module& m) {
+  if (!t_module_frames.empty() && t_module_frames.back().module == &m) return;
+  std::string path;
+  if (!t_module_frames.empty()) {
+    const ModuleFrame& outer = t_module_frames.back();
+    const std::string rel = relative_path(*outer.module, m);
+    path = outer.path.empty() ? rel : outer.path + "." + rel;
+  }
+  scope_.emplace(path.empty() ? m.repr() : path, ScopeKind::module);
+  t_module_frames.push_back({&m, std::move(path)});
+  opened_ = true;
+}
+
+void ModuleScope::close() {
+  scope_.reset();
+  t_module_frames.pop_back();
+  if (t_module_frames.empty()) t_relative_paths.clear();
+}
+
 // ---- containers ---------------------------------------------------------------------------------
 
 void Sequential::push_back(UnaryModulePtr m) {
@@ -229,7 +286,7 @@ void Sequential::push_back(UnaryModulePtr m) {
 
 Tensor Sequential::forward(const Tensor& x) {
   Tensor y = x;
-  for (auto& m : modules_) y = m->forward(y);
+  for (auto& m : modules_) y = (*m)(y);
   return y;
 }
 

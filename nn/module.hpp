@@ -25,6 +25,7 @@
 #include <utility>
 #include <vector>
 
+#include "autograd/debug.hpp"
 #include "autograd/tensor.hpp"
 
 namespace tapegrad::nn {
@@ -110,14 +111,45 @@ class Module {
   bool training_ = true;
 };
 
+/// RAII: while a Profiler runs on this thread, opens a profiler scope (ScopeKind::module) named by
+/// the module's path, so the profiler's tables group ops by module: UnaryModule::operator() and
+/// BinaryModule::operator() open one, and a forward with other inputs opens its own
+/// (`ModuleScope scope(*this);` as its first line). The path is found at run time from the module
+/// scope around it: the dotted name under which that enclosing module holds this one, directly or
+/// through containers without a forward of their own ("h.2" for a GPT block in the ModuleList h,
+/// "h.2.attn" inside it); a module called outside every module scope is the root, named by its
+/// repr() (its children's paths do not include it); one its caller does not hold is named by its
+/// repr(). When this module's scope is already the innermost one (a forward overload calling
+/// another) it opens nothing. Costs one thread-local test when no profiler runs.
+class ModuleScope {
+ public:
+  explicit ModuleScope(const Module& m) {
+    if (profiler_enabled()) open(m);
+  }
+  ~ModuleScope() {
+    if (opened_) close();
+  }
+  ModuleScope(const ModuleScope&) = delete;
+  ModuleScope& operator=(const ModuleScope&) = delete;
+
+ private:
+  void open(const Module& m);
+  void close();
+  bool opened_ = false;
+  std::optional<ProfileScope> scope_;
+};
+
 /// A module with one input: every layer, Sequential, and what fit / evaluate / predict / summary
 /// take. Flashlight's UnaryModule.
 class UnaryModule : public Module {
  public:
   /// The module's computation.
   virtual Tensor forward(const Tensor& x) = 0;
-  /// Same as forward(x).
-  Tensor operator()(const Tensor& x) { return forward(x); }
+  /// Same as forward(x), inside a ModuleScope (named by the module's path while a Profiler runs).
+  Tensor operator()(const Tensor& x) {
+    ModuleScope scope(*this);
+    return forward(x);
+  }
 
   /// A Keras-like table: one row per layer with its output shape and parameter count, then the
   /// totals. Runs one forward pass, in eval mode without recording (the modes are restored), on
@@ -141,8 +173,11 @@ class BinaryModule : public Module {
  public:
   /// The module's computation.
   virtual Tensor forward(const Tensor& a, const Tensor& b) = 0;
-  /// Same as forward(a, b).
-  Tensor operator()(const Tensor& a, const Tensor& b) { return forward(a, b); }
+  /// Same as forward(a, b), inside a ModuleScope (named by the module's path while a Profiler runs).
+  Tensor operator()(const Tensor& a, const Tensor& b) {
+    ModuleScope scope(*this);
+    return forward(a, b);
+  }
 };
 
 namespace detail {

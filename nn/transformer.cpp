@@ -48,6 +48,7 @@ std::pair<Tensor, Tensor> attention(const Tensor& q, const Tensor& k, const Tens
   if (!need_weights)
     return {functional::scaled_dot_product_attention(q, k, v, fused_options(mask, causal, dropout_p, training, gen)),
             Tensor()};
+  ProfileScope composite("attention_with_weights", ScopeKind::composite);  // one row of the profiler's op table
   const int64_t n = q.size(0), h = q.size(1), l = q.size(2), d = q.size(3), s = k.size(2);
   // [N·H, L, d]·[N·H, S, d]ᵀ: one batched gemm, the transpose is a BLAS flag.
   Tensor scores =
@@ -131,6 +132,7 @@ Tensor MultiheadAttention::forward(const Tensor& x) { return forward(x, x, x).ou
 AttentionResult MultiheadAttention::forward(const Tensor& query, const Tensor& key, const Tensor& value,
                                             const Tensor& attn_mask, const Tensor& key_padding_mask, bool need_weights,
                                             bool is_causal) {
+  ModuleScope scope(*this);
   check_inputs(query, key, value, attn_mask, key_padding_mask);
   const bool bf = options_.batch_first();
   auto batch_first = [&](const Tensor& t) { return bf ? t : transpose(t, 0, 1); };
@@ -196,10 +198,11 @@ std::tuple<Tensor, Tensor, Tensor> MultiheadAttention::project_self(const Tensor
 }
 
 Tensor MultiheadAttention::merge_heads(const Tensor& heads) {  // [N, H, L, d] -> out_proj([N, L, E])
-  return out_proj->forward(reshape(permute(heads, {0, 2, 1, 3}), {heads.size(0), heads.size(2), options_.embed_dim()}));
+  return (*out_proj)(reshape(permute(heads, {0, 2, 1, 3}), {heads.size(0), heads.size(2), options_.embed_dim()}));
 }
 
 Tensor MultiheadAttention::forward_cached(const Tensor& x, KVCache& cache) {
+  ModuleScope scope(*this);
   check_inputs(x, x, x, Tensor(), Tensor());
   const bool bf = options_.batch_first();
   Tensor xb = bf ? x : transpose(x, 0, 1);
@@ -234,6 +237,7 @@ std::string PositionalEmbedding::repr() const {
 }
 
 Tensor PositionalEmbedding::forward(const Tensor& x, int64_t offset) {
+  ModuleScope scope(*this);
   if (!x.defined() || x.dim() != 3 || x.size(2) != weight.size(1) || offset < 0 || offset + x.size(1) > weight.size(0))
     throw ShapeError("tapegrad::nn::" + repr() + ": expects [N, T, " + std::to_string(weight.size(1)) +
                      "] with offset + T ≤ " + std::to_string(weight.size(0)) + ", got " + shape_of(x) + " at offset " +
@@ -268,22 +272,23 @@ std::string TransformerEncoderLayer::repr() const {
 
 Tensor TransformerEncoderLayer::forward(const Tensor& src, const Tensor& src_mask, const Tensor& src_key_padding_mask,
                                         bool is_causal) {
+  ModuleScope scope(*this);
   self_attn->check_inputs(src, src, src, src_mask, src_key_padding_mask);  // before anything is recorded
   auto sa = [&](const Tensor& x) {
-    return dropout1->forward(self_attn->forward(x, x, x, src_mask, src_key_padding_mask, false, is_causal).output);
+    return (*dropout1)(self_attn->forward(x, x, x, src_mask, src_key_padding_mask, false, is_causal).output);
   };
   auto ff = [&](const Tensor& x) {
-    Tensor a = linear1->forward(x);
+    Tensor a = (*linear1)(x);
     a = options_.activation() == Activation::relu ? relu(a) : gelu(a);
-    return dropout2->forward(linear2->forward(dropout->forward(a)));
+    return (*dropout2)((*linear2)((*dropout)(a)));
   };
   Tensor x = src;
   if (options_.norm_first()) {
-    x = x + sa(norm1->forward(x));
-    return x + ff(norm2->forward(x));
+    x = x + sa((*norm1)(x));
+    return x + ff((*norm2)(x));
   }
-  x = norm1->forward(x + sa(x));
-  return norm2->forward(x + ff(x));
+  x = (*norm1)(x + sa(x));
+  return (*norm2)(x + ff(x));
 }
 
 // ---- GPT ---------------------------------------------------------------------------------------------
@@ -294,7 +299,7 @@ GPTMLP::GPTMLP(const GPTConfig& c, Generator& gen) : dropout_(c.dropout), gen_(&
 }
 
 Tensor GPTMLP::forward(const Tensor& x) {
-  return functional::dropout(c_proj->forward(gelu(c_fc->forward(x), GeluApproximate::tanh)), dropout_, is_training(), *gen_);
+  return functional::dropout((*c_proj)(gelu((*c_fc)(x), GeluApproximate::tanh)), dropout_, is_training(), *gen_);
 }
 
 GPTBlock::GPTBlock(const GPTConfig& c, Generator& gen) : dropout_(c.dropout), gen_(&gen) {
@@ -308,15 +313,16 @@ GPTBlock::GPTBlock(const GPTConfig& c, Generator& gen) : dropout_(c.dropout), ge
 }
 
 Tensor GPTBlock::forward(const Tensor& x) {
-  Tensor a = ln_1->forward(x);
+  Tensor a = (*ln_1)(x);
   Tensor y = x + functional::dropout(attn->forward(a, a, a, Tensor(), Tensor(), false, true).output, dropout_,
                                      is_training(), *gen_);
-  return y + mlp->forward(ln_2->forward(y));
+  return y + (*mlp)((*ln_2)(y));
 }
 
 Tensor GPTBlock::forward_cached(const Tensor& x, KVCache& cache) {
-  Tensor y = x + functional::dropout(attn->forward_cached(ln_1->forward(x), cache), dropout_, is_training(), *gen_);
-  return y + mlp->forward(ln_2->forward(y));
+  ModuleScope scope(*this);
+  Tensor y = x + functional::dropout(attn->forward_cached((*ln_1)(x), cache), dropout_, is_training(), *gen_);
+  return y + (*mlp)((*ln_2)(y));
 }
 
 GPT::GPT(const GPTConfig& c, Generator& gen) : config_(c), gen_(&gen) {
@@ -360,7 +366,7 @@ Tensor GPT::embed(const Tensor& idx, int64_t offset, const char* who) {
     throw ShapeError(std::string("tapegrad::nn::GPT::") + who + ": input " + to_string(idx.shape()) +
                      (offset > 0 ? " after " + std::to_string(offset) + " cached positions" : std::string()) +
                      " is longer than block_size " + std::to_string(config_.block_size));
-  Tensor x = wpe->forward(wte->forward(idx), offset);
+  Tensor x = wpe->forward((*wte)(idx), offset);
   return functional::dropout(x, config_.dropout, is_training(), *gen_);
 }
 
@@ -368,12 +374,13 @@ Tensor GPT::forward(const Tensor& idx) {
   Tensor x = embed(idx, 0, "forward");
   const bool recompute = checkpointing_ && grad_enabled();
   for (auto& b : blocks)
-    x = recompute ? checkpoint([b](const Tensor& in) { return b->forward(in); }, x, CheckpointOptions().add_generator(*gen_))
-                  : b->forward(x);
-  return lm_head->forward(ln_f->forward(x));
+    x = recompute ? checkpoint([b](const Tensor& in) { return (*b)(in); }, x, CheckpointOptions().add_generator(*gen_))
+                  : (*b)(x);
+  return (*lm_head)((*ln_f)(x));
 }
 
 Tensor GPT::forward_cached(const Tensor& idx, GPTCache& cache) {
+  ModuleScope scope(*this);
   if (!cache.layers.empty() && cache.layers.size() != blocks.size())
     throw std::invalid_argument("tapegrad::nn::GPT::forward_cached: the cache has " +
                                 std::to_string(cache.layers.size()) + " layers, the model " +
@@ -384,7 +391,7 @@ Tensor GPT::forward_cached(const Tensor& idx, GPTCache& cache) {
   Tensor x = embed(idx, cache.length(), "forward_cached");
   cache.layers.resize(blocks.size());
   for (size_t i = 0; i < blocks.size(); ++i) x = blocks[i]->forward_cached(x, cache.layers[i]);
-  return lm_head->forward(ln_f->forward(x));
+  return (*lm_head)((*ln_f)(x));
 }
 
 Tensor GPT::loss(const Tensor& logits, const Tensor& targets) {
