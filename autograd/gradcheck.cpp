@@ -287,9 +287,25 @@ std::vector<double> perturbed_node_output(const TensorFunction& fn, const std::v
     if (target.defined()) target.mutable_data<double>()[j] = orig;
     target = Tensor();
   };
+  // The re-run works on copies of the inputs: writing into the caller's tensors would bump their
+  // version counters, and the first run's nodes (whose backwards the analytic side calls) saved them.
+  // An input passed twice stays one tensor.
+  std::vector<Tensor> copies;
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    const Tensor& t = inputs[i];
+    size_t same = 0;
+    while (same < i && !(t.defined() && inputs[same].is_same(t))) ++same;
+    if (same < i) {
+      copies.push_back(copies[same]);
+      continue;
+    }
+    Tensor c = t.defined() ? t.detach().clone() : Tensor();
+    if (t.defined() && t.requires_grad()) c.requires_grad_();
+    copies.push_back(c);
+  }
   RecordedRun rerun;
   auto perturb = [&] {
-    Tensor t = group.leaf >= 0 ? inputs[static_cast<size_t>(group.leaf)] : rerun.results[static_cast<size_t>(group.producer)];
+    Tensor t = group.leaf >= 0 ? copies[static_cast<size_t>(group.leaf)] : rerun.results[static_cast<size_t>(group.producer)];
     if (t.dtype() != DType::f64 || t.numel() <= j) return;  // another op there: reported below
     target = t;
     double* p = target.mutable_data<double>();
@@ -306,7 +322,7 @@ std::vector<double> perturbed_node_output(const TensorFunction& fn, const std::v
   try {
     Recording recording(rerun);
     if (k == 0) perturb();
-    evaluate(fn, inputs);
+    evaluate(fn, copies);
   } catch (...) {
     restore();
     throw;

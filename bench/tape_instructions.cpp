@@ -2,8 +2,7 @@
 // machine, unlike wall time): bench_tape's chain, y = tanh(y·1.0001 + 0.0001) over 1000 links
 // (3 recorded ops each), forward + backward + free, ROUNDS times; "fwd" records only.
 //
-//   for r in 10 30; do valgrind --tool=callgrind --callgrind-out-file=/dev/null \
-//       build/bench/tape_instructions $r 2>&1 | grep Collected; done
+//   for r in 10 30; do valgrind --tool=callgrind --callgrind-out-file=/dev/null build/bench/tape_instructions $r 2>&1 | grep Collected; done
 //   instructions per op = (Ir(30) − Ir(10)) / (20 · 3000)
 #include <cstdlib>
 #include <cstring>

@@ -164,7 +164,7 @@ AttentionResult MultiheadAttention::attend(const Tensor& q_in, const Tensor& k_i
   const bool self = q_in.is_same(k_in) && k_in.is_same(v_in);
   if (self && !need_weights) {  // q, k, v read in place from the packed projection: no head permutes
     AttentionResult r;
-    r.output = out_proj->forward(functional::qkv_packed_attention(
+    r.output = (*out_proj)(functional::qkv_packed_attention(
         functional::linear(q_in, in_proj_weight, in_proj_bias), h,
         fused_options(mask, causal, options_.dropout(), is_training(), *gen_)));
     return r;
