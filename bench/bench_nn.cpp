@@ -263,3 +263,30 @@ static void BM_AttentionTiles(benchmark::State& state) { BM_AttentionForwardBack
 BENCHMARK(BM_AttentionTiles)
     ->ArgsProduct({{1, 2}, {1}, {0}, {32, 64, 128}, {64, 128, 256}})
     ->Unit(benchmark::kMicrosecond);
+
+/// Causal self-attention forward + backward from a packed projection qkv [12, 64, 3·128] (the baby
+/// GPT's block, 4 heads): arg 0 = 1 for qkv_packed_attention (q, k, v read in place), 0 for the
+/// heads split out with reshape/permute/slice, scaled_dot_product_attention, and merged back (the
+/// path MultiheadAttention took before the packed op).
+static void BM_SelfAttentionLayout(benchmark::State& state) {
+  const bool packed = state.range(0) == 1;
+  const int64_t n = 12, t = 64, h = 4, d = 32, e = h * d;
+  Generator gen(1);
+  Tensor qkv = randn({n, t, 3 * e}, DType::f32, gen).requires_grad_();
+  Tensor grad = randn({n, t, e}, DType::f32, gen);
+  const auto o = F::AttentionOptions().causal(true);
+  auto forward = [&] {
+    if (packed) return F::qkv_packed_attention(qkv, h, o);
+    Tensor x = permute(reshape(qkv, {n, t, 3, h, d}), {2, 0, 3, 1, 4});
+    auto part = [&](int64_t i) { return reshape(slice(x, 0, i, i + 1), {n, h, t, d}); };
+    Tensor out = F::scaled_dot_product_attention(part(0), part(1), part(2), o);
+    return reshape(permute(out, {0, 2, 1, 3}), {n, t, e});
+  };
+  for (auto _ : state) {
+    forward().backward(grad);
+    qkv.zero_grad();
+  }
+  state.SetLabel(packed ? "qkv_packed_attention [12, 64, 384], 4 heads, causal"
+                        : "split heads + scaled_dot_product_attention + merge, causal");
+}
+BENCHMARK(BM_SelfAttentionLayout)->Arg(1)->Arg(0)->Unit(benchmark::kMicrosecond);
