@@ -8,7 +8,8 @@
 // <out>/completeness.json: per image the explained class, the prediction, F(x), F(baseline), Σ IG and
 // the completeness error |Σ IG − (F(x) − F(x′))| / |F(x) − F(x′)|. The explained score is the softmax
 // probability of the true class (the Keras seed model's Dense(10, softmax)).
-// When out/char_gpt holds the character GPT of `make demo-gpt`, also <out>/char_gpt_ig.svg: per-character
+// When out/char_gpt holds the character GPT of `make demo-gpt`, also <out>/char_gpt_attention.svg (its
+// attention maps for the prompt) and <out>/char_gpt_ig.svg: per-character
 // IG (through the token embeddings) of the log-probability of a proverb's last character.
 //
 // Usage: explain [--data DIR] [--out DIR] [--epochs N] ... (the flags of mnist_mlp; --help lists them)
@@ -212,6 +213,41 @@ std::string svg_text(char c) {
   }
 }
 
+/// The GPT's attention maps ([1, T, T] per block) side by side as an SVG: row i is query position i
+/// (its character on the left), column j key position j (its character on top), white 0 to dark
+/// blue 1; the causal triangle above the diagonal stays white.
+std::string attention_svg(const std::vector<Tensor>& maps, const std::string& context) {
+  const int T = static_cast<int>(context.size()), cell = 9, label = 14, gap = 24, side = cell * T;
+  const int width = 10 + static_cast<int>(maps.size()) * (label + side + gap), height = 40 + label + side;
+  std::string svg = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" + std::to_string(width) + "\" height=\"" +
+                    std::to_string(height) + "\" font-family=\"monospace\" font-size=\"9\">\n"
+                    "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
+                    "<text x=\"10\" y=\"16\" font-size=\"12\">Attention of each block (mean over heads): row = "
+                    "query position, column = key position</text>\n";
+  for (size_t b = 0; b < maps.size(); ++b) {
+    const std::vector<double> w = maps[b].to_vector();
+    const int x0 = 10 + static_cast<int>(b) * (label + side + gap) + label, y0 = 30 + label;
+    svg += "<text x=\"" + std::to_string(x0) + "\" y=\"" + std::to_string(y0 + side + 12) + "\" font-size=\"11\">block " +
+           std::to_string(b) + "</text>\n";
+    for (int t = 0; t < T; ++t) {
+      const std::string c = svg_text(context[static_cast<size_t>(t)]);
+      svg += "<text x=\"" + std::to_string(x0 + t * cell + 1) + "\" y=\"" + std::to_string(y0 - 3) + "\">" + c +
+             "</text><text x=\"" + std::to_string(x0 - label + 3) + "\" y=\"" + std::to_string(y0 + t * cell + 8) +
+             "\">" + c + "</text>\n";
+    }
+    for (int i = 0; i < T; ++i)
+      for (int j = 0; j <= i; ++j) {
+        const double v = std::clamp(w[static_cast<size_t>(i * T + j)], 0.0, 1.0);
+        char fill[32];
+        std::snprintf(fill, sizeof fill, "rgb(%d,%d,%d)", static_cast<int>(255 - 225 * v), static_cast<int>(255 - 190 * v),
+                      static_cast<int>(255 - 80 * v));
+        svg += "<rect x=\"" + std::to_string(x0 + j * cell) + "\" y=\"" + std::to_string(y0 + i * cell) + "\" width=\"" +
+               std::to_string(cell) + "\" height=\"" + std::to_string(cell) + "\" fill=\"" + fill + "\"/>\n";
+      }
+  }
+  return svg + "</svg>\n";
+}
+
 /// Per-character Integrated Gradients of the character GPT that `make demo-gpt` writes to `dir`,
 /// through the token embeddings (the function explained maps embeddings [1, T, C] to logits; the
 /// baseline is all-zero embeddings, positions kept): the score is the log-probability of `text`'s last
@@ -294,7 +330,14 @@ nlohmann::json explain_gpt(const fs::path& dir, const fs::path& out, const std::
   std::ofstream(svg_path) << svg;
   std::cout << "char GPT: wrote " << svg_path << "; IG completeness: relative error "
             << (c.relative_error ? std::to_string(*c.relative_error) : std::string("undefined")) << "\n";
+  const std::string maps_path = (out / "char_gpt_attention.svg").string();
+  {
+    std::vector<Tensor> maps = gpt.attention_maps(index_tensor(ids, {1, T}));
+    std::ofstream(maps_path) << attention_svg(maps, context);
+  }
+  std::cout << "char GPT: wrote " << maps_path << " (attention of every block, averaged over the heads)\n";
   return {{"svg", svg_path},
+          {"attention_svg", maps_path},
           {"text", text},
           {"log_probability", ig.output.to_vector()[0]},
           {"baseline_log_probability", ig.baseline_output.to_vector()[0]},

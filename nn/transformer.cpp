@@ -313,9 +313,20 @@ GPTBlock::GPTBlock(const GPTConfig& c, Generator& gen) : dropout_(c.dropout), ge
 }
 
 Tensor GPTBlock::forward(const Tensor& x) {
+  Tensor unused;
+  return run(x, false, unused);
+}
+
+Tensor GPTBlock::forward_with_weights(const Tensor& x, Tensor& weights) {
+  ModuleScope scope(*this);
+  return run(x, true, weights);
+}
+
+Tensor GPTBlock::run(const Tensor& x, bool need_weights, Tensor& weights) {
   Tensor a = (*ln_1)(x);
-  Tensor y = x + functional::dropout(attn->forward(a, a, a, Tensor(), Tensor(), false, true).output, dropout_,
-                                     is_training(), *gen_);
+  AttentionResult r = attn->forward(a, a, a, Tensor(), Tensor(), need_weights, true);
+  weights = r.weights;
+  Tensor y = x + functional::dropout(r.output, dropout_, is_training(), *gen_);
   return y + (*mlp)((*ln_2)(y));
 }
 
@@ -377,6 +388,15 @@ Tensor GPT::forward(const Tensor& idx) {
     x = recompute ? checkpoint([b](const Tensor& in) { return (*b)(in); }, x, CheckpointOptions().add_generator(*gen_))
                   : (*b)(x);
   return (*lm_head)((*ln_f)(x));
+}
+
+std::vector<Tensor> GPT::attention_maps(const Tensor& idx) {
+  NoGradGuard off;
+  ModuleScope scope(*this);
+  Tensor x = embed(idx, 0, "attention_maps");
+  std::vector<Tensor> maps(blocks.size());
+  for (size_t i = 0; i < blocks.size(); ++i) x = blocks[i]->forward_with_weights(x, maps[i]);
+  return maps;
 }
 
 Tensor GPT::forward_cached(const Tensor& idx, GPTCache& cache) {

@@ -201,12 +201,17 @@ class GPTBlock : public UnaryModule {
   Tensor forward(const Tensor& x) override;
   /// The last positions `x` after the cached ones (MultiheadAttention::forward_cached).
   Tensor forward_cached(const Tensor& x, KVCache& cache);
+  /// forward(x), also setting `weights` to the attention weights [N, T, T], averaged over the
+  /// heads (MultiheadAttention's need_weights: the composite path that materialises them).
+  Tensor forward_with_weights(const Tensor& x, Tensor& weights);
   std::string repr() const override { return "GPTBlock"; }
   UnaryModulePtr ln_1, ln_2;
   std::shared_ptr<MultiheadAttention> attn;
   std::shared_ptr<GPTMLP> mlp;
 
  private:
+  /// forward, with the attention weights in `weights` when `need_weights`.
+  Tensor run(const Tensor& x, bool need_weights, Tensor& weights);
   double dropout_;
   Generator* gen_;
 };
@@ -235,6 +240,10 @@ class GPT : public UnaryModule {
   /// Logits [N, T, vocab_size] of new tokens idx [N, T] that follow the `cache`'s positions (whose
   /// keys and values they read and extend). The cache's length plus T must not exceed block_size.
   Tensor forward_cached(const Tensor& idx, GPTCache& cache);
+  /// The attention maps of tokens idx [N, T], recording off: one [N, T, T] per block, row i the
+  /// weights query position i gives the keys j ≤ i, averaged over the heads (for inspection:
+  /// examples/explain draws them).
+  std::vector<Tensor> attention_maps(const Tensor& idx);
   /// Mean cross-entropy of logits [N, T, V] against int64 targets [N, T], over the flattened
   /// [N·T, V] (nanoGPT's loss).
   static Tensor loss(const Tensor& logits, const Tensor& targets);

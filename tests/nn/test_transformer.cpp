@@ -323,3 +323,32 @@ TEST_CASE("transformer errors name the module and the shapes, and record nothing
           CHECK_THROWS_AS(nn::GPT::loss(zeros({2, 3, 11}), tokens({1, 2, 3}, 1)), ShapeError);
         }) == 0);
 }
+
+TEST_CASE("GPT::attention_maps: one causal [N, T, T] map per block, rows summing to 1, nothing recorded") {
+  Generator gen(21);
+  nn::GPT model(tiny_config(), gen);
+  model.eval();
+  Tensor idx = index_tensor({1, 2, 3, 4, 5, 6, 7, 8, 9, 10}, {2, 5});
+  std::vector<Tensor> maps = model.attention_maps(idx);
+  REQUIRE(maps.size() == 2);
+  for (const Tensor& m : maps) {
+    REQUIRE(m.shape() == Shape{2, 5, 5});
+    CHECK_FALSE(m.requires_grad());
+    const std::vector<double> w = m.to_vector();
+    for (int64_t b = 0; b < 2; ++b)
+      for (int64_t i = 0; i < 5; ++i) {
+        double row = 0;
+        for (int64_t j = 0; j < 5; ++j) {
+          const double v = w[static_cast<size_t>((b * 5 + i) * 5 + j)];
+          if (j > i) CHECK(v == 0.0);  // a query never sees later keys
+          row += v;
+        }
+        CHECK(row == doctest::Approx(1.0).epsilon(1e-5));
+      }
+  }
+  // the block's output with weights is its plain output
+  Tensor x = randn({2, 5, 8}, DType::f32, gen), w;
+  NoGradGuard off;
+  CHECK(max(abs(model.blocks[0]->forward_with_weights(x, w) - model.blocks[0]->forward(x))).item() < 1e-6);
+  CHECK(w.shape() == Shape{2, 5, 5});
+}
