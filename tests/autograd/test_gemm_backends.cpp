@@ -13,6 +13,7 @@
 #include "autograd/autograd.hpp"
 #include "autograd/gemm_backend.hpp"
 #include "autograd/kernels.hpp"
+#include "autograd/registry_check.hpp"
 #ifdef TAPEGRAD_TESTS_HAVE_NN
 #include "nn/functional.hpp"
 #endif
@@ -152,15 +153,7 @@ TEST_CASE("gemm backends: the linalg gradchecks pass with each backend forced") 
       if (op.family != "linalg" && op.name != "nn.linear" && op.name.rfind("nn.conv2d", 0) != 0) continue;
       for (const OpSample& sample : op.samples()) {
         INFO(gemm_backend_name(setting) << ": " << op.name << " / " << sample.description);
-        GradcheckOptions options;
-        options.atol = op.atol;
-        options.rtol = op.rtol;
-        GradcheckResult first = gradcheck(op.fn, sample.inputs, options);
-        CHECK_MESSAGE(first.ok, first.message);
-        if (op.check_gradgrad) {
-          GradcheckResult second = gradgradcheck(op.fn, sample.inputs, options);
-          CHECK_MESSAGE(second.ok, second.message);
-        }
+        test::check_registered_op(op, sample);
         ++checked;
       }
     }

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "autograd/autograd.hpp"
+#include "autograd/registry_check.hpp"
 
 using namespace tapegrad;
 
@@ -12,15 +13,7 @@ TEST_CASE("every registered op passes gradcheck and gradgradcheck in float64") {
   for (const OpInfo& op : op_registry()) {
     for (const OpSample& sample : op.samples()) {
       INFO(op.name << " / " << sample.description);
-      GradcheckOptions options;
-      options.atol = op.atol;
-      options.rtol = op.rtol;
-      GradcheckResult first = gradcheck(op.fn, sample.inputs, options);
-      CHECK_MESSAGE(first.ok, first.message);
-      if (op.check_gradgrad) {
-        GradcheckResult second = gradgradcheck(op.fn, sample.inputs, options);
-        CHECK_MESSAGE(second.ok, second.message);
-      }
+      test::check_registered_op(op, sample);
       ++checked;
     }
   }
