@@ -24,6 +24,11 @@ namespace detail {
 thread_local void (*on_record)(const Node&, const Tensor&) = nullptr;
 thread_local void (*on_backward)(const Node&, const Grads&, double) = nullptr;
 thread_local void (*on_allocate)() = nullptr;
+BackwardHook set_backward_hook(BackwardHook hook) {
+  BackwardHook previous = on_backward;
+  on_backward = hook;
+  return previous;
+}
 uint64_t next_sequence() { return g_sequence.fetch_add(1, std::memory_order_relaxed) + 1; }
 
 bool should_record(const Tensor* inputs, size_t n) {

@@ -193,6 +193,11 @@ Tensor accumulator_leaf(const Node& node);
 extern thread_local void (*on_record)(const Node&, const Tensor& result);
 extern thread_local void (*on_backward)(const Node&, const Grads& grads, double seconds);
 extern thread_local void (*on_allocate)();
+/// Sets this thread's on_backward hook (null: off) and returns the previous one. Code outside the
+/// library (tests) uses this instead of the thread_local itself: UBSan (GCC 12) flags a store to an
+/// extern thread_local through another module's TLS wrapper as a store to null.
+using BackwardHook = void (*)(const Node&, const Grads& grads, double seconds);
+BackwardHook set_backward_hook(BackwardHook hook);
 }  // namespace detail
 
 namespace detail {

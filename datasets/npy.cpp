@@ -479,7 +479,7 @@ Tensor npy_to_tensor(const NpyArray& array, std::optional<DType> dtype) {
       convert_from(array, out.mutable_data<int64_t>());
       break;
     case DType::b8:
-      std::memcpy(out.mutable_data<bool>(), array.bytes.data(), array.bytes.size());
+      if (!array.bytes.empty()) std::memcpy(out.mutable_data<bool>(), array.bytes.data(), array.bytes.size());
       break;
   }
   return out;

@@ -50,9 +50,10 @@ void record_linear(const Node& n, const Grads& grads, double) {
 struct LinearSpy {
   LinearSpy() {
     t_linear_grads.clear();
-    detail::on_backward = record_linear;
+    previous = detail::set_backward_hook(record_linear);
   }
-  ~LinearSpy() { detail::on_backward = nullptr; }
+  ~LinearSpy() { detail::set_backward_hook(previous); }
+  detail::BackwardHook previous = nullptr;
 };
 
 }  // namespace
