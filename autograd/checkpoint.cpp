@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "autograd/engine.hpp"
+#include "autograd/kernels.hpp"
 #include "autograd/node.hpp"
 
 namespace tapegrad {
@@ -55,21 +56,8 @@ class ReplayGenerators {
 /// A 64-bit hash of a tensor's bytes (and shape and dtype), to compare a recomputed output with
 /// the first one without keeping it.
 uint64_t hash_tensor(const Tensor& t) {
-  const void* data = nullptr;
-  switch (t.dtype()) {
-    case DType::f32:
-      data = t.data<float>();
-      break;
-    case DType::f64:
-      data = t.data<double>();
-      break;
-    case DType::i64:
-      data = t.data<int64_t>();
-      break;
-    case DType::b8:
-      data = t.data<bool>();
-      break;
-  }
+  const void* data =
+      kernels::dispatch_all(t.dtype(), [&](auto z) -> const void* { return t.data<decltype(z)>(); });
   const auto* bytes = static_cast<const unsigned char*>(data);
   const size_t n = static_cast<size_t>(t.numel()) * dtype_size(t.dtype());
   uint64_t h = 0x9e3779b97f4a7c15ull ^ (static_cast<uint64_t>(t.dtype()) << 56);
