@@ -74,14 +74,17 @@ struct CheckpointOptions {
   /// Costs one pass over the outputs' bytes per call and per recomputation.
   bool verify = true;
 
+  /// Replaces `generators` with `v`; returns *this.
   CheckpointOptions& set_generators(std::vector<Generator*> v) {
     generators = std::move(v);
     return *this;
   }
+  /// Appends `g` (which must outlive the backward) to `generators`; returns *this.
   CheckpointOptions& add_generator(Generator& g) {
     generators.push_back(&g);
     return *this;
   }
+  /// Sets `verify`; returns *this.
   CheckpointOptions& set_verify(bool v) {
     verify = v;
     return *this;

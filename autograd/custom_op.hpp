@@ -23,7 +23,10 @@
 
 namespace tapegrad {
 
+/// A custom op's forward: the op's output from its inputs (run with recording off).
 using CustomForward = std::function<Tensor(const std::vector<Tensor>& inputs)>;
+/// A custom op's backward: from the inputs, the gradient w.r.t. the output (the output's shape) and
+/// the output, one gradient per input, each of its input's shape or undefined (no gradient).
 using CustomBackward =
     std::function<Grads(const std::vector<Tensor>& inputs, const Tensor& grad, const Tensor& result)>;
 

@@ -129,6 +129,7 @@ class Profiler {
 ///     { ProfileScope s("data augmentation"); x = augment(x); }
 class ProfileScope {
  public:
+  /// Opens the scope `name` (copied) of `kind` on this thread; the destructor closes it.
   explicit ProfileScope(std::string_view name, ScopeKind kind = ScopeKind::user);
   ~ProfileScope();
   ProfileScope(const ProfileScope&) = delete;
@@ -158,6 +159,8 @@ class NotAnOpScope {
 /// its inputs. RAII; nests.
 class AnomalyMode {
  public:
+  /// Sets this thread's anomaly mode to `enabled` (AnomalyMode(false) turns it off inside an outer
+  /// one) until the guard is destroyed, which restores the previous mode.
   explicit AnomalyMode(bool enabled = true);
   ~AnomalyMode();
   AnomalyMode(const AnomalyMode&) = delete;
@@ -166,6 +169,7 @@ class AnomalyMode {
  private:
   bool prev_;
 };
+/// Whether anomaly mode is on for this thread (off by default).
 bool anomaly_enabled();
 
 /// The graph that produced `root`, in Graphviz DOT: one box per op (name, output shape), one

@@ -45,6 +45,8 @@ GemmBackend gemm_backend();
 /// each want a different backend: the setting is process-wide.
 class GemmBackendGuard {
  public:
+  /// set_gemm_backend(backend) until the guard is destroyed, which restores the previous setting.
+  /// Throws as set_gemm_backend (nothing changes then).
   explicit GemmBackendGuard(GemmBackend backend) : prev_(gemm_backend()) { set_gemm_backend(backend); }
   ~GemmBackendGuard() { set_gemm_backend(prev_); }
   GemmBackendGuard(const GemmBackendGuard&) = delete;

@@ -37,6 +37,8 @@
 
 namespace tapegrad {
 
+/// The gradients a backward function returns: one per input of the op, in the order the inputs were
+/// passed to record(); an undefined Tensor where the input needs no gradient (see ctx.needs(i)).
 using Grads = std::vector<Tensor>;
 class Node;
 namespace detail {
@@ -45,54 +47,65 @@ void attach(Node& node, const Tensor& result, const Tensor* inputs, size_t n, bo
 
 /// A tensor saved for backward with the version its storage had then.
 struct SavedTensor {
-  Tensor tensor;
-  uint64_t version = 0;
+  Tensor tensor;         ///< the saved tensor (shares its storage with the caller's tensor)
+  uint64_t version = 0;  ///< its storage's version counter when it was saved
   int input = -1;  ///< which input of the op it is, or -1 (an index, targets, an internal buffer)
 };
 
 /// The tensors an op's backward reads: `save_for_backward(a, b)` (or a vector of them).
 template <size_t N>
 struct SaveList {
-  std::array<Tensor, N> tensors;
+  std::array<Tensor, N> tensors;  ///< in the order given; ctx.saved(i) returns tensors[i]
 };
+/// The tensors `tensors...` saved for backward, for record(name, result, inputs, saved, backward).
 template <class... T>
 SaveList<sizeof...(T)> save_for_backward(const T&... tensors) {
   return {{Tensor(tensors)...}};
 }
+/// A run-time number of tensors saved for backward: `save_for_backward(std::vector<Tensor>)`.
 struct SaveVector {
-  std::vector<Tensor> tensors;
+  std::vector<Tensor> tensors;  ///< in the order given; ctx.saved(i) returns tensors[i]
 };
+/// The tensors of `tensors` saved for backward, for the record() overload taking a vector of inputs.
 inline SaveVector save_for_backward(std::vector<Tensor> tensors) { return {std::move(tensors)}; }
 
 /// What a backward function receives.
 struct BackwardContext {
   const Tensor& grad;    ///< gradient of the loss w.r.t. the op's output
   const Tensor& result;  ///< the op's output (defined only when recorded with save_result)
-  const Node& node;
+  const Node& node;      ///< the node being run (its name, its saved tensors)
   /// Whether input i needs a gradient (skip the work otherwise).
   bool needs(size_t i) const;
   /// The i-th tensor passed to save_for_backward (its version was checked before this backward ran).
   const Tensor& saved(size_t i) const;
 };
 
+/// One recorded op on the tape: its backward, the edges to its inputs' nodes and what it saved.
+/// Created by record() (a FunctionNode) or for a leaf's gradient accumulation; read it through
+/// Tensor::grad_fn() to inspect the graph.
 class Node : public std::enable_shared_from_this<Node> {
  public:
+  /// A node for the op `name` (a string literal, not copied) with sequence number `seq`.
   Node(const char* name, uint64_t seq) : name_(name), seq_(seq) {}
   virtual ~Node();
   Node(const Node&) = delete;
   Node& operator=(const Node&) = delete;
 
+  /// The op's name as recorded ("mul", "matmul", a custom op's name).
   const char* name() const { return name_; }
+  /// The sequence number: later-recorded nodes have larger ones; backward runs them in decreasing order.
   uint64_t sequence() const { return seq_; }
   /// One edge per input; null where the input needs no gradient.
   const std::vector<std::shared_ptr<Node>>& next() const { return next_; }
   /// Shape and dtype of the tensor this node's gradient is for.
   const Shape& shape() const { return shape_; }
-  DType dtype() const { return dtype_; }
+  DType dtype() const { return dtype_; }  ///< see shape()
+  /// True once backward has freed what the node saved (backward without retain_graph); a second
+  /// backward through it then throws AutogradError.
   bool released() const { return released_; }
   /// The tensors saved for backward (empty once released).
   const SavedTensor* saved() const { return saved_; }
-  size_t saved_count() const { return n_saved_; }
+  size_t saved_count() const { return n_saved_; }  ///< the number of entries of saved()
   /// Throws AutogradError when a saved tensor (or the saved output) was modified in place since
   /// the op recorded it, naming the op, the tensor and both versions. `who` starts the message.
   void check_saved_versions(const char* who) const;
@@ -101,6 +114,7 @@ class Node : public std::enable_shared_from_this<Node> {
   virtual Grads apply(const Tensor& grad) = 0;
   /// Frees what was saved for backward.
   virtual void release() { released_ = true; saved_result_ = Tensor(); }
+  /// True for the node that accumulates a leaf tensor's gradient into its .grad() (no backward).
   virtual bool is_accumulator() const { return false; }
   /// Bytes this node keeps for backward: its saved output plus its closure. Saved inputs share
   /// their storage with the live tensors (no copy) and are not counted.
@@ -112,16 +126,16 @@ class Node : public std::enable_shared_from_this<Node> {
   /// The saved output, attached to this node so that create_graph can differentiate through it.
   Tensor unpack_result();
 
-  const char* name_;
-  uint64_t seq_;
-  std::vector<std::shared_ptr<Node>> next_;
-  Shape shape_;
-  DType dtype_ = DType::f32;
-  bool released_ = false;
-  Tensor saved_result_;  // detached view of the output, re-attached to this node on unpack
-  uint64_t result_version_ = 0;
-  SavedTensor* saved_ = nullptr;  // points into the derived node's storage
-  size_t n_saved_ = 0;
+  const char* name_;                         ///< name()
+  uint64_t seq_;                             ///< sequence()
+  std::vector<std::shared_ptr<Node>> next_;  ///< next()
+  Shape shape_;                              ///< shape()
+  DType dtype_ = DType::f32;                 ///< dtype()
+  bool released_ = false;                    ///< released()
+  Tensor saved_result_;  ///< detached view of the output, re-attached to this node on unpack
+  uint64_t result_version_ = 0;   ///< the output's version when saved (checked like saved inputs)
+  SavedTensor* saved_ = nullptr;  ///< saved(): points into the derived node's storage
+  size_t n_saved_ = 0;            ///< saved_count()
 };
 
 /// A node whose backward is a callable `Grads(const BackwardContext&)`; `Saved` holds the saved
@@ -129,6 +143,7 @@ class Node : public std::enable_shared_from_this<Node> {
 template <class F, class Saved>
 class FunctionNode final : public Node {
  public:
+  /// A node running `f` as its backward, keeping `saved` (filled by record()).
   FunctionNode(const char* name, uint64_t seq, F&& f, Saved saved)
       : Node(name, seq), fn_(std::move(f)), saved_storage_(std::move(saved)) {
     saved_ = saved_storage_.data();
@@ -154,6 +169,8 @@ class FunctionNode final : public Node {
 // ---- grad mode -----------------------------------------------------------------------------
 /// Whether ops are being recorded on this thread.
 bool grad_enabled();
+/// Turns recording on or off for this thread (on by default in each thread). Prefer the RAII guards
+/// NoGradGuard / GradModeGuard, which restore the previous mode.
 void set_grad_enabled(bool enabled);
 
 /// RAII: disables recording in its scope (inference, optimizer updates).
@@ -167,11 +184,12 @@ class NoGradGuard {
  private:
   bool prev_;
 };
-using no_grad = NoGradGuard;
+using no_grad = NoGradGuard;  ///< PyTorch's spelling: `no_grad guard;`
 
 /// RAII: sets grad mode to `enabled` in its scope.
 class GradModeGuard {
  public:
+  /// Sets grad mode to `enabled` until the guard is destroyed, then restores the previous mode.
   explicit GradModeGuard(bool enabled) : prev_(grad_enabled()) { set_grad_enabled(enabled); }
   ~GradModeGuard() { set_grad_enabled(prev_); }
   GradModeGuard(const GradModeGuard&) = delete;
@@ -249,6 +267,7 @@ Tensor record(const char* name, const Tensor& result, const std::vector<Tensor>&
               bool save_result = false) {
   return detail::record_inputs(name, result, inputs.data(), inputs.size(), std::forward<F>(backward), save_result);
 }
+/// Same for a variable number of inputs, with tensors saved for backward (save_for_backward(vector)).
 template <class F>
 Tensor record(const char* name, const Tensor& result, const std::vector<Tensor>& inputs, const SaveVector& saved,
               F&& backward, bool save_result = false) {

@@ -8,10 +8,10 @@
 ///     // x: [N, 4] float32, y: [N] int64 — ready for nn::fit with cross_entropy
 ///
 /// The format read (RFC 4180, plus what spreadsheets write):
-///   - fields separated by CsvOptions::delimiter (',' by default; ';' or '\t' for other locales);
+///   - fields separated by CsvOptions::delimiter (',' by default; ';' or a tab for other locales);
 ///   - a field may be quoted ("1,5" or "a ""quoted"" name"), and may then hold the delimiter, quotes
 ///     written twice, and line breaks; spaces around a field are ignored;
-///   - records end at "\n" or "\r\n"; empty (or all-blank) lines are skipped; a UTF-8 byte order
+///   - records end at `"\n"` or `"\r\n"`; empty (or all-blank) lines are skipped; a UTF-8 byte order
 ///     mark at the start is skipped;
 ///   - a header row of column names is detected (CsvHeader::auto_detect: the first row is a header
 ///     when none of its fields is a number; a row mixing names and numbers is data, so that a typo
@@ -38,7 +38,7 @@ enum class CsvHeader { auto_detect, present, absent };
 
 /// How to read a CSV file.
 struct CsvOptions {
-  char delimiter = ',';                          ///< the field separator (not '"', '\n' or '\r')
+  char delimiter = ',';                          ///< the field separator; not a quote, LF or CR
   CsvHeader header = CsvHeader::auto_detect;     ///< see the file comment
   std::optional<double> missing = std::nullopt;  ///< the value of an empty field (e.g. NaN); none: an error
   uint64_t max_bytes = uint64_t{1} << 31;        ///< files larger than this are refused before reading
@@ -47,8 +47,8 @@ struct CsvOptions {
 /// A table of numbers read from a CSV file.
 struct CsvTable {
   std::vector<std::string> names;  ///< the header's column names; empty without a header
-  int64_t rows = 0;
-  int64_t cols = 0;
+  int64_t rows = 0;  ///< data rows (the header is not one)
+  int64_t cols = 0;  ///< fields per row
   std::vector<double> values;  ///< rows · cols values, row-major
   std::vector<int64_t> lines;  ///< the file line of each row (for messages)
   std::string source;          ///< "CSV file '<path>'" (or what parse_csv was given): the messages' prefix
@@ -72,11 +72,17 @@ Tensor load_csv(const std::string& path, const CsvOptions& options = {}, DType d
 
 /// A column chosen by name, or by index (negative counts from the end: -1 is the last).
 struct CsvColumn {
+  /// The column at `index` (implicit, so that `{.target = 0}` or `{.target = "species"}` reads naturally).
+  ///@{
   CsvColumn(int index) : index(index) {}                  // NOLINT: implicit, so that {.target = 0} reads naturally
   CsvColumn(int64_t index) : index(index) {}              // NOLINT
+  ///@}
+  /// The column called `name` (implicit).
+  ///@{
   CsvColumn(std::string name) : name(std::move(name)) {}  // NOLINT
   CsvColumn(const char* name) : name(name) {}             // NOLINT
-  int64_t index = 0;
+  ///@}
+  int64_t index = 0;  ///< used when `name` is empty; negative counts from the end
   std::string name;  ///< when non-empty, the column is looked up by name
   /// The column's index in `table` (checked); throws DatasetError.
   int64_t resolve(const CsvTable& table) const;

@@ -69,8 +69,8 @@ const char* npy_descr(NpyType type);
 /// A decoded .npy array: element type, shape (empty for 0-d) and elements in row-major (C) order
 /// and host byte order.
 struct NpyArray {
-  NpyType type = NpyType::f32;
-  std::vector<int64_t> shape;
+  NpyType type = NpyType::f32;  ///< the element type
+  std::vector<int64_t> shape;   ///< the dimensions, each >= 0; empty for a 0-d array
   std::vector<uint8_t> bytes;  ///< numel() · npy_type_size(type) bytes
   /// The product of the shape (1 for 0-d).
   int64_t numel() const;

@@ -66,6 +66,7 @@ class Target {
   Tensor scores(const Tensor& output, const Tensor& sample, int64_t n_samples, const std::string& who) const;
   /// Checks what can be checked before any forward: labels' dtype, rank and length against n_samples.
   void validate(int64_t n_samples, const std::string& who) const;
+  /// What the target selects, for reports and messages (e.g. "class 3", custom's `description`).
   const std::string& description() const { return description_; }
 
  private:
@@ -146,6 +147,7 @@ IntegratedGradientsResult integrated_gradients(const Forward& f, const Tensor& x
 
 /// The same for a module: run in eval mode (Dropout off, BatchNorm on running statistics), each
 /// submodule's training flag restored afterwards, parameters and their grad() untouched.
+///@{
 Tensor gradient(UnaryModule& model, const Tensor& x, const Target& target, const GradientOptions& options = {});
 Tensor saliency(UnaryModule& model, const Tensor& x, const Target& target, const GradientOptions& options = {});
 Tensor gradient_x_input(UnaryModule& model, const Tensor& x, const Target& target, const GradientOptions& options = {});
@@ -153,5 +155,6 @@ Tensor smooth_grad(UnaryModule& model, const Tensor& x, const Target& target, co
                    Generator& gen = default_generator());
 IntegratedGradientsResult integrated_gradients(UnaryModule& model, const Tensor& x, const Target& target,
                                                const IntegratedGradientsOptions& options = {});
+///@}
 
 }  // namespace tapegrad::nn

@@ -32,10 +32,17 @@ namespace tapegrad::nn {
 
 class Module;
 class UnaryModule;
+/// How modules hold each other: shared, so a submodule can also be kept as a typed member.
 using ModulePtr = std::shared_ptr<Module>;
+/// A shared one-input module (Sequential's elements, a block's norm layers).
 using UnaryModulePtr = std::shared_ptr<UnaryModule>;
+/// (dotted name, tensor) pairs in a fixed order: named_parameters(), state_dict(), load_state_dict().
 using NamedTensors = std::vector<std::pair<std::string, Tensor>>;
 
+/// The base of every layer and model: named parameters, buffers and submodules (registered in the
+/// constructor), the recursive collections over them, training / eval mode, dtype conversion and
+/// the state dict (see the file comment). Holds no forward: derive from UnaryModule or
+/// BinaryModule, or write the forward the inputs need.
 class Module {
  public:
   virtual ~Module();
@@ -123,6 +130,8 @@ class Module {
 /// another) it opens nothing. Costs one thread-local test when no profiler runs.
 class ModuleScope {
  public:
+  /// Opens `m`'s scope when a Profiler runs on this thread (and `m` is not already the innermost);
+  /// the destructor closes it.
   explicit ModuleScope(const Module& m) {
     if (profiler_enabled()) open(m);
   }
@@ -245,9 +254,11 @@ class ModuleList : public Module {
     if (!p) throw_wrong_type(i);
     return p;
   }
-  /// Iteration over the modules.
+  /// Iteration over the modules, in order (const iterators to ModulePtr).
+  ///@{
   auto begin() const { return modules_.begin(); }
   auto end() const { return modules_.end(); }
+  ///@}
   std::string repr() const override { return "ModuleList"; }
 
  private:

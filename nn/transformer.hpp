@@ -30,6 +30,7 @@ namespace tapegrad::nn {
 /// Options of MultiheadAttention (PyTorch's constructor arguments; kdim/vdim, add_bias_kv and
 /// add_zero_attn are not offered: keys and values have the query's width).
 struct MultiheadAttentionOptions {
+  /// The two required sizes; the other options keep PyTorch's defaults.
   MultiheadAttentionOptions(int64_t embed_dim, int64_t num_heads) : embed_dim_(embed_dim), num_heads_(num_heads) {}
   TAPEGRAD_OPTION(int64_t, embed_dim, 0);     ///< E, the model width; a multiple of num_heads
   TAPEGRAD_OPTION(int64_t, num_heads, 1);     ///< H; each head has width d = E / H
@@ -41,16 +42,20 @@ struct MultiheadAttentionOptions {
 /// What MultiheadAttention::forward returns: the output (the query's layout) and, when asked for,
 /// the attention weights averaged over the heads, [N, L, S] (after dropout, as PyTorch).
 struct AttentionResult {
-  Tensor output;
-  Tensor weights;
+  Tensor output;   ///< [L, N, E], or [N, L, E] when batch_first
+  Tensor weights;  ///< [N, L, S] when need_weights, else undefined
 };
 
 /// The keys and values of the tokens an attention layer has seen, [N, H, T, d] each (undefined when
 /// empty), for incremental decoding: a new token's query attends to them without recomputing them.
 struct KVCache {
+  /// [N, H, T, d]: the cached keys and values (both undefined when empty)
+  ///@{
   Tensor key, value;
+  ///@}
   /// T, the number of cached positions.
   int64_t length() const { return key.defined() ? key.size(2) : 0; }
+  /// Empties the cache (a new sequence starts).
   void clear() { key = value = Tensor(); }
 };
 
@@ -66,6 +71,7 @@ class MultiheadAttention : public UnaryModule {
   /// Throws std::invalid_argument when embed_dim is not a positive multiple of num_heads or dropout
   /// is outside [0, 1). Dropout masks come from `gen` (it must outlive the layer).
   explicit MultiheadAttention(const MultiheadAttentionOptions& options, Generator& gen = default_generator());
+  /// MultiheadAttentionOptions(embed_dim, num_heads) with the other options' defaults; throws as above.
   MultiheadAttention(int64_t embed_dim, int64_t num_heads, Generator& gen = default_generator())
       : MultiheadAttention(MultiheadAttentionOptions(embed_dim, num_heads), gen) {}
 
@@ -92,9 +98,13 @@ class MultiheadAttention : public UnaryModule {
                     const Tensor& key_padding_mask = Tensor()) const;
 
   std::string repr() const override;
+  /// The options the layer was built with.
   const MultiheadAttentionOptions& options() const { return options_; }
 
-  Tensor in_proj_weight, in_proj_bias;  ///< [3E, E] and [3E] (undefined without bias): rows q, k, v
+  /// [3E, E] and [3E] (undefined without bias): rows q, k, v
+  ///@{
+  Tensor in_proj_weight, in_proj_bias;
+  ///@}
   std::shared_ptr<Linear> out_proj;     ///< E → E
 
  private:
@@ -114,13 +124,15 @@ class MultiheadAttention : public UnaryModule {
 /// [max_length, D] ~ N(0, 1) (nn.Embedding's initialisation; a GPT re-initialises it).
 class PositionalEmbedding : public UnaryModule {
  public:
+  /// weight [max_length, embedding_dim] drawn from N(0, 1) with `gen`; throws std::invalid_argument
+  /// unless both sizes are positive.
   PositionalEmbedding(int64_t max_length, int64_t embedding_dim, Generator& gen = default_generator());
   /// x + weight[0:T].
   Tensor forward(const Tensor& x) override { return forward(x, 0); }
   /// x + weight[offset : offset + T]; throws ShapeError when offset + T > max_length.
   Tensor forward(const Tensor& x, int64_t offset);
   std::string repr() const override;
-  Tensor weight;
+  Tensor weight;  ///< [max_length, embedding_dim], the parameter "weight"
 };
 
 /// Activations of TransformerEncoderLayer's feed-forward block.
@@ -128,14 +140,15 @@ enum class Activation { relu, gelu };
 
 /// Options of TransformerEncoderLayer (PyTorch's constructor arguments and defaults).
 struct TransformerEncoderLayerOptions {
+  /// The two required sizes; the other options keep PyTorch's defaults.
   TransformerEncoderLayerOptions(int64_t d_model, int64_t nhead) : d_model_(d_model), nhead_(nhead) {}
-  TAPEGRAD_OPTION(int64_t, d_model, 0);
-  TAPEGRAD_OPTION(int64_t, nhead, 1);
-  TAPEGRAD_OPTION(int64_t, dim_feedforward, 2048);
-  TAPEGRAD_OPTION(double, dropout, 0.1);
+  TAPEGRAD_OPTION(int64_t, d_model, 0);             ///< E, the model width; a multiple of nhead
+  TAPEGRAD_OPTION(int64_t, nhead, 1);               ///< H, the attention heads
+  TAPEGRAD_OPTION(int64_t, dim_feedforward, 2048);  ///< width of linear1's output, > 0
+  TAPEGRAD_OPTION(double, dropout, 0.1);  ///< p of the attention weights' and the three Dropouts, in [0, 1)
   TAPEGRAD_OPTION(Activation, activation, Activation::relu);  ///< gelu is the exact form, as PyTorch's "gelu"
-  TAPEGRAD_OPTION(double, layer_norm_eps, 1e-5);
-  TAPEGRAD_OPTION(bool, batch_first, false);
+  TAPEGRAD_OPTION(double, layer_norm_eps, 1e-5);  ///< ε of norm1 and norm2
+  TAPEGRAD_OPTION(bool, batch_first, false);      ///< src [N, L, E] instead of [L, N, E]
   TAPEGRAD_OPTION(bool, norm_first, false);  ///< pre-LayerNorm when true
 };
 
@@ -146,6 +159,9 @@ struct TransformerEncoderLayerOptions {
 /// Parameters self_attn.*, linear1.*, linear2.*, norm1.*, norm2.* as in PyTorch.
 class TransformerEncoderLayer : public UnaryModule {
  public:
+  /// Throws std::invalid_argument when dim_feedforward ≤ 0, or as MultiheadAttention's constructor
+  /// (d_model not a positive multiple of nhead, dropout outside [0, 1)). Initialisation and dropout
+  /// masks come from `gen`.
   explicit TransformerEncoderLayer(const TransformerEncoderLayerOptions& options, Generator& gen = default_generator());
   /// Without masks.
   Tensor forward(const Tensor& src) override { return forward(src, Tensor()); }
@@ -154,12 +170,22 @@ class TransformerEncoderLayer : public UnaryModule {
   Tensor forward(const Tensor& src, const Tensor& src_mask, const Tensor& src_key_padding_mask = Tensor(),
                  bool is_causal = false);
   std::string repr() const override;
+  /// The options the layer was built with.
   const TransformerEncoderLayerOptions& options() const { return options_; }
 
-  std::shared_ptr<MultiheadAttention> self_attn;
+  std::shared_ptr<MultiheadAttention> self_attn;  ///< sa's attention, E → E
+  /// Ff's E → dim_feedforward and back
+  ///@{
   std::shared_ptr<Linear> linear1, linear2;
+  ///@}
+  /// Inside ff, after sa, after ff
+  ///@{
   std::shared_ptr<Dropout> dropout, dropout1, dropout2;
+  ///@}
+  /// Over the last dimension E, eps layer_norm_eps
+  ///@{
   std::shared_ptr<LayerNorm> norm1, norm2;
+  ///@}
 
  private:
   TransformerEncoderLayerOptions options_;
@@ -167,22 +193,28 @@ class TransformerEncoderLayer : public UnaryModule {
 
 /// A GPT's sizes (nanoGPT's GPTConfig; the defaults are its CPU "baby GPT" with a byte-sized vocabulary).
 struct GPTConfig {
-  int64_t vocab_size = 65;
+  int64_t vocab_size = 65;  ///< V: token ids are in [0, V)
   int64_t block_size = 64;  ///< the longest context
-  int64_t n_layer = 4;
-  int64_t n_head = 4;
-  int64_t n_embd = 128;
-  double dropout = 0.0;
+  int64_t n_layer = 4;      ///< number of GPTBlocks
+  int64_t n_head = 4;       ///< attention heads per block; divides n_embd
+  int64_t n_embd = 128;     ///< E, the width of the residual stream
+  double dropout = 0.0;     ///< p of every dropout (embeddings, attention, residuals), in [0, 1)
   bool bias = true;  ///< biases in the Linear layers, attention and LayerNorms
 };
 
 /// GPT-2's feed-forward block: c_proj(gelu_tanh(c_fc(x))), widths E → 4E → E, then dropout.
 class GPTMLP : public UnaryModule {
  public:
+  /// c_fc (n_embd → 4·n_embd) and c_proj (4·n_embd → n_embd), with biases when config.bias;
+  /// initialisation and dropout masks from `gen`. The sizes are checked by GPT's constructor.
   GPTMLP(const GPTConfig& config, Generator& gen = default_generator());
+  /// x [..., E] → [..., E]; dropout only in training mode.
   Tensor forward(const Tensor& x) override;
   std::string repr() const override { return "GPTMLP"; }
+  /// E → 4E and 4E → E
+  ///@{
   std::shared_ptr<Linear> c_fc, c_proj;
+  ///@}
 
  private:
   double dropout_;
@@ -196,6 +228,8 @@ class GPTMLP : public UnaryModule {
 /// has weight and bias, or only weight when config.bias is false (nanoGPT's LayerNorm).
 class GPTBlock : public UnaryModule {
  public:
+  /// The block of a GPT with `config` (sizes checked by GPT's constructor); initialisation and
+  /// dropout masks from `gen`.
   GPTBlock(const GPTConfig& config, Generator& gen = default_generator());
   /// Causal over the whole input.
   Tensor forward(const Tensor& x) override;
@@ -205,9 +239,12 @@ class GPTBlock : public UnaryModule {
   /// heads (MultiheadAttention's need_weights: the composite path that materialises them).
   Tensor forward_with_weights(const Tensor& x, Tensor& weights);
   std::string repr() const override { return "GPTBlock"; }
+  /// LayerNorms over E before attn and before mlp
+  ///@{
   UnaryModulePtr ln_1, ln_2;
-  std::shared_ptr<MultiheadAttention> attn;
-  std::shared_ptr<GPTMLP> mlp;
+  ///@}
+  std::shared_ptr<MultiheadAttention> attn;  ///< causal self-attention, batch_first
+  std::shared_ptr<GPTMLP> mlp;               ///< the feed-forward block
 
  private:
   /// forward, with the attention weights in `weights` when `need_weights`.
@@ -218,14 +255,16 @@ class GPTBlock : public UnaryModule {
 
 /// One KVCache per block, and the number of positions they hold.
 struct GPTCache {
-  std::vector<KVCache> layers;
+  std::vector<KVCache> layers;  ///< one per block, filled by GPT::forward_cached
+  /// The number of cached positions (0 when empty).
   int64_t length() const { return layers.empty() ? 0 : layers[0].length(); }
+  /// Empties the cache (a new sequence starts).
   void clear() { layers.clear(); }
 };
 
 /// A GPT language model (nanoGPT's, with torch.nn.MultiheadAttention's parameter names):
 ///     x = dropout(wte(idx) + wpe(positions)); x = h.0(x) … h.{n_layer−1}(x); logits = lm_head(ln_f(x))
-/// State dict keys: wte.weight, wpe.weight, h.<i>.{ln_1, attn, ln_2, mlp}.*, ln_f.*, lm_head.weight.
+/// State dict keys: wte.weight, wpe.weight, `h.<i>.{ln_1, attn, ln_2, mlp}.*`, ln_f.*, lm_head.weight.
 /// lm_head [vocab_size, n_embd] has no bias and is NOT tied to wte (untied weights save and load as
 /// separate tensors). Initialisation as nanoGPT: every Linear weight, in_proj_weight and both
 /// embeddings ~ N(0, 0.02²), the residual projections (attn.out_proj.weight, mlp.c_proj.weight)
@@ -258,6 +297,7 @@ class GPT : public UnaryModule {
   Tensor generate(const Tensor& idx, int64_t max_new_tokens, double temperature = 1.0, int64_t top_k = 0,
                   Generator& gen = default_generator(), bool use_cache = true);
   std::string repr() const override { return "GPT"; }
+  /// The configuration the model was built with.
   const GPTConfig& config() const { return config_; }
   /// Activation checkpointing of the blocks (autograd/checkpoint.hpp): when on, forward runs each
   /// block through tapegrad::checkpoint (with the model's generator, for dropout), so a training
@@ -265,14 +305,15 @@ class GPT : public UnaryModule {
   /// block in backward. Gradients are bitwise the same. Off by default; forward_cached and
   /// no_grad forwards never checkpoint.
   void set_checkpointing(bool on) { checkpointing_ = on; }
+  /// Whether forward checkpoints the blocks (set_checkpointing).
   bool checkpointing() const { return checkpointing_; }
 
-  std::shared_ptr<Embedding> wte;
-  std::shared_ptr<PositionalEmbedding> wpe;
-  std::shared_ptr<ModuleList> h;
+  std::shared_ptr<Embedding> wte;               ///< token embedding [vocab_size, n_embd]
+  std::shared_ptr<PositionalEmbedding> wpe;     ///< position embedding [block_size, n_embd]
+  std::shared_ptr<ModuleList> h;                ///< the n_layer GPTBlocks, named `h.0` … `h.{n_layer−1}`
   std::vector<std::shared_ptr<GPTBlock>> blocks;  ///< h's modules, typed
-  UnaryModulePtr ln_f;
-  std::shared_ptr<Linear> lm_head;
+  UnaryModulePtr ln_f;               ///< the final LayerNorm over E
+  std::shared_ptr<Linear> lm_head;   ///< n_embd → vocab_size, no bias, not tied to wte
 
  private:
   /// Logits of the block after the embeddings (shared by forward and forward_cached).

@@ -31,6 +31,8 @@ std::optional<double> optional_state_entry(const NamedTensors& state, const std:
 int64_t state_count(const NamedTensors& state, const std::string& who, const std::string& key);
 
 /// Declares a chainable option in an options struct: `name(v)` sets and returns *this, `name()` gets.
+/// The API documentation lists each such option as a public attribute `T name = init` (its default),
+/// with the comment written above or after the TAPEGRAD_OPTION line (docs/Doxyfile's PREDEFINED).
 #define TAPEGRAD_OPTION(T, name, init)  \
  public:                                \
   auto& name(T v) {                     \
