@@ -14,7 +14,11 @@
 namespace tapegrad {
 
 /// Kernel paths, from the most portable up.
-enum class Isa : uint8_t { portable = 0, avx2 = 1, avx512 = 2 };
+enum class Isa : uint8_t {
+  portable = 0,  ///< the code built with TAPEGRAD_ARCH_FLAGS only (AVX2 + FMA by default)
+  avx2 = 1,      ///< AVX2 + FMA detected at run time, 256-bit vectors
+  avx512 = 2,    ///< AVX-512F, 512-bit vectors (Adam's update today)
+};
 
 /// "portable", "avx2" or "avx512".
 const char* isa_name(Isa isa);

@@ -48,7 +48,12 @@ struct AutogradError : std::runtime_error {
 /// float32 is the default; float64 is for gradient checking; int64 holds indices, class labels and
 /// integer arithmetic; bool (1 byte, stored as C++ `bool`) holds masks and comparison results.
 /// int64 and bool have no gradient.
-enum class DType : uint8_t { f32, f64, i64, b8 };
+enum class DType : uint8_t {
+  f32,  ///< float32 ("float32"), the default
+  f64,  ///< float64 ("float64")
+  i64,  ///< int64 ("int64"): indices, labels, token ids; no gradient
+  b8,   ///< bool ("bool"), one byte per element: masks, comparisons; no gradient
+};
 
 /// Thrown for a DType value outside the enum (a corrupted value): no switch falls through silently.
 [[noreturn]] inline void throw_unknown_dtype(DType d) {

@@ -23,7 +23,11 @@
 namespace tapegrad {
 
 /// `automatic` picks per shape (gemm_choice); the others force one library where it can run.
-enum class GemmBackend { automatic, openblas, libxsmm };
+enum class GemmBackend {
+  automatic,  ///< per product: libxsmm for small ones it supports, OpenBLAS otherwise (gemm_choice)
+  openblas,   ///< every product on OpenBLAS
+  libxsmm,    ///< libxsmm where it has a kernel (see above); only in builds with libxsmm
+};
 
 /// "auto", "openblas" or "libxsmm".
 std::string gemm_backend_name(GemmBackend backend);

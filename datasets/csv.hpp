@@ -34,7 +34,11 @@
 namespace tapegrad::datasets {
 
 /// Whether the first row holds column names.
-enum class CsvHeader { auto_detect, present, absent };
+enum class CsvHeader {
+  auto_detect,  ///< a header when none of the first row's fields is a number
+  present,      ///< the first row holds the names
+  absent,       ///< every row is data
+};
 
 /// How to read a CSV file.
 struct CsvOptions {

@@ -35,7 +35,14 @@ struct DatasetError : std::runtime_error {
 };
 
 /// IDX element types (the value of the header's third byte).
-enum class IdxType : uint8_t { u8 = 0x08, i8 = 0x09, i16 = 0x0B, i32 = 0x0C, f32 = 0x0D, f64 = 0x0E };
+enum class IdxType : uint8_t {
+  u8 = 0x08,   ///< unsigned byte (MNIST's images and labels)
+  i8 = 0x09,   ///< signed byte
+  i16 = 0x0B,  ///< 16-bit integer, big-endian in the file
+  i32 = 0x0C,  ///< 32-bit integer, big-endian in the file
+  f32 = 0x0D,  ///< 32-bit float, big-endian in the file
+  f64 = 0x0E,  ///< 64-bit float, big-endian in the file
+};
 
 /// Size in bytes of one element of `type`.
 size_t idx_type_size(IdxType type);

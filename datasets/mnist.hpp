@@ -21,7 +21,10 @@
 namespace tapegrad::datasets {
 
 /// Which half of an MNIST-format directory.
-enum class Split { train, test };
+enum class Split {
+  train,  ///< the train-images / train-labels files
+  test,   ///< the t10k-images / t10k-labels files
+};
 
 /// Where Debian's dataset-fashion-mnist package installs Fashion-MNIST.
 inline constexpr const char* kFashionMnistDir = "/usr/share/datasets/fashion-mnist";

@@ -57,7 +57,13 @@
 namespace tapegrad::datasets {
 
 /// The .npy element types tapegrad reads and writes.
-enum class NpyType : uint8_t { f32, f64, i64, u8, b1 };
+enum class NpyType : uint8_t {
+  f32,  ///< float32, descr "<f4"
+  f64,  ///< float64, descr "<f8"
+  i64,  ///< int64, descr "<i8"
+  u8,   ///< uint8, descr "|u1"
+  b1,   ///< bool, descr "|b1" (each byte 0 or 1)
+};
 
 /// Bytes per element: 4, 8, 8, 1, 1.
 size_t npy_type_size(NpyType type);

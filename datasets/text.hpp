@@ -143,7 +143,10 @@ class CharTokenizer {
 // Windows of a token stream
 
 /// Which part of a TextDataset.
-enum class TextSplit { train, val };
+enum class TextSplit {
+  train,  ///< the first floor(train_fraction · N) tokens
+  val,    ///< the remaining tokens
+};
 
 /// "train" or "val".
 const char* text_split_name(TextSplit split);

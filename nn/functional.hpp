@@ -92,7 +92,11 @@ Tensor embedding(const Tensor& indices, const Tensor& weight);
 
 // ---- losses (nn/loss.cpp) ---------------------------------------------------------------------------
 /// How a loss combines its per-element values: none (keep them), mean or sum.
-enum class Reduction { none, mean, sum };
+enum class Reduction {
+  none,  ///< the per-element losses, of the input's batch shape
+  mean,  ///< their mean (a weighted mean where the loss takes class weights), a scalar
+  sum,   ///< their sum, a scalar
+};
 
 /// Options of nll_loss and cross_entropy (PyTorch's keyword arguments) with chainable setters,
 /// e.g. CrossEntropyOptions().reduction(Reduction::sum).ignore_index(0).weight(w).

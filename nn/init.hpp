@@ -13,9 +13,18 @@
 namespace tapegrad::nn::init {
 
 /// Which fan the Kaiming initializers scale by: fan_in keeps the forward variance, fan_out the backward's.
-enum class FanMode { fan_in, fan_out };
+enum class FanMode {
+  fan_in,   ///< inputs per unit, fans(t).first
+  fan_out,  ///< outputs per unit, fans(t).second
+};
 /// The activation that follows the layer, for calculate_gain.
-enum class Nonlinearity { linear, sigmoid, tanh, relu, leaky_relu };
+enum class Nonlinearity {
+  linear,     ///< no activation (or an identity, a conv without one): gain 1
+  sigmoid,    ///< gain 1
+  tanh,       ///< gain 5/3
+  relu,       ///< gain √2
+  leaky_relu  ///< gain √(2/(1 + a²)), a the negative slope (calculate_gain's `param`)
+};
 
 /// (fan_in, fan_out) of a tensor with at least 2 dimensions (1-D: both are its size).
 std::pair<int64_t, int64_t> fans(const Tensor& t);

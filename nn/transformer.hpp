@@ -136,7 +136,10 @@ class PositionalEmbedding : public UnaryModule {
 };
 
 /// Activations of TransformerEncoderLayer's feed-forward block.
-enum class Activation { relu, gelu };
+enum class Activation {
+  relu,  ///< max(x, 0), PyTorch's default
+  gelu,  ///< x·Φ(x), the exact (erf) form
+};
 
 /// Options of TransformerEncoderLayer (PyTorch's constructor arguments and defaults).
 struct TransformerEncoderLayerOptions {

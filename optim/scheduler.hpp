@@ -115,7 +115,10 @@ class LinearWarmupLR : public LRScheduler {
 class ReduceLROnPlateau {
  public:
   /// Whether a lower (min: a loss) or a higher (max: an accuracy) metric is an improvement.
-  enum class Mode { min, max };
+  enum class Mode {
+    min,  ///< lower is better (a loss)
+    max,  ///< higher is better (an accuracy)
+  };
   /// Watches `optimizer`'s rates; see the class comment for the arguments.
   explicit ReduceLROnPlateau(Optimizer& optimizer, Mode mode = Mode::min, double factor = 0.1, int64_t patience = 10,
                              double threshold = 1e-4, int64_t cooldown = 0, double min_lr = 0.0);
