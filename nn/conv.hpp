@@ -19,13 +19,13 @@ struct Conv2dOptions {
   /// The required arguments; the rest keep their defaults until set.
   Conv2dOptions(int64_t in_channels, int64_t out_channels, functional::Size2 kernel_size)
       : in_channels_(in_channels), out_channels_(out_channels), kernel_size_(kernel_size) {}
-  TAPEGRAD_LAYER_ARG(int64_t, in_channels, 0)
-  TAPEGRAD_LAYER_ARG(int64_t, out_channels, 0)
-  TAPEGRAD_LAYER_ARG(functional::Size2, kernel_size, 1)
-  TAPEGRAD_LAYER_ARG(functional::Size2, stride, 1)
-  TAPEGRAD_LAYER_ARG(functional::Size2, padding, 0)
-  TAPEGRAD_LAYER_ARG(functional::Size2, dilation, 1)
-  TAPEGRAD_LAYER_ARG(bool, bias, true)
+  TAPEGRAD_LAYER_ARG(int64_t, in_channels, 0)            ///< C_in, dimension 1 of the input [N, C_in, H, W]
+  TAPEGRAD_LAYER_ARG(int64_t, out_channels, 0)           ///< C_out, dimension 1 of the output
+  TAPEGRAD_LAYER_ARG(functional::Size2, kernel_size, 1)  ///< {k_h, k_w}
+  TAPEGRAD_LAYER_ARG(functional::Size2, stride, 1)       ///< step between windows, > 0
+  TAPEGRAD_LAYER_ARG(functional::Size2, padding, 0)      ///< zeros added on each side, >= 0
+  TAPEGRAD_LAYER_ARG(functional::Size2, dilation, 1)     ///< spacing between kernel taps, > 0
+  TAPEGRAD_LAYER_ARG(bool, bias, true)                   ///< a learnable bias [C_out]
 };
 
 /// 2-D convolution (cross-correlation), W [out, in, k_h, k_w], b [out]; see functional::conv2d.
@@ -53,9 +53,9 @@ class Conv2d : public UnaryModule {
 struct Pool2dOptions {
   /// A window of kernel_size; stride and padding keep their defaults until set.
   explicit Pool2dOptions(functional::Size2 kernel_size) : kernel_size_(kernel_size) {}
-  TAPEGRAD_LAYER_ARG(functional::Size2, kernel_size, 1)
-  TAPEGRAD_LAYER_ARG(functional::Size2, stride, 0)
-  TAPEGRAD_LAYER_ARG(functional::Size2, padding, 0)
+  TAPEGRAD_LAYER_ARG(functional::Size2, kernel_size, 1)  ///< the window {k_h, k_w}
+  TAPEGRAD_LAYER_ARG(functional::Size2, stride, 0)       ///< step between windows; 0: kernel_size
+  TAPEGRAD_LAYER_ARG(functional::Size2, padding, 0)      ///< added on each side (−∞ for max, 0 for avg)
 };
 /// MaxPool2d's options (see Pool2dOptions).
 using MaxPool2dOptions = Pool2dOptions;

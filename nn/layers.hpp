@@ -21,9 +21,9 @@ namespace tapegrad::nn {
 struct LinearOptions {
   /// Throws nothing; Linear checks the sizes.
   LinearOptions(int64_t in_features, int64_t out_features) : in_features_(in_features), out_features_(out_features) {}
-  TAPEGRAD_LAYER_ARG(int64_t, in_features, 0)
-  TAPEGRAD_LAYER_ARG(int64_t, out_features, 0)
-  TAPEGRAD_LAYER_ARG(bool, bias, true)
+  TAPEGRAD_LAYER_ARG(int64_t, in_features, 0)   ///< the input's last dimension
+  TAPEGRAD_LAYER_ARG(int64_t, out_features, 0)  ///< the output's last dimension
+  TAPEGRAD_LAYER_ARG(bool, bias, true)          ///< a learnable bias [out_features]
 };
 
 /// y = x·Wᵀ + b, W [out, in], b [out]. PyTorch's initialisation: W, b ~ U(−1/√in, 1/√in), drawn
@@ -124,7 +124,7 @@ class LogSoftmax : public UnaryModule {
 struct DropoutOptions {
   /// Implicit from p, so `Dropout(0.1)` and `Dropout(DropoutOptions(0.1))` read alike.
   DropoutOptions(double p = 0.5) : p_(p) {}  // NOLINT: implicit, as libtorch's
-  TAPEGRAD_LAYER_ARG(double, p, 0.5)
+  TAPEGRAD_LAYER_ARG(double, p, 0.5)  ///< probability of zeroing an element, in [0, 1]
 };
 
 /// In training, zeroes elements with probability p and scales the rest by 1/(1 − p); the identity
@@ -150,8 +150,8 @@ struct EmbeddingOptions {
   /// A table of `num_embeddings` rows of `embedding_dim` values.
   EmbeddingOptions(int64_t num_embeddings, int64_t embedding_dim)
       : num_embeddings_(num_embeddings), embedding_dim_(embedding_dim) {}
-  TAPEGRAD_LAYER_ARG(int64_t, num_embeddings, 0)
-  TAPEGRAD_LAYER_ARG(int64_t, embedding_dim, 0)
+  TAPEGRAD_LAYER_ARG(int64_t, num_embeddings, 0)  ///< rows: valid indices are [0, num_embeddings)
+  TAPEGRAD_LAYER_ARG(int64_t, embedding_dim, 0)   ///< the width of each row
 };
 
 /// A lookup table: int64 indices of any shape → rows of weight [num_embeddings, dim], W ~ N(0, 1)

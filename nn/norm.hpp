@@ -20,11 +20,11 @@ namespace tapegrad::nn {
 struct BatchNormOptions {
   /// Implicit from the channel count, so `BatchNorm1d(8)` works.
   BatchNormOptions(int64_t num_features) : num_features_(num_features) {}  // NOLINT: implicit, BatchNorm1d(8)
-  TAPEGRAD_LAYER_ARG(int64_t, num_features, 0)
-  TAPEGRAD_LAYER_ARG(double, eps, 1e-5)
-  TAPEGRAD_LAYER_ARG(double, momentum, 0.1)
-  TAPEGRAD_LAYER_ARG(bool, affine, true)
-  TAPEGRAD_LAYER_ARG(bool, track_running_stats, true)
+  TAPEGRAD_LAYER_ARG(int64_t, num_features, 0)       ///< C, the size of dimension 1 of the input
+  TAPEGRAD_LAYER_ARG(double, eps, 1e-5)              ///< ε added to the variance
+  TAPEGRAD_LAYER_ARG(double, momentum, 0.1)          ///< running ← (1 − momentum)·running + momentum·batch
+  TAPEGRAD_LAYER_ARG(bool, affine, true)             ///< learnable γ (weight, ones) and β (bias, zeros)
+  TAPEGRAD_LAYER_ARG(bool, track_running_stats, true)  ///< keep running mean/var for eval mode (else batch stats)
 };
 
 /// y = (x − μ) / √(σ² + ε) · γ + β per channel (dimension 1); see functional::batch_norm.
@@ -74,10 +74,10 @@ class BatchNorm2d : public BatchNorm {
 struct LayerNormOptions {
   /// Normalizes over trailing dimensions of this shape.
   explicit LayerNormOptions(Shape normalized_shape) : normalized_shape_(std::move(normalized_shape)) {}
-  TAPEGRAD_LAYER_ARG(Shape, normalized_shape, {})
-  TAPEGRAD_LAYER_ARG(double, eps, 1e-5)
-  TAPEGRAD_LAYER_ARG(bool, elementwise_affine, true)
-  TAPEGRAD_LAYER_ARG(bool, bias, true)
+  TAPEGRAD_LAYER_ARG(Shape, normalized_shape, {})     ///< the trailing dimensions normalised over
+  TAPEGRAD_LAYER_ARG(double, eps, 1e-5)               ///< ε added to the variance
+  TAPEGRAD_LAYER_ARG(bool, elementwise_affine, true)  ///< learnable γ (weight) and β (bias)
+  TAPEGRAD_LAYER_ARG(bool, bias, true)                ///< β exists (with elementwise_affine)
 };
 
 /// Normalises over the trailing `normalized_shape` dimensions; γ (ones) and β (zeros) of that shape.
@@ -113,9 +113,9 @@ class LayerNorm : public UnaryModule {
 struct RMSNormOptions {
   /// Normalizes over trailing dimensions of this shape.
   explicit RMSNormOptions(Shape normalized_shape) : normalized_shape_(std::move(normalized_shape)) {}
-  TAPEGRAD_LAYER_ARG(Shape, normalized_shape, {})
-  TAPEGRAD_LAYER_ARG(std::optional<double>, eps, std::nullopt)
-  TAPEGRAD_LAYER_ARG(bool, elementwise_affine, true)
+  TAPEGRAD_LAYER_ARG(Shape, normalized_shape, {})               ///< the trailing dimensions normalised over
+  TAPEGRAD_LAYER_ARG(std::optional<double>, eps, std::nullopt)  ///< ε; nullopt: the dtype's machine epsilon
+  TAPEGRAD_LAYER_ARG(bool, elementwise_affine, true)            ///< a learnable γ (weight, ones)
 };
 /// The RMSNorm layer RMSNormOptions describes (see there for the formula).
 class RMSNorm : public UnaryModule {
