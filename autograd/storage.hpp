@@ -12,9 +12,10 @@
 
 namespace tapegrad {
 
-/// A shared handle to one aligned byte buffer (like a std::shared_ptr without the control block):
-/// copies share the buffer, the buffer goes back to the pool when the last handle goes. Copying and
-/// moving handles is thread-safe; writing the bytes is the caller's business. A default-constructed
+/// A shared handle to one aligned byte buffer, counted like a std::shared_ptr (the count sits in a
+/// header before the bytes): copies share the buffer, which goes back to the freeing thread's pool
+/// when the last handle goes. Handles of one buffer may be copied and destroyed on different threads
+/// (atomic count); one handle object, and the bytes, are not synchronised. A default-constructed
 /// handle is empty (defined() is false, data() null).
 class Storage {
  public:
