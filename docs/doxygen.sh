@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Runs Doxygen (docs/Doxyfile) over tapegrad's public headers into out/docs/html; `make docs` calls it.
 #   docs/doxygen.sh          fails (exit 1) on any Doxygen warning (an undocumented public symbol, a
-#                            malformed comment, a link to a missing page; listed in out/docs/warnings.txt)
-#                            on a public enum value without a comment (docs/undocumented_enum_values.py:
-#                            Doxygen does not warn about those), and on a relative link in the HTML that
-#                            leads nowhere (a README link to a source file works on a forge, not here)
+#                            malformed comment, a link to a missing page), on a public enum value without
+#                            a comment (docs/undocumented_enum_values.py: Doxygen does not warn about
+#                            those), all listed in out/docs/warnings.txt, and on a relative link in the
+#                            HTML that leads nowhere (a README link to a source file works on a forge,
+#                            not in out/docs/html)
 #   docs/doxygen.sh --list   writes the HTML and the list, exits 0 whatever it holds
 #
 # INPUT is built here, not written in the Doxyfile, because Doxygen fails on an INPUT path that does
