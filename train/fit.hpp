@@ -2,12 +2,12 @@
 /// \file fit.hpp
 /// A Keras-like training loop: fit, evaluate, predict, and callbacks.
 ///
-///     auto history = nn::fit(model, optimizer, loss, train, {.epochs = 5, .batch_size = 32,
+///     auto history = train::fit(model, optimizer, loss, train, {.epochs = 5, .batch_size = 32,
 ///                            .validation_split = 0.1, .callbacks = {early_stopping}});
-///     auto result = nn::evaluate(*model, loss, test);
+///     auto result = train::evaluate(*model, loss, test);
 ///     std::cout << result.confusion->to_string();
 ///
-/// The model is a UnaryModule (one input: Sequential, every layer, a model with forward(x)).
+/// The model is a nn::UnaryModule (one input: Sequential, every layer, a model with forward(x)).
 /// Each epoch records "loss" (the sample-weighted mean of the batch losses) and, when the targets are
 /// int64 class indices and the outputs scores — [N] with [N, C], or [N, T] with [N, T, C] for a
 /// sequence model, where it is token accuracy — "accuracy"; with validation data also "val_loss",
@@ -26,11 +26,11 @@
 #include <vector>
 
 #include "datasets/dataset.hpp"
-#include "nn/metrics.hpp"
 #include "nn/module.hpp"
 #include "optim/scheduler.hpp"
+#include "train/metrics.hpp"
 
-namespace tapegrad::nn {
+namespace tapegrad::train {
 
 struct RunState;
 
@@ -62,7 +62,7 @@ struct History {
 
 /// The state callbacks see and may change.
 struct TrainState {
-  UnaryModule& model;
+  nn::UnaryModule& model;
   optim::Optimizer& optimizer;
   int64_t epoch = 0;        ///< 1-based, the epoch running
   int64_t global_step = 0;  ///< optimizer steps so far
@@ -95,8 +95,8 @@ class Callback {
   /// anything is loaded. load_state_dict throws std::invalid_argument on keys or values it does not
   /// accept, and load_state_dict(state_dict()) must restore the callback as it was (a failed resume
   /// rolls callbacks back this way). None by default.
-  virtual NamedTensors state_dict() const { return {}; }
-  virtual void load_state_dict(const NamedTensors& /*state*/) {}
+  virtual nn::NamedTensors state_dict() const { return {}; }
+  virtual void load_state_dict(const nn::NamedTensors& /*state*/) {}
 };
 
 /// Whether a monitored value improves by going down ("loss") or up ("accuracy"). `automatic`
@@ -122,15 +122,15 @@ class EarlyStopping : public Callback {
   double best_value() const { return best_; }
   const char* name() const override { return "EarlyStopping"; }
   /// "best", "best_epoch", "wait" and, with restore_best, the best epoch's weights as "weights.<name>".
-  NamedTensors state_dict() const override;
-  void load_state_dict(const NamedTensors& state) override;
+  nn::NamedTensors state_dict() const override;
+  void load_state_dict(const nn::NamedTensors& state) override;
 
  private:
   EarlyStoppingOptions options_;
   bool maximize_ = false;
   double best_ = 0;
   int64_t best_epoch_ = 0, wait_ = 0;
-  NamedTensors best_state_;
+  nn::NamedTensors best_state_;
 };
 
 /// Stops when |monitor(epoch) − monitor(epoch − 1)| < tolerance: the loss has converged.
@@ -140,8 +140,8 @@ class ConvergenceStop : public Callback {
   void on_train_begin(TrainState&) override { previous_.reset(); }
   void on_epoch_end(TrainState& s, const EpochLog& log) override;
   const char* name() const override { return "ConvergenceStop"; }
-  NamedTensors state_dict() const override;  ///< "previous" once an epoch has ended
-  void load_state_dict(const NamedTensors& state) override;
+  nn::NamedTensors state_dict() const override;  ///< "previous" once an epoch has ended
+  void load_state_dict(const nn::NamedTensors& state) override;
 
  private:
   double tolerance_;
@@ -171,8 +171,8 @@ class ModelCheckpoint : public Callback {
   /// Paths written so far.
   const std::vector<std::string>& saved() const { return saved_; }
   const char* name() const override { return "ModelCheckpoint"; }
-  NamedTensors state_dict() const override;  ///< "best" once a value was seen (save_best_only)
-  void load_state_dict(const NamedTensors& state) override;
+  nn::NamedTensors state_dict() const override;  ///< "best" once a value was seen (save_best_only)
+  void load_state_dict(const nn::NamedTensors& state) override;
 
  private:
   std::string path_, monitor_;
@@ -186,15 +186,15 @@ class ModelCheckpoint : public Callback {
 /// into run states, so a resumed run continues the schedule.
 ///
 ///     auto sched = std::make_shared<optim::CosineAnnealingLR>(opt, 10);
-///     nn::fit(model, opt, loss, data, {.epochs = 10, .callbacks = {std::make_shared<nn::LearningRateScheduler>(sched)}});
+///     train::fit(model, opt, loss, data, {.epochs = 10, .callbacks = {std::make_shared<train::LearningRateScheduler>(sched)}});
 class LearningRateScheduler : public Callback {
  public:
   explicit LearningRateScheduler(std::shared_ptr<optim::LRScheduler> scheduler);
   explicit LearningRateScheduler(std::shared_ptr<optim::ReduceLROnPlateau> plateau, std::string monitor = "val_loss");
   void on_epoch_end(TrainState& s, const EpochLog& log) override;
   const char* name() const override { return "LearningRateScheduler"; }
-  NamedTensors state_dict() const override;  ///< the scheduler's state_dict
-  void load_state_dict(const NamedTensors& state) override;
+  nn::NamedTensors state_dict() const override;  ///< the scheduler's state_dict
+  void load_state_dict(const nn::NamedTensors& state) override;
 
  private:
   std::shared_ptr<optim::LRScheduler> scheduler_;
@@ -215,7 +215,7 @@ struct FitOptions {
   std::vector<std::shared_ptr<Callback>> callbacks{};
   bool quiet = false;               ///< no epoch lines, no progress bar
   std::ostream* out = nullptr;      ///< where epoch lines go (std::cout when null)
-  /// When set, the run's state (nn/run_state.hpp) is written here atomically after every
+  /// When set, the run's state (train/run_state.hpp) is written here atomically after every
   /// complete epoch, after the callbacks.
   std::string state_path{};
   /// Continues the run this run state describes: restores the model, the optimizer, the RNG states,
@@ -235,7 +235,7 @@ struct FitOptions {
 /// Throws std::invalid_argument for epochs < 0, batch_size ≤ 0, a split outside [0, 1), or a
 /// resume run state that does not fit the run (more epochs than `epochs`, a missing generator,
 /// invalid state: see FitOptions::resume).
-History fit(UnaryModule& model, optim::Optimizer& optimizer, const LossFn& loss,
+History fit(nn::UnaryModule& model, optim::Optimizer& optimizer, const LossFn& loss,
             std::shared_ptr<const datasets::Dataset> data, const FitOptions& options = {});
 
 /// evaluate's result. Predictions are scored when the targets are int64 classes and the outputs
@@ -249,7 +249,7 @@ struct Evaluation {
   /// Counts of (true, predicted) classes, for [N] targets with [N, C] outputs.
   std::optional<ConfusionMatrix> confusion{};
   /// exp(mean token cross-entropy of the outputs as logits), for [N, T] targets with [N, T, C]
-  /// outputs (see nn::perplexity); with loss = cross_entropy, exp(loss).
+  /// outputs (see train::perplexity); with loss = cross_entropy, exp(loss).
   std::optional<double> perplexity{};
   /// correct / predictions (token accuracy for sequences); NaN when nothing was scored.
   double accuracy() const {
@@ -259,11 +259,11 @@ struct Evaluation {
 };
 
 /// Loss and metrics of `model` on `data`, in eval mode without recording (the mode is restored).
-Evaluation evaluate(UnaryModule& model, const LossFn& loss, const datasets::Dataset& data, int64_t batch_size = 256);
+Evaluation evaluate(nn::UnaryModule& model, const LossFn& loss, const datasets::Dataset& data, int64_t batch_size = 256);
 
 /// The model's outputs for every sample of `data`, concatenated along dim 0.
-Tensor predict(UnaryModule& model, const datasets::Dataset& data, int64_t batch_size = 256);
+Tensor predict(nn::UnaryModule& model, const datasets::Dataset& data, int64_t batch_size = 256);
 /// The model's outputs for the rows of `x`, `batch_size` rows at a time, concatenated along dim 0.
-Tensor predict(UnaryModule& model, const Tensor& x, int64_t batch_size = 256);
+Tensor predict(nn::UnaryModule& model, const Tensor& x, int64_t batch_size = 256);
 
-}  // namespace tapegrad::nn
+}  // namespace tapegrad::train

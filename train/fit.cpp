@@ -1,4 +1,4 @@
-#include "nn/fit.hpp"
+#include "train/fit.hpp"
 
 #include <unistd.h>
 
@@ -16,12 +16,16 @@
 #include "autograd/functions.hpp"
 #include "autograd/node.hpp"
 #include "autograd/random.hpp"
-#include "nn/run_state.hpp"
 #include "nn/nn.hpp"
 #include "optim/optimizer.hpp"
+#include "train/run_state.hpp"
 
-namespace tapegrad::nn {
+namespace tapegrad::train {
 namespace {
+
+using nn::Module;
+using nn::NamedTensors;
+using nn::UnaryModule;
 
 using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
@@ -282,7 +286,7 @@ void ModelCheckpoint::on_epoch_end(TrainState& s, const EpochLog& log) {
   }
   std::string path = path_;
   if (auto pos = path.find("{epoch}"); pos != std::string::npos) path.replace(pos, 7, std::to_string(log.epoch));
-  save(s.model, path);
+  nn::save(s.model, path);
   saved_.push_back(path);
 }
 
@@ -551,4 +555,4 @@ Tensor predict(UnaryModule& model, const Tensor& x, int64_t batch_size) {
   return predict_rows(model, x.size(0), batch_size, [&](int64_t b, int64_t e) { return slice(x, 0, b, e); });
 }
 
-}  // namespace tapegrad::nn
+}  // namespace tapegrad::train
