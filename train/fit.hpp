@@ -1,13 +1,15 @@
 #pragma once
 /// \file fit.hpp
-/// A Keras-like training loop: fit, evaluate, predict, and callbacks.
+/// A Keras-like training loop: fit, evaluate and predict. Callbacks are in train/callbacks.hpp,
+/// the progress bar and epoch lines in train/progress.hpp, run states (resumable training) in
+/// train/run_state.hpp, metrics in train/metrics.hpp.
 ///
-///     auto history = train::fit(model, optimizer, loss, train, {.epochs = 5, .batch_size = 32,
-///                            .validation_split = 0.1, .callbacks = {early_stopping}});
+///     auto history = train::fit(model, optimizer, loss, data, {.epochs = 5, .batch_size = 32,
+///                               .validation_split = 0.1, .callbacks = {early_stopping}});
 ///     auto result = train::evaluate(*model, loss, test);
 ///     std::cout << result.confusion->to_string();
 ///
-/// The model is a nn::UnaryModule (one input: Sequential, every layer, a model with forward(x)).
+/// The model is an nn::UnaryModule (one input: Sequential, every layer, a model with forward(x)).
 /// Each epoch records "loss" (the sample-weighted mean of the batch losses) and, when the targets are
 /// int64 class indices and the outputs scores — [N] with [N, C], or [N, T] with [N, T, C] for a
 /// sequence model, where it is token accuracy — "accuracy"; with validation data also "val_loss",
@@ -27,7 +29,9 @@
 
 #include "datasets/dataset.hpp"
 #include "nn/module.hpp"
-#include "optim/scheduler.hpp"
+#include "optim/optimizer.hpp"
+#include "train/callbacks.hpp"
+#include "train/history.hpp"
 #include "train/metrics.hpp"
 
 namespace tapegrad::train {
@@ -37,181 +41,18 @@ struct RunState;
 /// loss(outputs, targets) → a scalar tensor (the mean over the batch), e.g. functional::cross_entropy.
 using LossFn = std::function<Tensor(const Tensor& outputs, const Tensor& targets)>;
 
-/// The values of one epoch: "loss", "accuracy", "val_loss", "val_accuracy", ...
-struct EpochLog {
-  int64_t epoch = 0;      ///< 1-based
-  double seconds = 0;     ///< wall time of the epoch (training and validation)
-  int64_t steps = 0;      ///< optimizer steps in this epoch
-  std::map<std::string, double> values{};
-  bool has(const std::string& key) const { return values.count(key) != 0; }
-  /// values.at(key), throwing std::invalid_argument that lists the available keys.
-  double get(const std::string& key) const;
-};
-
-/// What fit returns: one EpochLog per epoch run, and why training ended.
-struct History {
-  std::vector<EpochLog> epochs{};
-  int64_t steps = 0;        ///< optimizer steps in all
-  std::string stop_reason{};  ///< "completed" or the reason a callback gave
-  std::vector<std::string> notes{};  ///< what callbacks reported at the end (e.g. restored weights)
-  /// The values of `key` over the epochs (NaN where an epoch lacks it).
-  std::vector<double> series(const std::string& key) const;
-  /// {"epochs": [{"epoch": 1, "seconds": .., "loss": .., ...}], "steps": .., "stop_reason": .., "notes": [..]}
-  std::string to_json(int indent = 2) const;
-};
-
-/// The state callbacks see and may change.
-struct TrainState {
-  nn::UnaryModule& model;
-  optim::Optimizer& optimizer;
-  int64_t epoch = 0;        ///< 1-based, the epoch running
-  int64_t global_step = 0;  ///< optimizer steps so far
-  bool stop = false;        ///< set (through request_stop) to end training after this batch
-  std::string stop_reason{};
-  void request_stop(const std::string& reason) {
-    stop = true;
-    stop_reason = reason;
-  }
-  /// A line for the user: fit prints it after training (unless quiet) and keeps it in History::notes.
-  std::vector<std::string> notes{};
-  void note(std::string line) { notes.push_back(std::move(line)); }
-};
-
-/// Hooks into fit. All do nothing by default.
-class Callback {
- public:
-  virtual ~Callback() = default;
-  virtual void on_train_begin(TrainState&) {}
-  /// After each optimizer step, with that batch's loss.
-  virtual void on_batch_end(TrainState&, double /*loss*/) {}
-  virtual void on_epoch_end(TrainState&, const EpochLog&) {}
-  virtual void on_train_end(TrainState&) {}
-  /// For messages, e.g. "EarlyStopping".
-  virtual const char* name() const { return "Callback"; }
-  /// What a resumed run needs to continue as if uninterrupted (EarlyStopping's counters, a
-  /// scheduler's epoch): fit saves it in run states after each epoch, as
-  /// "callbacks.<i>.<name>.<key>", and hands it back through load_state_dict (after on_train_begin)
-  /// when resuming; a resume whose callbacks differ (number, order or names) is refused before
-  /// anything is loaded. load_state_dict throws std::invalid_argument on keys or values it does not
-  /// accept, and load_state_dict(state_dict()) must restore the callback as it was (a failed resume
-  /// rolls callbacks back this way). None by default.
-  virtual nn::NamedTensors state_dict() const { return {}; }
-  virtual void load_state_dict(const nn::NamedTensors& /*state*/) {}
-};
-
-/// Whether a monitored value improves by going down ("loss") or up ("accuracy"). `automatic`
-/// picks max for names containing "acc", "precision", "recall" or "f1", min otherwise.
-enum class Mode { automatic, min, max };
-
-struct EarlyStoppingOptions {
-  std::string monitor = "val_loss";
-  int64_t patience = 0;     ///< epochs without improvement tolerated before stopping
-  double min_delta = 0.0;   ///< an improvement must exceed this
-  Mode mode = Mode::automatic;
-  bool restore_best = false;  ///< on stop (or at the end), load the weights of the best epoch
-};
-
-/// Stops when `monitor` has not improved by more than min_delta for `patience` epochs.
-class EarlyStopping : public Callback {
- public:
-  explicit EarlyStopping(EarlyStoppingOptions options = {});
-  void on_train_begin(TrainState& s) override;
-  void on_epoch_end(TrainState& s, const EpochLog& log) override;
-  void on_train_end(TrainState& s) override;
-  int64_t best_epoch() const { return best_epoch_; }
-  double best_value() const { return best_; }
-  const char* name() const override { return "EarlyStopping"; }
-  /// "best", "best_epoch", "wait" and, with restore_best, the best epoch's weights as "weights.<name>".
-  nn::NamedTensors state_dict() const override;
-  void load_state_dict(const nn::NamedTensors& state) override;
-
- private:
-  EarlyStoppingOptions options_;
-  bool maximize_ = false;
-  double best_ = 0;
-  int64_t best_epoch_ = 0, wait_ = 0;
-  nn::NamedTensors best_state_;
-};
-
-/// Stops when |monitor(epoch) − monitor(epoch − 1)| < tolerance: the loss has converged.
-class ConvergenceStop : public Callback {
- public:
-  explicit ConvergenceStop(double tolerance, std::string monitor = "loss");
-  void on_train_begin(TrainState&) override { previous_.reset(); }
-  void on_epoch_end(TrainState& s, const EpochLog& log) override;
-  const char* name() const override { return "ConvergenceStop"; }
-  nn::NamedTensors state_dict() const override;  ///< "previous" once an epoch has ended
-  void load_state_dict(const nn::NamedTensors& state) override;
-
- private:
-  double tolerance_;
-  std::string monitor_;
-  std::optional<double> previous_;
-};
-
-/// Stops after `max_steps` optimizer steps in all (mid-epoch if need be).
-class MaxSteps : public Callback {
- public:
-  explicit MaxSteps(int64_t max_steps);
-  void on_batch_end(TrainState& s, double loss) override;
-  const char* name() const override { return "MaxSteps"; }  ///< stateless: it reads the global step
-
- private:
-  int64_t max_steps_;
-};
-
-/// Saves the weights (safetensors, nn::save) after each epoch to `path`, where "{epoch}" is replaced
-/// by the epoch number; with save_best_only, only when `monitor` improves.
-class ModelCheckpoint : public Callback {
- public:
-  explicit ModelCheckpoint(std::string path, std::string monitor = "val_loss", bool save_best_only = false,
-                           Mode mode = Mode::automatic);
-  void on_train_begin(TrainState&) override { best_.reset(); }
-  void on_epoch_end(TrainState& s, const EpochLog& log) override;
-  /// Paths written so far.
-  const std::vector<std::string>& saved() const { return saved_; }
-  const char* name() const override { return "ModelCheckpoint"; }
-  nn::NamedTensors state_dict() const override;  ///< "best" once a value was seen (save_best_only)
-  void load_state_dict(const nn::NamedTensors& state) override;
-
- private:
-  std::string path_, monitor_;
-  bool save_best_only_, maximize_;
-  std::optional<double> best_;
-  std::vector<std::string> saved_;
-};
-
-/// Steps a learning-rate scheduler at the end of every epoch: an epoch-based one (StepLR, cosine,
-/// warm-up, ...) by one epoch, ReduceLROnPlateau with the epoch's `monitor` value. Its state goes
-/// into run states, so a resumed run continues the schedule.
-///
-///     auto sched = std::make_shared<optim::CosineAnnealingLR>(opt, 10);
-///     train::fit(model, opt, loss, data, {.epochs = 10, .callbacks = {std::make_shared<train::LearningRateScheduler>(sched)}});
-class LearningRateScheduler : public Callback {
- public:
-  explicit LearningRateScheduler(std::shared_ptr<optim::LRScheduler> scheduler);
-  explicit LearningRateScheduler(std::shared_ptr<optim::ReduceLROnPlateau> plateau, std::string monitor = "val_loss");
-  void on_epoch_end(TrainState& s, const EpochLog& log) override;
-  const char* name() const override { return "LearningRateScheduler"; }
-  nn::NamedTensors state_dict() const override;  ///< the scheduler's state_dict
-  void load_state_dict(const nn::NamedTensors& state) override;
-
- private:
-  std::shared_ptr<optim::LRScheduler> scheduler_;
-  std::shared_ptr<optim::ReduceLROnPlateau> plateau_;
-  std::string monitor_;
-};
-
+/// How fit trains: epochs, batches, validation, callbacks, output, run states.
 struct FitOptions {
-  int64_t epochs = 1;
-  int64_t batch_size = 32;
-  bool shuffle = true;
+  int64_t epochs = 1;                ///< epochs to train (in all, counting a resumed run's)
+  int64_t batch_size = 32;           ///< samples per optimizer step (the last batch may be smaller)
+  bool shuffle = true;               ///< reshuffle the training data every epoch
   uint64_t seed = 0;                ///< shuffling and the validation split
   /// A random fraction of the training data held out for validation (Keras takes the last rows;
   /// tapegrad draws them with `seed`, since MNIST-format files may be sorted by class).
   double validation_split = 0.0;
   /// Explicit validation data (takes precedence over validation_split).
   std::shared_ptr<const datasets::Dataset> validation_data{};
+  /// Called in this order at every hook (train/callbacks.hpp).
   std::vector<std::shared_ptr<Callback>> callbacks{};
   bool quiet = false;               ///< no epoch lines, no progress bar
   std::ostream* out = nullptr;      ///< where epoch lines go (std::cout when null)
