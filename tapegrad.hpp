@@ -1,7 +1,8 @@
 #pragma once
 /// \file tapegrad.hpp
 /// Umbrella header of the whole library: the core engine (tensors, ops, the tape, gradcheck, the
-/// op registry), nn (modules, layers, losses, training), optim (optimizers, schedulers) and datasets.
+/// op registry), nn (modules, layers, losses), optim (optimizers, schedulers), datasets and train
+/// (fit, evaluate, callbacks, metrics, run states).
 ///
 /// An installed tapegrad is included as `#include <tapegrad/tapegrad.hpp>` (or one part:
 /// `<tapegrad/autograd/autograd.hpp>`, `<tapegrad/nn/nn.hpp>`...); inside the source tree the same
@@ -11,3 +12,4 @@
 #include "datasets/datasets.hpp"
 #include "nn/nn.hpp"
 #include "optim/optim.hpp"
+#include "train/train.hpp"

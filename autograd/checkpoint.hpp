@@ -3,7 +3,7 @@
 /// Activation checkpointing (Chen et al., 2016, "Training deep nets with sublinear memory cost";
 /// PyTorch's torch.utils.checkpoint): trade compute for memory by keeping a function's inputs
 /// instead of every activation inside it, and running the function again during backward.
-/// (Not to be confused with a training run's saved state, nn/run_state.hpp.)
+/// (Not to be confused with a training run's saved state, train/run_state.hpp.)
 ///
 ///     // y = block(x) without keeping block's activations: they are recomputed in backward.
 ///     Tensor y = checkpoint([&](const std::vector<Tensor>& in) { return std::vector{block(in[0])}; }, {x})[0];

@@ -27,7 +27,7 @@ class Generator {
   uint64_t below(uint64_t n) { return engine_() % n; }
   /// The underlying engine, for std algorithms (std::shuffle); draws advance this generator.
   std::mt19937_64& engine() { return engine_; }
-  /// The full state, for run states (nn/run_state.hpp) (std::mt19937_64's textual form).
+  /// The full state, for run states (train/run_state.hpp) (std::mt19937_64's textual form).
   std::string state() const;
   /// Restores a state() string; throws std::invalid_argument when it does not parse.
   void set_state(const std::string& s);

@@ -1,5 +1,5 @@
 // One full training step of the seed MLP (Flatten → Linear(784,128) → ReLU → Linear(128,10), Adam 1e-3,
-// cross-entropy) at batch 32 and 256, exactly as nn::fit pays it: a shuffled batch gathered from an
+// cross-entropy) at batch 32 and 256, exactly as train::fit pays it: a shuffled batch gathered from an
 // ImageDataset of 60,000 MNIST-sized byte images (what load_mnist returns), zero_grad, forward, loss, backward, optimizer step, loss.item()
 // and the batch's predicted classes for the running accuracy. Then the same step split into its
 // phases (batch gather, forward + loss, backward, Adam step) to show where the time goes, and the
@@ -10,9 +10,9 @@
 
 #include "bench/bench_util.hpp"
 #include "datasets/datasets.hpp"
-#include "nn/metrics.hpp"
 #include "nn/nn.hpp"
 #include "optim/optim.hpp"
+#include "train/metrics.hpp"
 
 using namespace tapegrad;
 namespace F = tapegrad::nn::functional;
@@ -70,7 +70,7 @@ void set_counters(benchmark::State& state, int64_t batch) {
   state.SetItemsProcessed(state.iterations() * batch);
 }
 
-/// nn::fit's loop body, whole.
+/// train::fit's loop body, whole.
 void BM_SeedMlpFitStep(benchmark::State& state) {
   const int64_t b = state.range(0);
   SeedMlp m(b);
@@ -84,7 +84,7 @@ void BM_SeedMlpFitStep(benchmark::State& state) {
     loss.backward();
     m.optimizer.step();
     loss_sum += loss.item() * static_cast<double>(batch.size());
-    auto pred = nn::predicted_classes(outputs);
+    auto pred = train::predicted_classes(outputs);
     const int64_t* t = batch.y.data<int64_t>();
     for (size_t i = 0; i < pred.size(); ++i) correct += pred[i] == t[i];
   }

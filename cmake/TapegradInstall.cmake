@@ -2,7 +2,7 @@
 # Debian package (make package). Included by the top-level CMakeLists.txt when TAPEGRAD_INSTALL is on.
 #
 # Installed layout (<prefix> = CMAKE_INSTALL_PREFIX or cmake --install --prefix):
-#   <prefix>/include/tapegrad/{tapegrad.hpp, autograd/, nn/, optim/, datasets/}   the headers
+#   <prefix>/include/tapegrad/{tapegrad.hpp, autograd/, nn/, optim/, datasets/, train/}   the headers
 #   <prefix>/<libdir>/libtapegrad.a (or .so.X.Y with BUILD_SHARED_LIBS=ON)
 #   <prefix>/<libdir>/cmake/tapegrad/tapegrad{Config,ConfigVersion,Targets}.cmake
 #   <prefix>/<libdir>/pkgconfig/tapegrad.pc
@@ -23,7 +23,7 @@ install(TARGETS tapegrad EXPORT tapegradTargets
 if(TAPEGRAD_CORE_ONLY)
   set(tapegrad_components autograd)
 else()
-  set(tapegrad_components autograd nn optim datasets)
+  set(tapegrad_components autograd nn optim datasets train)
   install(FILES ${TAPEGRAD_ROOT}/tapegrad.hpp DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/tapegrad)
 endif()
 foreach(component ${tapegrad_components})
@@ -70,7 +70,7 @@ set(CPACK_PACKAGE_NAME tapegrad)
 set(CPACK_PACKAGE_VERSION ${PROJECT_VERSION})
 set(CPACK_PACKAGE_VENDOR "tapegrad")
 set(CPACK_PACKAGE_CONTACT "tapegrad maintainers <tapegrad@localhost>")
-set(CPACK_PACKAGE_DESCRIPTION_SUMMARY "C++20 reverse-mode automatic differentiation (tensors, nn, optim, datasets)")
+set(CPACK_PACKAGE_DESCRIPTION_SUMMARY "C++20 reverse-mode automatic differentiation (tensors, nn, optim, datasets, training)")
 set(CPACK_PACKAGE_DESCRIPTION "A dynamic (define-by-run) autodiff tape over xtensor and OpenBLAS, with
 neural-network modules, optimizers and dataset loaders. Headers, the library, a CMake package
 (find_package(tapegrad), target tapegrad::tapegrad) and tapegrad.pc. Built for x86-64 with AVX2 + FMA.")

@@ -5,7 +5,7 @@
 ///
 ///     // iris.csv: sepal_length,sepal_width,petal_length,petal_width,species   (species 0, 1, 2)
 ///     auto train = datasets::load_csv_dataset("iris.csv", {.target = "species"});
-///     // x: [N, 4] float32, y: [N] int64 — ready for nn::fit with cross_entropy
+///     // x: [N, 4] float32, y: [N] int64 — ready for train::fit with cross_entropy
 ///
 /// The format read (RFC 4180, plus what spreadsheets write):
 ///   - fields separated by CsvOptions::delimiter (',' by default; ';' or a tab for other locales);

@@ -25,11 +25,11 @@
 #include "autograd/autograd.hpp"
 #include "datasets/text.hpp"
 #include "examples/common.hpp"
-#include "nn/run_state.hpp"
 #include "nn/nn.hpp"
 #include "nn/serialize.hpp"
 #include "nn/transformer.hpp"
 #include "optim/optim.hpp"
+#include "train/run_state.hpp"
 
 extern "C" void openblas_set_num_threads(int num_threads);
 
@@ -129,13 +129,13 @@ void train(const Flags& f) {
 
   fs::create_directories(f.out);
   const std::string state_path = f.state.empty() ? f.out + "/run_state.safetensors" : f.state;
-  tg::nn::History history;
+  tg::train::History history;
   int64_t start_iter = 0;
   if (!f.resume.empty()) {
     // The vocabulary lives beside the run state; a different corpus would silently scramble tokens.
     const fs::path vocab = fs::path(f.resume).parent_path() / "vocab.json";
     tg::datasets::CharTokenizer::load(vocab.string()).check_matches(tokenizer, "resuming from " + f.resume);
-    auto state = tg::nn::load_run_state(f.resume);
+    auto state = tg::train::load_run_state(f.resume);
     model.load_state_dict(state.model);
     optimizer.load_state_dict(state.optimizer);
     for (auto [name, gen] : {std::pair{"data", &data_gen}, {"eval", &eval_gen}, {"default", &tg::default_generator()}})
@@ -157,14 +157,14 @@ void train(const Flags& f) {
   const bool show_progress = !f.quiet && isatty(STDERR_FILENO);  // a bar per iteration only on a terminal
   auto save = [&](int64_t iter) {
     if (f.state == "none") return;
-    tg::nn::RunState state{
+    tg::train::RunState state{
         .model = model.state_dict(),
         .optimizer = optimizer.state_dict(),
         .epoch = static_cast<int64_t>(history.epochs.size()),  // the evaluations logged
         .global_step = iter,
         .rng = {{"data", data_gen.state()}, {"eval", eval_gen.state()}, {"default", tg::default_generator().state()}},
         .history = history};
-    tg::nn::save_run_state(state, state_path);
+    tg::train::save_run_state(state, state_path);
   };
   auto evaluate = [&](int64_t iter, double seconds) {
     auto [train_loss, val_loss] = estimate_loss(model, corpus.data, f, eval_gen);

@@ -12,9 +12,9 @@
 #include <nlohmann/json.hpp>
 
 #include "autograd/random.hpp"
-#include "nn/run_state.hpp"
 #include "nn/nn.hpp"
 #include "optim/optim.hpp"
+#include "train/run_state.hpp"
 
 extern "C" void openblas_set_num_threads(int num_threads);  // OpenBLAS (cblas.h clashes with xtensor-blas)
 
@@ -146,8 +146,8 @@ std::unique_ptr<optim::Optimizer> make_optimizer(const Args& args, const std::ve
   throw std::invalid_argument("unknown optimizer '" + o + "' (adam, adamw, sgd, rmsprop, adagrad)");
 }
 
-nn::FitOptions fit_options(const Args& args) {
-  nn::FitOptions f;
+train::FitOptions fit_options(const Args& args) {
+  train::FitOptions f;
   f.epochs = args.epochs;
   f.batch_size = args.batch_size;
   f.seed = args.seed;
@@ -159,13 +159,13 @@ nn::FitOptions fit_options(const Args& args) {
     f.state_path = args.state;
   }
   if (!args.resume.empty()) {
-    f.resume = std::make_shared<nn::RunState>(nn::load_run_state(args.resume));
+    f.resume = std::make_shared<train::RunState>(train::load_run_state(args.resume));
     if (!args.quiet)
       std::cout << args.program << ": resuming from " << args.resume << " after epoch " << f.resume->epoch << std::endl;
   }
   if (args.patience > 0) {
-    f.callbacks.push_back(std::make_shared<nn::EarlyStopping>(
-        nn::EarlyStoppingOptions{.monitor = "val_loss", .patience = args.patience, .restore_best = true}));
+    f.callbacks.push_back(std::make_shared<train::EarlyStopping>(
+        train::EarlyStoppingOptions{.monitor = "val_loss", .patience = args.patience, .restore_best = true}));
   }
   return f;
 }
@@ -174,9 +174,9 @@ Tensor cross_entropy_loss(const Tensor& logits, const Tensor& targets) {
   return nn::functional::cross_entropy(logits, targets);
 }
 
-void report(const Args& args, const nn::Module& model, const nn::History& history, const nn::Evaluation& test) {
+void report(const Args& args, const nn::Module& model, const train::History& history, const train::Evaluation& test) {
   if (!test.confusion) throw std::logic_error("report: the evaluation has no confusion matrix");
-  const nn::ConfusionMatrix& cm = *test.confusion;
+  const train::ConfusionMatrix& cm = *test.confusion;
   std::vector<std::string> names;
   for (int64_t c = 0; c < cm.num_classes(); ++c)
     names.push_back(args.dataset == "fashion-mnist" && c < 10 ? datasets::kFashionMnistClasses[c] : std::to_string(c));

@@ -9,8 +9,8 @@
 #include <vector>
 
 #include "datasets/datasets.hpp"
-#include "nn/fit.hpp"
 #include "nn/module.hpp"
+#include "train/fit.hpp"
 
 namespace tapegrad::optim {
 class Optimizer;
@@ -59,14 +59,14 @@ std::unique_ptr<optim::Optimizer> make_optimizer(const Args& args, const std::ve
 
 /// fit's options from the flags (with EarlyStopping on val_loss, restoring the best weights, when
 /// --patience > 0; the run state saved after every epoch; the run state of --resume loaded).
-nn::FitOptions fit_options(const Args& args);
+train::FitOptions fit_options(const Args& args);
 
 /// Sparse categorical cross-entropy on logits (softmax folded into the loss).
 Tensor cross_entropy_loss(const Tensor& logits, const Tensor& targets);
 
 /// Prints the test metrics and confusion matrix and writes into --out: model.safetensors,
 /// metrics.json (flags, history, test metrics per class and macro, confusion matrix) and curves.svg.
-void report(const Args& args, const nn::Module& model, const nn::History& history, const nn::Evaluation& test);
+void report(const Args& args, const nn::Module& model, const train::History& history, const train::Evaluation& test);
 
 /// What curves_svg draws beside the loss, and the x axis's name (its values are EpochLog::epoch).
 struct CurvesOptions {
@@ -75,6 +75,6 @@ struct CurvesOptions {
 };
 /// The training curves as an SVG document: loss (and options.second_metric) per logged epoch (or
 /// evaluation, for the GPT), train and validation.
-std::string curves_svg(const nn::History& history, const std::string& title, const CurvesOptions& options = {});
+std::string curves_svg(const train::History& history, const std::string& title, const CurvesOptions& options = {});
 
 }  // namespace tapegrad::examples

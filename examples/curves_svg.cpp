@@ -84,7 +84,7 @@ void panel(std::ostringstream& os, double x0, double y0, double w, double h, con
 
 }  // namespace
 
-std::string curves_svg(const nn::History& history, const std::string& title, const CurvesOptions& options) {
+std::string curves_svg(const train::History& history, const std::string& title, const CurvesOptions& options) {
   const double w = 420, h = 300;
   const int panels = options.second_metric.empty() ? 1 : 2;
   std::vector<double> x_ticks;

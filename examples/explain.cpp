@@ -129,12 +129,12 @@ void load_or_train(nn::UnaryModule& model, const std::vector<std::string>& paths
     }
   std::cout << name << ": training " << args.epochs << " epoch(s) (no weights in " << paths[0] << ")\n";
   auto optimizer = examples::make_optimizer(args, model.parameters());
-  nn::FitOptions options;
+  train::FitOptions options;
   options.epochs = args.epochs;
   options.batch_size = args.batch_size;
   options.seed = args.seed;
   options.quiet = args.quiet;
-  nn::fit(model, *optimizer, examples::cross_entropy_loss, train, options);
+  train::fit(model, *optimizer, examples::cross_entropy_loss, train, options);
   fs::create_directories(fs::path(paths[0]).parent_path());
   nn::save(model, paths[0]);
 }

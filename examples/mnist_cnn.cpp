@@ -22,8 +22,8 @@ int main(int argc, char** argv) {
         nn::Flatten(), nn::Linear(64 * 7 * 7, 128), nn::ReLU(), nn::Linear(128, 10));
     auto optimizer = examples::make_optimizer(args, model->parameters());
     auto loss = examples::cross_entropy_loss;
-    auto history = nn::fit(*model, *optimizer, loss, train, examples::fit_options(args));
-    auto result = nn::evaluate(*model, loss, *test);
+    auto history = train::fit(*model, *optimizer, loss, train, examples::fit_options(args));
+    auto result = train::evaluate(*model, loss, *test);
     examples::report(args, *model, history, result);
   });
 }

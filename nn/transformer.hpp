@@ -23,7 +23,7 @@
 #include "nn/layers.hpp"
 #include "nn/module.hpp"
 #include "nn/norm.hpp"
-#include "optim/optimizer.hpp"  // TAPEGRAD_OPTION, the chainable setters of options structs
+#include "nn/options.hpp"
 
 namespace tapegrad::nn {
 
@@ -32,11 +32,11 @@ namespace tapegrad::nn {
 struct MultiheadAttentionOptions {
   /// The two required sizes; the other options keep PyTorch's defaults.
   MultiheadAttentionOptions(int64_t embed_dim, int64_t num_heads) : embed_dim_(embed_dim), num_heads_(num_heads) {}
-  TAPEGRAD_OPTION(int64_t, embed_dim, 0);     ///< E, the model width; a multiple of num_heads
-  TAPEGRAD_OPTION(int64_t, num_heads, 1);     ///< H; each head has width d = E / H
-  TAPEGRAD_OPTION(double, dropout, 0.0);      ///< dropout on the attention weights (training only)
-  TAPEGRAD_OPTION(bool, bias, true);          ///< in_proj_bias and out_proj.bias
-  TAPEGRAD_OPTION(bool, batch_first, false);  ///< inputs [N, L, E] instead of PyTorch's default [L, N, E]
+  TAPEGRAD_LAYER_ARG(int64_t, embed_dim, 0)     ///< E, the model width; a multiple of num_heads
+  TAPEGRAD_LAYER_ARG(int64_t, num_heads, 1)     ///< H; each head has width d = E / H
+  TAPEGRAD_LAYER_ARG(double, dropout, 0.0)      ///< dropout on the attention weights (training only)
+  TAPEGRAD_LAYER_ARG(bool, bias, true)          ///< in_proj_bias and out_proj.bias
+  TAPEGRAD_LAYER_ARG(bool, batch_first, false)  ///< inputs [N, L, E] instead of PyTorch's default [L, N, E]
 };
 
 /// What MultiheadAttention::forward returns: the output (the query's layout) and, when asked for,
@@ -145,14 +145,14 @@ enum class Activation {
 struct TransformerEncoderLayerOptions {
   /// The two required sizes; the other options keep PyTorch's defaults.
   TransformerEncoderLayerOptions(int64_t d_model, int64_t nhead) : d_model_(d_model), nhead_(nhead) {}
-  TAPEGRAD_OPTION(int64_t, d_model, 0);             ///< E, the model width; a multiple of nhead
-  TAPEGRAD_OPTION(int64_t, nhead, 1);               ///< H, the attention heads
-  TAPEGRAD_OPTION(int64_t, dim_feedforward, 2048);  ///< width of linear1's output, > 0
-  TAPEGRAD_OPTION(double, dropout, 0.1);  ///< p of the attention weights' and the three Dropouts, in [0, 1)
-  TAPEGRAD_OPTION(Activation, activation, Activation::relu);  ///< gelu is the exact form, as PyTorch's "gelu"
-  TAPEGRAD_OPTION(double, layer_norm_eps, 1e-5);  ///< ε of norm1 and norm2
-  TAPEGRAD_OPTION(bool, batch_first, false);      ///< src [N, L, E] instead of [L, N, E]
-  TAPEGRAD_OPTION(bool, norm_first, false);  ///< pre-LayerNorm when true
+  TAPEGRAD_LAYER_ARG(int64_t, d_model, 0)             ///< E, the model width; a multiple of nhead
+  TAPEGRAD_LAYER_ARG(int64_t, nhead, 1)               ///< H, the attention heads
+  TAPEGRAD_LAYER_ARG(int64_t, dim_feedforward, 2048)  ///< width of linear1's output, > 0
+  TAPEGRAD_LAYER_ARG(double, dropout, 0.1)  ///< p of the attention weights' and the three Dropouts, in [0, 1)
+  TAPEGRAD_LAYER_ARG(Activation, activation, Activation::relu)  ///< gelu is the exact form, as PyTorch's "gelu"
+  TAPEGRAD_LAYER_ARG(double, layer_norm_eps, 1e-5)  ///< ε of norm1 and norm2
+  TAPEGRAD_LAYER_ARG(bool, batch_first, false)      ///< src [N, L, E] instead of [L, N, E]
+  TAPEGRAD_LAYER_ARG(bool, norm_first, false)  ///< pre-LayerNorm when true
 };
 
 /// PyTorch's nn.TransformerEncoderLayer:

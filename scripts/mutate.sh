@@ -149,7 +149,7 @@ while IFS=$'\x1f' read -r -u 3 id file tests requires status desc; do
       if [[ -n $tests ]]; then read -ra first_areas <<<"$tests"
       else case $file in
           autograd/*) first_areas=(autograd) ;; nn/*) first_areas=(nn) ;; optim/*) first_areas=(optim) ;;
-          datasets/*) first_areas=(datasets) ;; *) first_areas=() ;;
+          datasets/*) first_areas=(datasets) ;; train/*) first_areas=(training) ;; *) first_areas=() ;;
         esac
       fi
       rest=()

@@ -8,7 +8,7 @@
 //
 // Same data (MNIST-format IDX files, raw or .gz, images x/255), same model and initialisation
 // (PyTorch defaults, which tapegrad's Linear/Conv2d copy), Adam(lr 1e-3), cross-entropy on logits,
-// shuffled batches gathered per step, loss.item() and the running accuracy per step as nn::fit does,
+// shuffled batches gathered per step, loss.item() and the running accuracy per step as train::fit does,
 // one thread. Prints one JSON object on stdout.
 #include <torch/torch.h>
 #include <zlib.h>

@@ -7,7 +7,7 @@
 
 Same data (MNIST-format IDX files, raw or .gz, images x/255), PyTorch's default initialisation,
 Adam(lr 1e-3), cross-entropy on logits, shuffled batches gathered per step, loss.item() and the
-running accuracy per step (as tapegrad's nn::fit does), one thread. Prints one JSON object.
+running accuracy per step (as tapegrad's train::fit does), one thread. Prints one JSON object.
 """
 import argparse
 import gzip

@@ -7,9 +7,9 @@
 #include "datasets/datasets.hpp"
 #include "datasets/fixture_mnist.hpp"
 #include "datasets/loader_helpers.hpp"
-#include "nn/fit.hpp"
 #include "nn/nn.hpp"
 #include "optim/optim.hpp"
+#include "train/fit.hpp"
 
 using namespace tapegrad;
 using namespace tapegrad::datasets;
@@ -170,6 +170,6 @@ TEST_CASE("csv: a table trains directly (load_csv_dataset + fit learns a separab
   auto model = std::make_shared<nn::Sequential>(nn::Linear(3, 16), nn::ReLU(), nn::Linear(16, 2));
   optim::Adam optimizer(model->parameters(), optim::AdamOptions(1e-2));
   auto loss = [](const Tensor& out, const Tensor& y) { return nn::F::cross_entropy(out, y); };
-  nn::fit(*model, optimizer, loss, train, {.epochs = 20, .batch_size = 32, .quiet = true});
-  CHECK(nn::evaluate(*model, loss, *train).accuracy() > 0.95);
+  train::fit(*model, optimizer, loss, train, {.epochs = 20, .batch_size = 32, .quiet = true});
+  CHECK(train::evaluate(*model, loss, *train).accuracy() > 0.95);
 }

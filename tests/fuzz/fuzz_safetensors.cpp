@@ -1,5 +1,5 @@
 // libFuzzer harness for the safetensors loader (nn/serialize.cpp) and, on the files it accepts,
-// the run state reader (nn/run_state.cpp). Any input must either load
+// the run state reader (train/run_state.cpp). Any input must either load
 // tensors whose storage holds exactly numel · dtype_size bytes, or throw std::runtime_error.
 // Anything else (a crash, a sanitizer report, another exception type, a huge allocation caught by
 // -malloc_limit_mb) is a finding.
@@ -7,9 +7,9 @@
 #include <cstdlib>
 #include <string>
 
-#include "nn/run_state.hpp"
 #include "nn/serialize.hpp"
 #include "tests/fuzz/scratch.hpp"
+#include "train/run_state.hpp"
 
 using namespace tapegrad;
 
@@ -36,7 +36,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   // A valid safetensors file: the run state reader parses its metadata (counts, history JSON).
   try {
-    nn::RunState c = nn::load_run_state(path);
+    train::RunState c = train::load_run_state(path);
     if (static_cast<int64_t>(c.history.epochs.size()) != c.epoch) std::abort();
   } catch (const std::runtime_error&) {
   }

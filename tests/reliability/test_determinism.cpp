@@ -13,24 +13,24 @@ struct Run {
   std::vector<double> loss;
 };
 
-Run train(uint64_t seed) {
+Run seeded_run(uint64_t seed) {
   manual_seed(seed);  // initialisation and dropout draw from the default generator
   auto model = testing::mlp();
   optim::Adam adam(model->parameters(), optim::AdamOptions(1e-2));
-  auto history = nn::fit(*model, adam, testing::ce, testing::blobs(60, 11),
-                         {.epochs = 4, .batch_size = 16, .shuffle = true, .seed = seed, .validation_split = 0.25,
-                          .quiet = true});
+  auto history = train::fit(*model, adam, testing::ce, testing::blobs(60, 11),
+                            {.epochs = 4, .batch_size = 16, .shuffle = true, .seed = seed, .validation_split = 0.25,
+                             .quiet = true});
   return {testing::history_bytes(history), testing::weight_bytes(*model), history.series("loss")};
 }
 }  // namespace
 
 TEST_CASE("two runs with the same seed have bitwise-identical loss histories and weights") {
-  Run a = train(21), b = train(21);
+  Run a = seeded_run(21), b = seeded_run(21);
   REQUIRE(a.loss.size() == 4);
   CHECK(a.history == b.history);
   CHECK(a.weights == b.weights);
   // The comparison is sensitive: another seed (other init, shuffle, split, dropout) differs.
-  Run c = train(22);
+  Run c = seeded_run(22);
   CHECK(a.history != c.history);
   CHECK(a.weights != c.weights);
 }

@@ -10,10 +10,10 @@
 #include "autograd/autograd.hpp"
 #include "autograd/storage.hpp"
 #include "datasets/datasets.hpp"
-#include "nn/run_state.hpp"
-#include "nn/fit.hpp"
 #include "nn/nn.hpp"
 #include "optim/optim.hpp"
+#include "train/fit.hpp"
+#include "train/run_state.hpp"
 
 using namespace tapegrad;
 namespace F = nn::functional;
@@ -292,20 +292,20 @@ TEST_CASE("loaders, datasets and the training loop reject bad files and settings
       {"read_idx missing", Kind::dataset, {"read_idx: cannot open 'no/such.idx'", "No such file or directory"}, [&] { datasets::read_idx("no/such.idx"); }},
       {"load_mnist missing", Kind::dataset, {"no/such/dir"}, [&] { datasets::load_mnist("no/such/dir", datasets::Split::train); }},
       {"load_safetensors missing", Kind::runtime, {"load_safetensors", "no/such.safetensors"}, [&] { nn::load_safetensors("no/such.safetensors"); }},
-      {"load_run_state missing", Kind::runtime, {"no/such.ckpt"}, [&] { nn::load_run_state("no/such.ckpt"); }},
+      {"load_run_state missing", Kind::runtime, {"no/such.ckpt"}, [&] { train::load_run_state("no/such.ckpt"); }},
       {"TensorDataset", Kind::invalid, {"TensorDataset", "3 samples", "2"}, [&] { datasets::TensorDataset(randn({3, 2}), index_tensor({0, 1})); }},
       {"TensorDataset::get", Kind::range, {"TensorDataset::get", "index 9", "[0, 6)"}, [&] { data->get({9}); }},
       {"Subset", Kind::range, {"Subset", "index 6"}, [&] { datasets::Subset(data, {6}); }},
       {"random_split", Kind::invalid, {"random_split", "fraction", "1.5"}, [&] { datasets::random_split(data, 1.5, 0); }},
       {"DataLoader batch_size", Kind::invalid, {"DataLoader", "batch_size", "0"}, [&] { datasets::DataLoader(data, {.batch_size = 0}); }},
       {"DataLoader::batch", Kind::range, {"DataLoader::batch", "5"}, [&] { datasets::DataLoader(data, {.batch_size = 4}).batch(5); }},
-      {"fit batch_size", Kind::invalid, {"fit", "batch_size", "-2"}, [&] { nn::fit(model, sgd, ce, data, {.batch_size = -2, .quiet = true}); }},
-      {"fit epochs", Kind::invalid, {"fit", "epochs", "-1"}, [&] { nn::fit(model, sgd, ce, data, {.epochs = -1, .quiet = true}); }},
-      {"fit validation_split", Kind::invalid, {"fit", "validation_split", "1.5"}, [&] { nn::fit(model, sgd, ce, data, {.validation_split = 1.5, .quiet = true}); }},
-      {"evaluate batch_size", Kind::invalid, {"evaluate", "batch_size", "0"}, [&] { nn::evaluate(model, ce, *data, 0); }},
-      {"EarlyStopping", Kind::invalid, {"EarlyStopping", "patience", "-1"}, [&] { nn::EarlyStopping({.patience = -1}); }},
-      {"MaxSteps", Kind::invalid, {"MaxSteps", "0"}, [&] { nn::MaxSteps(0); }},
+      {"fit batch_size", Kind::invalid, {"fit", "batch_size", "-2"}, [&] { train::fit(model, sgd, ce, data, {.batch_size = -2, .quiet = true}); }},
+      {"fit epochs", Kind::invalid, {"fit", "epochs", "-1"}, [&] { train::fit(model, sgd, ce, data, {.epochs = -1, .quiet = true}); }},
+      {"fit validation_split", Kind::invalid, {"fit", "validation_split", "1.5"}, [&] { train::fit(model, sgd, ce, data, {.validation_split = 1.5, .quiet = true}); }},
+      {"evaluate batch_size", Kind::invalid, {"evaluate", "batch_size", "0"}, [&] { train::evaluate(model, ce, *data, 0); }},
+      {"EarlyStopping", Kind::invalid, {"EarlyStopping", "patience", "-1"}, [&] { train::EarlyStopping({.patience = -1}); }},
+      {"MaxSteps", Kind::invalid, {"MaxSteps", "0"}, [&] { train::MaxSteps(0); }},
   });
   // and the model trains after all of that
-  CHECK(nn::fit(model, sgd, ce, data, {.epochs = 1, .quiet = true}).epochs.size() == 1);
+  CHECK(train::fit(model, sgd, ce, data, {.epochs = 1, .quiet = true}).epochs.size() == 1);
 }

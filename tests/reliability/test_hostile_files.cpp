@@ -18,10 +18,10 @@
 #include "datasets/file_io.hpp"
 #include "datasets/idx.hpp"
 #include "datasets/mnist.hpp"
-#include "nn/run_state.hpp"
 #include "nn/serialize.hpp"
 #include "tests/datasets/fixture_mnist.hpp"
 #include "tests/reliability/toy.hpp"
+#include "train/run_state.hpp"
 
 using namespace tapegrad;
 namespace fs = std::filesystem;
@@ -79,7 +79,7 @@ TEST_CASE("safetensors: arrays nested 100,000 deep in shape or dtype are refused
     CHECK(msg.find("nest deeper than 64 levels") != std::string::npos);
     CHECK(msg.find(path) != std::string::npos);
     CHECK(msg.size() < 400);  // the JSON is never quoted whole
-    CHECK(error_of([&] { nn::load_run_state(path); }).find("nest deeper") != std::string::npos);
+    CHECK(error_of([&] { train::load_run_state(path); }).find("nest deeper") != std::string::npos);
     auto model = testing::mlp();
     CHECK(error_of([&] { nn::load(*model, path); }).find("nest deeper") != std::string::npos);
   }
@@ -103,7 +103,7 @@ TEST_CASE("safetensors: a header over 16 MiB is refused before it is read") {
   const std::string msg = error_of([&] { nn::load_safetensors(path); });
   CHECK(msg.find("exceeds the limit of 16777216 bytes") != std::string::npos);
   CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(1));
-  CHECK(error_of([&] { nn::load_run_state(path); }).find("exceeds the limit") != std::string::npos);
+  CHECK(error_of([&] { train::load_run_state(path); }).find("exceeds the limit") != std::string::npos);
 }
 
 TEST_CASE("safetensors: a tensor name given twice is refused, not 'last one wins'") {
@@ -120,7 +120,7 @@ TEST_CASE("safetensors: a tensor name given twice is refused, not 'last one wins
                                std::string(4, '\0')));
   CHECK(error_of([&] { nn::load_safetensors(path); }).find("\"dtype\" appears twice") != std::string::npos);
   write_file(path, safetensors(R"({"__metadata__":{"epoch":"1","epoch":"2"}})"));
-  CHECK(error_of([&] { nn::load_run_state(path); }).find("\"epoch\" appears twice") != std::string::npos);
+  CHECK(error_of([&] { train::load_run_state(path); }).find("\"epoch\" appears twice") != std::string::npos);
   // The same key in two different objects is fine.
   write_file(path, safetensors(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},)"
                                R"("b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})",
@@ -155,7 +155,7 @@ TEST_CASE("readers refuse a FIFO at once instead of blocking, and report the sys
   CHECK(error_of([&] { datasets::read_idx(fifo); }).find("cannot open '" + fifo + "': not a regular file (a FIFO)") !=
         std::string::npos);
   CHECK(error_of([&] { nn::load_safetensors(fifo); }).find("not a regular file (a FIFO)") != std::string::npos);
-  CHECK(error_of([&] { nn::load_run_state(fifo); }).find("not a regular file (a FIFO)") != std::string::npos);
+  CHECK(error_of([&] { train::load_run_state(fifo); }).find("not a regular file (a FIFO)") != std::string::npos);
   CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(2));
   // a symlink loop, a directory, a missing file
   const std::string loop = dir.file("loop");

@@ -10,9 +10,9 @@
 #include "autograd/autograd.hpp"
 #include "autograd/storage.hpp"
 #include "datasets/dataset.hpp"
-#include "nn/fit.hpp"
 #include "nn/nn.hpp"
 #include "optim/adam.hpp"
+#include "train/fit.hpp"
 
 using namespace tapegrad;
 
@@ -98,9 +98,9 @@ TEST_CASE("backward without retain_graph frees the saved tensors while the loss 
 
 namespace {
 // Records the live storage bytes at the end of every epoch (every batch tensor is gone by then).
-struct LiveBytes : nn::Callback {
+struct LiveBytes : train::Callback {
   std::vector<int64_t> per_epoch;
-  void on_epoch_end(nn::TrainState&, const nn::EpochLog&) override { per_epoch.push_back(storage_stats().live_bytes); }
+  void on_epoch_end(train::TrainState&, const train::EpochLog&) override { per_epoch.push_back(storage_stats().live_bytes); }
 };
 }  // namespace
 
@@ -114,9 +114,9 @@ TEST_CASE("fit with shuffling, validation and a run state per epoch holds the sa
   auto data = std::make_shared<datasets::TensorDataset>(x, index_tensor(labels));
   auto probe = std::make_shared<LiveBytes>();
   const std::string ckpt = "reliability_memory_" + std::to_string(::getpid()) + ".state";
-  nn::fit(*model, adam, [](const Tensor& o, const Tensor& t) { return nn::functional::cross_entropy(o, t); }, data,
-          {.epochs = 30, .batch_size = 16, .seed = 2, .validation_split = 0.2, .callbacks = {probe}, .quiet = true,
-           .state_path = ckpt});
+  train::fit(*model, adam, [](const Tensor& o, const Tensor& t) { return nn::functional::cross_entropy(o, t); }, data,
+             {.epochs = 30, .batch_size = 16, .seed = 2, .validation_split = 0.2, .callbacks = {probe}, .quiet = true,
+              .state_path = ckpt});
   std::remove(ckpt.c_str());
   REQUIRE(probe->per_epoch.size() == 30);
   for (size_t e = 1; e < probe->per_epoch.size(); ++e) {

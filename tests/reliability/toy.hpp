@@ -7,8 +7,8 @@
 
 #include "autograd/autograd.hpp"
 #include "datasets/dataset.hpp"
-#include "nn/fit.hpp"
 #include "nn/nn.hpp"
+#include "train/fit.hpp"
 
 namespace tapegrad::testing {
 
@@ -43,7 +43,7 @@ inline std::vector<unsigned char> weight_bytes(const nn::Module& m) {
 }
 
 /// Every value of every epoch (not the timings), bitwise, with the step counts.
-inline std::vector<unsigned char> history_bytes(const nn::History& h) {
+inline std::vector<unsigned char> history_bytes(const train::History& h) {
   std::vector<unsigned char> out;
   auto put = [&](const void* p, size_t n) { out.insert(out.end(), static_cast<const unsigned char*>(p), static_cast<const unsigned char*>(p) + n); };
   for (const auto& e : h.epochs) {

@@ -8,9 +8,9 @@
 #include "autograd/autograd.hpp"
 #include "datasets/dataset.hpp"
 #include "datasets/fixture_mnist.hpp"
-#include "nn/fit.hpp"
 #include "nn/nn.hpp"
 #include "optim/sgd.hpp"
+#include "train/fit.hpp"
 
 using namespace tapegrad;
 using datasets::TensorDataset;
@@ -47,8 +47,8 @@ TEST_CASE("fit learns the blobs and reports per-epoch loss and accuracy") {
   auto model = make_model(1);
   optim::SGD sgd(model->parameters(), optim::SGDOptions(0.1));
   std::ostringstream out;
-  auto history = nn::fit(*model, sgd, ce, blobs(100, 3),
-                         {.epochs = 8, .batch_size = 16, .seed = 5, .validation_split = 0.2, .out = &out});
+  auto history = train::fit(*model, sgd, ce, blobs(100, 3),
+                            {.epochs = 8, .batch_size = 16, .seed = 5, .validation_split = 0.2, .out = &out});
   REQUIRE(history.epochs.size() == 8);
   CHECK(history.stop_reason == "completed");
   CHECK(history.steps == 8 * 15);  // 240 training samples in batches of 16
@@ -69,19 +69,19 @@ TEST_CASE("fit learns the blobs and reports per-epoch loss and accuracy") {
   CHECK(j["epochs"][7]["accuracy"].get<double>() == doctest::Approx(history.epochs[7].get("accuracy")));
 
   auto test = blobs(50, 99);
-  nn::Evaluation ev = nn::evaluate(*model, ce, *test, 64);
+  train::Evaluation ev = train::evaluate(*model, ce, *test, 64);
   CHECK(ev.samples == 150);
   REQUIRE(ev.confusion);
   CHECK(ev.accuracy() > 0.9);
   CHECK(model->is_training());  // evaluate restores the mode
   auto nothing = std::make_shared<datasets::TensorDataset>(zeros({0, 2}), index_tensor({}, Shape{0}));
-  CHECK_THROWS_WITH_AS(nn::evaluate(*model, ce, *nothing, 64), doctest::Contains("the dataset is empty"),
+  CHECK_THROWS_WITH_AS(train::evaluate(*model, ce, *nothing, 64), doctest::Contains("the dataset is empty"),
                        std::invalid_argument);  // was loss 0 over 0 samples
-  Tensor logits = nn::predict(*model, *test, 64);
+  Tensor logits = train::predict(*model, *test, 64);
   CHECK(logits.shape() == Shape{150, 3});
-  CHECK(nn::accuracy(logits, test->y()) == doctest::Approx(ev.accuracy()));
+  CHECK(train::accuracy(logits, test->y()) == doctest::Approx(ev.accuracy()));
   // other batch sizes give the same outputs (up to gemm's summation order)
-  CHECK(max(abs(nn::predict(*model, test->x(), 7) - logits)).item() < 1e-5);
+  CHECK(max(abs(train::predict(*model, test->x(), 7) - logits)).item() < 1e-5);
 }
 
 TEST_CASE("fit is reproducible from its seeds and quiet prints nothing") {
@@ -89,7 +89,7 @@ TEST_CASE("fit is reproducible from its seeds and quiet prints nothing") {
     auto model = make_model(2);
     optim::SGD sgd(model->parameters(), optim::SGDOptions(0.05));
     std::ostringstream out;
-    auto h = nn::fit(*model, sgd, ce, blobs(30, 4), {.epochs = 3, .batch_size = 8, .seed = seed, .quiet = true, .out = &out});
+    auto h = train::fit(*model, sgd, ce, blobs(30, 4), {.epochs = 3, .batch_size = 8, .seed = seed, .quiet = true, .out = &out});
     CHECK(out.str().empty());
     return h.series("loss");
   };
@@ -102,24 +102,24 @@ TEST_CASE("EarlyStopping stops after `patience` epochs without improvement beyon
   auto stalled = [&](bool early_stop) {
     auto model = make_model(3);
     optim::SGD sgd(model->parameters(), optim::SGDOptions(1e-12));  // the loss cannot move
-    nn::FitOptions o{.epochs = 10, .batch_size = 10, .validation_split = 0.25, .quiet = true};
+    train::FitOptions o{.epochs = 10, .batch_size = 10, .validation_split = 0.25, .quiet = true};
     if (early_stop)
-      o.callbacks.push_back(std::make_shared<nn::EarlyStopping>(
-          nn::EarlyStoppingOptions{.monitor = "val_loss", .patience = 2, .min_delta = 1e-6}));
-    return nn::fit(*model, sgd, ce, data, o);
+      o.callbacks.push_back(std::make_shared<train::EarlyStopping>(
+          train::EarlyStoppingOptions{.monitor = "val_loss", .patience = 2, .min_delta = 1e-6}));
+    return train::fit(*model, sgd, ce, data, o);
   };
   CHECK(stalled(false).epochs.size() == 10);
   auto h = stalled(true);
   CHECK(h.epochs.size() == 3);  // epoch 1 sets the best, epochs 2 and 3 do not improve
   CHECK(h.stop_reason.find("early stopping: val_loss did not improve for 2 epochs") == 0);
-  CHECK_THROWS_AS(nn::EarlyStopping({.patience = -1}), std::invalid_argument);
+  CHECK_THROWS_AS(train::EarlyStopping({.patience = -1}), std::invalid_argument);
 }
 
 // Remembers the weights after epoch 1, then wrecks them: all zero but the last bias, which
 // predicts class 0 with confidence (cross-entropy ≈ 13 on balanced data).
-struct Saboteur : nn::Callback {
+struct Saboteur : train::Callback {
   std::vector<double> after_first;
-  void on_epoch_end(nn::TrainState& s, const nn::EpochLog& log) override {
+  void on_epoch_end(train::TrainState& s, const train::EpochLog& log) override {
     if (log.epoch != 1) return;
     after_first = flat_params(s.model);
     NoGradGuard no_grad;
@@ -134,11 +134,11 @@ TEST_CASE("EarlyStopping with restore_best brings back the best epoch's weights"
     CAPTURE(restore);
     auto model = make_model(4);
     optim::SGD sgd(model->parameters(), optim::SGDOptions(1e-6));
-    auto early = std::make_shared<nn::EarlyStopping>(
-        nn::EarlyStoppingOptions{.monitor = "val_loss", .patience = 1, .restore_best = restore});
+    auto early = std::make_shared<train::EarlyStopping>(
+        train::EarlyStoppingOptions{.monitor = "val_loss", .patience = 1, .restore_best = restore});
     auto saboteur = std::make_shared<Saboteur>();
-    auto h = nn::fit(*model, sgd, ce, blobs(20, 7),
-                     {.epochs = 5, .validation_split = 0.3, .callbacks = {early, saboteur}, .quiet = true});
+    auto h = train::fit(*model, sgd, ce, blobs(20, 7),
+                        {.epochs = 5, .validation_split = 0.3, .callbacks = {early, saboteur}, .quiet = true});
     CHECK(h.epochs.size() == 2);
     CHECK(early->best_epoch() == 1);
     CHECK((flat_params(*model) == saboteur->after_first) == restore);
@@ -150,10 +150,10 @@ TEST_CASE("EarlyStopping with restore_best brings back the best epoch's weights"
       std::ostringstream printed;
       auto model2 = make_model(4);
       optim::SGD sgd2(model2->parameters(), optim::SGDOptions(1e-6));
-      auto early2 = std::make_shared<nn::EarlyStopping>(
-          nn::EarlyStoppingOptions{.monitor = "val_loss", .patience = 1, .restore_best = true});
-      nn::fit(*model2, sgd2, ce, blobs(20, 7),
-              {.epochs = 5, .validation_split = 0.3, .callbacks = {early2, std::make_shared<Saboteur>()}, .out = &printed});
+      auto early2 = std::make_shared<train::EarlyStopping>(
+          train::EarlyStoppingOptions{.monitor = "val_loss", .patience = 1, .restore_best = true});
+      train::fit(*model2, sgd2, ce, blobs(20, 7),
+                 {.epochs = 5, .validation_split = 0.3, .callbacks = {early2, std::make_shared<Saboteur>()}, .out = &printed});
       CHECK(printed.str().find("early stopping: val_loss did not improve") != std::string::npos);
       CHECK(printed.str().find("EarlyStopping: restored the weights of epoch 1") != std::string::npos);
     }
@@ -165,8 +165,8 @@ TEST_CASE("MaxSteps stops mid-epoch and ConvergenceStop stops a converged loss")
   {
     auto model = make_model(5);
     optim::SGD sgd(model->parameters(), optim::SGDOptions(0.1));
-    auto h = nn::fit(*model, sgd, ce, data,
-                     {.epochs = 4, .batch_size = 8, .callbacks = {std::make_shared<nn::MaxSteps>(9)}, .quiet = true});
+    auto h = train::fit(*model, sgd, ce, data,
+                     {.epochs = 4, .batch_size = 8, .callbacks = {std::make_shared<train::MaxSteps>(9)}, .quiet = true});
     CHECK(h.steps == 9);
     CHECK(h.epochs.size() == 2);
     CHECK(h.epochs[1].steps == 3);
@@ -175,14 +175,14 @@ TEST_CASE("MaxSteps stops mid-epoch and ConvergenceStop stops a converged loss")
   {
     auto model = make_model(5);
     optim::SGD sgd(model->parameters(), optim::SGDOptions(1e-9));
-    auto h = nn::fit(*model, sgd, ce, data,
-                     {.epochs = 6, .batch_size = 8, .shuffle = false,
-                      .callbacks = {std::make_shared<nn::ConvergenceStop>(1e-4)}, .quiet = true});
+    auto h = train::fit(*model, sgd, ce, data,
+                        {.epochs = 6, .batch_size = 8, .shuffle = false,
+                         .callbacks = {std::make_shared<train::ConvergenceStop>(1e-4)}, .quiet = true});
     CHECK(h.epochs.size() == 2);
     CHECK(h.stop_reason.find("converged: loss") == 0);
   }
-  CHECK_THROWS_AS(nn::MaxSteps(0), std::invalid_argument);
-  CHECK_THROWS_AS(nn::ConvergenceStop(0.0), std::invalid_argument);
+  CHECK_THROWS_AS(train::MaxSteps(0), std::invalid_argument);
+  CHECK_THROWS_AS(train::ConvergenceStop(0.0), std::invalid_argument);
 }
 
 TEST_CASE("ModelCheckpoint saves loadable weights, only on improvement with save_best_only") {
@@ -190,9 +190,9 @@ TEST_CASE("ModelCheckpoint saves loadable weights, only on improvement with save
   const auto& dir = tmp.path;
   auto model = make_model(6);
   optim::SGD sgd(model->parameters(), optim::SGDOptions(0.1));
-  auto every = std::make_shared<nn::ModelCheckpoint>((dir / "every_{epoch}.safetensors").string(), "loss");
-  auto best = std::make_shared<nn::ModelCheckpoint>((dir / "best.safetensors").string(), "loss", true);
-  nn::fit(*model, sgd, ce, blobs(20, 9), {.epochs = 3, .batch_size = 10, .callbacks = {every, best}, .quiet = true});
+  auto every = std::make_shared<train::ModelCheckpoint>((dir / "every_{epoch}.safetensors").string(), "loss");
+  auto best = std::make_shared<train::ModelCheckpoint>((dir / "best.safetensors").string(), "loss", true);
+  train::fit(*model, sgd, ce, blobs(20, 9), {.epochs = 3, .batch_size = 10, .callbacks = {every, best}, .quiet = true});
   CHECK(every->saved().size() == 3);
   CHECK(std::filesystem::exists(dir / "every_3.safetensors"));
   CHECK(!best->saved().empty());
@@ -206,7 +206,7 @@ TEST_CASE("fit rejects bad options") {
   auto model = make_model(7);
   optim::SGD sgd(model->parameters(), optim::SGDOptions(0.1));
   auto data = blobs(4, 1);
-  CHECK_THROWS_AS(nn::fit(*model, sgd, ce, data, {.batch_size = 0}), std::invalid_argument);
-  CHECK_THROWS_AS(nn::fit(*model, sgd, ce, data, {.validation_split = 1.5}), std::invalid_argument);
-  CHECK_THROWS_AS(nn::fit(*model, sgd, ce, nullptr, {}), std::invalid_argument);
+  CHECK_THROWS_AS(train::fit(*model, sgd, ce, data, {.batch_size = 0}), std::invalid_argument);
+  CHECK_THROWS_AS(train::fit(*model, sgd, ce, data, {.validation_split = 1.5}), std::invalid_argument);
+  CHECK_THROWS_AS(train::fit(*model, sgd, ce, nullptr, {}), std::invalid_argument);
 }

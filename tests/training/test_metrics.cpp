@@ -6,13 +6,13 @@
 
 #include "autograd/autograd.hpp"
 #include "datasets/datasets.hpp"
-#include "nn/fit.hpp"
-#include "nn/metrics.hpp"
 #include "nn/nn.hpp"
 #include "optim/optim.hpp"
+#include "train/fit.hpp"
+#include "train/metrics.hpp"
 
 using namespace tapegrad;
-using tapegrad::nn::ConfusionMatrix;
+using tapegrad::train::ConfusionMatrix;
 
 // targets   0 0 0 1 1 2 2 2 2 1 3
 // predicted 0 1 0 1 2 2 2 0 2 1 2
@@ -45,7 +45,7 @@ TEST_CASE("confusion matrix from class indices matches the hand computation") {
   ConfusionMatrix cm(4);
   cm.update(index_tensor(kPredicted), index_tensor(kTargets));
   check_hand_computed(cm);
-  CHECK(nn::accuracy(index_tensor(kPredicted), index_tensor(kTargets)) == doctest::Approx(7.0 / 11.0));
+  CHECK(train::accuracy(index_tensor(kPredicted), index_tensor(kTargets)) == doctest::Approx(7.0 / 11.0));
 }
 
 TEST_CASE("confusion matrix from scores uses the argmax, accumulated over batches") {
@@ -65,7 +65,7 @@ TEST_CASE("confusion matrix from scores uses the argmax, accumulated over batche
   CHECK(cm.total() == 6);
   cm.update(scores(6, 11), targets(6, 11));
   check_hand_computed(cm);
-  CHECK(nn::accuracy(scores(0, 11), targets(0, 11)) == doctest::Approx(7.0 / 11.0));
+  CHECK(train::accuracy(scores(0, 11), targets(0, 11)) == doctest::Approx(7.0 / 11.0));
   cm.reset();
   CHECK(cm.total() == 0);
   CHECK(cm.accuracy() == 0.0);
@@ -99,15 +99,15 @@ TEST_CASE("token accuracy, cross-entropy and perplexity of [N, T, C] logits agai
                          {2, 3, 2}, DType::f64);
   Tensor targets = index_tensor({1, 0, 0, 1, 0, 1}, {2, 3});
   // argmax: 1 1 0 / 0 0 1 (the tie [0, 0] goes to the first class) → correct at 4 of the 6 positions
-  CHECK(nn::predicted_classes(logits) == std::vector<int64_t>{1, 1, 0, 0, 0, 1});
-  CHECK(nn::accuracy(logits, targets) == doctest::Approx(4.0 / 6.0));
+  CHECK(train::predicted_classes(logits) == std::vector<int64_t>{1, 1, 0, 0, 0, 1});
+  CHECK(train::accuracy(logits, targets) == doctest::Approx(4.0 / 6.0));
   // −log p per token: ln(4/3), ln 4, ln(4/3), ln 2, ln(4/3), ln(4/3)
   const double ce = 4 * std::log(4.0 / 3.0) + std::log(4.0) + std::log(2.0);
-  CHECK(nn::cross_entropy_sum(logits, targets) == doctest::Approx(ce).epsilon(1e-12));
-  CHECK(nn::cross_entropy_sum(logits.to(DType::f32), targets) == doctest::Approx(ce).epsilon(1e-6));
-  CHECK(nn::perplexity(logits, targets) == doctest::Approx(std::exp(ce / 6)).epsilon(1e-12));
+  CHECK(train::cross_entropy_sum(logits, targets) == doctest::Approx(ce).epsilon(1e-12));
+  CHECK(train::cross_entropy_sum(logits.to(DType::f32), targets) == doctest::Approx(ce).epsilon(1e-6));
+  CHECK(train::perplexity(logits, targets) == doctest::Approx(std::exp(ce / 6)).epsilon(1e-12));
   // Uniform logits over V classes: perplexity V, whatever the targets.
-  CHECK(nn::perplexity(zeros({3, 4, 7}), index_tensor(std::vector<int64_t>(12, 5), {3, 4})) ==
+  CHECK(train::perplexity(zeros({3, 4, 7}), index_tensor(std::vector<int64_t>(12, 5), {3, 4})) ==
         doctest::Approx(7.0).epsilon(1e-6));
   // The same counts as the equivalent [N·T, C] classification.
   ConfusionMatrix cm(2);
@@ -128,18 +128,18 @@ TEST_CASE("token metrics reject targets that do not fit the logits") {
     return std::string("(no std::invalid_argument)");
   };
   CHECK(message([&] {
-          nn::accuracy(logits, index_tensor({0, 1}, {2, 1}));
+          train::accuracy(logits, index_tensor({0, 1}, {2, 1}));
         }) == "accuracy: targets must be int64 [2, 3] for float32 outputs [2, 3, 4], got int64 [2, 1]");
   CHECK(message([&] {
-          nn::perplexity(logits, zeros({2, 3}));
+          train::perplexity(logits, zeros({2, 3}));
         }) == "cross_entropy_sum: targets must be int64 [2, 3] for float32 outputs [2, 3, 4], got float32 [2, 3]");
   CHECK(message([&] {
-          nn::cross_entropy_sum(logits, index_tensor({0, 1, 2, 3, 4, 0}, {2, 3}));
+          train::cross_entropy_sum(logits, index_tensor({0, 1, 2, 3, 4, 0}, {2, 3}));
         }) == "cross_entropy_sum: target 4 at position 4 is outside 0..3");
   CHECK(message([&] {
-          nn::cross_entropy_sum(zeros({4}), index_tensor({0}));
+          train::cross_entropy_sum(zeros({4}), index_tensor({0}));
         }).find("expected floating logits [..., C]") != std::string::npos);
-  CHECK(message([&] { nn::predicted_classes(zeros({4})); }).find("got float32 [4]") != std::string::npos);
+  CHECK(message([&] { train::predicted_classes(zeros({4})); }).find("got float32 [4]") != std::string::npos);
   ConfusionMatrix cm(4);
   CHECK_THROWS_AS(cm.update(logits, index_tensor({0, 1, 2}, {1, 3})), std::invalid_argument);
   CHECK(cm.total() == 0);
@@ -166,7 +166,7 @@ TEST_CASE("evaluate and fit on [N, T] targets: token accuracy and perplexity") {
   auto loss = [](const Tensor& out, const Tensor& t) {  // mean token cross-entropy
     return nn::F::cross_entropy(reshape(out, {-1, out.size(-1)}), reshape(t, {-1}));
   };
-  nn::Evaluation ev = nn::evaluate(*bigram.model, loss, *data, 1);  // one sequence per batch
+  train::Evaluation ev = train::evaluate(*bigram.model, loss, *data, 1);  // one sequence per batch
   CHECK(ev.samples == 2);
   CHECK(ev.predictions == 8);
   CHECK(ev.correct == 5);
@@ -181,16 +181,16 @@ TEST_CASE("evaluate and fit on [N, T] targets: token accuracy and perplexity") {
 
   // fit reports token accuracy, and perplexity on the validation data.
   optim::SGD sgd(bigram.model->parameters(), optim::SGDOptions(0.0));  // lr 0: the values stay known
-  auto history = nn::fit(*bigram.model, sgd, loss, data,
-                         {.epochs = 1, .batch_size = 2, .shuffle = false, .validation_data = data, .quiet = true});
-  const nn::EpochLog& log = history.epochs.at(0);
+  auto history = train::fit(*bigram.model, sgd, loss, data,
+                            {.epochs = 1, .batch_size = 2, .shuffle = false, .validation_data = data, .quiet = true});
+  const train::EpochLog& log = history.epochs.at(0);
   CHECK(log.get("accuracy") == doctest::Approx(5.0 / 8.0));
   CHECK(log.get("val_accuracy") == doctest::Approx(5.0 / 8.0));
   CHECK(log.get("val_perplexity") == doctest::Approx(std::exp(mean_ce)).epsilon(1e-6));
 
   // Classification targets [N] keep the confusion matrix and have no perplexity.
   auto flat = std::make_shared<datasets::TensorDataset>(reshape(x, {8}), reshape(y, {8}));
-  nn::Evaluation cls = nn::evaluate(*bigram.model, loss, *flat);
+  train::Evaluation cls = train::evaluate(*bigram.model, loss, *flat);
   REQUIRE(cls.confusion.has_value());
   CHECK(cls.confusion->total() == 8);
   CHECK(cls.accuracy() == doctest::Approx(5.0 / 8.0));

@@ -8,9 +8,9 @@
 
 #include "autograd/gradcheck.hpp"
 #include "datasets/datasets.hpp"
-#include "nn/fit.hpp"
 #include "nn/nn.hpp"
 #include "optim/optim.hpp"
+#include "train/fit.hpp"
 
 using namespace tapegrad;
 
@@ -56,8 +56,8 @@ TEST_CASE("README: the seed model in Keras style trains and evaluates") {
   optim::Adam optimizer(model->parameters(), optim::AdamOptions(1e-2));
   auto loss = [](const Tensor& out, const Tensor& y) { return nn::F::cross_entropy(out, y); };
   std::ostringstream log;
-  auto history = nn::fit(*model, optimizer, loss, train, {.epochs = 5, .batch_size = 32, .out = &log});
-  auto result = nn::evaluate(*model, loss, *test);
+  auto history = train::fit(*model, optimizer, loss, train, {.epochs = 5, .batch_size = 32, .out = &log});
+  auto result = train::evaluate(*model, loss, *test);
   CHECK(history.epochs.size() == 5);
   CHECK(result.accuracy() > 0.95);
   CHECK(log.str().find("Epoch 5/5") != std::string::npos);
@@ -163,10 +163,10 @@ TEST_CASE("README: your own data, the seed model trained from an .npz and a CSV 
   auto model = std::make_shared<nn::Sequential>(nn::Flatten(), nn::Linear(784, 128), nn::ReLU(), nn::Linear(128, 10));
   optim::Adam optimizer(model->parameters(), optim::AdamOptions(1e-3));
   auto loss = [](const Tensor& out, const Tensor& y) { return nn::F::cross_entropy(out, y); };
-  nn::fit(*model, optimizer, loss, train, {.epochs = 5, .batch_size = 32, .quiet = true});
+  train::fit(*model, optimizer, loss, train, {.epochs = 5, .batch_size = 32, .quiet = true});
   // README: end
   CHECK(train->y().dtype() == DType::i64);
-  CHECK(nn::evaluate(*model, loss, *train).accuracy() > 0.9);
+  CHECK(train::evaluate(*model, loss, *train).accuracy() > 0.9);
 
   std::ofstream(dir.file("iris.csv")) << "sepal_length,sepal_width,petal_length,petal_width,species\n"
                                          "5.1,3.5,1.4,0.2,0\n7.0,3.2,4.7,1.4,1\n6.3,3.3,6.0,2.5,2\n";

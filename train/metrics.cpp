@@ -1,4 +1,4 @@
-#include "nn/metrics.hpp"
+#include "train/metrics.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -10,7 +10,7 @@
 #include "autograd/functions.hpp"
 #include "autograd/node.hpp"
 
-namespace tapegrad::nn {
+namespace tapegrad::train {
 namespace {
 double ratio(int64_t num, int64_t den) { return den == 0 ? 0.0 : static_cast<double>(num) / static_cast<double>(den); }
 }  // namespace
@@ -207,4 +207,4 @@ std::string ConfusionMatrix::to_string(const std::vector<std::string>& names) co
   return os.str();
 }
 
-}  // namespace tapegrad::nn
+}  // namespace tapegrad::train

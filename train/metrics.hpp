@@ -21,7 +21,7 @@
 
 #include "autograd/tensor.hpp"
 
-namespace tapegrad::nn {
+namespace tapegrad::train {
 
 /// Predicted classes from `outputs`, flattened in row-major order: argmax over the last axis of
 /// floating scores [..., C] (at least 2-D), or int64 class indices of any shape themselves.
@@ -93,4 +93,4 @@ class ConfusionMatrix {
   std::vector<int64_t> m_;  // n_ × n_, row-major
 };
 
-}  // namespace tapegrad::nn
+}  // namespace tapegrad::train

@@ -1,4 +1,4 @@
-#include "nn/run_state.hpp"
+#include "train/run_state.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -7,8 +7,11 @@
 
 #include "nn/serialize.hpp"
 
-namespace tapegrad::nn {
+namespace tapegrad::train {
 namespace {
+
+using nn::Metadata;
+using nn::NamedTensors;
 
 constexpr const char* kFormatKey = "tapegrad.run_state";
 // The key files written before the rename (when run states were called checkpoints) carry.
@@ -16,7 +19,7 @@ constexpr const char* kLegacyFormatKey = "tapegrad.checkpoint";
 constexpr const char* kVersion = "2";  // 2 added callback state; 1 is read as "no callbacks"
 
 std::runtime_error bad_run_state(const std::string& path, const std::string& what) {
-  return std::runtime_error("tapegrad::nn::load_run_state: '" + path + "': " + what);
+  return std::runtime_error("tapegrad::train::load_run_state: '" + path + "': " + what);
 }
 
 int64_t parse_count(const std::string& path, const Metadata& meta, const std::string& key) {
@@ -29,7 +32,7 @@ int64_t parse_count(const std::string& path, const Metadata& meta, const std::st
   } catch (const std::exception&) {
   }
   if (v < 0 || used != it->second.size() || it->second.empty())
-    throw bad_run_state(path, "metadata \"" + key + "\" = '" + detail::excerpt(it->second) + "' is not a count");
+    throw bad_run_state(path, "metadata \"" + key + "\" = '" + nn::detail::excerpt(it->second) + "' is not a count");
   return v;
 }
 
@@ -37,7 +40,7 @@ int64_t parse_count(const std::string& path, const Metadata& meta, const std::st
 History parse_history(const std::string& path, const std::string& text) {
   History h;
   try {
-    const auto j = detail::parse_untrusted_json(text);
+    const auto j = nn::detail::parse_untrusted_json(text);
     for (const auto& row : j.at("epochs")) {
       EpochLog log;
       for (const auto& [key, value] : row.items()) {
@@ -51,7 +54,7 @@ History parse_history(const std::string& path, const std::string& text) {
     h.steps = j.at("steps").get<int64_t>();
     h.stop_reason = j.at("stop_reason").get<std::string>();
   } catch (const nlohmann::json::exception& e) {
-    throw bad_run_state(path, std::string("metadata \"history\" is not a valid history (") + detail::excerpt(e.what(), 160) + ")");
+    throw bad_run_state(path, std::string("metadata \"history\" is not a valid history (") + nn::detail::excerpt(e.what(), 160) + ")");
   } catch (const std::invalid_argument& e) {
     throw bad_run_state(path, std::string("metadata \"history\" is ") + e.what());
   }
@@ -70,25 +73,25 @@ void save_run_state(const RunState& state, const std::string& path) {
                 {"global_step", std::to_string(state.global_step)},
                 {"history", state.history.to_json(-1)}};
   for (const auto& [name, generator_state] : state.rng) meta["rng." + name] = generator_state;
-  save_safetensors(tensors, path, meta);
+  nn::save_safetensors(tensors, path, meta);
 }
 
 RunState load_run_state(const std::string& path, uint64_t max_header_bytes) {
   Metadata meta;
-  NamedTensors tensors = load_safetensors(path, &meta, max_header_bytes);
+  NamedTensors tensors = nn::load_safetensors(path, &meta, max_header_bytes);
   auto format = meta.find(kFormatKey);
   if (format == meta.end()) format = meta.find(kLegacyFormatKey);
   if (format == meta.end())
     throw bad_run_state(path, "a safetensors file but not a run state (no \"" + std::string(kFormatKey) +
                                    "\" metadata; weights alone load with nn::load)");
   if (format->second != kVersion && format->second != "1")
-    throw bad_run_state(path, "run state format version '" + detail::excerpt(format->second) + "', this build reads '1' and '" + kVersion + "'");
+    throw bad_run_state(path, "run state format version '" + nn::detail::excerpt(format->second) + "', this build reads '1' and '" + kVersion + "'");
   RunState c;
   for (auto& [name, t] : tensors) {
     if (name.rfind("model.", 0) == 0) c.model.emplace_back(name.substr(6), t);
     else if (name.rfind("optimizer.", 0) == 0) c.optimizer.emplace_back(name.substr(10), t);
     else if (name.rfind("callbacks.", 0) == 0) c.callbacks.emplace_back(name.substr(10), t);
-    else throw bad_run_state(path, "tensor '" + detail::excerpt(name) + "' belongs to none of the model, the optimizer and the callbacks");
+    else throw bad_run_state(path, "tensor '" + nn::detail::excerpt(name) + "' belongs to none of the model, the optimizer and the callbacks");
   }
   c.epoch = parse_count(path, meta, "epoch");
   c.global_step = parse_count(path, meta, "global_step");
@@ -103,4 +106,4 @@ RunState load_run_state(const std::string& path, uint64_t max_header_bytes) {
   return c;
 }
 
-}  // namespace tapegrad::nn
+}  // namespace tapegrad::train
