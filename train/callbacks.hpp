@@ -68,7 +68,11 @@ class Callback {
 
 /// Whether a monitored value improves by going down ("loss") or up ("accuracy"). `automatic`
 /// picks max for names containing "acc", "precision", "recall" or "f1", min otherwise.
-enum class Mode { automatic, min, max };
+enum class Mode {
+  automatic,  ///< max for names containing "acc", "precision", "recall" or "f1", min otherwise
+  min,        ///< lower is better (a loss)
+  max,        ///< higher is better (an accuracy)
+};
 
 /// EarlyStopping's settings.
 struct EarlyStoppingOptions {
