@@ -1,7 +1,7 @@
 #pragma once
 /// \file tapegrad.hpp
 /// Umbrella header of the whole library: the core engine (tensors, ops, the tape, gradcheck, the
-/// op registry), nn (modules, layers, losses, training), optim (optimizers, schedulers) and datasets.
+/// op registry), nn (modules, layers, losses, training), optim (optimizers, schedulers), datasets and distributed (MPI collectives).
 ///
 /// An installed tapegrad is included as `#include <tapegrad/tapegrad.hpp>` (or one part:
 /// `<tapegrad/autograd/autograd.hpp>`, `<tapegrad/nn/nn.hpp>`...); inside the source tree the same
@@ -9,5 +9,6 @@
 /// `add_subdirectory`; the `<tapegrad/...>` form is the canonical one for code outside tapegrad.
 #include "autograd/autograd.hpp"
 #include "datasets/datasets.hpp"
+#include "distributed/distributed.hpp"
 #include "nn/nn.hpp"
 #include "optim/optim.hpp"
