@@ -20,6 +20,7 @@
 #include <sstream>
 
 #include "autograd/node.hpp"
+#include "distributed/comm.hpp"
 #include "examples/common.hpp"
 #include "nn/nn.hpp"
 #include "train/federated.hpp"
@@ -59,10 +60,135 @@ struct Run {
   train::FederatedOptions options;
   std::string split;  // "non-IID" | "IID"
   train::FederatedHistory history{};
-  std::vector<double> final_weights{};
+  std::vector<double> round1_weights{};  // the global weights after round 1
   double seconds = 0;
   int64_t reached = -1;
 };
+
+std::vector<double> series(const train::FederatedHistory& h, const std::string& key) {
+  std::vector<double> out;
+  for (const auto& r : h.rounds) out.push_back(key == "train_loss" ? r.train_loss : r.metrics.at(key));
+  return out;
+}
+
+const Run* find(const std::vector<Run>& runs, const std::string& name, const std::string& split) {
+  for (const Run& r : runs)
+    if (r.name == name && r.split == split) return &r;
+  return nullptr;
+}
+
+std::string rounds_text(const Run& r) {
+  return r.reached > 0 ? std::to_string(r.reached) : "> " + std::to_string(r.history.rounds.size());
+}
+
+// The tables on stdout, results.json and curves.svg in --out.
+void report(const Flags& f, const examples::Args& args, const std::vector<Run>& runs, double total_seconds) {
+  std::ostringstream target;
+  target << std::setprecision(2) << f.target;
+  std::cout << "\nRounds to test accuracy " << target.str()
+            << " (Fashion-MNIST, 100 clients, C = 0.1, seed MLP 784-128-10, client SGD):\n"
+            << std::left << std::setw(36) << "run" << std::setw(9) << "split" << std::setw(11) << "rounds"
+            << std::setw(11) << "best acc" << std::setw(11) << "last acc" << std::setw(9) << "seconds"
+            << "PyTorch (issue)\n";
+  nlohmann::json j_runs = nlohmann::json::array();
+  for (const Run& r : runs) {
+    const auto acc = series(r.history, "test_accuracy");
+    const double best = acc.empty() ? NAN : *std::max_element(acc.begin(), acc.end());
+    std::string reference = "";
+    if (r.split == "non-IID" && r.name == "FedAvg") reference = "38";
+    if (r.split == "non-IID" && r.name == "FedSGD") reference = "940";
+    std::cout << std::left << std::setw(36) << r.name << std::setw(9) << r.split << std::setw(11) << rounds_text(r)
+              << std::setw(11) << std::fixed << std::setprecision(4) << best << std::setw(11) << acc.back()
+              << std::setw(9) << std::setprecision(1) << r.seconds << reference << "\n";
+    const auto& o = r.options;
+    j_runs.push_back({{"name", r.name}, {"split", r.split},
+                      {"options", {{"algorithm", o.algorithm == train::Algorithm::fedavg ? "fedavg" : "fedsgd"},
+                                   {"rounds", o.rounds}, {"fraction", o.fraction}, {"local_epochs", o.local_epochs},
+                                   {"local_batch_size", o.local_batch_size}, {"client_lr", o.client_lr},
+                                   {"server_lr", o.server_lr}, {"seed", o.seed},
+                                   {"secure_aggregation", o.secure_aggregation.enabled},
+                                   {"fraction_bits", o.secure_aggregation.fraction_bits},
+                                   {"clip_norm", o.privacy.clip_norm}, {"noise_multiplier", o.privacy.noise_multiplier}}},
+                      {"rounds_to_target", r.reached}, {"seconds", r.seconds}, {"test_accuracy", acc},
+                      {"train_loss", series(r.history, "train_loss")}});
+  }
+  nlohmann::json summary = {{"target", f.target}, {"total_seconds", total_seconds}};
+  const Run* avg = find(runs, "FedAvg", "non-IID");
+  const Run* sgd = find(runs, "FedSGD", "non-IID");
+  if (avg && sgd && avg->reached > 0) {
+    const int64_t sgd_rounds = sgd->reached > 0 ? sgd->reached : static_cast<int64_t>(sgd->history.rounds.size());
+    const double ratio = static_cast<double>(sgd_rounds) / static_cast<double>(avg->reached);
+    const bool within = std::abs(static_cast<double>(avg->reached) - 38.0) <= 0.3 * 38.0;
+    std::cout << "FedSGD / FedAvg rounds: " << (sgd->reached > 0 ? "" : ">= ") << std::setprecision(1) << ratio
+              << "x (PyTorch: 940 / 38 = 24.7x). Targets: FedAvg within 38 +- 30% (27..49): "
+              << (within ? "yes" : "no") << "; >= 10x fewer rounds than FedSGD: " << (ratio >= 10 ? "yes" : "no")
+              << "\n";
+    summary["fedsgd_over_fedavg"] = ratio;
+    summary["fedavg_within_30_percent_of_38"] = within;
+  }
+  const Run* sec = find(runs, "FedAvg + secure aggregation", "non-IID");
+  if (avg && sec && !avg->round1_weights.empty() && !sec->round1_weights.empty()) {
+    double dw = 0, dacc = 0;
+    for (size_t i = 0; i < avg->round1_weights.size(); ++i)
+      dw = std::max(dw, std::fabs(avg->round1_weights[i] - sec->round1_weights[i]));
+    const auto a = series(avg->history, "test_accuracy"), b = series(sec->history, "test_accuracy");
+    for (size_t i = 0; i < std::min(a.size(), b.size()); ++i) dacc = std::max(dacc, std::fabs(a[i] - b[i]));
+    const int bits = sec->options.secure_aggregation.fraction_bits;
+    const double bound = 10 * std::ldexp(1.0, -bits - 1);
+    std::cout << "Secure aggregation (fixed point 2^-" << bits << ", pairwise masks): after round 1 the global weights "
+              << "differ from plain FedAvg's by at most " << std::scientific << std::setprecision(2) << dw
+              << " (bound m * 2^-" << bits + 1 << " = " << bound << ", plus float32 rounding); test accuracy over "
+              << std::min(a.size(), b.size()) << " rounds differs by at most " << std::fixed << std::setprecision(4)
+              << dacc << "\n";
+    summary["secure_round1_max_weight_difference"] = dw;
+    summary["secure_max_accuracy_difference"] = dacc;
+  }
+  bool dp_header = false;
+  for (const Run& r : runs) {
+    if (r.options.privacy.clip_norm == 0) continue;
+    if (!dp_header) {
+      std::cout << "DP-FedAvg (clip S = " << f.clip_norm << ", " << r.options.rounds
+                << " rounds, 10 clients a round, noise std sigma*S/10 per coordinate of the average):\n"
+                << "  sigma    noise std   best acc   last acc\n";
+      dp_header = true;
+    }
+    const auto acc = series(r.history, "test_accuracy");
+    std::cout << "  " << std::left << std::setw(9) << std::setprecision(3) << r.options.privacy.noise_multiplier
+              << std::setw(12) << std::setprecision(5) << r.options.privacy.noise_multiplier * f.clip_norm / 10
+              << std::setw(11) << std::setprecision(4) << *std::max_element(acc.begin(), acc.end()) << acc.back()
+              << "\n";
+  }
+  std::cout << "Whole demo: " << std::setprecision(1) << total_seconds << " s\n";
+
+  fs::create_directories(args.out);
+  std::ofstream(fs::path(args.out) / "results.json") << nlohmann::json{{"summary", summary}, {"runs", j_runs}}.dump(1)
+                                                     << "\n";
+  // Left: the algorithms over the FedAvg rounds; middle: FedSGD's whole run; right: the DP sweep.
+  const char* colors[] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"};
+  examples::PlotPanel algorithms{"test accuracy (FedAvg rounds)", {}}, fedsgd{"test accuracy, FedSGD", {}},
+      dp{"test accuracy, DP-FedAvg", {}};
+  size_t c = 0, dc = 0;
+  const size_t fedavg_rounds = avg ? avg->history.rounds.size() : 0;
+  for (const Run& r : runs) {
+    auto acc = series(r.history, "test_accuracy");
+    const std::string label = r.name + " " + r.split;
+    if (r.options.privacy.clip_norm > 0) {
+      std::ostringstream name;
+      name << "sigma " << r.options.privacy.noise_multiplier;
+      dp.series.push_back({name.str(), colors[dc++ % 8], acc, false});
+      continue;
+    }
+    if (r.name == "FedSGD") fedsgd.series.push_back({label, colors[2], acc, false});
+    if (fedavg_rounds > 0 && acc.size() > fedavg_rounds) acc.resize(fedavg_rounds);
+    algorithms.series.push_back({label, colors[c++ % 8], acc, r.name.find("secure") != std::string::npos});
+  }
+  std::vector<examples::PlotPanel> panels{algorithms};
+  if (!fedsgd.series.empty()) panels.push_back(fedsgd);
+  if (!dp.series.empty()) panels.push_back(dp);
+  std::ofstream(fs::path(args.out) / "curves.svg")
+      << examples::panels_svg("Federated averaging, Fashion-MNIST, 100 clients (C = 0.1)", panels, "round");
+  std::cout << "Wrote " << args.out << "/results.json and " << args.out << "/curves.svg" << std::endl;
+}
 
 }  // namespace
 
@@ -90,7 +216,9 @@ int main(int argc, char** argv) {
   app.add_option("--iid-rounds", f.iid_rounds, "Rounds of FedAvg on the IID split")->check(CLI::PositiveNumber);
   app.add_option("--secure-rounds", f.secure_rounds, "Rounds of FedAvg with secure aggregation")->check(CLI::PositiveNumber);
   app.add_flag("--quiet,-q", args.quiet, "Only the tables");
+  distributed::Session session(&argc, &argv);  // under mpirun: the clients are spread over the ranks
   CLI11_PARSE(app, argc, argv);
+  if (distributed::rank() != 0) args.quiet = true;
 
   return examples::run(args, [&] {
     const auto start = std::chrono::steady_clock::now();
@@ -133,6 +261,10 @@ int main(int argc, char** argv) {
       runs.push_back({name.str(), dp, "non-IID"});
     }
 
+    const bool root = distributed::rank() == 0;
+    if (root && distributed::world_size() > 1)
+      std::cout << "federated: each round's clients spread over " << distributed::world_size() << " MPI ranks"
+                << std::endl;
     for (Run& r : runs) {
       train::set_flat_parameters(*model, initial);
       const bool is_fedsgd = r.options.algorithm == train::Algorithm::fedsgd;
@@ -141,19 +273,20 @@ int main(int argc, char** argv) {
                                        [&](train::RoundLog& log) {
                                          const double acc = accuracy(*model, test_x, test_y);
                                          log.metrics["test_accuracy"] = acc;
+                                         if (log.round == 1) r.round1_weights = train::flat_parameters(*model);
                                          if (!args.quiet && (log.round % 10 == 0 || log.round == 1))
                                            std::cout << "  " << r.name << " (" << r.split << ") round " << log.round
-                                                     << ": test accuracy " << std::fixed << std::setprecision(4)
-                                                     << acc << ", train loss " << log.train_loss << std::endl;
+                                                     << ": test accuracy " << std::fixed << std::setprecision(4) << acc
+                                                     << ", train loss " << log.train_loss << ", step norm "
+                                                     << log.update_norm << std::endl;
                                          return !(is_fedsgd && acc >= f.target);
                                        });
       r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      r.final_weights = train::flat_parameters(*model);
       r.reached = r.history.first_round_reaching("test_accuracy", f.target);
       if (!args.quiet)
-        std::cout << r.name << " (" << r.split << "): " << r.history.rounds.size() << " rounds in " << std::setprecision(1)
-                  << r.seconds << " s" << std::endl;
+        std::cout << r.name << " (" << r.split << "): " << r.history.rounds.size() << " rounds in " << std::fixed
+                  << std::setprecision(1) << r.seconds << " s" << std::endl;
     }
-    (void)start;
+    if (root) report(f, args, runs, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
   });
 }

@@ -8,6 +8,7 @@
 
 #include "autograd/node.hpp"
 #include "autograd/random.hpp"
+#include "distributed/comm.hpp"
 #include "optim/sgd.hpp"
 
 namespace tapegrad::train {
@@ -106,11 +107,24 @@ ClientResult run_client(nn::UnaryModule& model, const FederatedLossFn& loss, con
   return r;
 }
 
-// The sums over the ranks (the identity in a world of one process).
-void reduce_sum(std::vector<double>& values) { (void)values; }
-void reduce_words(std::vector<uint32_t>& words) { (void)words; }
-int world_rank() { return 0; }
-int world_size() { return 1; }
+// The sums over the ranks (distributed::all_reduce: the identity in a world of one process).
+void reduce_sum(std::vector<double>& values) {
+  if (distributed::world_size() == 1) return;
+  Tensor t = Tensor::empty({static_cast<int64_t>(values.size())}, DType::f64);
+  std::copy(values.begin(), values.end(), t.mutable_data<double>());
+  distributed::all_reduce(t, distributed::ReduceOp::sum);
+  std::copy(t.data<double>(), t.data<double>() + values.size(), values.begin());
+}
+// The ranks' masked words summed modulo 2^32: as int64 (exact for any practical world size), then
+// truncated.
+void reduce_words(std::vector<uint32_t>& words) {
+  if (distributed::world_size() == 1) return;
+  Tensor t = Tensor::empty({static_cast<int64_t>(words.size())}, DType::i64);
+  std::copy(words.begin(), words.end(), t.mutable_data<int64_t>());
+  distributed::all_reduce(t, distributed::ReduceOp::sum);
+  const int64_t* sum = t.data<int64_t>();
+  for (size_t i = 0; i < words.size(); ++i) words[i] = static_cast<uint32_t>(static_cast<uint64_t>(sum[i]));
+}
 
 }  // namespace
 
@@ -329,7 +343,7 @@ FederatedHistory federated_fit(nn::UnaryModule& model, const FederatedLossFn& lo
   const bool dp = o.privacy.clip_norm > 0;
   const auto& sa_options = o.secure_aggregation;
   const SecureAggregation secure(o.seed, sa_options.enabled ? sa_options.fraction_bits : 20);
-  const int rank = world_rank(), size = world_size();
+  const int rank = distributed::rank(), size = distributed::world_size();
   FederatedHistory history;
   for (int64_t round = 1; round <= o.rounds; ++round) {
     RoundLog log;
