@@ -31,7 +31,7 @@ namespace fs = std::filesystem;
 namespace {
 
 struct Flags {
-  int64_t rounds = 60;  // FedAvg rounds on the non-IID split
+  int64_t rounds = 80;  // FedAvg rounds on the non-IID split
   int64_t fedsgd_rounds = 1500;  // FedSGD's cap; it stops at the target
   int64_t dp_rounds = 30;
   double target = 0.80;
@@ -220,7 +220,9 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   if (distributed::rank() != 0) args.quiet = true;
 
-  return examples::run(args, [&] {
+  // examples::run prints an error and returns 1; under mpirun the other ranks may then be waiting
+  // in a collective, so a failing rank ends the job.
+  const int rc = examples::run(args, [&] {
     const auto start = std::chrono::steady_clock::now();
     auto [train_set, test_set] = examples::load_data(args);
     const Tensor test_x = test_set->images(), test_y = test_set->labels();
@@ -242,10 +244,9 @@ int main(int argc, char** argv) {
     fedsgd.server_lr = 0.5;
     train::FederatedOptions secure = fedavg;
     secure.secure_aggregation.enabled = true;
-
+    secure.rounds = f.secure_rounds;
     train::FederatedOptions fedavg_iid = fedavg;
     fedavg_iid.rounds = f.iid_rounds;
-    secure.rounds = f.secure_rounds;
     auto wanted = [&](const char* run) { return std::find(f.runs.begin(), f.runs.end(), run) != f.runs.end(); };
     std::vector<Run> runs;
     if (wanted("fedavg")) runs.push_back({"FedAvg", fedavg, "non-IID"});
@@ -289,4 +290,6 @@ int main(int argc, char** argv) {
     }
     if (root) report(f, args, runs, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
   });
+  if (rc != 0 && distributed::world_size() > 1) distributed::abort(rc);
+  return rc;
 }
