@@ -36,7 +36,7 @@ struct Flags {
   int64_t dp_rounds = 30;
   double target = 0.80;
   double clip_norm = 1.0;
-  std::vector<double> sigmas{0.0, 0.01, 0.03, 0.1};
+  std::vector<double> sigmas{0.0, 0.1, 0.3, 1.0};
   uint64_t seed = 0;
   std::vector<std::string> runs{"fedavg", "iid", "fedsgd", "secure", "dp"};
   int64_t iid_rounds = 30;
@@ -147,18 +147,18 @@ void report(const Flags& f, const examples::Args& args, const std::vector<Run>& 
   for (const Run& r : runs) {
     if (r.options.privacy.clip_norm == 0) continue;
     if (!dp_header) {
-      std::cout << "DP-FedAvg (clip S = " << f.clip_norm << ", " << r.options.rounds
+      std::cout << std::defaultfloat << "DP-FedAvg (clip S = " << f.clip_norm << ", " << r.options.rounds
                 << " rounds, 10 clients a round, noise std sigma*S/10 per coordinate of the average):\n"
                 << "  sigma    noise std   best acc   last acc\n";
       dp_header = true;
     }
     const auto acc = series(r.history, "test_accuracy");
-    std::cout << "  " << std::left << std::setw(9) << std::setprecision(3) << r.options.privacy.noise_multiplier
-              << std::setw(12) << std::setprecision(5) << r.options.privacy.noise_multiplier * f.clip_norm / 10
-              << std::setw(11) << std::setprecision(4) << *std::max_element(acc.begin(), acc.end()) << acc.back()
+    std::cout << "  " << std::left << std::defaultfloat << std::setw(9) << r.options.privacy.noise_multiplier
+              << std::setw(12) << r.options.privacy.noise_multiplier * f.clip_norm / 10 << std::fixed
+              << std::setprecision(4) << std::setw(11) << *std::max_element(acc.begin(), acc.end()) << acc.back()
               << "\n";
   }
-  std::cout << "Whole demo: " << std::setprecision(1) << total_seconds << " s\n";
+  std::cout << "Whole demo: " << std::fixed << std::setprecision(1) << total_seconds << " s\n";
 
   fs::create_directories(args.out);
   std::ofstream(fs::path(args.out) / "results.json") << nlohmann::json{{"summary", summary}, {"runs", j_runs}}.dump(1)
