@@ -45,6 +45,25 @@ if(TAPEGRAD_LIBXSMM)
   endif()
 endif()
 message(STATUS "tapegrad: libxsmm small-GEMM kernels: ${TAPEGRAD_HAVE_LIBXSMM}")
+# Optional: MPI (Debian libopenmpi-dev + openmpi-bin), the transport of distributed/ (collectives,
+# DistributedDataParallel). AUTO uses it when found, ON requires it, OFF leaves it out; without it
+# distributed/ still builds and the world is one process (every collective the identity). Only the
+# C API is used (MPI_CXX_SKIP_MPICXX: no libmpi_cxx), and only distributed/comm.cpp includes mpi.h.
+set(TAPEGRAD_MPI AUTO CACHE STRING "Use MPI for distributed/ (AUTO: when found, ON: required, OFF: never)")
+set_property(CACHE TAPEGRAD_MPI PROPERTY STRINGS AUTO ON OFF)
+set(TAPEGRAD_HAVE_MPI OFF)
+if(NOT TAPEGRAD_MPI STREQUAL "OFF")
+  set(MPI_CXX_SKIP_MPICXX TRUE)
+  if(TAPEGRAD_MPI STREQUAL "ON")
+    find_package(MPI REQUIRED COMPONENTS CXX)
+  else()
+    find_package(MPI QUIET COMPONENTS CXX)
+  endif()
+  if(TARGET MPI::MPI_CXX)
+    set(TAPEGRAD_HAVE_MPI ON)
+  endif()
+endif()
+message(STATUS "tapegrad: MPI (distributed/): ${TAPEGRAD_HAVE_MPI}")
 
 # xsimd-accelerated xtensor: the definition and the arch flags change xtensor's and xsimd's types
 # (and the SIMD width of the library's own kernels), so every target of every build gets the same —
@@ -95,5 +114,14 @@ function(tapegrad_library target)
     set_property(SOURCE ${TAPEGRAD_ROOT}/autograd/gemm_backend.cpp APPEND PROPERTY COMPILE_DEFINITIONS
                  TAPEGRAD_HAVE_LIBXSMM)
     target_link_libraries(${target} PRIVATE PkgConfig::LIBXSMM)
+  endif()
+  if(TAPEGRAD_HAVE_MPI AND "distributed" IN_LIST ARGN)
+    # Only comm.cpp includes mpi.h: the definition and MPI's include folders stay off every other
+    # compile line (their ccache entries do not depend on MPI). A static library's consumers link
+    # libmpi too (CMake exports it as $<LINK_ONLY:...>; tapegradConfig.cmake finds MPI for them).
+    set_property(SOURCE ${TAPEGRAD_ROOT}/distributed/comm.cpp APPEND PROPERTY COMPILE_DEFINITIONS TAPEGRAD_HAVE_MPI)
+    set_property(SOURCE ${TAPEGRAD_ROOT}/distributed/comm.cpp APPEND PROPERTY INCLUDE_DIRECTORIES
+                 ${MPI_CXX_INCLUDE_DIRS})
+    target_link_libraries(${target} PRIVATE $<LINK_ONLY:MPI::MPI_CXX>)
   endif()
 endfunction()

@@ -2,7 +2,7 @@
 # Debian package (make package). Included by the top-level CMakeLists.txt when TAPEGRAD_INSTALL is on.
 #
 # Installed layout (<prefix> = CMAKE_INSTALL_PREFIX or cmake --install --prefix):
-#   <prefix>/include/tapegrad/{tapegrad.hpp, autograd/, nn/, optim/, datasets/, train/}   the headers
+#   <prefix>/include/tapegrad/{tapegrad.hpp, autograd/, nn/, optim/, datasets/, distributed/, train/}   the headers
 #   <prefix>/<libdir>/libtapegrad.a (or .so.X.Y with BUILD_SHARED_LIBS=ON)
 #   <prefix>/<libdir>/cmake/tapegrad/tapegrad{Config,ConfigVersion,Targets}.cmake
 #   <prefix>/<libdir>/pkgconfig/tapegrad.pc
@@ -23,7 +23,7 @@ install(TARGETS tapegrad EXPORT tapegradTargets
 if(TAPEGRAD_CORE_ONLY)
   set(tapegrad_components autograd)
 else()
-  set(tapegrad_components autograd nn optim datasets train)
+  set(tapegrad_components autograd nn optim datasets distributed train)
   install(FILES ${TAPEGRAD_ROOT}/tapegrad.hpp DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/tapegrad)
 endif()
 foreach(component ${tapegrad_components})
@@ -60,6 +60,13 @@ endif()
 if(TAPEGRAD_HAVE_LIBXSMM AND NOT BUILD_SHARED_LIBS)   # libxsmm.a: a shared tapegrad holds it
   string(APPEND TAPEGRAD_PC_REQUIRES " libxsmm")
 endif()
+if(TAPEGRAD_HAVE_MPI)   # libmpi (Debian's generic mpi-c.pc): static consumers link it, a shared tapegrad holds it
+  if(BUILD_SHARED_LIBS)
+    string(APPEND TAPEGRAD_PC_REQUIRES_PRIVATE " mpi-c")
+  else()
+    string(APPEND TAPEGRAD_PC_REQUIRES " mpi-c")
+  endif()
+endif()
 configure_file(${CMAKE_CURRENT_LIST_DIR}/tapegrad.pc.in ${CMAKE_CURRENT_BINARY_DIR}/tapegrad.pc @ONLY)
 install(FILES ${CMAKE_CURRENT_BINARY_DIR}/tapegrad.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
 
@@ -82,6 +89,9 @@ set(CPACK_DEBIAN_PACKAGE_DEPENDS
     "libxtensor-dev (>= 0.24), libxtensor-dev (<< 0.25), libxtensor-blas-dev (>= 0.20), libxsimd-dev (>= 8), libxsimd-dev (<< 9), libopenblas-dev, liblapack-dev, nlohmann-json3-dev (>= 3.9), zlib1g-dev")
 if(TAPEGRAD_HAVE_LIBXSMM AND NOT BUILD_SHARED_LIBS)   # libxsmm is static: a shared tapegrad holds it
   string(APPEND CPACK_DEBIAN_PACKAGE_DEPENDS ", libxsmm-dev (>= 1.17)")
+endif()
+if(TAPEGRAD_HAVE_MPI)
+  string(APPEND CPACK_DEBIAN_PACKAGE_DEPENDS ", libopenmpi-dev")
 endif()
 if(BUILD_SHARED_LIBS)
   set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)   # libc6, libstdc++6, libopenblas0, zlib1g from the binary

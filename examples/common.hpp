@@ -73,6 +73,22 @@ struct CurvesOptions {
   std::string second_metric = "accuracy";  ///< a second panel of this key and "val_<key>"; empty: none
   std::string x_label = "epoch";
 };
+/// One line of a plot: values[i] drawn at x = i + 1 (NaN: no point there).
+struct PlotSeries {
+  std::string name;            ///< the legend's label
+  std::string color;           ///< an SVG color ("#1f77b4")
+  std::vector<double> values;  ///< the y values, one per x step
+  bool dashed = false;         ///< a dashed line
+};
+/// One panel of a plot: a title and its lines.
+struct PlotPanel {
+  std::string title;               ///< above the panel
+  std::vector<PlotSeries> series;  ///< the lines, drawn in this order
+};
+/// Panels side by side in one SVG document (curves_svg's drawing, any number of lines per panel);
+/// `x_label` names the x axis of every panel.
+std::string panels_svg(const std::string& title, const std::vector<PlotPanel>& panels, const std::string& x_label);
+
 /// The training curves as an SVG document: loss (and options.second_metric) per logged epoch (or
 /// evaluation, for the GPT), train and validation.
 std::string curves_svg(const train::History& history, const std::string& title, const CurvesOptions& options = {});

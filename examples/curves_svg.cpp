@@ -106,4 +106,21 @@ std::string curves_svg(const train::History& history, const std::string& title, 
   return os.str();
 }
 
+std::string panels_svg(const std::string& title, const std::vector<PlotPanel>& panels, const std::string& x_label) {
+  const double w = 420, h = 300;
+  const auto n = static_cast<double>(panels.size());
+  std::ostringstream os;
+  os << "<svg xmlns='http://www.w3.org/2000/svg' width='" << n * w << "' height='" << h + 30
+     << "' font-family='sans-serif'>\n<rect width='100%' height='100%' fill='white'/>\n"
+     << "<text x='" << n * w / 2 << "' y='18' text-anchor='middle' font-size='15' font-weight='bold'>" << title
+     << "</text>\n";
+  for (size_t p = 0; p < panels.size(); ++p) {
+    std::vector<Series> series;
+    for (const PlotSeries& s : panels[p].series) series.push_back({s.name, s.color, s.values, s.dashed});
+    panel(os, static_cast<double>(p) * w, 30, w, h, panels[p].title, series, {}, x_label);
+  }
+  os << "</svg>\n";
+  return os.str();
+}
+
 }  // namespace tapegrad::examples

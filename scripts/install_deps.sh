@@ -12,6 +12,9 @@ packages=(cmake make g++ pkg-config libxtensor-dev libxtensor-blas-dev libxsimd-
 # libxsmm: optional for the build (small-GEMM kernels, autograd/gemm_backend.hpp), installed by default
 # so the tests cover both GEMM backends.
 packages+=(libxsmm-dev)
+# MPI: optional for the build (distributed/ over Open MPI; without it the world is one process),
+# installed by default so the tests run the 2-rank data-parallel checks under mpirun.
+packages+=(libopenmpi-dev openmpi-bin)
 if [[ "${1:-}" == "--compare" ]]; then
   packages+=(python3-torch libtorch-dev)
 fi
