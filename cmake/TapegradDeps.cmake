@@ -45,17 +45,6 @@ if(TAPEGRAD_LIBXSMM)
   endif()
 endif()
 message(STATUS "tapegrad: libxsmm small-GEMM kernels: ${TAPEGRAD_HAVE_LIBXSMM}")
-# OpenMP (GCC's libgomp) runs parallel_for (autograd/parallel.hpp). Not in ThreadSanitizer builds:
-# Debian's libgomp is not instrumented, so TSan would report its barriers as races; those builds
-# (and a compiler without OpenMP) run parallel_for on std::threads, which TSan sees.
-set(TAPEGRAD_HAVE_OPENMP OFF)
-if(NOT TAPEGRAD_TSAN)
-  find_package(OpenMP COMPONENTS CXX)
-  if(OpenMP_CXX_FOUND)
-    set(TAPEGRAD_HAVE_OPENMP ON)
-  endif()
-endif()
-message(STATUS "tapegrad: parallel_for on OpenMP: ${TAPEGRAD_HAVE_OPENMP} (otherwise std::thread)")
 
 # xsimd-accelerated xtensor: the definition and the arch flags change xtensor's and xsimd's types
 # (and the SIMD width of the library's own kernels), so every target of every build gets the same —
@@ -106,17 +95,5 @@ function(tapegrad_library target)
     set_property(SOURCE ${TAPEGRAD_ROOT}/autograd/gemm_backend.cpp APPEND PROPERTY COMPILE_DEFINITIONS
                  TAPEGRAD_HAVE_LIBXSMM)
     target_link_libraries(${target} PRIVATE PkgConfig::LIBXSMM)
-  endif()
-  if(TAPEGRAD_HAVE_OPENMP)
-    # Only parallel.cpp has OpenMP pragmas: -fopenmp stays off every other compile line (linking
-    # OpenMP::OpenMP_CXX would put it on all of them, and into every consumer's flags). The runtime
-    # is linked by name (gomp, pthread: OpenMP_CXX_LIB_NAMES), so a static library's consumers get
-    # -lgomp from the CMake package and from tapegrad.pc without absolute paths.
-    set_property(SOURCE ${TAPEGRAD_ROOT}/autograd/parallel.cpp APPEND PROPERTY COMPILE_DEFINITIONS TAPEGRAD_PARALLEL_OPENMP)
-    set_property(SOURCE ${TAPEGRAD_ROOT}/autograd/parallel.cpp APPEND PROPERTY COMPILE_OPTIONS ${OpenMP_CXX_FLAGS})
-    target_link_libraries(${target} PRIVATE ${OpenMP_CXX_LIB_NAMES})
-  else()
-    find_package(Threads REQUIRED)
-    target_link_libraries(${target} PRIVATE Threads::Threads)
   endif()
 endfunction()

@@ -60,11 +60,6 @@ endif()
 if(TAPEGRAD_HAVE_LIBXSMM AND NOT BUILD_SHARED_LIBS)   # libxsmm.a: a shared tapegrad holds it
   string(APPEND TAPEGRAD_PC_REQUIRES " libxsmm")
 endif()
-if(TAPEGRAD_HAVE_OPENMP AND NOT BUILD_SHARED_LIBS)     # libgomp: a shared tapegrad links it itself
-  foreach(lib ${OpenMP_CXX_LIB_NAMES})
-    string(APPEND TAPEGRAD_PC_LIBS " -l${lib}")
-  endforeach()
-endif()
 configure_file(${CMAKE_CURRENT_LIST_DIR}/tapegrad.pc.in ${CMAKE_CURRENT_BINARY_DIR}/tapegrad.pc @ONLY)
 install(FILES ${CMAKE_CURRENT_BINARY_DIR}/tapegrad.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
 
@@ -85,9 +80,6 @@ set(CPACK_PACKAGING_INSTALL_PREFIX ${CMAKE_INSTALL_PREFIX})
 # xtensor and xsimd are header-only and their types cross the library boundary: pin the series built against.
 set(CPACK_DEBIAN_PACKAGE_DEPENDS
     "libxtensor-dev (>= 0.24), libxtensor-dev (<< 0.25), libxtensor-blas-dev (>= 0.20), libxsimd-dev (>= 8), libxsimd-dev (<< 9), libopenblas-dev, liblapack-dev, nlohmann-json3-dev (>= 3.9), zlib1g-dev")
-if(TAPEGRAD_HAVE_OPENMP)   # libgomp1 (GCC's OpenMP runtime)
-  string(APPEND CPACK_DEBIAN_PACKAGE_DEPENDS ", libgomp1")
-endif()
 if(TAPEGRAD_HAVE_LIBXSMM AND NOT BUILD_SHARED_LIBS)   # libxsmm is static: a shared tapegrad holds it
   string(APPEND CPACK_DEBIAN_PACKAGE_DEPENDS ", libxsmm-dev (>= 1.17)")
 endif()
