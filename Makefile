@@ -102,7 +102,9 @@ test-sanitize: deps
 	@cd build-sanitize && ctest --output-on-failure -j $(JOBS)
 
 ## The thread tests (tests/threads) under ThreadSanitizer: only that test binary is built and run.
-## One OpenBLAS thread: libopenblas is not instrumented, so TSan cannot see its own pool's locks.
+## One OpenBLAS thread: libopenblas is not instrumented, so TSan cannot see its own pool's locks
+## (set_num_threads leaves BLAS at 1 in a TSan build). tapegrad's own kernels do run on 2 and 3
+## threads there, on parallel_for's std::thread pool, which TSan sees (autograd/parallel.hpp).
 ## No suppressions are needed today; if OpenBLAS ever is reported, add a file for it (third-party
 ## frames only) and pass it as TSAN_OPTIONS=suppressions=... here.
 test-tsan: deps

@@ -11,6 +11,7 @@
 #include "autograd/functions.hpp"
 #include "autograd/gradcheck.hpp"
 #include "autograd/node.hpp"
+#include "autograd/parallel.hpp"
 #include "autograd/random.hpp"
 #include "autograd/registry.hpp"
 #include "autograd/tensor.hpp"

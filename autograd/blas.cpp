@@ -35,17 +35,17 @@ void configure_blas() {
       gotoblas_dynamic_init();
       unsetenv("OPENBLAS_CORETYPE");
     }
-    if (!std::getenv("OPENBLAS_NUM_THREADS") && !std::getenv("OMP_NUM_THREADS")) openblas_set_num_threads(1);
+    if (std::getenv("TAPEGRAD_NUM_THREADS") || (!std::getenv("OPENBLAS_NUM_THREADS") && !std::getenv("OMP_NUM_THREADS"))) {
+#if defined(__SANITIZE_THREAD__)  // GCC's -fsanitize=thread
+      openblas_set_num_threads(1);  // libopenblas is not instrumented: its pool stays off under TSan
+#else
+      openblas_set_num_threads(get_num_threads());
+#endif
+    }
   });
 }
 
-void set_num_threads(int n) {
-  if (n < 1) throw std::invalid_argument("tapegrad::set_num_threads: needs at least 1 thread, got " + std::to_string(n));
-  configure_blas();
-  openblas_set_num_threads(n);
-}
-
-int num_threads() {
+int blas_num_threads() {
   configure_blas();
   return openblas_get_num_threads();
 }

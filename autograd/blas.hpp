@@ -1,8 +1,9 @@
 #pragma once
 /// \file blas.hpp
-/// OpenBLAS settings. tapegrad runs BLAS single-threaded by default (small training gemms lose
-/// more to thread hand-offs than they gain; set OPENBLAS_NUM_THREADS or call set_num_threads to
-/// change it). It also repairs one known misdetection: OpenBLAS 0.3.21 (Debian 12) does not
+/// OpenBLAS settings. BLAS runs on tapegrad's intra-op thread count (autograd/parallel.hpp:
+/// set_num_threads, TAPEGRAD_NUM_THREADS; 1 by default — small training gemms lose more to thread
+/// hand-offs than they gain); with TAPEGRAD_NUM_THREADS unset, a user's OPENBLAS_NUM_THREADS or
+/// OMP_NUM_THREADS decides BLAS's count until set_num_threads is called. It also repairs one known misdetection: OpenBLAS 0.3.21 (Debian 12) does not
 /// recognise some recent Xeons and falls back to its generic "Prescott" (SSE3) kernels, which run
 /// sgemm 3-5x slower; when that happens, tapegrad re-selects the SkylakeX kernels on a CPU with
 /// AVX-512 (F, BW, VL, DQ) or the Haswell kernels on one with AVX2 and FMA. Measured here (min of 7
@@ -10,14 +11,14 @@
 /// [256,784]·[128,784]ᵀ 2835 / 1016 / 549. A user's own OPENBLAS_CORETYPE is always respected.
 #include <string>
 
+#include "autograd/parallel.hpp"
+
 namespace tapegrad {
 
 /// Applies the settings above once; called by the first matmul. Idempotent.
 void configure_blas();
-/// Number of BLAS threads.
-void set_num_threads(int n);
-/// The number of threads BLAS calls use now.
-int num_threads();
+/// The number of threads OpenBLAS uses now (set_num_threads sets it; 1 in ThreadSanitizer builds).
+int blas_num_threads();
 /// The OpenBLAS kernel family in use (e.g. "Haswell").
 std::string blas_core_name();
 

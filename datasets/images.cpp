@@ -10,6 +10,7 @@
 
 #include "autograd/functions.hpp"
 #include "autograd/node.hpp"
+#include "autograd/parallel.hpp"
 
 namespace tapegrad::datasets {
 
@@ -36,11 +37,13 @@ namespace {
 
 /// out[r, :] = float(rows[r][:]) / divisor for `count` rows, rows[r] = base + row(r) · width bytes.
 /// Rows a few ahead are prefetched: a shuffled gather is bound by the latency of scattered rows.
+/// Rows in parallel for a large batch (each thread converts its own rows).
 template <class RowOf>
 void convert_rows(const uint8_t* base, int64_t width, int64_t count, RowOf row, float divisor, float* out) {
   constexpr int64_t kAhead = 4;
-  for (int64_t r = 0; r < count; ++r) {
-    if (r + kAhead < count) {
+  parallel::parallel_for(0, count, parallel::rows_grain(width), [&](int64_t r0, int64_t r1) {
+  for (int64_t r = r0; r < r1; ++r) {
+    if (r + kAhead < r1) {
       const uint8_t* next = base + row(r + kAhead) * width;
       for (int64_t b = 0; b < width; b += 64) __builtin_prefetch(next + b, 0, 3);
       __builtin_prefetch(next + width - 1, 0, 3);  // the last line of a row that starts mid-line
@@ -49,6 +52,7 @@ void convert_rows(const uint8_t* base, int64_t width, int64_t count, RowOf row, 
     float* dst = out + r * width;
     for (int64_t k = 0; k < width; ++k) dst[k] = static_cast<float>(src[k]) / divisor;
   }
+  });
 }
 
 }  // namespace

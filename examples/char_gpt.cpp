@@ -31,8 +31,6 @@
 #include "optim/optim.hpp"
 #include "train/run_state.hpp"
 
-extern "C" void openblas_set_num_threads(int num_threads);
-
 namespace tg = tapegrad;
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
@@ -285,7 +283,10 @@ int main(int argc, char** argv) {
   app.add_option("--min-lr", f.min_lr, "Learning rate at the end of the cosine")->check(CLI::NonNegativeNumber);
   app.add_option("--warmup", f.warmup, "Warm-up iterations")->check(CLI::NonNegativeNumber);
   app.add_option("--text", f.text, "A UTF-8 text file or a folder of them (default: Debian's fortunes)");
-  app.add_option("--threads", f.threads, "OpenBLAS threads")->check(CLI::Range(1, 256));
+  f.threads = tg::get_num_threads();  // TAPEGRAD_NUM_THREADS, else 1
+  app.add_option("--threads", f.threads,
+                 "Intra-op threads for tapegrad's kernels and OpenBLAS (default: TAPEGRAD_NUM_THREADS, else 1)")
+      ->check(CLI::Range(1, 256));
   app.add_option("--seed", f.seed, "Seed of initialisation, batches and sampling");
   app.add_option("--out", f.out, "Output directory");
   app.add_option("--state", f.state,
@@ -307,7 +308,7 @@ int main(int argc, char** argv) {
   app.add_flag("--quiet", f.quiet, "Only errors (and --bench's JSON)");
   app.add_flag("--bench", f.bench, "Print one JSON line with the median ms per iteration and the losses");
   CLI11_PARSE(app, argc, argv);
-  openblas_set_num_threads(f.threads);
+  tg::set_num_threads(f.threads);
   tg::examples::Args common;
   common.program = "char_gpt";
   common.out = f.out;

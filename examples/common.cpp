@@ -11,12 +11,11 @@
 #include <optional>
 #include <nlohmann/json.hpp>
 
+#include "autograd/parallel.hpp"
 #include "autograd/random.hpp"
 #include "nn/nn.hpp"
 #include "optim/optim.hpp"
 #include "train/run_state.hpp"
-
-extern "C" void openblas_set_num_threads(int num_threads);  // OpenBLAS (cblas.h clashes with xtensor-blas)
 
 namespace tapegrad::examples {
 namespace fs = std::filesystem;
@@ -43,6 +42,7 @@ const CLI::Validator kPositive(
 
 Args parse_args(int argc, char** argv, const std::string& description, Args defaults) {
   Args a = std::move(defaults);
+  a.threads = get_num_threads();  // TAPEGRAD_NUM_THREADS, else 1
   a.program = fs::path(argv[0]).filename().string();
   CLI::App app(description, a.program);
   app.option_defaults()->always_capture_default();
@@ -56,7 +56,9 @@ Args parse_args(int argc, char** argv, const std::string& description, Args defa
   app.add_option("--lr", a.lr, "Learning rate")->check(kPositive);
   app.add_option("--optimizer", a.optimizer, "adam, adamw, sgd, rmsprop or adagrad")
       ->check(CLI::IsMember({"adam", "adamw", "sgd", "rmsprop", "adagrad"}));
-  app.add_option("--threads", a.threads, "OpenBLAS threads")->check(CLI::Range(1, 256));
+  app.add_option("--threads", a.threads,
+                 "Intra-op threads for tapegrad's kernels and OpenBLAS (default: TAPEGRAD_NUM_THREADS, else 1)")
+      ->check(CLI::Range(1, 256));
   app.add_option("--seed", a.seed, "Seed of weight initialisation, shuffling and the validation split");
   app.add_option("--validation-split", a.validation_split,
                  "Fraction of the training data held out (at random) for validation, in [0, 1)")
@@ -89,7 +91,7 @@ Args parse_args(int argc, char** argv, const std::string& description, Args defa
   if (a.data.empty()) a.data = a.dataset == "mnist" ? "data/mnist" : datasets::kFashionMnistDir;
   if (a.out.empty()) a.out = "out/" + a.program;
   if (a.state.empty()) a.state = (fs::path(a.out) / "run_state.safetensors").string();
-  openblas_set_num_threads(a.threads);
+  set_num_threads(a.threads);
   manual_seed(a.seed);
   return a;
 }

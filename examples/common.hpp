@@ -27,7 +27,7 @@ struct Args {
   int64_t batch_size = 32;
   double lr = 1e-3;
   std::string optimizer = "adam";  ///< adam | adamw | sgd | rmsprop | adagrad
-  int threads = 1;                 ///< BLAS threads
+  int threads = 1;                 ///< intra-op threads (kernels and BLAS); parse_args starts from TAPEGRAD_NUM_THREADS
   uint64_t seed = 0;
   double validation_split = 0.0;
   int64_t patience = 0;  ///< 0: no early stopping

@@ -11,6 +11,7 @@
 #include "autograd/functions.hpp"
 #include "autograd/kernels.hpp"
 #include "autograd/node.hpp"
+#include "autograd/parallel.hpp"
 #include "nn/functional.hpp"
 
 namespace tapegrad::nn::functional {
@@ -82,7 +83,10 @@ template <class T, bool kToCols>
 void unfold(const Geometry& g, std::conditional_t<kToCols, const T*, T*> img,
             std::conditional_t<kToCols, T*, const T*> cols) {
   const int64_t L = g.n * g.oh * g.ow;
-  for (int64_t c = 0; c < g.c; ++c)
+  // Channels in parallel: channel c owns its column rows and (col2im) its image planes, and each
+  // element is visited in the same order at any thread count.
+  parallel::parallel_for(0, g.c, parallel::rows_grain(g.kh * g.kw * L), [&](int64_t c0, int64_t c1) {
+  for (int64_t c = c0; c < c1; ++c)
     for (int64_t i = 0; i < g.kh; ++i)
       for (int64_t j = 0; j < g.kw; ++j) {
         auto* row = cols + ((c * g.kh + i) * g.kw + j) * L;
@@ -112,12 +116,26 @@ void unfold(const Geometry& g, std::conditional_t<kToCols, const T*, T*> img,
           }
         }
       }
+  });
 }
 
 /// The window parameters of one convolution, kept by its backward functions.
 struct ConvArgs {
   Size2 stride, padding, dilation;
 };
+
+/// Images per group of the weight gradient's partial sums (fixed: the result must not depend on
+/// the thread count). 8 keeps a batch of 32 in 4 groups, enough for 2–4 threads.
+constexpr int64_t kWeightGradGroup = 8;
+
+/// fn(n0, n1) over images [0, n) (or groups of them) of `cost` elements each: in parallel when
+/// there are enough, with OpenBLAS on one thread meanwhile (each thread runs its own products).
+template <class F>
+void images_in_parallel(int64_t n, int64_t cost, F&& fn) {
+  const int64_t grain = parallel::rows_grain(cost);
+  parallel::SerialBlas serial_blas(parallel::will_split(n, grain));
+  parallel::parallel_for(0, n, grain, fn);
+}
 
 /// One image at a time: im2col of image n goes to a scratch buffer [C·kh·kw, oh·ow] small enough
 /// to stay in cache, and each gemm writes straight into image n of the [N, O, oh, ow] output, so
@@ -164,14 +182,18 @@ Tensor conv_forward(const Tensor& x, const Tensor& weight, const Tensor& bias, C
   Tensor result = Tensor::empty({N, O, g.oh, g.ow}, x.dtype());
   dispatch_float("conv2d", x.dtype(), [&](auto z) {
     using T = decltype(z);
-    std::vector<T> cols(static_cast<size_t>(K * L));
-    for (int64_t n = 0; n < N; ++n) {
-      T* out = result.mutable_data<T>() + n * O * L;
-      if (bias.defined())
-        for (int64_t o = 0; o < O; ++o) std::fill_n(out + o * L, L, bias.data<T>()[o]);
-      unfold<T, true>(g, x.data<T>() + n * g.c * g.h * g.w, cols.data());
-      kernels::gemm_raw<T>(weight.data<T>(), cols.data(), out, O, L, K, false, false, T(bias.defined() ? 1 : 0));  // W·cols
-    }
+    const T *px = x.data<T>(), *pw = weight.data<T>(), *pb = bias.defined() ? bias.data<T>() : nullptr;
+    T* pr = result.mutable_data<T>();
+    images_in_parallel(N, K * L, [&](int64_t n0, int64_t n1) {
+      std::vector<T> cols(static_cast<size_t>(K * L));  // this range's scratch
+      for (int64_t n = n0; n < n1; ++n) {
+        T* out = pr + n * O * L;
+        if (pb)
+          for (int64_t o = 0; o < O; ++o) std::fill_n(out + o * L, L, pb[o]);
+        unfold<T, true>(g, px + n * g.c * g.h * g.w, cols.data());
+        kernels::gemm_raw<T>(pw, cols.data(), out, O, L, K, false, false, T(pb ? 1 : 0));  // W·cols
+      }
+    });
   });
   return record("conv2d", result, {x, weight, bias}, save_for_backward(x, weight),
                 [a, has_bias = bias.defined()](const BackwardContext& ctx) -> Grads {
@@ -189,13 +211,17 @@ Tensor conv_input_grad(const Tensor& grad, const Tensor& weight, const Shape& x_
   Tensor result = Tensor::empty(x_shape, grad.dtype());
   dispatch_float("conv2d", grad.dtype(), [&](auto z) {
     using T = decltype(z);
-    std::vector<T> cols(static_cast<size_t>(K * L));
-    for (int64_t n = 0; n < N; ++n) {
-      kernels::gemm_raw<T>(weight.data<T>(), grad.data<T>() + n * O * L, cols.data(), K, L, O, true, false, T(0));  // Wᵀ·g
-      T* out = result.mutable_data<T>() + n * img;
-      std::fill_n(out, img, T(0));
-      unfold<T, false>(g, out, cols.data());
-    }
+    const T *pw = weight.data<T>(), *pg = grad.data<T>();
+    T* pr = result.mutable_data<T>();
+    images_in_parallel(N, K * L, [&](int64_t n0, int64_t n1) {
+      std::vector<T> cols(static_cast<size_t>(K * L));  // this range's scratch
+      for (int64_t n = n0; n < n1; ++n) {
+        kernels::gemm_raw<T>(pw, pg + n * O * L, cols.data(), K, L, O, true, false, T(0));  // Wᵀ·g
+        T* out = pr + n * img;
+        std::fill_n(out, img, T(0));
+        unfold<T, false>(g, out, cols.data());
+      }
+    });
   });
   return record("conv2d_input_grad", result, {grad, weight}, save_for_backward(grad, weight), [a](const BackwardContext& ctx) -> Grads {
     const Tensor &grad = ctx.saved(0), &weight = ctx.saved(1);
@@ -211,10 +237,26 @@ Tensor conv_weight_grad(const Tensor& grad, const Tensor& x, const Shape& w_shap
   Tensor result = zeros(w_shape, grad.dtype());
   dispatch_float("conv2d", grad.dtype(), [&](auto z) {
     using T = decltype(z);
-    std::vector<T> cols(static_cast<size_t>(K * L));
-    for (int64_t n = 0; n < N; ++n) {
-      unfold<T, true>(g, x.data<T>() + n * g.c * g.h * g.w, cols.data());
-      kernels::gemm_raw<T>(grad.data<T>() + n * O * L, cols.data(), result.mutable_data<T>(), O, K, L, false, true, T(1));  // g·colsᵀ
+    const T *px = x.data<T>(), *pg = grad.data<T>();
+    T* pr = result.mutable_data<T>();
+    // Images in fixed groups of kWeightGradGroup: each group's products accumulate into its own
+    // partial (group 0 straight into the result), then the partials are added in group order, so
+    // the sum is the same at every thread count.
+    const int64_t groups = (N + kWeightGradGroup - 1) / kWeightGradGroup, wsize = O * K;
+    std::vector<T> partials(static_cast<size_t>(groups > 1 ? (groups - 1) * wsize : 0), T(0));
+    images_in_parallel(groups, kWeightGradGroup * K * L, [&](int64_t g0, int64_t g1) {
+      std::vector<T> cols(static_cast<size_t>(K * L));  // this range's scratch
+      for (int64_t gi = g0; gi < g1; ++gi) {
+        T* acc = gi == 0 ? pr : partials.data() + (gi - 1) * wsize;
+        for (int64_t n = gi * kWeightGradGroup; n < std::min(N, (gi + 1) * kWeightGradGroup); ++n) {
+          unfold<T, true>(g, px + n * g.c * g.h * g.w, cols.data());
+          kernels::gemm_raw<T>(pg + n * O * L, cols.data(), acc, O, K, L, false, true, T(1));  // g·colsᵀ
+        }
+      }
+    });
+    for (int64_t gi = 1; gi < groups; ++gi) {
+      const T* part = partials.data() + (gi - 1) * wsize;
+      for (int64_t i = 0; i < wsize; ++i) pr[i] += part[i];
     }
   });
   return record("conv2d_weight_grad", result, {grad, x}, save_for_backward(grad, x), [a](const BackwardContext& ctx) -> Grads {

@@ -12,6 +12,7 @@
 #include "autograd/functions.hpp"
 #include "autograd/kernels.hpp"
 #include "autograd/node.hpp"
+#include "autograd/parallel.hpp"
 #include "nn/functional.hpp"
 
 namespace tapegrad::nn::functional {
@@ -135,8 +136,10 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& targets, const CrossEnt
     T* out = per_pos.mutable_data<T>();
     T* p0 = probs.defined() ? probs.mutable_data<T>() : nullptr;
     const T e = static_cast<T>(eps), b = e / static_cast<T>(C);
+    // samples in parallel (each writes only its own row of out and probs)
+    parallel::parallel_for(0, N, parallel::rows_grain(C * Dn), [&](int64_t n0, int64_t n1) {
     std::vector<T> row(D > 1 ? C : 0), prow(D > 1 && p0 ? C : 0);  // a strided row, gathered
-    for (int64_t n = 0; n < N; ++n) {
+    for (int64_t n = n0; n < n1; ++n) {
       for (int64_t i = 0; i < Dn; ++i) {
         const int64_t pos = n * Dn + i, base = n * C * Dn + i;
         const T* x = x0 + base;
@@ -170,6 +173,7 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& targets, const CrossEnt
         }
       }
     }
+    });
   };
   auto run_any = [&](auto z) { plain ? run(z, std::true_type{}) : run(z, std::false_type{}); };
   if (logits.dtype() == DType::f32) run_any(float{});
@@ -205,17 +209,21 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& targets, const CrossEnt
       }
       // a reduced loss's scale: 1/W for mean (0 when every target is ignored: nothing contributes)
       const T sc = r == Reduction::mean ? (W > 0 ? T(1) / static_cast<T>(W) : T(0)) : T(1);
-      if constexpr (P) {  // (p − onehot(t))·g_n, row by row
-        const T* p = p0;
-        for (int64_t n = 0; n < N; ++n, p += C, o0 += C) {
-          if (t[n] < 0 || t[n] >= C) [[unlikely]] target_out_of_range(t[n], C);
-          const T gn = (r == Reduction::none ? g[n] : g[0]) * sc;
-          for (int64_t c = 0; c < C; ++c) o0[c] = p[c] * gn;
-          o0[t[n]] = (p[t[n]] - T(1)) * gn;
-        }
+      if constexpr (P) {  // (p − onehot(t))·g_n, row by row (rows in parallel)
+        parallel::parallel_for(0, N, parallel::rows_grain(C), [&](int64_t n0, int64_t n1) {
+          for (int64_t n = n0; n < n1; ++n) {
+            const T* p = p0 + n * C;
+            T* o = o0 + n * C;
+            if (t[n] < 0 || t[n] >= C) [[unlikely]] target_out_of_range(t[n], C);
+            const T gn = (r == Reduction::none ? g[n] : g[0]) * sc;
+            for (int64_t c = 0; c < C; ++c) o[c] = p[c] * gn;
+            o[t[n]] = (p[t[n]] - T(1)) * gn;
+          }
+        });
         return;
       }
-      for (int64_t n = 0; n < N; ++n) {
+      parallel::parallel_for(0, N, parallel::rows_grain(C * D), [&](int64_t n0, int64_t n1) {
+      for (int64_t n = n0; n < n1; ++n) {
         for (int64_t i = 0; i < D; ++i) {
           const int64_t pos = n * D + i, base = n * C * D + i;
           T* o = o0 + base;
@@ -248,6 +256,7 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& targets, const CrossEnt
           else write_row(D);
         }
       }
+      });
     };
     auto fused_any = [&](auto z) {
       plain && !p_coef.defined() ? fused(z, std::true_type{}) : fused(z, std::false_type{});

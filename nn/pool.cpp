@@ -8,6 +8,7 @@
 
 #include "autograd/functions.hpp"
 #include "autograd/node.hpp"
+#include "autograd/parallel.hpp"
 #include "nn/functional.hpp"
 
 namespace tapegrad::nn::functional {
@@ -54,11 +55,18 @@ void pool_move(const Tensor& image, const Tensor& picked, const Tensor& idx) {
     std::conditional_t<kScatter, const T*, T*> pick;  // written only when gathering
     if constexpr (kScatter) img = image.mutable_data<T>(), pick = picked.data<T>();
     else img = image.data<T>(), pick = picked.mutable_data<T>();
-    for (int64_t plane = 0; plane < planes; ++plane, img += per_in)
-      for (int64_t k = 0; k < per_out; ++k, ++pi, ++pick) {
-        if constexpr (kScatter) img[*pi] += *pick;
-        else *pick = img[*pi];
+    // planes in parallel: a plane's taps all lie in its own image plane
+    parallel::parallel_for(0, planes, parallel::rows_grain(per_out), [&](int64_t p0, int64_t p1) {
+      for (int64_t plane = p0; plane < p1; ++plane) {
+        auto* im = img + plane * per_in;
+        const int64_t* at = pi + plane * per_out;
+        auto* pk = pick + plane * per_out;
+        for (int64_t k = 0; k < per_out; ++k) {
+          if constexpr (kScatter) im[at[k]] += pk[k];
+          else pk[k] = im[at[k]];
+        }
       }
+    });
   };
   if (image.dtype() == DType::f32) run(float{});
   else run(double{});
@@ -96,7 +104,7 @@ struct Best {
 };
 
 template <class T>
-void max_scan(const T* x, T* out, int64_t* idx, int64_t planes, int64_t H, int64_t W, const PoolArgs& a) {
+void max_scan_planes(const T* x, T* out, int64_t* idx, int64_t planes, int64_t H, int64_t W, const PoolArgs& a) {
   if (a.kernel.h == 2 && a.kernel.w == 2 && a.stride.h == 2 && a.stride.w == 2 && a.padding.h == 0 &&
       a.padding.w == 0) {
     for (int64_t plane = 0; plane < planes; ++plane, x += H * W)
@@ -135,6 +143,15 @@ void max_scan(const T* x, T* out, int64_t* idx, int64_t planes, int64_t H, int64
         *idx++ = b.at;
       }
     }
+}
+
+/// max_scan_planes with the planes split over threads (each plane is scanned alone).
+template <class T>
+void max_scan(const T* x, T* out, int64_t* idx, int64_t planes, int64_t H, int64_t W, const PoolArgs& a) {
+  const int64_t per_out = a.oh * a.ow;
+  parallel::parallel_for(0, planes, parallel::rows_grain(H * W), [&](int64_t p0, int64_t p1) {
+    max_scan_planes(x + p0 * H * W, out + p0 * per_out, idx + p0 * per_out, p1 - p0, H, W, a);
+  });
 }
 
 }  // namespace

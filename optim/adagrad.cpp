@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "autograd/node.hpp"
+#include "autograd/parallel.hpp"
 
 namespace tapegrad::optim {
 
@@ -42,12 +43,14 @@ void Adagrad::step() {
         T* s = sum_t.mutable_data<T>();
         const T lr = T(clr), wd = T(o.weight_decay()), eps = T(o.eps());
         const int64_t n = p.numel();
-        for (int64_t k = 0; k < n; ++k) {
-          T d = dw[k];
-          if (wd != 0) d += wd * w[k];
-          s[k] += d * d;
-          w[k] -= lr * (d / (std::sqrt(s[k]) + eps));
-        }
+        parallel::parallel_for(0, n, parallel::kGrain, [=](int64_t lo, int64_t hi) {
+          for (int64_t k = lo; k < hi; ++k) {
+            T d = dw[k];
+            if (wd != 0) d += wd * w[k];
+            s[k] += d * d;
+            w[k] -= lr * (d / (std::sqrt(s[k]) + eps));
+          }
+        });
       });
     });
   }

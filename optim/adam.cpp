@@ -13,6 +13,7 @@
 #include <type_traits>
 
 #include "autograd/node.hpp"
+#include "autograd/parallel.hpp"
 
 namespace tapegrad::optim {
 
@@ -117,13 +118,25 @@ __attribute__((target("avx512f"))) void adam_avx512_f32(const AdamStep<float>& s
 }
 
 template <class T, bool kCoupledDecay, bool kAmsgrad>
-void adam_dispatch(const AdamStep<T>& s) {
+void adam_range(const AdamStep<T>& s) {
   const bool avx512 = kernel_isa() >= Isa::avx512;  // the CPU has it, and no test forces a narrower path
   if constexpr (std::is_same_v<T, float>) {
     if (avx512) return adam_avx512_f32<kCoupledDecay, kAmsgrad>(s);
   }
   if (avx512) adam_avx512<T, kCoupledDecay, kAmsgrad>(s);
   else adam_default<T, kCoupledDecay, kAmsgrad>(s);
+}
+
+/// adam_range over ranges of whole grains in parallel (each element's update is independent; the
+/// ranges start at multiples of kGrain, so the vector bodies and tails are those of one pass).
+template <class T, bool kCoupledDecay, bool kAmsgrad>
+void adam_dispatch(const AdamStep<T>& s) {
+  parallel::parallel_for(0, s.n, parallel::kGrain, [&s](int64_t lo, int64_t hi) {
+    AdamStep<T> part = s;
+    part.w += lo, part.dw += lo, part.m += lo, part.v += lo, part.n = hi - lo;
+    if (part.vmax) part.vmax += lo;
+    adam_range<T, kCoupledDecay, kAmsgrad>(part);
+  });
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "autograd/node.hpp"
+#include "autograd/parallel.hpp"
 
 namespace tapegrad::optim {
 
@@ -44,24 +45,26 @@ void RMSprop::step() {
         const T lr = T(o.lr()), alpha = T(o.alpha()), one_alpha = T(1 - o.alpha()), eps = T(o.eps());
         const T wd = T(o.weight_decay()), mu = T(o.momentum());
         const int64_t n = p.numel();
-        for (int64_t k = 0; k < n; ++k) {
-          T d = dw[k];
-          if (wd != 0) d += wd * w[k];
-          sq[k] = alpha * sq[k] + one_alpha * d * d;
-          T a;
-          if (ga) {
-            ga[k] = alpha * ga[k] + one_alpha * d;
-            a = std::sqrt(sq[k] - ga[k] * ga[k]) + eps;
-          } else {
-            a = std::sqrt(sq[k]) + eps;
+        parallel::parallel_for(0, n, parallel::kGrain, [=](int64_t lo, int64_t hi) {
+          for (int64_t k = lo; k < hi; ++k) {
+            T d = dw[k];
+            if (wd != 0) d += wd * w[k];
+            sq[k] = alpha * sq[k] + one_alpha * d * d;
+            T a;
+            if (ga) {
+              ga[k] = alpha * ga[k] + one_alpha * d;
+              a = std::sqrt(sq[k] - ga[k] * ga[k]) + eps;
+            } else {
+              a = std::sqrt(sq[k]) + eps;
+            }
+            if (buf) {
+              buf[k] = mu * buf[k] + d / a;
+              w[k] -= lr * buf[k];
+            } else {
+              w[k] -= lr * (d / a);
+            }
           }
-          if (buf) {
-            buf[k] = mu * buf[k] + d / a;
-            w[k] -= lr * buf[k];
-          } else {
-            w[k] -= lr * (d / a);
-          }
-        }
+        });
       });
     });
   }

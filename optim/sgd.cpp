@@ -1,6 +1,7 @@
 #include "optim/sgd.hpp"
 
 #include "autograd/node.hpp"
+#include "autograd/parallel.hpp"
 
 namespace tapegrad::optim {
 
@@ -37,15 +38,17 @@ void SGD::step() {
         const T lr = T(o.lr()), wd = T(o.weight_decay()), mu = T(o.momentum()), keep = T(1 - o.dampening());
         const bool nesterov = o.nesterov();
         const int64_t n = p.numel();
-        for (int64_t k = 0; k < n; ++k) {
-          T d = dw[k];
-          if (wd != 0) d += wd * w[k];
-          if (b) {
-            b[k] = first ? d : mu * b[k] + keep * d;
-            d = nesterov ? d + mu * b[k] : b[k];
+        parallel::parallel_for(0, n, parallel::kGrain, [=](int64_t lo, int64_t hi) {
+          for (int64_t k = lo; k < hi; ++k) {
+            T d = dw[k];
+            if (wd != 0) d += wd * w[k];
+            if (b) {
+              b[k] = first ? d : mu * b[k] + keep * d;
+              d = nesterov ? d + mu * b[k] : b[k];
+            }
+            w[k] -= lr * d;
           }
-          w[k] -= lr * d;
-        }
+        });
       });
     });
   }

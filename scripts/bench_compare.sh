@@ -8,7 +8,8 @@
 # 2. builds tapegrad's mnist_mlp, mnist_cnn and benchmarks (tape, train, per-op) in $BUILD (default build), and
 #    bench/compare (torch_compare: libtorch; gemm_floor: bare OpenBLAS sgemm) in build-compare;
 # 3. runs bench/compare/driver.py: tapegrad, libtorch, PyTorch alternately, 3 epochs each at batch 32
-#    and 256, 3 rounds; prints one table of medians and ratios, then per-op forward / backward times
+#    and 256, 3 rounds (the small CNN and the char GPT also at 2 threads, beside libtorch / PyTorch at the
+#    same torch.set_num_threads: --thread-counts 1,2); prints one table of medians and ratios, then per-op forward / backward times
 #    against libtorch; writes them with the raw numbers to build-compare/bench_compare.{txt,json}.
 # Takes about 5 minutes on a 2-core Xeon. Timings are noisy on a busy machine: check `uptime`.
 set -euo pipefail

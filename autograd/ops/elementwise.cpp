@@ -33,8 +33,15 @@ Tensor xmap_kernel(const char* op, const Tensor& x, F f) {
       out.mutable_data<T>()[0] = f(xt::xtensor_fixed<T, xt::xshape<1>>{x.data<T>()[0]})(0);
       return;
     }
-    auto xo = kernels::xview_mut<T>(out);
-    xt::noalias(xo) = f(kernels::xview<T>(x));
+    // Ranges start at multiples of parallel::kGrain, so xtensor splits each into the same SIMD body
+    // and scalar tail as one pass over the whole (64-byte aligned) output: bitwise equal results.
+    const T* px = x.data<T>();
+    T* po = out.mutable_data<T>();
+    parallel::parallel_for(0, x.numel(), parallel::kGrain, [&](int64_t lo, int64_t hi) {
+      const std::array<size_t, 1> shape{static_cast<size_t>(hi - lo)};
+      auto xo = xt::adapt(po + lo, shape[0], xt::no_ownership(), shape);
+      xt::noalias(xo) = f(xt::adapt(px + lo, shape[0], xt::no_ownership(), shape));
+    });
   });
   return out;
 }
@@ -401,14 +408,17 @@ Tensor simd_map(const char* op, const std::array<const Tensor*, K>& in, F f) {
     auto apply = [&](auto load) {
       return [&]<size_t... J>(std::index_sequence<J...>) { return f(load(J)...); }(std::make_index_sequence<K>{});
     };
-    int64_t i = 0;
-    for (; i + W <= n; i += W) apply([&](size_t j) { return B::load_unaligned(p[j] + i); }).store_unaligned(po + i);
-    if (i < n) {  // the tail, through one zero-padded batch
-      T buf[K][W] = {}, res[W];
-      for (size_t j = 0; j < K; ++j) std::copy(p[j] + i, p[j] + n, buf[j]);
-      apply([&](size_t j) { return B::load_unaligned(buf[j]); }).store_unaligned(res);
-      std::copy(res, res + (n - i), po + i);
-    }
+    // Ranges start at multiples of parallel::kGrain (a multiple of W): the same batches as one pass.
+    parallel::parallel_for(0, n, parallel::kGrain, [&](int64_t lo, int64_t hi) {
+      int64_t i = lo;
+      for (; i + W <= hi; i += W) apply([&](size_t j) { return B::load_unaligned(p[j] + i); }).store_unaligned(po + i);
+      if (i < hi) {  // the tail, through one zero-padded batch
+        T buf[K][W] = {}, res[W];
+        for (size_t j = 0; j < K; ++j) std::copy(p[j] + i, p[j] + hi, buf[j]);
+        apply([&](size_t j) { return B::load_unaligned(buf[j]); }).store_unaligned(res);
+        std::copy(res, res + (hi - i), po + i);
+      }
+    });
   });
   return out;
 }

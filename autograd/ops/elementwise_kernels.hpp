@@ -8,6 +8,7 @@
 #include "autograd/functions.hpp"
 #include "autograd/kernels.hpp"
 #include "autograd/ops/broadcast.hpp"
+#include "autograd/parallel.hpp"
 
 namespace tapegrad::kernels {
 
@@ -39,13 +40,19 @@ Tensor binary_kernel(const char* op, const Tensor& a, const Tensor& b, F f) {
     O* po = out.mutable_data<O>();
     const int64_t n = out.numel();
     if (a.shape() == b.shape()) {
-      for (int64_t i = 0; i < n; ++i) po[i] = static_cast<O>(f(pa[i], pb[i]));
+      parallel::parallel_for(0, n, parallel::kGrain, [&](int64_t lo, int64_t hi) {
+        for (int64_t i = lo; i < hi; ++i) po[i] = static_cast<O>(f(pa[i], pb[i]));
+      });
     } else if (b.numel() == 1) {
       const T s = pb[0];
-      for (int64_t i = 0; i < n; ++i) po[i] = static_cast<O>(f(pa[i], s));
+      parallel::parallel_for(0, n, parallel::kGrain, [&](int64_t lo, int64_t hi) {
+        for (int64_t i = lo; i < hi; ++i) po[i] = static_cast<O>(f(pa[i], s));
+      });
     } else if (a.numel() == 1) {
       const T s = pa[0];
-      for (int64_t i = 0; i < n; ++i) po[i] = static_cast<O>(f(s, pb[i]));
+      parallel::parallel_for(0, n, parallel::kGrain, [&](int64_t lo, int64_t hi) {
+        for (int64_t i = lo; i < hi; ++i) po[i] = static_cast<O>(f(s, pb[i]));
+      });
     } else {
       broadcast_rows<2>(shape, {&a.shape(), &b.shape()}, [&](int64_t o, auto off, auto st, int64_t len) {
         const T* x = pa + off[0];
@@ -78,8 +85,9 @@ Tensor map_kernel(const char* op, const Tensor& x, F f) {
     using O = std::conditional_t<BoolOut, bool, T>;
     const T* px = x.data<T>();
     O* po = out.mutable_data<O>();
-    const int64_t n = x.numel();
-    for (int64_t i = 0; i < n; ++i) po[i] = static_cast<O>(f(px[i]));
+    parallel::parallel_for(0, x.numel(), parallel::kGrain, [&](int64_t lo, int64_t hi) {
+      for (int64_t i = lo; i < hi; ++i) po[i] = static_cast<O>(f(px[i]));
+    });
   });
   return out;
 }
@@ -95,8 +103,9 @@ Tensor scalar_kernel(const char* op, const Tensor& x, const Scalar& s, F f) {
     const T v = s.to<T>();
     const T* px = x.data<T>();
     O* po = out.mutable_data<O>();
-    const int64_t n = x.numel();
-    for (int64_t i = 0; i < n; ++i) po[i] = static_cast<O>(f(px[i], v));
+    parallel::parallel_for(0, x.numel(), parallel::kGrain, [&](int64_t lo, int64_t hi) {
+      for (int64_t i = lo; i < hi; ++i) po[i] = static_cast<O>(f(px[i], v));
+    });
   });
   return out;
 }

@@ -7,6 +7,7 @@
 #include "autograd/functions.hpp"
 #include "autograd/kernels.hpp"
 #include "autograd/node.hpp"
+#include "autograd/parallel.hpp"
 
 namespace tapegrad {
 namespace {
@@ -42,31 +43,72 @@ Shape reduced_shape(const Shape& s, const std::vector<int64_t>& axes, bool keepd
 
 enum class Reduce { sum, max, min };
 
-/// dst[i] = Σ_r base[r·inner + i] over one [red, inner] block. Floating sums accumulate in double
-/// when inner = 1 (8 independent lanes: one running sum is latency-bound); int64 sums are exact.
+/// Σ_r base[r] over one contiguous run: floating sums accumulate in double (8 independent lanes:
+/// one running sum is latency-bound); int64 sums are exact. Runs longer than parallel::kGrain are
+/// summed per fixed chunk of kGrain and the chunk sums added in order (parallel::parallel_reduce),
+/// so the result is the same at every thread count.
 template <class T>
-void sum_block(const T* base, T* dst, int64_t red, int64_t inner) {
-  if (inner == 1) {
-    using Acc = std::conditional_t<std::is_floating_point_v<T>, double, T>;
+T sum_run(const T* base, int64_t red) {
+  using Acc = std::conditional_t<std::is_floating_point_v<T>, double, T>;
+  auto chunk = [base](int64_t lo, int64_t hi) {
     Acc lane[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    int64_t r = 0;
-    for (; r + 8 <= red; r += 8)
+    int64_t r = lo;
+    for (; r + 8 <= hi; r += 8)
       for (int j = 0; j < 8; ++j) lane[j] += static_cast<Acc>(base[r + j]);
     Acc acc = ((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7]));
-    for (; r < red; ++r) acc += base[r];
-    dst[0] = static_cast<T>(acc);
-    return;
-  }
-  if (red == 0) {  // Σ∅ = 0 (max/min of an empty axis are refused before)
-    std::fill_n(dst, inner, T(0));
-    return;
-  }
-  std::copy(base, base + inner, dst);
-  for (int64_t r = 1; r < red; ++r)
-    for (int64_t i = 0; i < inner; ++i) dst[i] += base[r * inner + i];
+    for (; r < hi; ++r) acc += base[r];
+    return acc;
+  };
+  return static_cast<T>(parallel::parallel_reduce(int64_t(0), red, parallel::kGrain, Acc(0), chunk,
+                                                  [](Acc a, Acc b) { return a + b; }));
 }
 
-/// Reduces one axis of x (keepdim) with the given operation.
+/// Columns [lo, hi) of one [red, inner] block (row stride inner) reduced over its rows into dst.
+template <class T>
+void reduce_columns(const T* base, T* dst, int64_t red, int64_t inner, int64_t lo, int64_t hi, Reduce kind) {
+  if (red == 0) {  // Σ∅ = 0 (max/min of an empty axis are refused before)
+    std::fill(dst + lo, dst + hi, T(0));
+    return;
+  }
+  std::copy(base + lo, base + hi, dst + lo);
+  for (int64_t r = 1; r < red; ++r) {
+    const T* row = base + r * inner;
+    if (kind == Reduce::sum) {
+      if constexpr (!std::is_same_v<T, bool>)
+        for (int64_t i = lo; i < hi; ++i) dst[i] += row[i];
+    } else if (kind == Reduce::max) {  // NaN propagates, as in PyTorch: a NaN row value always wins
+      for (int64_t i = lo; i < hi; ++i) dst[i] = (row[i] > dst[i] || kernels::is_nan(row[i])) ? row[i] : dst[i];
+    } else {
+      for (int64_t i = lo; i < hi; ++i) dst[i] = (row[i] < dst[i] || kernels::is_nan(row[i])) ? row[i] : dst[i];
+    }
+  }
+}
+
+/// One [red, inner] block reduced into dst[0, inner). Each output element is computed in the same
+/// order whether the block's columns are split over threads or not.
+template <class T>
+void reduce_block(const T* base, T* dst, int64_t red, int64_t inner, Reduce kind) {
+  if (inner == 1) {
+    if constexpr (!std::is_same_v<T, bool>) {  // bool is summed as int64 (sum converts it)
+      if (kind == Reduce::sum) {
+        dst[0] = sum_run(base, red);
+        return;
+      }
+    }
+    T acc = base[0];
+    for (int64_t r = 1; r < red; ++r)
+      acc = kind == Reduce::max ? (base[r] > acc || kernels::is_nan(base[r]) ? base[r] : acc)
+                                : (base[r] < acc || kernels::is_nan(base[r]) ? base[r] : acc);
+    dst[0] = acc;
+    return;
+  }
+  parallel::parallel_for(0, inner, parallel::rows_grain(red), [&](int64_t lo, int64_t hi) {
+    reduce_columns(base, dst, red, inner, lo, hi, kind);
+  });
+}
+
+/// Reduces one axis of x (keepdim) with the given operation: blocks in parallel when there are
+/// several, else the block's columns (or, for a full sum, its fixed chunks).
 Tensor reduce_axis(const Tensor& x, int64_t axis, Reduce kind) {
   Shape out_shape = x.shape();
   const int64_t red = out_shape[static_cast<size_t>(axis)];
@@ -79,32 +121,9 @@ Tensor reduce_axis(const Tensor& x, int64_t axis, Reduce kind) {
     using T = decltype(z);
     const T* px = x.data<T>();
     T* po = out.mutable_data<T>();
-    for (int64_t o = 0; o < outer; ++o) {
-      const T* base = px + o * red * inner;
-      T* dst = po + o * inner;
-      if (kind == Reduce::sum) {
-        if constexpr (!std::is_same_v<T, bool>) {  // bool is summed as int64 (sum converts it)
-          sum_block(base, dst, red, inner);
-          continue;
-        }
-      }
-      if (inner == 1) {
-        T acc = base[0];
-        for (int64_t r = 1; r < red; ++r)
-          acc = kind == Reduce::max ? (base[r] > acc || kernels::is_nan(base[r]) ? base[r] : acc)
-                                    : (base[r] < acc || kernels::is_nan(base[r]) ? base[r] : acc);
-        dst[0] = acc;
-        continue;
-      }
-      std::copy(base, base + inner, dst);
-      for (int64_t r = 1; r < red; ++r) {
-        const T* row = base + r * inner;
-        if (kind == Reduce::max)  // NaN propagates, as in PyTorch: a NaN row value always wins
-          for (int64_t i = 0; i < inner; ++i) dst[i] = (row[i] > dst[i] || kernels::is_nan(row[i])) ? row[i] : dst[i];
-        else
-          for (int64_t i = 0; i < inner; ++i) dst[i] = (row[i] < dst[i] || kernels::is_nan(row[i])) ? row[i] : dst[i];
-      }
-    }
+    parallel::parallel_for(0, outer, parallel::rows_grain(red * inner), [&](int64_t o0, int64_t o1) {
+      for (int64_t o = o0; o < o1; ++o) reduce_block(px + o * red * inner, po + o * inner, red, inner, kind);
+    });
   });
   return out;
 }

@@ -7,6 +7,7 @@
 #include "autograd/kernels.hpp"
 #include "autograd/node.hpp"
 #include "autograd/ops/broadcast.hpp"
+#include "autograd/parallel.hpp"
 
 namespace tapegrad {
 namespace {
@@ -356,11 +357,15 @@ Tensor index_select(const Tensor& x, int64_t dim, const Tensor& index) {
     using T = decltype(z);
     const T* src = x.data<T>();
     T* dst = result.mutable_data<T>();
-    for (int64_t o = 0; o < s.outer; ++o)
-      for (int64_t i = 0; i < index.numel(); ++i) {
+    const int64_t k = index.numel();
+    // the batch gather (TensorDataset::get): selected rows in parallel, each written by one thread
+    parallel::parallel_for(0, s.outer * k, parallel::rows_grain(s.inner), [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r) {
+        const int64_t o = r / k, i = r % k;
         const T* f = src + (o * s.size + idx[i]) * s.inner;
-        std::copy(f, f + s.inner, dst + (o * index.numel() + i) * s.inner);
+        std::copy(f, f + s.inner, dst + r * s.inner);
       }
+    });
   });
   return record("index_select", result, {x}, save_for_backward(index), [in = x.shape(), d](const BackwardContext& ctx) -> Grads {
     return {index_add(in, d, ctx.saved(0), ctx.grad)};

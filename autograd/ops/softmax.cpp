@@ -11,6 +11,7 @@
 #include "autograd/functions.hpp"
 #include "autograd/kernels.hpp"
 #include "autograd/node.hpp"
+#include "autograd/parallel.hpp"
 
 namespace tapegrad {
 namespace {
@@ -27,7 +28,8 @@ Tensor softmax_kernel(const char* op, const Tensor& x, int64_t axis, bool log_fo
     const T* px = x.data<T>();
     T* po = out.mutable_data<T>();
     if (inner == 1) {  // rows are contiguous
-      for (int64_t o = 0; o < outer; ++o) {
+      parallel::parallel_for(0, outer, parallel::rows_grain(n), [&](int64_t o0, int64_t o1) {
+      for (int64_t o = o0; o < o1; ++o) {
         const T* in = px + o * n;
         T* dst = po + o * n;
         T m;
@@ -40,9 +42,11 @@ Tensor softmax_kernel(const char* op, const Tensor& x, int64_t axis, bool log_fo
           for (int64_t k = 0; k < n; ++k) dst[k] *= inv;
         }
       }
+      });
       return;
     }
-    for (int64_t o = 0; o < outer; ++o)
+    parallel::parallel_for(0, outer, parallel::rows_grain(n * inner), [&](int64_t o0, int64_t o1) {
+    for (int64_t o = o0; o < o1; ++o)
       for (int64_t i = 0; i < inner; ++i) {
         const T* in = px + o * n * inner + i;
         T* dst = po + o * n * inner + i;
@@ -63,6 +67,7 @@ Tensor softmax_kernel(const char* op, const Tensor& x, int64_t axis, bool log_fo
           for (int64_t k = 0; k < n; ++k) dst[k * inner] *= inv;
         }
       }
+    });
   });
   return out;
 }
@@ -80,10 +85,14 @@ Tensor softmax_backward_rows(const char* op, const Tensor& y, const Tensor& g, b
     using T = decltype(z);
     using B = xsimd::batch<T>;
     constexpr int64_t W = static_cast<int64_t>(B::size);
-    for (int64_t r = 0; r < rows; ++r) {
-      const T* py = y.data<T>() + r * n;
-      const T* pg = g.data<T>() + r * n;
-      T* pd = dx.mutable_data<T>() + r * n;
+    const T* y0 = y.data<T>();
+    const T* g0 = g.data<T>();
+    T* d0 = dx.mutable_data<T>();
+    parallel::parallel_for(0, rows, parallel::rows_grain(n), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const T* py = y0 + r * n;
+      const T* pg = g0 + r * n;
+      T* pd = d0 + r * n;
       B acc(T(0));
       int64_t k = 0;
       for (; k + W <= n; k += W) {
@@ -99,6 +108,7 @@ Tensor softmax_backward_rows(const char* op, const Tensor& y, const Tensor& g, b
       }
       for (; k < n; ++k) pd[k] = log_form ? pg[k] - std::exp(py[k]) * s : py[k] * (pg[k] - s);
     }
+    });
   });
   return dx;
 }

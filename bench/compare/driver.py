@@ -158,6 +158,8 @@ def main():
                    help="OPENBLAS_CORETYPE for libtorch, PyTorch and the GEMM floor: auto = the kernels tapegrad "
                         "uses (Haswell where OpenBLAS falls back to Prescott), 'installed' = OpenBLAS's own choice")
     p.add_argument("--json", default=None, help="write every raw measurement here")
+    p.add_argument("--thread-counts", default="1,2",
+                   help="intra-op thread counts of the CNN and GPT runs (tapegrad --threads, torch.set_num_threads)")
     args = p.parse_args()
 
     here = os.path.dirname(os.path.abspath(__file__))
@@ -176,7 +178,12 @@ def main():
     tg_gpt = os.path.join(args.tapegrad_build, "examples", "char_gpt")
     has_gpt = not args.no_gpt and os.access(tg_gpt, os.X_OK)
     torch_gpt = [args.python, os.path.join(here, "..", "..", "scripts", "torch_gpt.py")]
-    batches = [int(b) for b in args.batch_sizes.split(",") if b]  # "" : no MLP runs (e.g. only the GPT)
+    batches = [int(b) for b in args.batch_sizes.split(",") if b]
+    thread_counts = [int(n) for n in args.thread_counts.split(",") if n] or [1]
+
+    def tsuf(n):
+        """The key suffix of a run at n threads ("" at 1: the keys of the single-threaded rows)."""
+        return "" if n == 1 else " t%d" % n  # "" : no MLP runs (e.g. only the GPT)
     # The examples write a run state after each epoch when they know --state; the others don't.
     tg_extra = ["--state", "none"] if "--state" in run([tg_mlp, "--help"])[0] else []
     tmp = tempfile.mkdtemp(prefix="bench-compare-")
@@ -245,31 +252,33 @@ def main():
         if not args.no_ops:
             rd["tapegrad ops"] = tapegrad_ops(args.tapegrad_build, tmp)
             rd["libtorch ops"] = last_json(run([lt, "ops"], torch_env, tmp)[0])["ops"]
-        if has_cnn:
+        for n in thread_counts if has_cnn else []:
             out_dir = os.path.join(tmp, "tg_cnn")
             _, rss = run([tg_cnn, "--dataset", "fashion-mnist", "--data", cnn_data, "--epochs", "1", "--batch-size",
-                          "32", "--threads", "1", "--seed", "0", "--quiet", "--out", out_dir] + tg_extra, tmp=tmp)
+                          "32", "--threads", str(n), "--seed", "0", "--quiet", "--out", out_dir] + tg_extra, tmp=tmp)
             m = json.load(open(os.path.join(out_dir, "metrics.json")))
-            rd["tapegrad cnn"] = {"seconds": m["history"]["epochs"][0]["seconds"], "accuracy": m["test"]["accuracy"],
-                                  "rss_mb": rss}
-            text, rss = run([lt, "cnn", "--data", cnn_data, "--batch-size", "32", "--epochs", "1", "--seed", "0"],
-                            torch_env, tmp)
+            rd["tapegrad cnn" + tsuf(n)] = {"seconds": m["history"]["epochs"][0]["seconds"],
+                                            "accuracy": m["test"]["accuracy"], "rss_mb": rss}
+            text, rss = run([lt, "cnn", "--data", cnn_data, "--batch-size", "32", "--epochs", "1", "--seed", "0",
+                             "--threads", str(n)], torch_env, tmp)
             j = last_json(text)
-            rd["libtorch cnn"] = {"seconds": j["epoch_seconds"][0], "accuracy": j["test_accuracy"], "rss_mb": rss}
+            rd["libtorch cnn" + tsuf(n)] = {"seconds": j["epoch_seconds"][0], "accuracy": j["test_accuracy"],
+                                            "rss_mb": rss}
         if has_gpt:
             # The machine's single-core sgemm peak, measured beside the runs it bounds.
             rd["sgemm peak"] = {"gflops": last_json(run([floor, "--peak", "2048"],
                                                         {"OPENBLAS_CORETYPE": tapegrad_core}, tmp)[0])["peak_gflops"]}
-            gpt_common = ["--iters", str(args.gpt_iters), "--eval-every", str(args.gpt_iters), "--text", args.text,
-                          "--seed", "0", "--threads", "1"]
-            text, rss = run([tg_gpt, "--bench", "--quiet", "--sample", "0", "--state", "none",
-                             "--out", os.path.join(tmp, "tg_gpt")] + gpt_common, tmp=tmp)
-            j = last_json(text)
-            rd["tapegrad gpt"] = {"ms": j["ms_per_iter"], "val_loss": j["val_loss"], "rss_mb": rss}
-            if not args.no_pytorch:
-                text, rss = run(torch_gpt + gpt_common, torch_env, tmp)
+            for n in thread_counts:
+                gpt_common = ["--iters", str(args.gpt_iters), "--eval-every", str(args.gpt_iters), "--text",
+                              args.text, "--seed", "0", "--threads", str(n)]
+                text, rss = run([tg_gpt, "--bench", "--quiet", "--sample", "0", "--state", "none",
+                                 "--out", os.path.join(tmp, "tg_gpt")] + gpt_common, tmp=tmp)
                 j = last_json(text)
-                rd["pytorch gpt"] = {"ms": j["ms_per_iter"], "val_loss": j["val_loss"], "rss_mb": rss}
+                rd["tapegrad gpt" + tsuf(n)] = {"ms": j["ms_per_iter"], "val_loss": j["val_loss"], "rss_mb": rss}
+                if not args.no_pytorch:
+                    text, rss = run(torch_gpt + gpt_common, torch_env, tmp)
+                    j = last_json(text)
+                    rd["pytorch gpt" + tsuf(n)] = {"ms": j["ms_per_iter"], "val_loss": j["val_loss"], "rss_mb": rss}
         raw["rounds"].append(rd)
         print("round %d/%d: " % (r, args.rounds) + ", ".join(
             "%s %.3fs" % (k, v["seconds"]) for k, v in rd.items() if "seconds" in v), file=sys.stderr, flush=True)
@@ -335,6 +344,15 @@ def main():
         accuracy_ok &= ok
         rows.append(("CNN test accuracy after 1 epoch", [fmt(acc.get(s), "%.4f") for s in systems], "-", "-",
                      "diff <= 0.03", "yes" if ok else "NO"))
+        for n in [n for n in thread_counts if n != 1]:
+            add("small CNN epoch at %d threads (s)" % n,
+                {s: series("%s cnn%s" % (s, tsuf(n)), "seconds") for s in ("tapegrad", "libtorch")}, "%.2f", 1.0)
+            # the speed-up of each system from 1 to n threads (per round, then the median)
+            up = {s: paired(series("%s cnn" % s, "seconds"), series("%s cnn%s" % (s, tsuf(n)), "seconds"))
+                  for s in ("tapegrad", "libtorch")}
+            rows.append(("CNN epoch speed-up, 1 -> %d threads" % n, [fmt(up.get(s), "%.2fx") for s in systems], "-",
+                         "-", "tapegrad >= 1.70x (quiet machine)",
+                         "-" if up["tapegrad"] is None else ("yes" if up["tapegrad"] >= 1.7 else "NO")))
 
     if has_gpt:
         # FLOPs of one training iteration of the baby GPT, from the shapes (B·T tokens, width E, L layers,
@@ -359,6 +377,14 @@ def main():
         ok = len(vl) < 2 or abs(vl["tapegrad"] - vl["pytorch"]) <= 0.05
         rows.append(("GPT validation loss after %d iterations" % args.gpt_iters,
                      [fmt(vl.get(s), "%.4f") for s in systems], "-", "-", "diff <= 0.05", "yes" if ok else "NO"))
+        for n in [n for n in thread_counts if n != 1]:
+            g_n = {s: series("%s gpt%s" % (s, tsuf(n)), "ms") for s in gpt}
+            tp_n = paired(g_n.get("tapegrad"), g_n.get("pytorch"))
+            rows.append(("char GPT training iteration at %d threads (ms)" % n,
+                         [fmt(median(g_n.get(s, [])), "%.1f") for s in systems], "-", fmt(tp_n, "%.2f"), "-", "-"))
+            up = {s: paired(gpt[s], g_n[s]) for s in gpt}
+            rows.append(("GPT iteration speed-up, 1 -> %d threads" % n, [fmt(up.get(s), "%.2fx") for s in systems],
+                         "-", "-", "-", "-"))
 
     headers = ["", "tapegrad", "libtorch"] + ([] if args.no_pytorch else ["PyTorch"]) + \
         ["tg/libtorch", "tg/PyTorch", "target tg/libtorch", "met"]
@@ -368,8 +394,9 @@ def main():
              for row in table]
     lt_core = raw["rounds"][0]["libtorch mlp %d" % batches[0]]["blas_core"] if batches else "(no MLP run)"
     print()
-    print("tapegrad vs libtorch vs PyTorch on Fashion-MNIST (60,000 train / 10,000 test), 1 thread, "
-          "medians of %d alternating rounds; ratios: median of the per-round ratios" % args.rounds)
+    print("tapegrad vs libtorch vs PyTorch on Fashion-MNIST (60,000 train / 10,000 test), 1 thread unless a row "
+          "says more (CNN and GPT at %s threads: tapegrad --threads, torch.set_num_threads), medians of %d "
+          "alternating rounds; ratios: median of the per-round ratios" % (args.thread_counts, args.rounds))
     print("Seed MLP epoch time of a run: the median of its %d epochs; GEMM floor: the median of 3 timed epochs "
           "after a warm-up one, measured before and after the three systems' runs, the smaller kept" % args.epochs)
     print("CPU: %s, %d cores; load average at the end: %.2f" % (cpu_model(), os.cpu_count(), os.getloadavg()[0]))

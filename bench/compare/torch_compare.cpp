@@ -95,6 +95,7 @@ struct Cnn : torch::nn::Module {
 struct Flags {
   std::string mode, data = "/usr/share/datasets/fashion-mnist";
   int64_t batch = 32, epochs = 1, seed = 0, reps = 0;  // reps 0: the mode's default (tape 100, ops 10)
+  int threads = 1;  // torch::set_num_threads (intra-op)
 };
 
 template <class Model>
@@ -265,7 +266,7 @@ void ops(const Flags& f) {
 int main(int argc, char** argv) {
   try {
     Flags f;
-    if (argc < 2) throw std::invalid_argument("usage: torch_compare mlp|cnn|tape|ops [--data DIR] [--batch-size B] ...");
+    if (argc < 2) throw std::invalid_argument("usage: torch_compare mlp|cnn|tape|ops [--data DIR] [--batch-size B] [--threads N] ...");
     f.mode = argv[1];
     for (int i = 2; i < argc; ++i) {
       std::string a = argv[i];
@@ -276,9 +277,11 @@ int main(int argc, char** argv) {
       else if (a == "--epochs") f.epochs = std::stoll(v);
       else if (a == "--seed") f.seed = std::stoll(v);
       else if (a == "--reps") f.reps = std::stoll(v);
+      else if (a == "--threads") f.threads = std::stoi(v);
       else throw std::invalid_argument("unknown flag " + a);
     }
-    torch::set_num_threads(1);
+    if (f.threads < 1) throw std::invalid_argument("--threads needs at least 1, got " + std::to_string(f.threads));
+    torch::set_num_threads(f.threads);
     if (f.mode == "mlp") train<Mlp>(f);
     else if (f.mode == "cnn") train<Cnn>(f);
     else if (f.mode == "tape") tape(f);

@@ -1,0 +1,142 @@
+#pragma once
+/// \file parallel.hpp
+/// Intra-op threads: one setting for BLAS and for tapegrad's own kernels.
+///
+/// `set_num_threads(n)` sets both the number of threads tapegrad's kernels split a large tensor
+/// over and OpenBLAS's thread count. At start the setting comes from the environment variable
+/// `TAPEGRAD_NUM_THREADS` (an integer ≥ 1), and is **1 when it is unset**: the products and
+/// elementwise kernels of a small training step (the batch-32 MLP's) are too small to split, and
+/// handing them to another thread costs more than it saves; the machines this library is measured
+/// on are shared, so a second core is not free. Programs that want threads ask for them
+/// (`--threads N` in the examples, `TAPEGRAD_NUM_THREADS=N` for any program, including bench_*).
+/// When `TAPEGRAD_NUM_THREADS` is unset, a user's `OPENBLAS_NUM_THREADS` / `OMP_NUM_THREADS` still
+/// decide BLAS's own count until `set_num_threads` is called.
+///
+/// The kernels run on a small pool of persistent std::threads that block on a condition variable
+/// between jobs. Not OpenMP: GCC's libgomp spin-waits after each parallel region (for up to ~0.3 ms
+/// unless OMP_WAIT_POLICY=passive, which libgomp reads only when it is loaded, before a library can
+/// set it), and on a machine whose other core is busy the spinning thread took the core from the one
+/// with work: measured here with libgomp (bench_parallel, 2 threads against 1, load ≈ 3.5 on 2
+/// cores), a [2048, 2048] sum took 8.2 ms against 1.6 ms and conv2d forward + backward 33 ms against
+/// 19 ms. ThreadSanitizer sees the pool's threads, mutex and condition variables (std::thread is
+/// instrumented; Debian's libgomp is not), so `make test-tsan` checks every kernel's accesses with
+/// no suppression. BLAS stays at one thread in TSan builds (libopenblas is not instrumented).
+
+/// **Grain.** A loop is split only when it has more than `grain` units of work per extra thread,
+/// so small tensors stay on the calling thread (no hand-off at all). Loops nested inside a parallel
+/// region run serially.
+///
+/// **Determinism.** Every kernel of tapegrad's own gives bitwise the same result at any thread count:
+///  - elementwise and row-wise kernels (activations, softmax / log_softmax / cross-entropy rows,
+///    im2col / col2im, pooling, optimizer updates, the batch gather) compute each output element
+///    exactly as the serial loop does; threads only take different elements;
+///  - full reductions (`parallel_reduce`, the sum of a whole tensor) split into chunks whose size is
+///    fixed (never derived from the thread count) and add the chunk partials in chunk order, at one
+///    thread too;
+///  - the conv2d weight gradient sums per-image products in fixed groups of images, then adds the
+///    groups' partials in group order.
+/// None of tapegrad's own kernels depends on the thread count. The exception is not ours: matrix
+/// products that OpenBLAS itself threads (linear, matmul, attention, and conv2d's when its images
+/// are not split over threads) may differ in the last bits between thread counts, since
+/// OpenBLAS partitions a product by its thread count (tests/threads measures ≤ 1e-5 relative in
+/// float32). At a fixed thread count every partition is fixed, so a product, a training step and
+/// `fit` repeat bitwise.
+#include <cstddef>
+#include <cstdint>
+#include <type_traits>
+#include <vector>
+
+namespace tapegrad {
+
+/// Sets the intra-op thread count: tapegrad's kernels and OpenBLAS (the latter not in TSan builds).
+/// Throws std::invalid_argument naming the function and the value when n < 1. Process-wide.
+void set_num_threads(int n);
+/// The intra-op thread count now (≥ 1): TAPEGRAD_NUM_THREADS at start, 1 if unset.
+int get_num_threads();
+
+namespace parallel {
+
+/// Elements per thread below which an elementwise loop stays serial (and the chunk size of full
+/// reductions). 32768 floats is 128 KiB per operand: the hand-off (~2–5 µs) is then below 10%.
+inline constexpr int64_t kGrain = 32768;
+
+/// Whether this thread is running a chunk of a parallel_for (nested loops then run serially).
+bool in_parallel_region();
+/// The backend's name ("std::thread pool").
+const char* backend();
+
+namespace detail {
+/// Runs call(ctx, lo, hi) over [begin, end) split into contiguous ranges of whole grains, one per
+/// thread (up to `threads`), on the pool (or all on the caller when another thread's job holds it);
+/// rethrows the first exception a range threw.
+void run(int64_t begin, int64_t end, int64_t grain, int threads, void (*call)(void*, int64_t, int64_t), void* ctx);
+}  // namespace detail
+
+/// Whether parallel_for(0, n, grain, …) would split the range over threads now.
+inline bool will_split(int64_t n, int64_t grain) {
+  return n > (grain < 1 ? 1 : grain) && get_num_threads() > 1 && !in_parallel_region();
+}
+
+/// RAII: OpenBLAS on one thread for a scope whose own threads each run products (the per-image
+/// conv2d loop), so they do not queue on OpenBLAS's pool; restored to get_num_threads() after.
+/// OpenBLAS's count is process-wide: a product another thread of the program runs meanwhile also
+/// runs on one thread (a slowdown, never a wrong result). Does nothing when `active` is false.
+class SerialBlas {
+ public:
+  /// Switches BLAS to one thread when `active` (and more than one is set).
+  explicit SerialBlas(bool active);
+  /// Restores BLAS to get_num_threads().
+  ~SerialBlas();
+  SerialBlas(const SerialBlas&) = delete;
+  SerialBlas& operator=(const SerialBlas&) = delete;
+
+ private:
+  bool active_;
+};
+
+/// Calls fn(lo, hi) on disjoint contiguous ranges covering [begin, end): on the calling thread
+/// alone when the range has at most `grain` items, when one thread is set, or inside another
+/// parallel region; otherwise on min(threads, ⌈n / grain⌉) threads, each range a whole number of
+/// grains (the last may be shorter). fn must only write what its range owns.
+template <class F>
+void parallel_for(int64_t begin, int64_t end, int64_t grain, F&& fn) {
+  if (end <= begin) return;
+  if (grain < 1) grain = 1;
+  if (!will_split(end - begin, grain)) {
+    fn(begin, end);
+    return;
+  }
+  using Fn = std::remove_reference_t<F>;
+  detail::run(begin, end, grain, get_num_threads(),
+              [](void* ctx, int64_t lo, int64_t hi) { (*static_cast<Fn*>(ctx))(lo, hi); },
+              const_cast<void*>(static_cast<const void*>(&fn)));
+}
+
+/// A reduction whose result does not depend on the thread count: [begin, end) is cut into chunks
+/// of exactly `chunk` items (the last may be shorter), chunk_fn(lo, hi) returns each chunk's
+/// partial, and the partials are folded left to right: combine(…combine(identity, p₀)…, p_last).
+/// At one thread the same chunks are computed, in order, so results are bitwise equal.
+template <class T, class ChunkFn, class Combine>
+T parallel_reduce(int64_t begin, int64_t end, int64_t chunk, T identity, ChunkFn&& chunk_fn, Combine&& combine) {
+  if (end <= begin) return identity;
+  if (chunk < 1) chunk = 1;
+  const int64_t chunks = (end - begin + chunk - 1) / chunk;
+  if (chunks == 1) return combine(identity, chunk_fn(begin, end));
+  std::vector<T> partials(static_cast<size_t>(chunks), identity);
+  parallel_for(0, chunks, 1, [&](int64_t c0, int64_t c1) {
+    for (int64_t c = c0; c < c1; ++c) {
+      const int64_t lo = begin + c * chunk;
+      partials[static_cast<size_t>(c)] = chunk_fn(lo, end - lo < chunk ? end : lo + chunk);
+    }
+  });
+  T acc = identity;
+  for (const T& p : partials) acc = combine(acc, p);
+  return acc;
+}
+
+/// The grain, in rows, for a loop over rows of `row_cost` elements each: rows such that one
+/// thread's share is at least kGrain elements.
+inline int64_t rows_grain(int64_t row_cost) { return row_cost >= kGrain ? 1 : kGrain / (row_cost < 1 ? 1 : row_cost); }
+
+}  // namespace parallel
+}  // namespace tapegrad
