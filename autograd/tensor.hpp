@@ -25,7 +25,7 @@ namespace tapegrad {
 
 class Node;
 class Tensor;
-struct LeafHooks;
+struct LeafHooks;  ///< a leaf's post-accumulate-grad hooks (defined in engine.cpp)
 
 /// A function called once per backward pass, after a leaf's grad() has received every contribution
 /// of that pass (Tensor::register_post_accumulate_grad_hook). It gets the leaf; read leaf.grad().
