@@ -96,6 +96,15 @@ bench-compare: configure
 	@bash scripts/bench_compare.sh
 
 ## The whole test suite under AddressSanitizer + UndefinedBehaviorSanitizer (+ LeakSanitizer).
+## All-reduce time against message size (8 B - 64 MiB) and the share of all-reduce time DDP hides
+## behind backward, on 2 ranks of this machine (Open MPI over shared memory). NP=4 for more ranks.
+NP ?= 2
+.PHONY: bench-distributed
+bench-distributed: configure
+	@cmake --build $(BUILD) -j $(JOBS) --target bench_distributed
+	@OPENBLAS_NUM_THREADS=1 mpirun -np $(NP) --oversubscribe $$( [ "$$(id -u)" = 0 ] && echo --allow-run-as-root ) \
+	  $(BUILD)/bench/bench_distributed $(BENCH_ARGS)
+
 test-sanitize: deps
 	@cmake -S . -B build-sanitize -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTAPEGRAD_SANITIZE=ON -DTAPEGRAD_BENCH=OFF > /dev/null
 	@cmake --build build-sanitize -j $(JOBS)

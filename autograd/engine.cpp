@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <functional>
 #include <mutex>
 
 #include "autograd/functions.hpp"
@@ -88,23 +89,72 @@ std::shared_ptr<Node> gradient_edge(const Tensor& t) {
 
 bool uniquely_owned(const Tensor& t) { return t.impl().use_count() == 1 && t.impl()->storage.use_count() == 1; }
 
+}  // namespace
+
+/// A leaf's post-accumulate-grad hooks, in registration order (ids only grow).
+struct LeafHooks {
+  std::mutex mutex;
+  std::vector<std::pair<uint64_t, PostAccumulateGradHook>> hooks;
+  uint64_t next_id = 1;
+};
+
+namespace {
+
 void AccumulateGrad::accumulate(const Tensor& g, bool create_graph) {
   auto leaf = leaf_.lock();
   if (!leaf) return;
-  std::lock_guard<std::mutex> lock(mutex_);
-  if (!leaf->grad) {
-    // Take ownership when nobody else holds the buffer; otherwise copy (it may alias another
-    // leaf's gradient or a tensor the caller keeps).
-    Tensor owned = (create_graph || uniquely_owned(g)) ? g : kernels::copy(g);
-    leaf->grad = owned.impl();
-  } else if (create_graph) {
-    leaf->grad = add(Tensor(leaf->grad), g).impl();
-  } else {
-    kernels::add_inplace(Tensor(leaf->grad), g);
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (!leaf->grad) {
+      // Take ownership when nobody else holds the buffer; otherwise copy (it may alias another
+      // leaf's gradient or a tensor the caller keeps).
+      Tensor owned = (create_graph || uniquely_owned(g)) ? g : kernels::copy(g);
+      leaf->grad = owned.impl();
+    } else if (create_graph) {
+      leaf->grad = add(Tensor(leaf->grad), g).impl();
+    } else {
+      kernels::add_inplace(Tensor(leaf->grad), g);
+    }
+  }
+  // The engine delivers a leaf's gradient once per pass, all contributions summed: grad() is
+  // complete for this pass. Hooks run outside the locks (a hook may register or remove hooks).
+  if (auto hooks = leaf->post_accumulate_hooks) {
+    std::vector<PostAccumulateGradHook> run;
+    {
+      std::lock_guard<std::mutex> lock(hooks->mutex);
+      for (auto& h : hooks->hooks) run.push_back(h.second);
+    }
+    const Tensor t(leaf);
+    for (auto& h : run) h(t);
   }
 }
 
 }  // namespace
+
+void HookHandle::remove() {
+  auto hooks = hooks_.lock();
+  if (!hooks) return;
+  std::lock_guard<std::mutex> lock(hooks->mutex);
+  std::erase_if(hooks->hooks, [this](const auto& h) { return h.first == id_; });
+}
+
+HookHandle Tensor::register_post_accumulate_grad_hook(PostAccumulateGradHook hook) const {
+  TensorImpl& impl = get("register_post_accumulate_grad_hook");
+  if (impl.grad_fn)
+    throw AutogradError("Tensor::register_post_accumulate_grad_hook: the tensor of shape " + tapegrad::to_string(impl.shape) +
+                        " is not a leaf (it was produced by '" + impl.grad_fn->name() +
+                        "'); post-accumulate hooks are for leaves, whose grad() is accumulated");
+  if (!impl.requires_grad)
+    throw AutogradError("Tensor::register_post_accumulate_grad_hook: the leaf of shape " + tapegrad::to_string(impl.shape) +
+                        " does not require grad; call requires_grad_() first");
+  if (!hook) throw std::invalid_argument("Tensor::register_post_accumulate_grad_hook: empty hook");
+  if (!impl.post_accumulate_hooks) impl.post_accumulate_hooks = std::make_shared<LeafHooks>();
+  auto& hooks = *impl.post_accumulate_hooks;
+  std::lock_guard<std::mutex> lock(hooks.mutex);
+  const uint64_t id = hooks.next_id++;
+  hooks.hooks.emplace_back(id, std::move(hook));
+  return HookHandle(impl.post_accumulate_hooks, id);
+}
 
 namespace detail {
 Tensor accumulator_leaf(const Node& node) {
@@ -256,6 +306,8 @@ struct GraphTask {
   std::vector<Tensor> buffers;                    // gradient accumulated for order[i]
   std::vector<char> needed;                       // grad(): order[i] leads to a requested input
   bool filtered = false;                          // whether `needed` applies
+  std::vector<uint32_t> pending;                  // backward(): edges into order[i] still to run
+  std::vector<std::function<void()>> callbacks;   // queue_backward_callback, run at the end
   /// Whether order[pos] runs: always for backward(), only on a path to an input for grad().
   bool runs(size_t pos) const { return !filtered || needed[pos]; }
   bool is_needed(const Node* n) const { return runs(index.at(n)); }
@@ -282,6 +334,8 @@ void GraphTask::recycle(std::unique_ptr<GraphTask> task) {
   task->order.clear();
   task->buffers.clear();  // also drops any gradient a failed call left behind
   task->needed.clear();
+  task->pending.clear();
+  task->callbacks.clear();
   task->filtered = false;
   task->index.clear(kKeep);
   if (task->order.capacity() > kKeep) task->order = {};
@@ -325,6 +379,17 @@ void accumulate(Tensor& buffer, const Tensor& g, bool create_graph) {
     kernels::add_inplace(buffer, g);
   } else {
     buffer = add(buffer, g);
+  }
+}
+
+/// backward(): node `n` has run (or received no gradient): the leaves it feeds wait for one edge
+/// less; a leaf waiting for none has its complete gradient delivered now.
+template <class Deliver>
+void release_edges(GraphTask& task, const Node* n, Deliver& deliver) {
+  for (auto& e : n->next()) {
+    if (!e || !e->is_accumulator()) continue;
+    const size_t p = task.index.at(e.get());
+    if (--task.pending[p] == 0 && task.buffers[p].defined()) deliver(p);
   }
 }
 
@@ -429,6 +494,21 @@ std::vector<Tensor> Engine::run(const std::vector<Tensor>& outputs, const std::v
     n->check_saved_versions(who);
   }
 
+  // backward(): a leaf's gradient is complete once every node with an edge into its accumulator
+  // has run. It is delivered then (grad() updated, post-accumulate hooks fired), not at the end of
+  // the pass, so hooks can overlap work (DDP's all-reduce) with the rest of backward.
+  if (!inputs) {
+    task.pending.assign(task.order.size(), 0);
+    for (const Node* n : task.order)
+      for (auto& e : n->next_)
+        if (e && e->is_accumulator()) ++task.pending[task.index[e.get()]];
+  }
+  auto deliver = [&](size_t pos) {  // accumulator order[pos]: leaf.grad += its summed gradient
+    Tensor g = std::move(task.buffers[pos]);
+    task.buffers[pos] = Tensor();
+    static_cast<AccumulateGrad*>(task.order[pos])->accumulate(g, create_graph);
+  };
+
   for (auto& r : roots) accumulate(task.buffers[task.index[r.first.get()]], r.second, create_graph);
 
   std::vector<Tensor> captured(targets.size());
@@ -436,15 +516,20 @@ std::vector<Tensor> Engine::run(const std::vector<Tensor>& outputs, const std::v
   CurrentTask current(&task);
   for (size_t pos = 0; pos < task.order.size(); ++pos) {
     Node* n = task.order[pos];
-    if (!task.buffers[pos].defined() || !task.runs(pos)) continue;
+    if (!task.buffers[pos].defined() || !task.runs(pos)) {
+      if (!inputs) release_edges(task, n, deliver);  // no gradient flowed through n
+      continue;
+    }
+    if (n->is_accumulator()) {
+      if (!inputs) deliver(pos);  // a root leaf (nothing else feeds it)
+      else for (size_t t = 0; t < targets.size(); ++t)
+        if (targets[t].get() == n) captured[t] = std::move(task.buffers[pos]);
+      continue;
+    }
     Tensor g = std::move(task.buffers[pos]);
     task.buffers[pos] = Tensor();
     for (size_t t = 0; t < targets.size(); ++t)
       if (targets[t].get() == n) captured[t] = g;
-    if (n->is_accumulator()) {
-      if (!inputs) static_cast<AccumulateGrad*>(n)->accumulate(g, create_graph);
-      continue;
-    }
     Grads grads;
     if (detail::on_backward) {
       auto start = std::chrono::steady_clock::now();
@@ -465,7 +550,10 @@ std::vector<Tensor> Engine::run(const std::vector<Tensor>& outputs, const std::v
       accumulate(task.buffers[task.index[next]], grads[i], create_graph);
     }
     if (!retain_graph) n->release();
+    if (!inputs) release_edges(task, n, deliver);
   }
+  // Every leaf is complete: the callbacks queued during this pass (DDP's final wait) run now.
+  for (size_t k = 0; k < task.callbacks.size(); ++k) task.callbacks[k]();
 
   if (inputs) {
     for (size_t t = 0; t < targets.size(); ++t) {
@@ -477,6 +565,14 @@ std::vector<Tensor> Engine::run(const std::vector<Tensor>& outputs, const std::v
     }
   }
   return captured;
+}
+
+void queue_backward_callback(std::function<void()> callback) {
+  if (!t_task)
+    throw AutogradError("tapegrad::queue_backward_callback: no backward pass is running on this thread (call it "
+                        "from a post-accumulate-grad hook or a backward function)");
+  if (!callback) throw std::invalid_argument("tapegrad::queue_backward_callback: empty callback");
+  const_cast<GraphTask*>(t_task)->callbacks.push_back(std::move(callback));
 }
 
 void backward(const std::vector<Tensor>& outputs, const std::vector<Tensor>& grad_outputs, bool retain_graph,

@@ -2,6 +2,7 @@
 /// \file engine.hpp
 /// The backward engine: collects the nodes reachable from the outputs (iteratively, so chains of
 /// millions of ops work), replays them in reverse tape order, and delivers gradients to leaves.
+#include <functional>
 #include <vector>
 
 #include "autograd/node.hpp"
@@ -14,6 +15,14 @@ namespace tapegrad {
 /// the same graph throws AutogradError naming the op.
 void backward(const std::vector<Tensor>& outputs, const std::vector<Tensor>& grad_outputs = {},
               bool retain_graph = false, bool create_graph = false);
+
+/// Runs `callback` when the backward() pass running on this thread has delivered every leaf's
+/// gradient (after the last post-accumulate-grad hook), before backward() returns; callbacks run
+/// in the order they were queued, once, and are dropped if the pass throws. Call it from inside
+/// the pass: a post-accumulate-grad hook (Tensor::register_post_accumulate_grad_hook) or a
+/// backward function. Throws AutogradError when no pass is running on this thread. PyTorch's
+/// engine queue_callback; DistributedDataParallel waits for its all-reduces this way.
+void queue_backward_callback(std::function<void()> callback);
 
 /// Returns d(outputs)/d(inputs)·grad_outputs without touching any grad(). With `create_graph`
 /// the result is itself differentiable (higher-order gradients); the graph is then retained.

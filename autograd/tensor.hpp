@@ -10,6 +10,8 @@
 ///
 /// Storage is always contiguous and row-major; reshape, detach and leading-dimension slices are
 /// views sharing storage (with an element offset).
+#include <cstdint>
+#include <functional>
 #include <iosfwd>
 #include <memory>
 #include <string>
@@ -23,6 +25,26 @@ namespace tapegrad {
 
 class Node;
 class Tensor;
+struct LeafHooks;  ///< a leaf's post-accumulate-grad hooks (defined in engine.cpp)
+
+/// A function called once per backward pass, after a leaf's grad() has received every contribution
+/// of that pass (Tensor::register_post_accumulate_grad_hook). It gets the leaf; read leaf.grad().
+using PostAccumulateGradHook = std::function<void(const Tensor& leaf)>;
+
+/// Unregisters a hook (returned by Tensor::register_post_accumulate_grad_hook). Copyable; a
+/// default-constructed handle, or one whose tensor is gone, removes nothing.
+class HookHandle {
+ public:
+  HookHandle() = default;
+  /// Wraps hook `id` of `hooks` (engine-internal).
+  HookHandle(std::weak_ptr<LeafHooks> hooks, uint64_t id) : hooks_(std::move(hooks)), id_(id) {}
+  /// Unregisters the hook: later backward passes no longer call it. Idempotent.
+  void remove();
+
+ private:
+  std::weak_ptr<LeafHooks> hooks_;  ///< the leaf's hook list
+  uint64_t id_ = 0;                 ///< the hook's id in it
+};
 
 /// Autograd and data state behind a Tensor handle. Users do not touch it directly.
 struct TensorImpl {
@@ -35,6 +57,7 @@ struct TensorImpl {
   std::shared_ptr<Node> grad_fn;           ///< the op that produced this tensor (non-leaf)
   std::shared_ptr<Node> grad_accumulator;  ///< leaves that require grad: where gradients land
   std::shared_ptr<TensorImpl> grad;        ///< the accumulated .grad of a leaf
+  std::shared_ptr<LeafHooks> post_accumulate_hooks;  ///< a leaf's post-accumulate-grad hooks (or null)
 };
 
 /// A shared handle to a TensorImpl: copies alias the same data and autograd state (see the file
@@ -99,6 +122,14 @@ class Tensor {
   void set_grad(const Tensor& g);
   /// Drops the accumulated gradient.
   void zero_grad() { get("zero_grad").grad.reset(); }
+  /// Registers `hook`, called once per backward() pass that reaches this leaf, right after grad()
+  /// has received all of that pass's contributions (PyTorch's register_post_accumulate_grad_hook):
+  /// leaves complete in the order backward finishes with them, each as soon as the last op that
+  /// uses it has run, so a hook can start work (an all-reduce) while backward goes on. Hooks run on
+  /// the backward's thread, in registration order; with retain_graph, once per pass; never for
+  /// grad(), which accumulates nothing. Throws AutogradError for a non-leaf or a tensor that does
+  /// not require grad. The hooks survive requires_grad_ toggles and Module::to.
+  HookHandle register_post_accumulate_grad_hook(PostAccumulateGradHook hook) const;
   /// Back-propagates from this tensor. A non-scalar needs an explicit `grad` of its shape.
   /// Without `retain_graph` the graph's saved tensors are freed afterwards.
   void backward(const Tensor& grad = Tensor(), bool retain_graph = false, bool create_graph = false) const;

@@ -8,6 +8,7 @@
 #include "autograd/functions.hpp"
 #include "autograd/debug.hpp"
 #include "autograd/node.hpp"
+#include "datasets/sampler.hpp"
 
 namespace tapegrad::datasets {
 
@@ -88,19 +89,27 @@ DataLoader::DataLoader(std::shared_ptr<const Dataset> data, DataLoaderOptions op
   if (!data_) throw std::invalid_argument("DataLoader: null dataset");
   if (options_.batch_size <= 0)
     throw std::invalid_argument("DataLoader: batch_size must be positive, got " + std::to_string(options_.batch_size));
+  if (options_.sampler && options_.shuffle)
+    throw std::invalid_argument("DataLoader: shuffle and sampler exclude each other (the sampler shuffles)");
+  if (options_.sampler && options_.sampler->size() != data_->size())
+    throw std::invalid_argument("DataLoader: the sampler is for " + std::to_string(options_.sampler->size()) +
+                                " samples, the dataset has " + std::to_string(data_->size()));
 }
 
+int64_t DataLoader::pass_size() const { return options_.sampler ? options_.sampler->num_samples() : data_->size(); }
+
 int64_t DataLoader::num_batches() const {
-  const int64_t n = data_->size(), b = options_.batch_size;
+  const int64_t n = pass_size(), b = options_.batch_size;
   return options_.drop_last ? n / b : n == 0 ? 0 : (n - 1) / b + 1;  // no overflow for any batch size
 }
 
 int64_t DataLoader::num_samples() const {
-  return options_.drop_last ? num_batches() * options_.batch_size : data_->size();
+  return options_.drop_last ? num_batches() * options_.batch_size : pass_size();
 }
 
 void DataLoader::reset() {
-  if (options_.shuffle) order_ = randperm(data_->size(), gen_);
+  if (options_.sampler) order_ = options_.sampler->indices();
+  else if (options_.shuffle) order_ = randperm(data_->size(), gen_);
 }
 
 Batch DataLoader::batch(int64_t b) const {
@@ -108,9 +117,9 @@ Batch DataLoader::batch(int64_t b) const {
     throw std::out_of_range("DataLoader::batch: " + std::to_string(b) + " of " + std::to_string(num_batches()));
   NotAnOpScope not_an_op;  // for the Profiler: building a batch is not the next op's forward
   const int64_t begin = b * options_.batch_size;
-  const int64_t end = begin + std::min(options_.batch_size, data_->size() - begin);
-  if (!options_.shuffle) return data_->range(begin, end);
-  if (order_.empty() && data_->size() > 0)
+  const int64_t end = begin + std::min(options_.batch_size, pass_size() - begin);
+  if (!options_.shuffle && !options_.sampler) return data_->range(begin, end);
+  if (order_.empty() && pass_size() > 0)
     throw std::logic_error("DataLoader::batch: call reset() (or begin()) before reading a shuffled loader");
   return data_->get(std::vector<int64_t>(order_.begin() + begin, order_.begin() + end));
 }

@@ -22,6 +22,8 @@
 
 namespace tapegrad::datasets {
 
+class DistributedSampler;
+
 /// A batch of inputs and targets; x and y have the same first dimension.
 struct Batch {
   Tensor x;  ///< inputs, [batch, ...]
@@ -87,6 +89,10 @@ struct DataLoaderOptions {
   bool shuffle = false;     ///< a new permutation on every pass
   bool drop_last = false;   ///< drop a final batch smaller than batch_size
   uint64_t seed = 0;        ///< seeds the loader's own generator
+  /// When set, each pass reads the sampler's indices() in that order (a data-parallel rank's shard,
+  /// datasets/sampler.hpp); the sampler shuffles, so `shuffle` must be false. Call its set_epoch
+  /// before each pass for a new order.
+  std::shared_ptr<const DistributedSampler> sampler = nullptr;
 };
 
 /// Iterates a dataset in batches. `begin()` starts a pass (and draws its permutation).
@@ -133,7 +139,8 @@ class DataLoader {
   std::shared_ptr<const Dataset> data_;
   DataLoaderOptions options_;
   Generator gen_;
-  std::vector<int64_t> order_;  // empty when not shuffling
+  std::vector<int64_t> order_;  // empty when reading in order
+  int64_t pass_size() const;    // the samples a pass reads from: the data set, or the sampler's share
 };
 
 }  // namespace tapegrad::datasets

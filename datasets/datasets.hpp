@@ -11,4 +11,5 @@
 #include "datasets/images.hpp"
 #include "datasets/mnist.hpp"
 #include "datasets/npy.hpp"
+#include "datasets/sampler.hpp"
 #include "datasets/text.hpp"
