@@ -21,7 +21,7 @@
 /// 19 ms. ThreadSanitizer sees the pool's threads, mutex and condition variables (std::thread is
 /// instrumented; Debian's libgomp is not), so `make test-tsan` checks every kernel's accesses with
 /// no suppression. BLAS stays at one thread in TSan builds (libopenblas is not instrumented).
-
+///
 /// **Grain.** A loop is split only when it has more than `grain` units of work per extra thread,
 /// so small tensors stay on the calling thread (no hand-off at all). Loops nested inside a parallel
 /// region run serially.
