@@ -193,4 +193,9 @@ DistributedDataParallel::NoSync::NoSync(DistributedDataParallel& ddp) : ddp_(ddp
 
 DistributedDataParallel::NoSync::~NoSync() { ddp_.sync_ = previous_; }
 
+nn::UnaryModule& unwrap(nn::UnaryModule& model) {
+  auto* ddp = dynamic_cast<DistributedDataParallel*>(&model);
+  return ddp ? ddp->module() : model;
+}
+
 }  // namespace tapegrad::distributed

@@ -157,4 +157,8 @@ class DistributedDataParallel : public nn::UnaryModule {
   bool sync_ = true;                       // false inside no_sync()
 };
 
+/// The module `model` wraps when it is a DistributedDataParallel, else `model` itself: what to save,
+/// load or inspect, with the names a single process uses (no "module." prefix).
+nn::UnaryModule& unwrap(nn::UnaryModule& model);
+
 }  // namespace tapegrad::distributed

@@ -13,6 +13,7 @@
 
 #include "autograd/parallel.hpp"
 #include "autograd/random.hpp"
+#include "distributed/ddp.hpp"
 #include "nn/nn.hpp"
 #include "optim/optim.hpp"
 #include "train/run_state.hpp"
@@ -93,6 +94,9 @@ Args parse_args(int argc, char** argv, const std::string& description, Args defa
   if (a.state.empty()) a.state = (fs::path(a.out) / "run_state.safetensors").string();
   set_num_threads(a.threads);
   manual_seed(a.seed);
+  // After the flags, so --help and a bad flag exit before MPI starts.
+  a.session = std::make_shared<distributed::Session>(&argc, &argv);
+  if (distributed::rank() != 0) a.quiet = true;  // one log: rank 0's
   return a;
 }
 
@@ -101,7 +105,7 @@ int run(const Args& args, const std::function<void()>& body) {
     std::optional<Profiler> profiler;
     if (args.profile) profiler.emplace();
     body();
-    if (profiler) {
+    if (profiler && distributed::rank() == 0) {
       profiler->stop();
       std::cout << "\nProfile of the run (per op type, composites with their parts; times in µs):\n"
                 << profiler->table(GroupBy::op) << "\nThe same grouped by module (paths as in named_parameters):\n"
@@ -115,6 +119,10 @@ int run(const Args& args, const std::function<void()>& body) {
     return 0;
   } catch (const std::exception& e) {
     std::cerr << args.program << ": error: " << e.what() << std::endl;
+    if (distributed::world_size() > 1) {
+      std::cerr << args.program << ": rank " << distributed::rank() << " failed: ending every rank" << std::endl;
+      distributed::abort(1);
+    }
     return 1;
   }
 }
@@ -172,12 +180,18 @@ train::FitOptions fit_options(const Args& args) {
   return f;
 }
 
+std::shared_ptr<nn::UnaryModule> data_parallel(std::shared_ptr<nn::UnaryModule> model) {
+  if (distributed::world_size() == 1) return model;
+  return std::make_shared<distributed::DistributedDataParallel>(std::move(model));
+}
+
 Tensor cross_entropy_loss(const Tensor& logits, const Tensor& targets) {
   return nn::functional::cross_entropy(logits, targets);
 }
 
 void report(const Args& args, const nn::Module& model, const train::History& history, const train::Evaluation& test) {
   if (!test.confusion) throw std::logic_error("report: the evaluation has no confusion matrix");
+  if (distributed::rank() != 0) return;  // every rank holds the same weights and metrics
   const train::ConfusionMatrix& cm = *test.confusion;
   std::vector<std::string> names;
   for (int64_t c = 0; c < cm.num_classes(); ++c)

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "datasets/datasets.hpp"
+#include "distributed/comm.hpp"
 #include "nn/module.hpp"
 #include "train/fit.hpp"
 
@@ -37,14 +38,19 @@ struct Args {
   int profile_depth = -1;  ///< levels of the by-module table (-1: all)
   std::string state{};   ///< run state written after every epoch; empty: <out>/run_state.safetensors; "none": none
   std::string resume{};  ///< run state to continue from; empty: a fresh run
+  /// The MPI world of the run (distributed/comm.hpp): under `mpirun -np N` the examples train one
+  /// model data-parallel over N processes, rank 0 printing and writing; alone, a world of one.
+  std::shared_ptr<distributed::Session> session{};
 };
 
 /// Parses argv with CLI11 starting from `defaults`. Prints help and exits 0 for --help; prints the
 /// problem and exits 2 for a bad flag or value (--batch-size 0, --dataset foo, ...). Sets the BLAS
-/// thread count and seeds the default generator.
+/// thread count and seeds the default generator. Starts the distributed Session (MPI under
+/// `mpirun`); on ranks other than 0 the run is quiet.
 Args parse_args(int argc, char** argv, const std::string& description, Args defaults);
 
-/// Runs `body`, turning any exception into "<program>: error: <what>" on stderr and exit code 1.
+/// Runs `body`, turning any exception into "<program>: error: <what>" on stderr and exit code 1
+/// (in an MPI world of several processes: every rank is ended, MPI_Abort, so none waits forever).
 /// With --profile, body runs under a tapegrad::Profiler whose tables (by op, by module down to
 /// --profile-depth levels) are printed and saved with the Chrome trace (<out>/trace.json).
 int run(const Args& args, const std::function<void()>& body);
@@ -61,11 +67,17 @@ std::unique_ptr<optim::Optimizer> make_optimizer(const Args& args, const std::ve
 /// --patience > 0; the run state saved after every epoch; the run state of --resume loaded).
 train::FitOptions fit_options(const Args& args);
 
+/// The model to hand to train::fit: under `mpirun -np N` (N > 1) `model` wrapped in a
+/// distributed::DistributedDataParallel (rank 0's weights broadcast, gradients averaged over the
+/// ranks); alone, `model` itself. --batch-size is per process, so N processes step on N × batch.
+std::shared_ptr<nn::UnaryModule> data_parallel(std::shared_ptr<nn::UnaryModule> model);
+
 /// Sparse categorical cross-entropy on logits (softmax folded into the loss).
 Tensor cross_entropy_loss(const Tensor& logits, const Tensor& targets);
 
 /// Prints the test metrics and confusion matrix and writes into --out: model.safetensors,
 /// metrics.json (flags, history, test metrics per class and macro, confusion matrix) and curves.svg.
+/// On rank 0 only, in an MPI world.
 void report(const Args& args, const nn::Module& model, const train::History& history, const train::Evaluation& test);
 
 /// What curves_svg draws beside the loss, and the x axis's name (its values are EpochLog::epoch).

@@ -22,7 +22,8 @@ int main(int argc, char** argv) {
     auto model = std::make_shared<nn::Sequential>(nn::Flatten(), nn::Linear(784, 128), nn::ReLU(), nn::Linear(128, 10));
     auto optimizer = examples::make_optimizer(args, model->parameters());  // Adam(lr 1e-3) by default
     auto loss = examples::cross_entropy_loss;  // sparse categorical cross-entropy, softmax folded in
-    auto history = train::fit(*model, *optimizer, loss, train, examples::fit_options(args));
+    auto trained = examples::data_parallel(model);  // under mpirun -np N: DistributedDataParallel
+    auto history = train::fit(*trained, *optimizer, loss, train, examples::fit_options(args));
     auto result = train::evaluate(*model, loss, *test);
     examples::report(args, *model, history, result);
   });

@@ -6,6 +6,8 @@
 #include <stdexcept>
 
 #include "autograd/functions.hpp"
+#include "distributed/comm.hpp"
+#include "distributed/ddp.hpp"
 #include "nn/serialize.hpp"
 #include "optim/optimizer.hpp"
 
@@ -151,7 +153,9 @@ void ModelCheckpoint::on_epoch_end(TrainState& s, const EpochLog& log) {
   }
   std::string path = path_;
   if (auto pos = path.find("{epoch}"); pos != std::string::npos) path.replace(pos, 7, std::to_string(log.epoch));
-  nn::save(s.model, path);
+  // In a data-parallel run every rank holds the same weights: rank 0 writes them, without DDP's
+  // "module." prefix, so a single process loads them as they are.
+  if (distributed::rank() == 0) nn::save(distributed::unwrap(s.model), path);
   saved_.push_back(path);
 }
 

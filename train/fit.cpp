@@ -12,6 +12,9 @@
 #include "autograd/functions.hpp"
 #include "autograd/node.hpp"
 #include "autograd/random.hpp"
+#include "datasets/sampler.hpp"
+#include "distributed/comm.hpp"
+#include "distributed/ddp.hpp"
 #include "nn/module.hpp"
 #include "optim/optimizer.hpp"
 #include "train/progress.hpp"
@@ -19,6 +22,14 @@
 
 namespace tapegrad::train {
 namespace {
+/// `values` summed element-wise over the ranks of the MPI world (in float64: counts stay exact
+/// below 2^53). Every rank must call it with as many values.
+std::vector<double> sum_over_ranks(const std::vector<double>& values) {
+  Tensor t = tensor(values, DType::f64);
+  distributed::all_reduce(t, distributed::ReduceOp::sum);
+  return t.to_vector();
+}
+
 
 using nn::Module;
 using nn::NamedTensors;
@@ -159,10 +170,30 @@ History fit(UnaryModule& model, optim::Optimizer& optimizer, const LossFn& loss,
     val = b;
   }
   if (train_data->size() == 0) throw std::invalid_argument("fit: no training samples");
-  datasets::DataLoader loader(train_data, {.batch_size = options.batch_size, .shuffle = options.shuffle,
-                                           .seed = options.seed});
+  // Data-parallel over the MPI world (FitOptions::distributed): a shard per rank, rank 0 speaks.
+  const bool is_ddp = dynamic_cast<distributed::DistributedDataParallel*>(&model) != nullptr;
+  const int world = options.distributed ? distributed::world_size() : 1;
+  const int rank = distributed::rank();
+  if (world > 1 && !is_ddp)
+    throw std::invalid_argument(
+        "fit: this process is rank " + std::to_string(rank) + " of an MPI world of " + std::to_string(world) +
+        ", but the model is not a distributed::DistributedDataParallel: its gradients would not be averaged and "
+        "the ranks would train different models. Wrap it (std::make_shared<distributed::DistributedDataParallel>"
+        "(model)), or set FitOptions::distributed = false to train independent replicas");
+  if (!options.distributed && is_ddp && distributed::world_size() > 1)
+    throw std::invalid_argument("fit: FitOptions::distributed = false with a DistributedDataParallel model, which "
+                                "averages gradients over the ranks: unwrap the model to train independent replicas");
+  std::shared_ptr<datasets::DistributedSampler> sampler;
+  if (world > 1)
+    sampler = std::make_shared<datasets::DistributedSampler>(train_data->size(), rank, world, options.seed,
+                                                             options.shuffle);
+  datasets::DataLoader loader(train_data, {.batch_size = options.batch_size, .shuffle = options.shuffle && !sampler,
+                                           .seed = options.seed, .sampler = sampler});
+  const bool lead = world == 1 || rank == 0;  // prints and writes run states
+  const bool quiet = options.quiet || !lead;
+  nn::UnaryModule& saved = distributed::unwrap(model);  // what run states hold
   std::ostream& out = options.out ? *options.out : std::cout;
-  const bool bar = !options.quiet && &out == &std::cout && isatty(STDOUT_FILENO);
+  const bool bar = !quiet && &out == &std::cout && isatty(STDOUT_FILENO);
 
   History history;
   TrainState state{model, optimizer};
@@ -179,7 +210,7 @@ History fit(UnaryModule& model, optim::Optimizer& optimizer, const LossFn& loss,
     if (ck->epoch > options.epochs)
       throw std::invalid_argument("fit: the resume run state is at epoch " + std::to_string(ck->epoch) +
                                   ", past epochs = " + std::to_string(options.epochs));
-    callback_parts = load_resume_state(*ck, model, optimizer, generators, options.callbacks);
+    callback_parts = load_resume_state(*ck, saved, optimizer, generators, options.callbacks);
     history.epochs = ck->history.epochs;
     state.global_step = ck->global_step;
     first_epoch = ck->epoch + 1;
@@ -193,6 +224,7 @@ History fit(UnaryModule& model, optim::Optimizer& optimizer, const LossFn& loss,
   }
   for (int64_t epoch = first_epoch; epoch <= options.epochs && !state.stop; ++epoch) {
     state.epoch = epoch;
+    if (sampler) sampler->set_epoch(epoch - 1);
     model.train();
     const auto t0 = std::chrono::steady_clock::now();
     EpochLog log;
@@ -208,7 +240,8 @@ History fit(UnaryModule& model, optim::Optimizer& optimizer, const LossFn& loss,
       Tensor l = loss(outputs, batch.y);
       l.backward();
       optimizer.step();
-      const double lv = l.item();
+      // The ranks' mean, so that every rank's callbacks see the same value and decide alike.
+      const double lv = world > 1 ? distributed::all_reduce_value(l.item(), distributed::ReduceOp::mean) : l.item();
       const int64_t n = batch.size();
       loss_sum += lv * static_cast<double>(n);
       seen += n;
@@ -224,21 +257,29 @@ History fit(UnaryModule& model, optim::Optimizer& optimizer, const LossFn& loss,
       if (state.stop) break;
     }
     progress.clear();
+    if (world > 1) {  // the epoch's sums over all ranks (each rank's own batch losses, weighted)
+      const std::vector<double> v = sum_over_ranks({loss_sum, static_cast<double>(seen), static_cast<double>(correct),
+                                                    static_cast<double>(predictions)});
+      loss_sum = v[0];
+      seen = static_cast<int64_t>(v[1]);
+      correct = static_cast<int64_t>(v[2]);
+      predictions = static_cast<int64_t>(v[3]);
+    }
     log.values["loss"] = loss_sum / static_cast<double>(std::max<int64_t>(seen, 1));
     if (classify) log.values["accuracy"] = static_cast<double>(correct) / static_cast<double>(predictions);
     if (val && val->size() > 0) {
-      Evaluation ev = evaluate(model, loss, *val, std::max<int64_t>(options.batch_size, 256));
+      Evaluation ev = evaluate(model, loss, *val, std::max<int64_t>(options.batch_size, 256), world > 1);
       log.values["val_loss"] = ev.loss;
       if (ev.predictions > 0) log.values["val_accuracy"] = ev.accuracy();
       if (ev.perplexity) log.values["val_perplexity"] = *ev.perplexity;
     }
     log.seconds = seconds_since(t0);
     history.epochs.push_back(log);
-    if (!options.quiet) print_epoch_line(out, log, options.epochs);
+    if (!quiet) print_epoch_line(out, log, options.epochs);
     for (auto& cb : options.callbacks) cb->on_epoch_end(state, history.epochs.back());
     // An epoch cut short (a callback stopped it mid-way) is not a resumable point.
-    if (!options.state_path.empty() && log.steps == loader.num_batches()) {
-      RunState ck{model.state_dict(), optimizer.state_dict(), epoch, state.global_step, {}, history,
+    if (lead && !options.state_path.empty() && log.steps == loader.num_batches()) {
+      RunState ck{saved.state_dict(), optimizer.state_dict(), epoch, state.global_step, {}, history,
                     callback_states(options.callbacks)};
       ck.history.steps = state.global_step;
       ck.history.stop_reason = state.stop ? state.stop_reason : "";
@@ -250,24 +291,29 @@ History fit(UnaryModule& model, optim::Optimizer& optimizer, const LossFn& loss,
   history.steps = state.global_step;
   history.stop_reason = state.stop ? state.stop_reason : "completed";
   history.notes = state.notes;
-  if (!options.quiet) {
+  if (!quiet) {
     if (state.stop) out << state.stop_reason << std::endl;
     for (const auto& line : state.notes) out << line << std::endl;
   }
   return history;
 }
 
-Evaluation evaluate(UnaryModule& model, const LossFn& loss, const datasets::Dataset& data, int64_t batch_size) {
+Evaluation evaluate(UnaryModule& model, const LossFn& loss, const datasets::Dataset& data, int64_t batch_size,
+                    bool across_ranks) {
   if (batch_size <= 0) throw std::invalid_argument("evaluate: batch_size must be positive, got " + std::to_string(batch_size));
   if (data.size() == 0) throw std::invalid_argument("evaluate: the dataset is empty (no loss or accuracy to report)");
   NotAnOpScope not_an_op;  // inference records nothing: the Profiler must not charge it to the next op
   ModeRestorer restore{model, model.is_training()};
   model.eval();
   NoGradGuard no_grad;
+  // This rank's part: all of `data`, or the rank-th of `world` contiguous parts.
+  const int64_t world = across_ranks ? distributed::world_size() : 1;
+  const int64_t rank = world > 1 ? distributed::rank() : 0;
+  const int64_t first = data.size() * rank / world, last = data.size() * (rank + 1) / world;
   Evaluation ev;
   double loss_sum = 0, token_ce = 0;
-  for (int64_t b = 0; b < data.size(); b += batch_size) {
-    datasets::Batch batch = data.range(b, std::min(data.size(), b + batch_size));
+  for (int64_t b = first; b < last; b += batch_size) {
+    datasets::Batch batch = data.range(b, std::min(last, b + batch_size));
     Tensor outputs = model(batch.x);
     loss_sum += loss(outputs, batch.y).item() * static_cast<double>(batch.size());
     ev.samples += batch.size();
@@ -280,6 +326,35 @@ Evaluation evaluate(UnaryModule& model, const LossFn& loss, const datasets::Data
     }
     ev.correct += count_correct(outputs, batch.y);
     ev.predictions += batch.y.numel();
+  }
+  if (world > 1) {
+    // The sums over the ranks. A rank whose part was empty adds zeros, also to the confusion matrix.
+    const std::vector<double> v = sum_over_ranks({loss_sum, token_ce, static_cast<double>(ev.samples),
+                                                  static_cast<double>(ev.correct), static_cast<double>(ev.predictions)});
+    loss_sum = v[0];
+    token_ce = v[1];
+    ev.samples = static_cast<int64_t>(v[2]);
+    ev.correct = static_cast<int64_t>(v[3]);
+    ev.predictions = static_cast<int64_t>(v[4]);
+    const int64_t classes = ev.confusion ? ev.confusion->num_classes() : 0;
+    const auto all_classes =
+        static_cast<int64_t>(distributed::all_reduce_value(static_cast<double>(classes), distributed::ReduceOp::max));
+    if (classes != 0 && classes != all_classes)
+      throw std::runtime_error("evaluate: the ranks' outputs have different class counts (" + std::to_string(classes) +
+                               " here, " + std::to_string(all_classes) + " on another rank)");
+    if (all_classes > 0) {
+      const auto cells = static_cast<size_t>(all_classes * all_classes);
+      std::vector<double> counts(cells, 0.0);
+      for (int64_t t = 0; t < classes; ++t)
+        for (int64_t p = 0; p < classes; ++p)
+          counts[static_cast<size_t>(t * classes + p)] = static_cast<double>(ev.confusion->count(t, p));
+      counts = sum_over_ranks(counts);
+      ev.confusion.emplace(all_classes);
+      for (size_t i = 0; i < cells; ++i)
+        if (counts[i] != 0)
+          ev.confusion->add(static_cast<int64_t>(i) / all_classes, static_cast<int64_t>(i) % all_classes,
+                            static_cast<int64_t>(counts[i]));
+    }
   }
   ev.loss = loss_sum / static_cast<double>(ev.samples);
   if (ev.predictions > 0 && !ev.confusion) ev.perplexity = std::exp(token_ce / static_cast<double>(ev.predictions));

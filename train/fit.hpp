@@ -70,6 +70,23 @@ struct FitOptions {
   /// Generators besides default_generator() that the run draws from (e.g. a Dropout built with its
   /// own Generator), by name: their states go into run states and come back on resume.
   std::map<std::string, Generator*> generators{};
+  /// Data-parallel training over the processes of the MPI world (distributed/comm.hpp) when it has
+  /// more than one (`mpirun -np N`); ignored in a world of one. Then:
+  ///  - `model` must be a distributed::DistributedDataParallel, which averages the gradients over
+  ///    the ranks during backward; any other model is refused (N replicas would silently train
+  ///    apart);
+  ///  - each rank reads its own shard of the training data (datasets::DistributedSampler: one
+  ///    permutation drawn from `seed` and the epoch, the same on every rank, dealt round-robin;
+  ///    padded by repeating samples so every rank runs the same number of steps). `batch_size` is
+  ///    per rank: the optimizer step sees world_size × batch_size samples, as in PyTorch DDP;
+  ///  - the epoch's loss and accuracy and the validation metrics are over all ranks (evaluate
+  ///    splits the validation data between the ranks and reduces), and the batch loss handed to
+  ///    callbacks is the ranks' mean, so every rank's callbacks take the same decisions;
+  ///  - only rank 0 prints and writes run states (of the wrapped module, so a single process can
+  ///    resume them); ModelCheckpoint writes on rank 0 only. Every rank loads `resume`.
+  /// false: every rank trains on its own, on all the data (and `model` must not be a
+  /// DistributedDataParallel).
+  bool distributed = true;
 };
 
 /// Trains `model` on `data`: for each epoch, each batch runs forward, loss, backward, step.
@@ -100,9 +117,15 @@ struct Evaluation {
 };
 
 /// Loss and metrics of `model` on `data`, in eval mode without recording (the mode is restored).
-Evaluation evaluate(nn::UnaryModule& model, const LossFn& loss, const datasets::Dataset& data, int64_t batch_size = 256);
+/// In an MPI world of more than one process (and with `across_ranks`), every rank must call it:
+/// rank r evaluates the r-th of world_size contiguous parts of `data` and the sums (loss, counts,
+/// the confusion matrix, token cross-entropy) are added over the ranks, so every rank returns the
+/// evaluation of all of `data`. `across_ranks = false` evaluates all of `data` on this rank alone.
+Evaluation evaluate(nn::UnaryModule& model, const LossFn& loss, const datasets::Dataset& data, int64_t batch_size = 256,
+                    bool across_ranks = true);
 
-/// The model's outputs for every sample of `data`, concatenated along dim 0.
+/// The model's outputs for every sample of `data`, concatenated along dim 0 (on this rank alone,
+/// in an MPI world too).
 Tensor predict(nn::UnaryModule& model, const datasets::Dataset& data, int64_t batch_size = 256);
 /// The model's outputs for the rows of `x`, `batch_size` rows at a time, concatenated along dim 0.
 Tensor predict(nn::UnaryModule& model, const Tensor& x, int64_t batch_size = 256);
