@@ -116,9 +116,11 @@ function(tapegrad_library target)
     target_link_libraries(${target} PRIVATE PkgConfig::LIBXSMM)
   endif()
   if(TAPEGRAD_HAVE_MPI AND "distributed" IN_LIST ARGN)
-    # Only comm.cpp includes mpi.h: the definition and MPI's include folders stay off every other
-    # compile line (their ccache entries do not depend on MPI). A static library's consumers link
-    # libmpi too (CMake exports it as $<LINK_ONLY:...>; tapegradConfig.cmake finds MPI for them).
+    # Only comm.cpp includes mpi.h and sees TAPEGRAD_HAVE_MPI. MPI::MPI_CXX's usage requirements
+    # (-DOMPI_SKIP_MPICXX..., its include folders) still reach every source of the library itself
+    # ($<LINK_ONLY:...> keeps them from consumers only), so the library's compile lines, and their
+    # ccache entries, differ between builds with and without MPI; consumers' do not. A static
+    # library's consumers link libmpi too (tapegradConfig.cmake finds MPI for them).
     set_property(SOURCE ${TAPEGRAD_ROOT}/distributed/comm.cpp APPEND PROPERTY COMPILE_DEFINITIONS TAPEGRAD_HAVE_MPI)
     set_property(SOURCE ${TAPEGRAD_ROOT}/distributed/comm.cpp APPEND PROPERTY INCLUDE_DIRECTORIES
                  ${MPI_CXX_INCLUDE_DIRS})
