@@ -22,6 +22,11 @@
 
 namespace tapegrad::train {
 namespace {
+
+using nn::Module;
+using nn::NamedTensors;
+using nn::UnaryModule;
+
 /// `values` summed element-wise over the ranks of the MPI world (in float64: counts stay exact
 /// below 2^53). Every rank must call it with as many values.
 std::vector<double> sum_over_ranks(const std::vector<double>& values) {
@@ -29,11 +34,6 @@ std::vector<double> sum_over_ranks(const std::vector<double>& values) {
   distributed::all_reduce(t, distributed::ReduceOp::sum);
   return t.to_vector();
 }
-
-
-using nn::Module;
-using nn::NamedTensors;
-using nn::UnaryModule;
 
 // Restores a module's training mode when it goes out of scope.
 struct ModeRestorer {
@@ -240,8 +240,11 @@ History fit(UnaryModule& model, optim::Optimizer& optimizer, const LossFn& loss,
       Tensor l = loss(outputs, batch.y);
       l.backward();
       optimizer.step();
-      // The ranks' mean, so that every rank's callbacks see the same value and decide alike.
-      const double lv = world > 1 ? distributed::all_reduce_value(l.item(), distributed::ReduceOp::mean) : l.item();
+      // For callbacks, the ranks' mean, so that every rank's callbacks see the same value and decide
+      // alike; without callbacks no collective per step (the epoch's sums are reduced below, and the
+      // progress bar shows rank 0's own running loss).
+      const bool global_loss = world > 1 && !options.callbacks.empty();
+      const double lv = global_loss ? distributed::all_reduce_value(l.item(), distributed::ReduceOp::mean) : l.item();
       const int64_t n = batch.size();
       loss_sum += lv * static_cast<double>(n);
       seen += n;

@@ -10,6 +10,7 @@
 #include "autograd/autograd.hpp"
 #include "distributed/comm.hpp"
 #include "distributed/ddp.hpp"
+#include "distributed/weights.hpp"
 #include "nn/functional.hpp"
 #include "nn/layers.hpp"
 #include "optim/adam.hpp"
@@ -17,6 +18,7 @@
 
 using namespace tapegrad;
 namespace dist = tapegrad::distributed;
+using testing::max_abs_diff;
 
 namespace {
 
@@ -54,15 +56,6 @@ enum class Opt { sgd, adam };
 std::unique_ptr<optim::Optimizer> make_optimizer(Opt which, std::vector<Tensor> params) {
   if (which == Opt::sgd) return std::make_unique<optim::SGD>(std::move(params), optim::SGDOptions(0.1).momentum(0.9));
   return std::make_unique<optim::Adam>(std::move(params), optim::AdamOptions(0.01));
-}
-
-double max_abs_diff(const std::vector<Tensor>& a, const std::vector<Tensor>& b) {
-  double d = 0;
-  for (size_t k = 0; k < a.size(); ++k) {
-    auto va = a[k].to_vector(), vb = b[k].to_vector();
-    for (size_t i = 0; i < va.size(); ++i) d = std::max(d, std::abs(va[i] - vb[i]));
-  }
-  return d;
 }
 
 // N steps: the reference model on all 32 rows, and a DDP replica on this rank's rows.

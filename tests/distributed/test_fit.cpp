@@ -12,6 +12,7 @@
 #include "datasets/sampler.hpp"
 #include "distributed/comm.hpp"
 #include "distributed/ddp.hpp"
+#include "distributed/weights.hpp"
 #include "nn/functional.hpp"
 #include "nn/layers.hpp"
 #include "nn/module.hpp"
@@ -20,6 +21,7 @@
 
 using namespace tapegrad;
 namespace dist = tapegrad::distributed;
+using testing::max_abs_diff;
 
 namespace {
 
@@ -49,15 +51,6 @@ std::shared_ptr<datasets::TensorDataset> make_data(bool classes) {
 }
 
 Tensor mse(const Tensor& out, const Tensor& y) { return nn::functional::mse_loss(out, y); }
-
-double max_abs_diff(const std::vector<Tensor>& a, const std::vector<Tensor>& b) {
-  double d = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    auto va = a[i].to_vector(), vb = b[i].to_vector();
-    for (size_t j = 0; j < va.size(); ++j) d = std::max(d, std::abs(va[j] - vb[j]));
-  }
-  return d;
-}
 
 // One process, batch 32, the samples in the order DistributedSampler draws for a world of one:
 // the union of what N ranks read at the same step (rank r takes every N-th sample of the epoch's
