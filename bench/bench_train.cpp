@@ -8,6 +8,7 @@
 // against `make bench-compare`. (One Adam step alone is bench_nn's BM_AdamStepSeedMlp.)
 #include <cmath>
 
+#include "autograd/cpu.hpp"
 #include "bench/bench_util.hpp"
 #include "datasets/datasets.hpp"
 #include "nn/nn.hpp"
@@ -22,6 +23,7 @@ namespace {
 // make bench-compare reads it to give libtorch, PyTorch and the GEMM floor the same kernels.
 const bool kBlasContext = [] {
   benchmark::AddCustomContext("blas_core", blas_core_name());
+  benchmark::AddCustomContext("kernel_isa", isa_name(kernel_isa()));  // tapegrad's own vectorised kernels
   return true;
 }();
 

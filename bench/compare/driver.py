@@ -196,6 +196,7 @@ def main():
     text, _ = run([tg_train, "--benchmark_filter=BM_SeedMlpPhaseBatch/32", "--benchmark_min_time=0.01",
                    "--benchmark_format=json"], tmp=tmp)
     tapegrad_core = json.loads(text)["context"]["blas_core"]
+    tapegrad_isa = json.loads(text)["context"].get("kernel_isa", "?")
     torch_env = {}
     if args.torch_coretype == "auto":
         torch_env["OPENBLAS_CORETYPE"] = tapegrad_core
@@ -210,6 +211,10 @@ def main():
     raw = {"rounds": []}
     for r in range(1, args.rounds + 1):
         rd = {}
+        # The machine's single-core sgemm peak, measured in every round beside the runs it bounds
+        # (the compute limits below divide each workload's FLOPs by it).
+        rd["sgemm peak"] = {"gflops": last_json(run([floor, "--peak", "2048"],
+                                                    {"OPENBLAS_CORETYPE": tapegrad_core}, tmp)[0])["peak_gflops"]}
         for b in batches:
             # The floor runs before and after this batch size's three systems; the smaller value is
             # kept (a pure-GEMM loop is only ever slowed down by a busy machine, so the smaller is the
@@ -265,9 +270,6 @@ def main():
             rd["libtorch cnn" + tsuf(n)] = {"seconds": j["epoch_seconds"][0], "accuracy": j["test_accuracy"],
                                             "rss_mb": rss}
         if has_gpt:
-            # The machine's single-core sgemm peak, measured beside the runs it bounds.
-            rd["sgemm peak"] = {"gflops": last_json(run([floor, "--peak", "2048"],
-                                                        {"OPENBLAS_CORETYPE": tapegrad_core}, tmp)[0])["peak_gflops"]}
             for n in thread_counts:
                 gpt_common = ["--iters", str(args.gpt_iters), "--eval-every", str(args.gpt_iters), "--text",
                               args.text, "--seed", "0", "--threads", str(n)]
@@ -310,10 +312,31 @@ def main():
                      fmt(tp, "%.2f"), "-" if target is None else "<= %.2f" % target, met))
 
     targets = {32: 0.33, 256: 0.8}
+    limit_targets = {32: 1.3, 256: 1.15}  # issue 15: epoch / compute limit on a quiet machine
+    peaks = series("sgemm peak", "gflops")
+
+    def limit_row(label, flops, per_system, target):
+        """epoch / compute limit, where the limit is `flops` at the sgemm peak of the same round."""
+        limit = [flops / (g * 1e9) if g else None for g in peaks]
+        vals = {s: paired(per_system[s], limit) for s in per_system}
+        rows.append(("%s: %.1f GFLOP, limit %.3f s; time / limit" % (label, flops * 1e-9, median(limit)),
+                     [fmt(vals.get(s), "%.2fx") for s in systems], "-", "-",
+                     "-" if target is None else "tapegrad <= %.2fx" % target,
+                     "-" if target is None or vals.get("tapegrad") is None else
+                     ("yes" if vals["tapegrad"] <= target else "NO")))
+
+    rows.append(("single-core sgemm peak, 2048^3 (GFLOP/s)", [fmt(median(peaks), "%.1f")] + ["-"] * (len(systems) - 1),
+                 "-", "-", "-", "-"))
     accuracy_ok = True
     for b in batches:
         add("seed MLP epoch, batch %d (s)" % b, {s: series("%s mlp %d" % (s, b), "seconds") for s in systems},
             "%.3f", targets.get(b))
+    for b in batches:
+        # FLOPs of a seed-MLP epoch (60,000 samples, 784-128-10): forward 2·(784·128 + 128·10) per
+        # sample; backward both weight gradients (the same again) and the input gradient of the second
+        # layer only (2·128·10; the first layer's input is data): 2·2·784·128 + 3·2·128·10 per sample.
+        limit_row("seed MLP epoch, batch %d" % b, 60000 * (4 * 784 * 128 + 6 * 128 * 10),
+                  {s: series("%s mlp %d" % (s, b), "seconds") for s in systems}, limit_targets.get(b))
     for b in batches:
         fl = series("floor %d" % b, "seconds")
         vals = {s: paired(series("%s mlp %d" % (s, b), "seconds"), fl) for s in systems}
@@ -337,7 +360,14 @@ def main():
                      "spread <= 0.02", "yes" if ok else "NO"))
     if has_cnn:
         label = "small CNN epoch, batch 32, %dk images (s)" % (args.cnn_train // 1000)
-        add(label, {s: series("%s cnn" % s, "seconds") for s in ("tapegrad", "libtorch")}, "%.2f", 1.0)
+        add(label, {s: series("%s cnn" % s, "seconds") for s in ("tapegrad", "libtorch")}, "%.2f", 0.6)
+        # FLOPs of the small CNN per image, counted as direct convolutions and dense products (a
+        # Winograd or FFT convolution does fewer multiplies, so it can run under this limit): forward
+        # conv1 2·32·28²·9, conv2 2·64·14²·288, fc1 2·3136·128, fc2 2·128·10; backward every weight
+        # gradient (the forward's count again) and every input gradient except conv1's (data).
+        c1, c2, f1, f2 = 2 * 32 * 28 * 28 * 9, 2 * 64 * 14 * 14 * 288, 2 * 3136 * 128, 2 * 128 * 10
+        limit_row("small CNN epoch", args.cnn_train * (2 * c1 + 3 * (c2 + f1 + f2)),
+                  {s: series("%s cnn" % s, "seconds") for s in ("tapegrad", "libtorch")}, None)
         add("peak RSS, CNN run (MB)", {s: series("%s cnn" % s, "rss_mb") for s in ("tapegrad", "libtorch")}, "%.0f")
         acc = {s: med("%s cnn" % s, "accuracy") for s in ("tapegrad", "libtorch")}
         ok = abs(acc["tapegrad"] - acc["libtorch"]) <= 0.03
@@ -360,7 +390,6 @@ def main():
         # weighted sum, full squares), plus the head 2·BT·E·V; backward twice the forward.
         b_, t_, e_, l_, v_ = 12, 64, 128, 4, 113
         flops = 3 * (l_ * (2 * b_ * t_ * 12 * e_ * e_ + 4 * b_ * t_ * t_ * e_) + 2 * b_ * t_ * e_ * v_)
-        peaks = series("sgemm peak", "gflops")
         limit = [flops / (g * 1e9) * 1e3 for g in peaks if g]
         gpt = {s: series("%s gpt" % s, "ms") for s in ("tapegrad", "pytorch") if not (s == "pytorch" and args.no_pytorch)}
         tp = paired(gpt.get("tapegrad"), gpt.get("pytorch"))
@@ -400,8 +429,9 @@ def main():
     print("Seed MLP epoch time of a run: the median of its %d epochs; GEMM floor: the median of 3 timed epochs "
           "after a warm-up one, measured before and after the three systems' runs, the smaller kept" % args.epochs)
     print("CPU: %s, %d cores; load average at the end: %.2f" % (cpu_model(), os.cpu_count(), os.getloadavg()[0]))
-    print("OpenBLAS kernels: tapegrad %s, libtorch/PyTorch/floor %s (OpenBLAS's own choice here: %s)%s"
-          % (tapegrad_core, lt_core, installed_core,
+    print("OpenBLAS kernels: tapegrad %s, libtorch/PyTorch/floor %s (OpenBLAS's own choice here: %s); "
+          "tapegrad's own vectorised kernels run their %s path%s"
+          % (tapegrad_core, lt_core, installed_core, tapegrad_isa,
              "; libtorch's convolutions run oneDNN (MKL-DNN)" if has_cnn else ""))
     print("\n".join(lines[:1] + ["-" * len(lines[0])] + lines[1:]))
     if avx512_core:
@@ -430,7 +460,7 @@ def main():
               "same shapes and inputs; medians over rounds")
         print("\n".join(text[:1] + ["-" * len(text[0])] + text[1:]))
     if args.json:
-        raw.update({"tapegrad_core": tapegrad_core, "torch_core": lt_core, "installed_core": installed_core,
+        raw.update({"tapegrad_core": tapegrad_core, "tapegrad_isa": tapegrad_isa, "cpu": cpu_model(), "torch_core": lt_core, "installed_core": installed_core,
                     "table": table, "op_table": op_table})
         with open(args.json, "w") as f:
             json.dump(raw, f, indent=2)
