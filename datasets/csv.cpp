@@ -5,7 +5,7 @@
 #include <cstring>
 #include <set>
 
-#include "datasets/file_io.hpp"
+#include "autograd/file_io.hpp"
 
 namespace tapegrad::datasets {
 namespace {

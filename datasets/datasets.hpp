@@ -6,7 +6,7 @@
 /// checked file I/O they share with nn's serialization (io::ReadFile, io::atomic_write).
 #include "datasets/csv.hpp"
 #include "datasets/dataset.hpp"
-#include "datasets/file_io.hpp"
+#include "autograd/file_io.hpp"
 #include "datasets/idx.hpp"
 #include "datasets/images.hpp"
 #include "datasets/mnist.hpp"

@@ -8,7 +8,7 @@
 #include <sstream>
 
 #include "datasets/deflate.hpp"
-#include "datasets/file_io.hpp"
+#include "autograd/file_io.hpp"
 
 namespace tapegrad::datasets {
 namespace {

@@ -7,7 +7,7 @@
 #include <cstring>
 #include <sstream>
 
-#include "datasets/file_io.hpp"
+#include "autograd/file_io.hpp"
 #include "datasets/npy_detail.hpp"
 
 namespace tapegrad::datasets {

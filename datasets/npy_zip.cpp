@@ -7,7 +7,7 @@
 #include <set>
 
 #include "datasets/deflate.hpp"
-#include "datasets/file_io.hpp"
+#include "autograd/file_io.hpp"
 #include "datasets/npy.hpp"
 #include "datasets/npy_detail.hpp"
 

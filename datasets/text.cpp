@@ -8,7 +8,7 @@
 #include <stdexcept>
 
 #include "autograd/functions.hpp"
-#include "datasets/file_io.hpp"
+#include "autograd/file_io.hpp"
 #include "datasets/idx.hpp"
 
 namespace tapegrad::datasets {

@@ -10,6 +10,11 @@
 //   build/examples/char_gpt --iters 0 --resume out/char_gpt/run_state.safetensors --sample 300
 //
 // scripts/torch_gpt.py is the same run in PyTorch; bench/compare/driver.py runs both (--bench).
+//
+// Under `mpirun -np N` the model trains data-parallel (distributed::DistributedDataParallel): every
+// rank draws the same global batch of N × --batch-size windows from the same stream and trains on
+// its slice of it, so N ranks take exactly the steps of one process with N × --batch-size, and a
+// resumed run continues every rank's stream. Rank 0 evaluates, prints and writes the outputs.
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -24,6 +29,7 @@
 
 #include "autograd/autograd.hpp"
 #include "datasets/text.hpp"
+#include "distributed/comm.hpp"
 #include "examples/common.hpp"
 #include "nn/nn.hpp"
 #include "nn/serialize.hpp"
@@ -60,16 +66,17 @@ double lr_at(const Flags& f, int64_t it) {
   return f.min_lr + 0.5 * (1.0 + std::cos(M_PI * ratio)) * (f.lr - f.min_lr);
 }
 
-/// Mean loss of `batches` random batches of each split, in eval mode and without recording.
+/// Mean loss of `batches` random batches of `batch_size` windows of each split, in eval mode and
+/// without recording.
 std::pair<double, double> estimate_loss(tg::nn::GPT& model, const tg::datasets::TextDataset& data, const Flags& f,
-                                        tg::Generator& gen) {
+                                        int64_t batch_size, tg::Generator& gen) {
   tg::NoGradGuard no_grad;
   model.eval();
   double sums[2] = {0, 0};
   const tg::datasets::TextSplit splits[2] = {tg::datasets::TextSplit::train, tg::datasets::TextSplit::val};
   for (int s = 0; s < 2; ++s)
     for (int64_t b = 0; b < f.eval_batches; ++b) {
-      auto batch = data.get_batch(splits[s], f.batch_size, f.block_size, gen);
+      auto batch = data.get_batch(splits[s], batch_size, f.block_size, gen);
       sums[s] += tg::nn::GPT::loss(model(batch.x), batch.y).item();
     }
   model.train();
@@ -100,6 +107,8 @@ double median(std::vector<double> v) {
 }
 
 void train(const Flags& f) {
+  const int64_t rank = tg::distributed::rank(), world = tg::distributed::world_size();
+  const bool lead = rank == 0;  // evaluates, prints and writes; every rank trains
   tg::manual_seed(f.seed);
   tg::Generator data_gen(f.seed + 1), eval_gen(f.seed + 2), sample_gen(f.seed + 3);
   auto corpus = tg::datasets::load_text_corpus(f.text);
@@ -117,7 +126,8 @@ void train(const Flags& f) {
                            .n_embd = f.n_embd,
                            .dropout = f.dropout,
                            .bias = true};
-  tg::nn::GPT model(config);
+  auto model_ptr = std::make_shared<tg::nn::GPT>(config);
+  tg::nn::GPT& model = *model_ptr;
   model.set_checkpointing(f.recompute);  // same losses, less memory, about one more forward per step
   // nanoGPT's two groups: weight decay on the matrices and embeddings, none on biases and norms.
   std::vector<tg::Tensor> decay, no_decay;
@@ -142,7 +152,9 @@ void train(const Flags& f) {
     start_iter = state.global_step;
     if (!f.quiet) std::cout << "resumed from " << f.resume << " at iteration " << start_iter << "\n";
   }
-  tokenizer.save(f.out + "/vocab.json");
+  // Under mpirun: rank 0's weights broadcast, gradients averaged over the ranks in backward.
+  std::shared_ptr<tg::nn::UnaryModule> trained = tg::examples::data_parallel(model_ptr);
+  if (lead) tokenizer.save(f.out + "/vocab.json");
   if (!f.quiet)
     std::cout << "model: " << f.n_layer << " layers, " << f.n_head << " heads, width " << f.n_embd << ", context "
               << f.block_size << ", " <<
@@ -154,7 +166,7 @@ void train(const Flags& f) {
 
   const bool show_progress = !f.quiet && isatty(STDERR_FILENO);  // a bar per iteration only on a terminal
   auto save = [&](int64_t iter) {
-    if (f.state == "none") return;
+    if (f.state == "none" || !lead) return;
     tg::train::RunState state{
         .model = model.state_dict(),
         .optimizer = optimizer.state_dict(),
@@ -165,7 +177,8 @@ void train(const Flags& f) {
     tg::train::save_run_state(state, state_path);
   };
   auto evaluate = [&](int64_t iter, double seconds) {
-    auto [train_loss, val_loss] = estimate_loss(model, corpus.data, f, eval_gen);
+    // The global batch: N ranks report what one process with N × --batch-size would.
+    auto [train_loss, val_loss] = estimate_loss(model, corpus.data, f, f.batch_size * world, eval_gen);
     if (!f.quiet)
       std::cerr << (show_progress ? "\r" + std::string(70, ' ') + "\r" : std::string()) << "iter " << std::setw(5)
                 << iter << ": train loss " << std::fixed << std::setprecision(4) << train_loss << ", val loss "
@@ -178,12 +191,16 @@ void train(const Flags& f) {
   std::vector<double> step_ms;
   double last_loss = NAN;
   auto segment_start = Clock::now();
-  if (start_iter == 0 && f.iters > 0) evaluate(0, 0.0);
+  if (start_iter == 0 && f.iters > 0 && lead) evaluate(0, 0.0);
   for (int64_t it = start_iter; it < f.iters; ++it) {
     const auto t0 = Clock::now();
     optimizer.set_lr(lr_at(f, it));
-    auto batch = corpus.data.get_batch(tg::datasets::TextSplit::train, f.batch_size, f.block_size, data_gen);
-    tg::Tensor loss = tg::nn::GPT::loss(model(batch.x), batch.y);  // operator(): the profiler's module scopes
+    auto batch = corpus.data.get_batch(tg::datasets::TextSplit::train, f.batch_size * world, f.block_size, data_gen);
+    if (world > 1) {  // this rank's slice of the global batch
+      batch.x = tg::slice(batch.x, 0, rank * f.batch_size, (rank + 1) * f.batch_size);
+      batch.y = tg::slice(batch.y, 0, rank * f.batch_size, (rank + 1) * f.batch_size);
+    }
+    tg::Tensor loss = tg::nn::GPT::loss((*trained)(batch.x), batch.y);  // operator(): the profiler's module scopes
     optimizer.zero_grad();
     loss.backward();
     tg::optim::clip_grad_norm_(model.parameters(), f.clip);
@@ -192,13 +209,14 @@ void train(const Flags& f) {
     step_ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
     const int64_t done = it + 1;
     if (show_progress) progress((done - 1) % f.eval_every + 1, f.eval_every, last_loss, step_ms.back());
-    if (done % f.eval_every == 0 || done == f.iters) {
+    if ((done % f.eval_every == 0 || done == f.iters) && lead) {
       evaluate(done, std::chrono::duration<double>(Clock::now() - segment_start).count());
       save(done);
       segment_start = Clock::now();
     }
   }
   history.stop_reason = "completed";
+  if (!lead) return;  // the outputs are rank 0's (every rank holds the same weights)
 
   // Outputs: weights with PyTorch's names, the vocabulary, the curves, the log and a sample.
   tg::nn::save_safetensors(model.state_dict(), f.out + "/model.safetensors");
@@ -310,6 +328,8 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   tg::set_num_threads(f.threads);
   tg::examples::Args common;
+  common.session = std::make_shared<tg::distributed::Session>(&argc, &argv);  // MPI under mpirun
+  if (tg::distributed::rank() != 0) f.quiet = true;                           // one log: rank 0's
   common.program = "char_gpt";
   common.out = f.out;
   common.profile = f.profile;

@@ -23,7 +23,7 @@
 #include <utility>
 #include <vector>
 
-#include "datasets/file_io.hpp"
+#include "autograd/file_io.hpp"
 #include "nn/module.hpp"
 
 namespace tapegrad::nn {
@@ -43,7 +43,7 @@ inline constexpr uint64_t kMaxHeaderBytes = uint64_t{16} << 20;
 NamedTensors load_safetensors(const std::string& path, Metadata* metadata = nullptr,
                               uint64_t max_header_bytes = kMaxHeaderBytes);
 
-/// Atomic writing (the implementation lives in datasets/file_io.hpp, shared with the IDX writer).
+/// Atomic writing (the implementation lives in autograd/file_io.hpp, shared with the dataset readers and writers).
 using io::atomic_write;
 namespace testing {
 using io::testing::fail_writes_after;

@@ -15,7 +15,7 @@
 #include <string>
 #include <thread>
 
-#include "datasets/file_io.hpp"
+#include "autograd/file_io.hpp"
 #include "datasets/idx.hpp"
 #include "datasets/mnist.hpp"
 #include "nn/serialize.hpp"

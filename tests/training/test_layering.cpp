@@ -9,7 +9,6 @@
 #include <fstream>
 #include <map>
 #include <regex>
-#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -23,14 +22,6 @@ const std::map<std::string, int> kLayers = {
     {"autograd", 0}, {"nn", 1}, {"optim", 1}, {"datasets", 1}, {"distributed", 2}, {"train", 3},
 };
 
-/// The includes between layers of one level that exist and are allowed, as "file -> include".
-/// Anything else across {nn, optim, datasets} is an error, so this list can only shrink.
-const std::set<std::string> kAllowedSideways = {
-    // nn's safetensors writer uses the atomic file writing and hostile-file reading of
-    // datasets/file_io.hpp (the lowest layer that reads files; see that header).
-    "nn/serialize.hpp -> datasets/file_io.hpp",
-};
-
 /// The top folder of `path` relative to `root` (its layer), or "" when it is in none.
 std::string layer_of(const fs::path& root, const fs::path& path) {
   const fs::path rel = path.lexically_normal().lexically_relative(root.lexically_normal());
@@ -39,8 +30,8 @@ std::string layer_of(const fs::path& root, const fs::path& path) {
   return kLayers.count(top) ? top : "";
 }
 
-/// Every include of a layer file that reaches a higher layer, or a layer of the same level that
-/// kAllowedSideways does not list: "<file>:<line>: #include ... (<from> may not include <to>)".
+/// Every include of a layer file that reaches a higher layer or a layer of the same level:
+/// "<file>:<line>: #include ... (<from> may not include <to>)".
 std::vector<std::string> layering_violations(const fs::path& root) {
   static const std::regex include_re(R"(^\s*#\s*include\s*["<]([^">]+)[">])");
   std::vector<std::string> out;
@@ -68,7 +59,6 @@ std::vector<std::string> layering_violations(const fs::path& root) {
         }
         const int to_level = kLayers.at(to);
         if (to == from || to_level < from_level) continue;
-        if (to_level == from_level && kAllowedSideways.count(file + " -> " + target)) continue;
         out.push_back(file + ":" + std::to_string(number) + ": " + line + "  (" + from + " may not include " + to +
                       (to_level > from_level ? ", a higher layer)" : ", a layer beside it)"));
       }
@@ -109,14 +99,15 @@ TEST_CASE("layering: the check names the file and the include that break the ord
   tree.write("autograd/tensor.hpp", "#pragma once\n");
   tree.write("nn/module.hpp", "#pragma once\n#include \"autograd/tensor.hpp\"\n");
   tree.write("optim/sgd.hpp", "#pragma once\n#include <vector>\n#include \"autograd/tensor.hpp\"\n");
-  tree.write("datasets/file_io.hpp", "#pragma once\n");
-  tree.write("nn/serialize.hpp", "#pragma once\n#include \"datasets/file_io.hpp\"\n");   // allowed
+  tree.write("autograd/file_io.hpp", "#pragma once\n");
+  tree.write("nn/serialize.hpp", "#pragma once\n#include \"autograd/file_io.hpp\"\n");   // down: fine
+  tree.write("datasets/idx.hpp", "#pragma once\n#include \"autograd/file_io.hpp\"\n");
   tree.write("train/fit.hpp", "#pragma once\n#include \"nn/module.hpp\"\n#include \"optim/sgd.hpp\"\n");
   CHECK(layering_violations(tree.root).empty());
 
   tree.write("nn/layers.cpp", "#include <map>\n#include \"nn/module.hpp\"\n#include \"train/fit.hpp\"\n");
   tree.write("autograd/ops.cpp", "#include \"../nn/module.hpp\"\n");                  // relative, upward
-  tree.write("optim/adam.cpp", "#include <tapegrad/datasets/file_io.hpp>\n");         // beside, not allowed
+  tree.write("optim/adam.cpp", "#include <tapegrad/datasets/idx.hpp>\n");             // beside, not allowed
   const auto v = layering_violations(tree.root);
   REQUIRE(v.size() == 3);
   std::string all;
@@ -126,6 +117,6 @@ TEST_CASE("layering: the check names the file and the include that break the ord
         std::string::npos);
   CHECK(all.find("autograd/ops.cpp:1: #include \"../nn/module.hpp\"  (autograd may not include nn, a higher layer)") !=
         std::string::npos);
-  CHECK(all.find("optim/adam.cpp:1: #include <tapegrad/datasets/file_io.hpp>  (optim may not include datasets, a "
+  CHECK(all.find("optim/adam.cpp:1: #include <tapegrad/datasets/idx.hpp>  (optim may not include datasets, a "
                  "layer beside it)") != std::string::npos);
 }

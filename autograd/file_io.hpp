@@ -8,7 +8,8 @@
 ///     if (!f.ok()) throw MyError("my_reader: " + f.error());   // "cannot open 'x': Is a directory"
 ///     if (!f.read_at(0, buf, 8)) throw MyError("my_reader: " + f.error());
 ///
-/// It sits in datasets/ because that is the lowest layer that reads files; nn/ uses it too.
+/// It sits in autograd/, the lowest layer, because nn/ (safetensors), datasets/ (IDX, .npy, CSV,
+/// text) and train/ (run states) all use it.
 #include <cstdint>
 #include <string>
 #include <utility>

@@ -1,4 +1,4 @@
-#include "datasets/file_io.hpp"
+#include "autograd/file_io.hpp"
 
 #include <fcntl.h>
 #include <signal.h>
