@@ -8,10 +8,14 @@
 #include <limits>
 #include <mutex>
 #include <stdexcept>
+#include <type_traits>
 #include <vector>
 
 #ifdef TAPEGRAD_HAVE_LIBXSMM
 #include <libxsmm.h>
+#endif
+#ifdef __AVX2__
+#include <immintrin.h>
 #endif
 
 namespace tapegrad {
@@ -100,15 +104,67 @@ GemmBackend gemm_choice(DType /*dtype*/, int64_t m, int64_t n, int64_t k, bool t
   // bench_gemm_shapes (README, "Performance"): libxsmm's unblocked kernels win on small products
   // (attention heads, the 10-class layer: 0.4–0.8× OpenBLAS's time) and on short-K products such as
   // the weight gradient at batch 32 (K = 32: 0.55–0.72×); from K = 64 with large m·n, and for every
-  // K ≥ 256 product, OpenBLAS's packed kernels win (up to 2.5×). A transposed B costs a copy of B,
-  // which only pays when m (the rows that reuse it) is 64 or more.
+  // K ≥ 256 product, OpenBLAS's packed kernels win (up to 2.5×). A transposed B costs a copy of B
+  // (8 × 8 register blocks), which pays from m = 64, or from m = 16 when n ≥ 32: the causal
+  // attention's 32-row tiles (32×32×32: 1.1 against OpenBLAS's 2.1 µs, 32×64×32: 2.1 against 3.6,
+  // 16×64×64: 2.4 against 3.7); 8×128×128 (10.1 against 9.0) and the 10-class layer's 32×10×128
+  // (6.2 against 3.5) stay on OpenBLAS.
   const double volume = static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k);
   const bool small = volume <= double(1 << 18) || (k <= 32 && volume <= double(1 << 22));
-  if (tb && m < 64) return GemmBackend::openblas;
+  if (tb && (m < 16 || (m < 64 && n < 32))) return GemmBackend::openblas;
   return small ? GemmBackend::libxsmm : GemmBackend::openblas;
 }
 
 namespace detail {
+namespace {
+
+/// dst [cols, rows] (row stride rows) = the transpose of src [rows, cols] (row stride ld).
+template <class T>
+void transpose_scalar(const T* src, int64_t ld, int64_t rows, int64_t cols, T* dst) {
+  for (int64_t j = 0; j < rows; ++j)
+    for (int64_t p = 0; p < cols; ++p) dst[p * rows + j] = src[j * ld + p];
+}
+
+/// transpose_scalar, in 8 × 8 register blocks for float on AVX2 (8 row loads, 24 shuffles, 8 row
+/// stores per block; the attention tiles' k and v [64, 32] took a quarter of the fused attention's
+/// time as scalar element copies, bench_nn's BM_SelfAttentionLayout), scalar at the edges.
+template <class T>
+void transpose_into(const T* src, int64_t ld, int64_t rows, int64_t cols, T* dst) {
+#ifdef __AVX2__
+  if constexpr (std::is_same_v<T, float>) {
+    const int64_t rows8 = rows / 8 * 8, cols8 = cols / 8 * 8;
+    for (int64_t j0 = 0; j0 < rows8; j0 += 8)
+      for (int64_t p0 = 0; p0 < cols8; p0 += 8) {
+        const float* s = src + j0 * ld + p0;
+        __m256 r[8], t[8];
+        for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(s + i * ld);
+        for (int i = 0; i < 8; i += 2) {
+          t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+          t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+        }
+        for (int i = 0; i < 8; i += 4) {
+          r[i] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(1, 0, 1, 0));
+          r[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(3, 2, 3, 2));
+          r[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(1, 0, 1, 0));
+          r[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(3, 2, 3, 2));
+        }
+        float* d = dst + p0 * rows + j0;
+        for (int i = 0; i < 4; ++i) {
+          _mm256_storeu_ps(d + i * rows, _mm256_permute2f128_ps(r[i], r[i + 4], 0x20));
+          _mm256_storeu_ps(d + (i + 4) * rows, _mm256_permute2f128_ps(r[i], r[i + 4], 0x31));
+        }
+      }
+    if (cols8 < cols) transpose_scalar(src + cols8, ld, rows, cols - cols8, dst + cols8 * rows);
+    if (rows8 < rows)
+      for (int64_t j = rows8; j < rows; ++j)
+        for (int64_t p = 0; p < cols8; ++p) dst[p * rows + j] = src[j * ld + p];
+    return;
+  }
+#endif
+  transpose_scalar(src, ld, rows, cols, dst);
+}
+
+}  // namespace
 
 template <class T>
 bool gemm_libxsmm(const T* a, int64_t lda_, const T* b, int64_t ldb_, T* c, int64_t ldc_, int64_t m, int64_t n,
@@ -124,12 +180,7 @@ bool gemm_libxsmm(const T* a, int64_t lda_, const T* b, int64_t ldb_, T* c, int6
   if (tb) {
     thread_local std::vector<T> scratch;
     scratch.resize(static_cast<size_t>(n * k));
-    constexpr int64_t tile = 32;
-    for (int64_t j0 = 0; j0 < n; j0 += tile)
-      for (int64_t p0 = 0; p0 < k; p0 += tile)
-        for (int64_t j = j0; j < std::min(n, j0 + tile); ++j)
-          for (int64_t p = p0; p < std::min(k, p0 + tile); ++p)
-            scratch[static_cast<size_t>(p * n + j)] = b[j * ldb_ + p];
+    transpose_into(b, ldb_, n, k, scratch.data());
     b = scratch.data();
     ldb_ = n;
   }

@@ -65,6 +65,9 @@ const std::vector<Product> kProducts = {
   {"gpt attn pt.dO", 64, 32, 64, true, false},
   // probes around the rule's bounds (not products of the two models)
   {"probe", 32, 32, 32, false, true},
+  {"probe", 32, 64, 32, false, true},
+  {"probe", 16, 64, 64, false, true},
+  {"probe", 8, 128, 128, false, true},
   {"probe", 64, 64, 64, false, true},
   {"probe", 128, 128, 32, false, true},
   {"probe", 256, 128, 64, false, true},

@@ -290,3 +290,27 @@ static void BM_SelfAttentionLayout(benchmark::State& state) {
                         : "split heads + scaled_dot_product_attention + merge, causal");
 }
 BENCHMARK(BM_SelfAttentionLayout)->Arg(1)->Arg(0)->Unit(benchmark::kMicrosecond);
+
+// ---- the char-GPT's causal self-attention over query × key tiles (GPT rows) ----
+
+/// qkv_packed_attention forward + backward at the baby GPT's [12, T, 3·128], 4 heads, causal, T =
+/// range(2) (64: the GPT's context), with query tile range(0) × key tile range(1) rows. At T = 64
+/// one 64 × 64 tile per head has its upper half masked; 32-row tiles skip the tile above the
+/// diagonal (nn/transformer.cpp's fused_options picks them for causal self-attention up to T = 128).
+static void BM_GptAttentionTiles(benchmark::State& state) {
+  const int64_t n = 12, t = state.range(2), h = 4, e = 128;
+  Generator gen(1);
+  Tensor qkv = randn({n, t, 3 * e}, DType::f32, gen).requires_grad_();
+  Tensor grad = randn({n, t, e}, DType::f32, gen);
+  const auto o = F::AttentionOptions().causal(true).tiles(state.range(0), state.range(1));
+  for (auto _ : state) {
+    F::qkv_packed_attention(qkv, h, o).backward(grad);
+    qkv.zero_grad();
+  }
+  state.SetLabel("T " + std::to_string(t) + ", tiles " + std::to_string(state.range(0)) + " x " +
+                 std::to_string(state.range(1)));
+}
+BENCHMARK(BM_GptAttentionTiles)
+    ->ArgsProduct({{16, 32, 64}, {16, 32, 64}, {64}})
+    ->ArgsProduct({{32, 64, 128}, {32, 64, 128}, {128}})
+    ->Unit(benchmark::kMicrosecond);

@@ -287,16 +287,21 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   {
     NoGradGuard no_grad;
     Tensor x2 = x.dim() == 2 ? x : reshape(x, {-1, x.size(-1)});
-    result = gemm(x2, weight, false, true);  // [rows, in] · [out, in]ᵀ
-    if (bias.defined())
+    if (!bias.defined()) {
+      result = gemm(x2, weight, false, true);  // [rows, in] · [out, in]ᵀ
+    } else {
+      // the bias rows first, then the product added onto them (beta = 1): one pass over the output
+      // instead of BLAS clearing it and a second pass adding the bias
+      const int64_t rows = x2.size(0);
+      result = Tensor::empty({rows, out_features}, x.dtype());
       dispatch_float("linear", x.dtype(), [&](auto z) {
         using T = decltype(z);
         T* y = result.mutable_data<T>();
         const T* b = bias.data<T>();
-        const int64_t rows = result.size(0);
-        for (int64_t r = 0; r < rows; ++r, y += out_features)
-          for (int64_t o = 0; o < out_features; ++o) y[o] += b[o];
+        for (int64_t r = 0; r < rows; ++r) std::copy_n(b, out_features, y + r * out_features);
+        kernels::gemm_raw<T>(x2.data<T>(), weight.data<T>(), y, rows, out_features, x2.size(1), false, true, T(1));
       });
+    }
     if (x.dim() != 2) result = reshape(result, out_shape);
   }
   return record("linear", result, {x, weight, bias}, save_for_backward(x, weight),

@@ -2,6 +2,7 @@
 // operands, runs BLAS sgemm/dgemm (or libxsmm's small-GEMM kernels, autograd/gemm_backend.hpp); its gradient is two
 // more gemm calls with the transposes folded into flags, so backward never copies a transpose. matmul is a composite
 // over gemm, reshape and expand, and gets its gradient (including broadcast batch dims) for free.
+#include <algorithm>
 #include <type_traits>
 #include <xtensor-blas/xblas.hpp>  // also declares cblas_sgemm / cblas_dgemm (xflens; not OpenBLAS's cblas.h, which conflicts)
 
@@ -21,6 +22,14 @@ template <class T>
 void gemm_openblas(const T* a, int64_t lda, const T* b, int64_t ldb, T* c, int64_t ldc, int64_t m, int64_t n, int64_t k,
                    bool ta, bool tb, T beta) {
   configure_blas();
+  if (beta == T(0)) {
+    // OpenBLAS 0.3.21 clears C for beta = 0 with scalar stores (sgemm_beta_ZEN: 4 % of a char-GPT
+    // iteration); a vectorised fill and beta = 1 give the same C, and the kernel then skips that pass.
+    if (ldc == n) std::fill_n(c, m * n, T(0));
+    else
+      for (int64_t r = 0; r < m; ++r) std::fill_n(c + r * ldc, n, T(0));
+    beta = T(1);
+  }
   auto i = [](int64_t v) { return static_cast<int>(v); };
   const auto ota = ta ? CblasTrans : CblasNoTrans, otb = tb ? CblasTrans : CblasNoTrans;
   if constexpr (std::is_same_v<T, float>)

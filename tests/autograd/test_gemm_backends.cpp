@@ -93,6 +93,30 @@ TEST_CASE("gemm backends: OpenBLAS, libxsmm and the automatic choice against a n
   }
 }
 
+TEST_CASE("gemm backends: the automatic rule's bounds") {
+  if (!libxsmm_available()) {
+    MESSAGE("skipped: this tapegrad was built without libxsmm (every product runs on OpenBLAS)");
+    CHECK(kernels::gemm_choice(DType::f32, 32, 32, 32, false, true, 0.0) == GemmBackend::openblas);
+    return;
+  }
+  GemmBackendGuard guard(GemmBackend::automatic);
+  auto choice = [](int64_t m, int64_t n, int64_t k, bool ta, bool tb) {
+    return kernels::gemm_choice(DType::f32, m, n, k, ta, tb, 0.0);
+  };
+  // small products and short K: libxsmm; large ones: OpenBLAS
+  CHECK(choice(64, 32, 64, false, false) == GemmBackend::libxsmm);
+  CHECK(choice(128, 784, 32, true, false) == GemmBackend::libxsmm);
+  CHECK(choice(768, 384, 128, false, true) == GemmBackend::openblas);
+  CHECK(choice(256, 256, 256, false, false) == GemmBackend::openblas);
+  // a transposed B: from m = 64, or m = 16 with n = 32 (the causal attention's 32-row tiles)
+  CHECK(choice(64, 64, 32, false, true) == GemmBackend::libxsmm);
+  CHECK(choice(32, 32, 32, false, true) == GemmBackend::libxsmm);
+  CHECK(choice(16, 64, 64, false, true) == GemmBackend::libxsmm);
+  CHECK(choice(32, 10, 128, false, true) == GemmBackend::openblas);
+  CHECK(choice(8, 128, 128, false, true) == GemmBackend::openblas);
+  CHECK(choice(8, 128, 128, false, false) == GemmBackend::libxsmm);
+}
+
 TEST_CASE("gemm backends: gemm_raw follows the forced setting") {
   const Dims d{9, 7, 5};
   const auto a = pattern<float>(d.m * d.k, 1), b = pattern<float>(d.k * d.n, 2), c0 = pattern<float>(d.m * d.n, 3);

@@ -160,6 +160,32 @@ TEST_CASE("MultiheadAttention and a GPT block pass gradcheck and gradgradcheck i
   CHECK_MESSAGE(r.ok, r.message);
 }
 
+TEST_CASE("causal self-attention at T = 64 and 128 (tiles of half the length) equals the weights path") {
+  // Without weights the fused op runs on the tiles fused_options picks (32 rows at T = 64, 64 at
+  // T = 128, the tiles above the diagonal skipped); with weights the composite runs: same output and
+  // gradients in float64.
+  for (int64_t t : {64, 128}) {
+    CAPTURE(t);
+    Generator gen(5);
+    nn::MultiheadAttention mha(nn::MultiheadAttentionOptions(8, 2).batch_first(true), gen);
+    mha.to(DType::f64);
+    const Tensor x = randn({2, t, 8}, DType::f64, gen), grad = randn({2, t, 8}, DType::f64, gen);
+    std::vector<Tensor> outputs, grads;
+    for (bool need_weights : {false, true}) {
+      Tensor xi = x.detach().requires_grad_();
+      for (auto& p : mha.parameters()) p.zero_grad();
+      Tensor out = mha.forward(xi, xi, xi, Tensor(), Tensor(), need_weights, true).output;
+      out.backward(grad);
+      outputs.push_back(out.detach());
+      grads.push_back(xi.grad());
+      grads.push_back(mha.in_proj_weight.grad());
+    }
+    CHECK(max_error(outputs[0], outputs[1]) < 1e-12);
+    CHECK(max_error(grads[0], grads[2]) < 1e-12);
+    CHECK(max_error(grads[1], grads[3]) < 1e-12);
+  }
+}
+
 TEST_CASE("GPT: PyTorch-style state dict keys, untied lm_head, nanoGPT's initialisation") {
   Generator gen(3);
   nn::GPT model(nn::GPTConfig{.vocab_size = 11, .block_size = 8, .n_layer = 1, .n_head = 2, .n_embd = 8}, gen);

@@ -181,6 +181,36 @@ TEST_CASE("clip_grad_norm_ on one parameter leaves the gradient of another alone
   CHECK(b.grad().to_vector() == std::vector<double>{1, 1});
 }
 
+TEST_CASE("clip_grad_norm_ over many elements: the norm of every element, the tails past the lanes included") {
+  // lengths around the kernel's 8 lanes, so the remainders and a lone element are counted
+  for (DType dtype : {DType::f32, DType::f64}) {
+    Generator gen(7);
+    std::vector<Tensor> params;
+    std::vector<std::vector<double>> grads;
+    for (int64_t n : {1, 7, 8, 19, 1000}) {
+      params.push_back(zeros({n}, dtype).requires_grad_());
+      params.back().set_grad(randn({n}, dtype, gen));
+      grads.push_back(params.back().grad().to_vector());
+    }
+    for (double p : {2.0, 3.0, double(INFINITY)}) {
+      for (size_t i = 0; i < params.size(); ++i) params[i].set_grad(tensor(grads[i], {int64_t(grads[i].size())}, dtype));
+      double want = 0;
+      for (const auto& g : grads)
+        for (double v : g) want = std::isinf(p) ? std::max(want, std::abs(v)) : want + std::pow(std::abs(v), p);
+      if (!std::isinf(p)) want = std::pow(want, 1 / p);
+      CAPTURE(p);
+      CHECK(optim::clip_grad_norm_(params, 0.5, p) == doctest::Approx(want).epsilon(1e-12));
+      const double coef = 0.5 / (want + 1e-6);
+      for (size_t i = 0; i < params.size(); ++i) {
+        const auto clipped = params[i].grad().to_vector();
+        const size_t last = clipped.size() - 1;  // the tail element, past the last full group of lanes
+        CHECK(clipped[last] == doctest::Approx(grads[i][last] * coef).epsilon(dtype == DType::f32 ? 1e-6 : 1e-12));
+        CHECK(clipped[0] == doctest::Approx(grads[i][0] * coef).epsilon(dtype == DType::f32 ? 1e-6 : 1e-12));
+      }
+    }
+  }
+}
+
 TEST_CASE("clip_grad_value_ clamps each element") {
   Tensor a = tensor({0, 0, 0}).requires_grad_();
   a.set_grad(tensor({-5, 0.5, 7}));
