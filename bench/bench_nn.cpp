@@ -5,6 +5,7 @@
 
 #include "autograd/autograd.hpp"
 #include "bench/bench_util.hpp"
+#include "nn/conv_winograd.hpp"
 #include "nn/nn.hpp"
 #include "optim/optim.hpp"
 
@@ -290,3 +291,33 @@ static void BM_SelfAttentionLayout(benchmark::State& state) {
                         : "split heads + scaled_dot_product_attention + merge, causal");
 }
 BENCHMARK(BM_SelfAttentionLayout)->Arg(1)->Arg(0)->Unit(benchmark::kMicrosecond);
+
+// ---- Conv2d algorithms (nn/conv_winograd.hpp) at the small CNN's layers, batch 32: range(0) is
+// the layer as in ConvLayer, range(1) the algorithm, forced: 0 im2col, 1 winograd (under auto,
+// conv1's 1 → 32 channels runs im2col and conv2's 32 → 64 winograd) ----
+
+static void BM_Conv2dAlgorithmForward(benchmark::State& state) {
+  ConvLayer l(state.range(0));
+  const bool winograd = state.range(1) == 1;
+  nn::ConvAlgorithmGuard guard(winograd ? nn::ConvAlgorithm::winograd : nn::ConvAlgorithm::im2col);
+  bench::time_forward(state, [&] { return l.conv(l.x); });
+  state.SetLabel(to_string(l.x.shape()) + (winograd ? " winograd" : " im2col"));
+  state.SetItemsProcessed(state.iterations() * 32);
+}
+BENCHMARK(BM_Conv2dAlgorithmForward)->ArgsProduct({{0, 1}, {0, 1}})->Unit(benchmark::kMicrosecond);
+
+/// Input (conv2 only), weight and bias gradients, as BM_Conv2dBackward.
+static void BM_Conv2dAlgorithmBackward(benchmark::State& state) {
+  ConvLayer l(state.range(0));
+  const bool winograd = state.range(1) == 1;
+  nn::ConvAlgorithmGuard guard(winograd ? nn::ConvAlgorithm::winograd : nn::ConvAlgorithm::im2col);
+  Tensor grad;
+  {
+    NoGradGuard no_grad;
+    grad = randn(l.conv(l.x).shape());
+  }
+  bench::time_backward(state, [&] { return l.conv(l.x); }, grad, {&l.conv.weight, &l.conv.bias, &l.x});
+  state.SetLabel(to_string(l.x.shape()) + (winograd ? " winograd" : " im2col"));
+  state.SetItemsProcessed(state.iterations() * 32);
+}
+BENCHMARK(BM_Conv2dAlgorithmBackward)->ArgsProduct({{0, 1}, {0, 1}})->UseManualTime()->Unit(benchmark::kMicrosecond);
