@@ -321,3 +321,21 @@ static void BM_Conv2dAlgorithmBackward(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations() * 32);
 }
 BENCHMARK(BM_Conv2dAlgorithmBackward)->ArgsProduct({{0, 1}, {0, 1}})->UseManualTime()->Unit(benchmark::kMicrosecond);
+
+/// Forward + backward (input, weight and bias gradients) of a 3×3, padding 1 convolution of
+/// range(0) → range(0) channels over [32, range(0), 14, 14], range(1) as above: where the
+/// automatic rule's channel threshold (nn::kWinogradMinChannels) comes from.
+static void BM_Conv2dAlgorithmChannels(benchmark::State& state) {
+  const int64_t c = state.range(0);
+  const bool winograd = state.range(1) == 1;
+  nn::ConvAlgorithmGuard guard(winograd ? nn::ConvAlgorithm::winograd : nn::ConvAlgorithm::im2col);
+  nn::Conv2d conv(nn::Conv2dOptions(c, c, 3).padding(1));
+  Tensor x = randn({32, c, 14, 14}).requires_grad_();
+  for (auto _ : state) {
+    conv(x).sum().backward();
+    conv.zero_grad();
+    x.zero_grad();
+  }
+  state.SetLabel(std::to_string(c) + " -> " + std::to_string(c) + (winograd ? " winograd" : " im2col"));
+}
+BENCHMARK(BM_Conv2dAlgorithmChannels)->ArgsProduct({{2, 4, 8, 16}, {0, 1}})->Unit(benchmark::kMicrosecond);

@@ -194,8 +194,14 @@ void gather_rows(const T* planes, int64_t channels, int64_t channel, int64_t h, 
     for (int64_t r = r0; r < r1; ++r) {  // each row writes 2 columns past its span; the next overwrites them
       const int64_t n = r / tl.th, ty = r - n * tl.th;
       T* at = dst + (r - r0) * span;
-      padded_row(planes + (n * channels + channel) * h * w, h, w, 2 * ty - py + i, px, span + 2, at);
-      if (tail) std::copy(at + span, at + span + 2, tail + (i * (r1 - r0) + r - r0) * 2);
+      const T* plane = planes + (n * channels + channel) * h * w;
+      const int64_t yy = 2 * ty - py + i;
+      padded_row(plane, h, w, yy, px, span + 2, at);
+      if (tail)  // from the plane, not from `at` (a load of what the copy just stored stalls)
+        for (int64_t k = 0; k < 2; ++k) {
+          const int64_t xx = span + k - px;
+          tail[(i * (r1 - r0) + r - r0) * 2 + k] = yy >= 0 && yy < h && xx >= 0 && xx < w ? plane[yy * w + xx] : T(0);
+        }
     }
   }
 }

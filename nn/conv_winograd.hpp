@@ -68,7 +68,7 @@ inline constexpr int64_t kWinogradMinChannels = 8;
 /// Output tiles (2×2 each) per block of the Winograd kernels, rounded up to whole tile rows (of any
 /// image): the unit of their
 /// threads and the n of their products. Fixed, so results do not depend on the thread count.
-inline constexpr int64_t kWinogradTileBlock = 64;
+inline constexpr int64_t kWinogradTileBlock = 128;
 
 /// The window of one convolution, as the algorithm choice sees it.
 struct ConvWindow {
