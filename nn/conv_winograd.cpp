@@ -187,12 +187,13 @@ void padded_row(const T* plane, int64_t h, int64_t w, int64_t yy, int64_t px, in
 /// `tail` is not null) in tail[(i·rows + r − r0)·2 + k] for every tile row, columns 2·tw and 2·tw + 1.
 template <class T>
 void gather_rows(const T* planes, int64_t channels, int64_t channel, int64_t h, int64_t w, int64_t py, int64_t px,
-                 const Tiles& tl, int64_t r0, int64_t r1, int size, T* rows, T* tail) {
+                 const Tiles& tl, int64_t r0, int64_t r1, const int64_t* image, const int64_t* tile_row, int size,
+                 T* rows, T* tail) {
   const int64_t nb = (r1 - r0) * tl.tw, span = 2 * tl.tw;
   for (int i = 0; i < size; ++i) {
     T* dst = rows + i * (2 * nb + 2);
     for (int64_t r = r0; r < r1; ++r) {  // each row writes 2 columns past its span; the next overwrites them
-      const int64_t n = r / tl.th, ty = r - n * tl.th;
+      const int64_t n = image[r - r0], ty = tile_row[r - r0];
       T* at = dst + (r - r0) * span;
       const T* plane = planes + (n * channels + channel) * h * w;
       const int64_t yy = 2 * ty - py + i;
@@ -242,9 +243,20 @@ void interleave(const T* __restrict__ e, const T* __restrict__ f, int64_t nt, T*
 template <class T>
 struct PatchScratch {
   T *h, *rows, *tail;
+  int64_t* image;  ///< image[r − r0] and tile_row[r − r0]: where tile row r of the block lies
+  int64_t* tile_row;
   explicit PatchScratch(const Tiles& tl)
       : h(thread_scratch<T>(2, 16 * tl.max_block + 4 * (2 * tl.max_block + 2) + 8 * tl.rows_per_block)),
-        rows(h + 16 * tl.max_block), tail(rows + 4 * (2 * tl.max_block + 2)) {}
+        rows(h + 16 * tl.max_block), tail(rows + 4 * (2 * tl.max_block + 2)),
+        image(thread_scratch<int64_t>(0, 2 * tl.rows_per_block)), tile_row(image + tl.rows_per_block) {}
+  /// Fills image and tile_row for the tile rows [r0, r1) (one division per row and block, not per
+  /// row and channel).
+  void locate(const Tiles& tl, int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      image[r - r0] = r / tl.th;
+      tile_row[r - r0] = r - image[r - r0] * tl.th;
+    }
+  }
 };
 
 /// v[ξ][c][t] = (Bᵀ d B)[ξ] of the 4×4 input patch d of every channel c and tile t of the tile rows
@@ -255,7 +267,7 @@ void transform_input(const WinogradShape& s, const Tiles& tl, const T* x, int64_
   const int64_t nb = (r1 - r0) * tl.tw, xs = s.ci * nb, tw = tl.tw;
   const T* h = w.h;
   for (int64_t c = 0; c < s.ci; ++c) {
-    gather_rows(x, s.ci, c, s.h, s.w, s.ph, s.pw, tl, r0, r1, 4, w.rows, w.tail);
+    gather_rows(x, s.ci, c, s.h, s.w, s.ph, s.pw, tl, r0, r1, w.image, w.tile_row, 4, w.rows, w.tail);
     for (int i = 0; i < 4; ++i) {  // row i of every patch times B, the block at once ...
       const T* p = w.rows + i * (2 * nb + 2);
       T *h0 = w.h + (i * 4) * nb, *h1 = h0 + nb, *h2 = h1 + nb, *h3 = h2 + nb;
@@ -285,10 +297,11 @@ void transform_input(const WinogradShape& s, const Tiles& tl, const T* x, int64_
 }
 
 /// y tile = Aᵀ M A (+ bias) for every output channel and tile of the tile rows [r0, r1), from
-/// m[ξ][o][t]. `y4` is scratch of 4·nb, `rows` of 4·nb.
+/// m[ξ][o][t].
 template <class T>
 void transform_output(const WinogradShape& s, const Tiles& tl, const T* m, const T* bias, int64_t r0, int64_t r1, T* y,
-                      T* y4, T* rows) {
+                      const PatchScratch<T>& w) {
+  T *y4 = w.h, *rows = w.rows;
   const int64_t nb = (r1 - r0) * tl.tw, xs = s.co * nb;
   for (int64_t o = 0; o < s.co; ++o) {
     const T b = bias ? bias[o] : T(0);
@@ -312,7 +325,7 @@ void transform_output(const WinogradShape& s, const Tiles& tl, const T* m, const
       T* q = rows + i * 2 * nb;
       interleave(y4 + 2 * i * nb, y4 + (2 * i + 1) * nb, nb, q);
       for (int64_t r = r0; r < r1; ++r) {
-        const int64_t n = r / tl.th, ty = r - n * tl.th;
+        const int64_t n = w.image[r - r0], ty = w.tile_row[r - r0];
         if (2 * ty + i >= s.oh) continue;  // the bottom tiles of an odd height
         T* row = y + ((n * s.co + o) * s.oh + 2 * ty + i) * s.ow;
         const T* src = q + 2 * (r - r0) * tl.tw;
@@ -330,7 +343,7 @@ void transform_grad(const WinogradShape& s, const Tiles& tl, const T* grad, int6
   const int64_t nb = (r1 - r0) * tl.tw, xs = s.co * nb;
   const T* g = w.h;  // dY[a][b][t] at g[(2a + b)·nb + t]
   for (int64_t o = 0; o < s.co; ++o) {
-    gather_rows(grad, s.co, o, s.oh, s.ow, 0, 0, tl, r0, r1, 2, w.rows, static_cast<T*>(nullptr));
+    gather_rows(grad, s.co, o, s.oh, s.ow, 0, 0, tl, r0, r1, w.image, w.tile_row, 2, w.rows, static_cast<T*>(nullptr));
     for (int a = 0; a < 2; ++a) split_pairs(w.rows + a * (2 * nb + 2), nb, w.h + 2 * a * nb, w.h + (2 * a + 1) * nb);
     T* out = dm + o * nb;
     over_tiles<T>(nb, [&](auto z, int64_t t) {  // vectorised over tiles
@@ -376,11 +389,12 @@ void winograd_conv(const WinogradShape& s, const T* x, const T* weight, bool fli
     PatchScratch<T> work(tl);
     for (int64_t b = b0; b < b1; ++b) {
       const int64_t r0 = tl.first_row(b), r1 = tl.end_row(b), nb = (r1 - r0) * tl.tw;
+      work.locate(tl, r0, r1);
       transform_input(s, tl, x, r0, r1, v, work);
       for (int64_t xi = 0; xi < 16; ++xi)  // m[ξ] = u[ξ]·v[ξ]
         kernels::gemm_raw<T>(u.data() + xi * s.co * s.ci, v + xi * s.ci * nb, m + xi * s.co * nb, s.co,
                              nb, s.ci, false, false, T(0));
-      transform_output(s, tl, m, bias, r0, r1, y, work.h, work.rows);
+      transform_output(s, tl, m, bias, r0, r1, y, work);
     }
   });
 }
@@ -399,6 +413,7 @@ void winograd_weight_grad(const WinogradShape& s, const T* grad, const T* x, T* 
       T* du = partials.data() + gi * usize;
       for (int64_t b = gi * kWeightGradGroupBlocks; b < std::min(tl.blocks, (gi + 1) * kWeightGradGroupBlocks); ++b) {
         const int64_t r0 = tl.first_row(b), r1 = tl.end_row(b), nb = (r1 - r0) * tl.tw;
+        work.locate(tl, r0, r1);
         transform_input(s, tl, x, r0, r1, v, work);
         transform_grad(s, tl, grad, r0, r1, dm, work);
         for (int64_t xi = 0; xi < 16; ++xi)  // du[ξ] += dm[ξ]·v[ξ]ᵀ
