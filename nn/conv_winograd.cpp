@@ -382,12 +382,13 @@ void transform_grad(const WinogradShape& s, const Tiles& tl, const T* grad, int6
 }
 
 /// fn(b0, b1) over the tile blocks (or groups of them) [0, n), each worth `cost` multiply-adds:
-/// in parallel when there are enough, with BLAS on one thread meanwhile.
+/// in parallel when there are enough. BLAS runs on one thread meanwhile, also when the blocks are
+/// not split: a product OpenBLAS threaded itself could differ in the last bits between thread
+/// counts, and these products are small.
 template <class F>
 void blocks_in_parallel(int64_t n, int64_t cost, F&& fn) {
-  const int64_t grain = parallel::rows_grain(cost);
-  parallel::SerialBlas serial_blas(parallel::will_split(n, grain));
-  parallel::parallel_for(0, n, grain, fn);
+  parallel::SerialBlas serial_blas(true);
+  parallel::parallel_for(0, n, parallel::rows_grain(cost), fn);
 }
 
 }  // namespace

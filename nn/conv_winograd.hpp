@@ -23,7 +23,8 @@
 /// im2col the shapes it does not apply to. The three ops choose alike (from the forward
 /// convolution's channel counts), so a convolution and every order of its gradients run one
 /// algorithm. Results do not depend on the thread count: tile blocks are fixed, each output
-/// element is written by one block, and the weight gradient's group partials are added in order.
+/// element is written by one block, the weight gradient's group partials are added in order, and
+/// the products run on one BLAS thread each.
 /// float32 and float64 alike; the two algorithms agree to rounding (tests/nn/test_conv_winograd.cpp).
 #include <cstdint>
 #include <string>
