@@ -93,10 +93,12 @@ TEST_CASE("winograd conv2d at the small CNN's second layer matches im2col in flo
 TEST_CASE("winograd conv2d passes gradcheck and gradgradcheck in float64") {
   ConvAlgorithmGuard guard(ConvAlgorithm::winograd);
   nn::register_ops();
-  const OpInfo& op = find_op("nn.conv2d");  // padding 1, with bias
-  for (auto& s : op.samples()) {
-    CHECK(gradcheck(op.fn, s.inputs).ok);
-    CHECK(gradgradcheck(op.fn, s.inputs).ok);
+  for (const char* name : {"nn.conv2d", "nn.conv2d_winograd"}) {  // padding 1 and 2, with bias
+    const OpInfo& op = find_op(name);
+    for (auto& s : op.samples()) {
+      CHECK_MESSAGE(gradcheck(op.fn, s.inputs).ok, name);
+      CHECK_MESSAGE(gradgradcheck(op.fn, s.inputs).ok, name);
+    }
   }
   Generator g(13);
   for (F::Size2 pad : {F::Size2(0), F::Size2(2), F::Size2{1, 0}}) {
@@ -152,6 +154,7 @@ TEST_CASE("the conv algorithm rule: winograd for 3x3, stride 1, dilation 1, padd
     CHECK(nn::conv_choice(nn::kWinogradMinChannels, nn::kWinogradMinChannels, same) == ConvAlgorithm::winograd);
     CHECK(nn::conv_choice(nn::kWinogradMinChannels - 1, 64, same) == ConvAlgorithm::im2col);
     CHECK(nn::conv_choice(32, 64, {3, 3, 2, 2, 1, 1, 1, 1}) == ConvAlgorithm::im2col);
+    CHECK(nn::conv_choice(8, 8, {3, 3, 1, 1, 2, 2, 1, 1}) == ConvAlgorithm::winograd);  // nn.conv2d_winograd's
   }
   {
     ConvAlgorithmGuard guard(ConvAlgorithm::winograd);
