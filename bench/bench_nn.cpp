@@ -5,6 +5,7 @@
 
 #include "autograd/autograd.hpp"
 #include "bench/bench_util.hpp"
+#include "nn/conv_winograd.hpp"
 #include "nn/nn.hpp"
 #include "optim/optim.hpp"
 
@@ -314,3 +315,51 @@ BENCHMARK(BM_GptAttentionTiles)
     ->ArgsProduct({{16, 32, 64}, {16, 32, 64}, {64}})
     ->ArgsProduct({{32, 64, 128}, {32, 64, 128}, {128}})
     ->Unit(benchmark::kMicrosecond);
+
+// ---- Conv2d algorithms (nn/conv_winograd.hpp) at the small CNN's layers, batch 32: range(0) is
+// the layer as in ConvLayer, range(1) the algorithm, forced: 0 im2col, 1 winograd (under auto,
+// conv1's 1 → 32 channels runs im2col and conv2's 32 → 64 winograd) ----
+
+static void BM_Conv2dAlgorithmForward(benchmark::State& state) {
+  ConvLayer l(state.range(0));
+  const bool winograd = state.range(1) == 1;
+  nn::ConvAlgorithmGuard guard(winograd ? nn::ConvAlgorithm::winograd : nn::ConvAlgorithm::im2col);
+  bench::time_forward(state, [&] { return l.conv(l.x); });
+  state.SetLabel(to_string(l.x.shape()) + (winograd ? " winograd" : " im2col"));
+  state.SetItemsProcessed(state.iterations() * 32);
+}
+BENCHMARK(BM_Conv2dAlgorithmForward)->ArgsProduct({{0, 1}, {0, 1}})->Unit(benchmark::kMicrosecond);
+
+/// Input (conv2 only), weight and bias gradients, as BM_Conv2dBackward.
+static void BM_Conv2dAlgorithmBackward(benchmark::State& state) {
+  ConvLayer l(state.range(0));
+  const bool winograd = state.range(1) == 1;
+  nn::ConvAlgorithmGuard guard(winograd ? nn::ConvAlgorithm::winograd : nn::ConvAlgorithm::im2col);
+  Tensor grad;
+  {
+    NoGradGuard no_grad;
+    grad = randn(l.conv(l.x).shape());
+  }
+  bench::time_backward(state, [&] { return l.conv(l.x); }, grad, {&l.conv.weight, &l.conv.bias, &l.x});
+  state.SetLabel(to_string(l.x.shape()) + (winograd ? " winograd" : " im2col"));
+  state.SetItemsProcessed(state.iterations() * 32);
+}
+BENCHMARK(BM_Conv2dAlgorithmBackward)->ArgsProduct({{0, 1}, {0, 1}})->UseManualTime()->Unit(benchmark::kMicrosecond);
+
+/// Forward + backward (input, weight and bias gradients) of a 3×3, padding 1 convolution of
+/// range(0) → range(0) channels over [32, range(0), 14, 14], range(1) as above: where the
+/// automatic rule's channel threshold (nn::kWinogradMinChannels) comes from.
+static void BM_Conv2dAlgorithmChannels(benchmark::State& state) {
+  const int64_t c = state.range(0);
+  const bool winograd = state.range(1) == 1;
+  nn::ConvAlgorithmGuard guard(winograd ? nn::ConvAlgorithm::winograd : nn::ConvAlgorithm::im2col);
+  nn::Conv2d conv(nn::Conv2dOptions(c, c, 3).padding(1));
+  Tensor x = randn({32, c, 14, 14}).requires_grad_();
+  for (auto _ : state) {
+    conv(x).sum().backward();
+    conv.zero_grad();
+    x.zero_grad();
+  }
+  state.SetLabel(std::to_string(c) + " -> " + std::to_string(c) + (winograd ? " winograd" : " im2col"));
+}
+BENCHMARK(BM_Conv2dAlgorithmChannels)->ArgsProduct({{2, 4, 8, 16}, {0, 1}})->Unit(benchmark::kMicrosecond);

@@ -3,6 +3,8 @@
 // cache-sized scratch buffer, one BLAS gemm straight into the output image); its input and weight
 // gradients are two more such ops, and the three are each other's backward. im2col and col2im are
 // recorded ops too (each other's adjoint and each other's backward), used by avg_pool2d.
+// 3×3 stride-1 convolutions may run Winograd F(2×2, 3×3) instead of im2col inside the same three
+// ops (nn/conv_winograd.hpp says when).
 #include <algorithm>
 #include <array>
 #include <string>
@@ -12,6 +14,7 @@
 #include "autograd/kernels.hpp"
 #include "autograd/node.hpp"
 #include "autograd/parallel.hpp"
+#include "nn/conv_winograd.hpp"
 #include "nn/functional.hpp"
 
 namespace tapegrad::nn::functional {
@@ -152,6 +155,19 @@ Geometry conv_geometry(const Shape& x_shape, const Shape& w_shape, ConvArgs a) {
   return g;
 }
 
+/// Whether the convolution by a weight of shape w_shape runs Winograd rather than im2col
+/// (conv_choice): the same answer for the forward op and both gradients.
+bool use_winograd(const Shape& w_shape, ConvArgs a) {
+  const ConvWindow window{w_shape[2],  w_shape[3],  a.stride.h,   a.stride.w,
+                          a.padding.h, a.padding.w, a.dilation.h, a.dilation.w};
+  return conv_choice(w_shape[1], w_shape[0], window) == ConvAlgorithm::winograd;
+}
+
+/// The Winograd sizes of the forward convolution of x_shape by a 3×3 weight w_shape.
+detail::WinogradShape winograd_shape(const Shape& x_shape, const Shape& w_shape, const Geometry& g) {
+  return {x_shape[0], x_shape[1], x_shape[2], x_shape[3], w_shape[0], g.ph, g.pw, g.oh, g.ow};
+}
+
 /// Σ over images and positions of grad [N, O, oh, ow], per channel: the bias gradient. Its own
 /// gradient is a broadcast.
 Tensor conv_bias_grad(const Tensor& grad) {
@@ -184,6 +200,8 @@ Tensor conv_forward(const Tensor& x, const Tensor& weight, const Tensor& bias, C
     using T = decltype(z);
     const T *px = x.data<T>(), *pw = weight.data<T>(), *pb = bias.defined() ? bias.data<T>() : nullptr;
     T* pr = result.mutable_data<T>();
+    if (use_winograd(weight.shape(), a))
+      return detail::winograd_conv<T>(winograd_shape(x.shape(), weight.shape(), g), px, pw, false, pb, pr);
     images_in_parallel(N, K * L, [&](int64_t n0, int64_t n1) {
       std::vector<T> cols(static_cast<size_t>(K * L));  // this range's scratch
       for (int64_t n = n0; n < n1; ++n) {
@@ -213,6 +231,10 @@ Tensor conv_input_grad(const Tensor& grad, const Tensor& weight, const Shape& x_
     using T = decltype(z);
     const T *pw = weight.data<T>(), *pg = grad.data<T>();
     T* pr = result.mutable_data<T>();
+    if (use_winograd(weight.shape(), a)) {  // grad ⋆ the rotated, channel-swapped filters at padding 2 − p
+      const detail::WinogradShape s{N, O, g.oh, g.ow, g.c, 2 - g.ph, 2 - g.pw, g.h, g.w};
+      return detail::winograd_conv<T>(s, pg, pw, true, nullptr, pr);
+    }
     images_in_parallel(N, K * L, [&](int64_t n0, int64_t n1) {
       std::vector<T> cols(static_cast<size_t>(K * L));  // this range's scratch
       for (int64_t n = n0; n < n1; ++n) {
@@ -239,6 +261,7 @@ Tensor conv_weight_grad(const Tensor& grad, const Tensor& x, const Shape& w_shap
     using T = decltype(z);
     const T *px = x.data<T>(), *pg = grad.data<T>();
     T* pr = result.mutable_data<T>();
+    if (use_winograd(w_shape, a)) return detail::winograd_weight_grad<T>(winograd_shape(x.shape(), w_shape, g), pg, px, pr);
     // Images in fixed groups of kWeightGradGroup: each group's products accumulate into its own
     // partial (group 0 straight into the result), then the partials are added in group order, so
     // the sum is the same at every thread count.

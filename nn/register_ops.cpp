@@ -47,6 +47,11 @@ void add_all() {
   add("conv2d", [](In in) { return F::conv2d(in[0], in[1], in[2], 1, 1); }, [] {
     return std::vector<OpSample>{{{param({2, 2, 4, 5}, 6), param({3, 2, 3, 3}, 7), param({3}, 8)}, "padding 1"}};
   }, [] { return OpBench({B(kImages), B({64, 32, 3, 3}), B({64})}); });
+  // 8 → 8 channels, 3×3, stride 1: the automatic rule (nn/conv_winograd.hpp) runs Winograd F(2×2, 3×3).
+  add("conv2d_winograd", [](In in) { return F::conv2d(in[0], in[1], in[2], 1, 2); }, [] {
+    return std::vector<OpSample>{
+        {{param({1, 8, 3, 4}, 90), param({8, 8, 3, 3}, 91), param({8}, 92)}, "8 → 8 channels, padding 2"}};
+  }, [] { return OpBench({B(kImages), B({64, 32, 3, 3}), B({64})}); });
   add("conv2d_strided_dilated", [](In in) { return F::conv2d(in[0], in[1], Tensor(), 2, {1, 0}, {2, 1}); }, [] {
     return std::vector<OpSample>{{{param({1, 2, 6, 5}, 9), param({2, 2, 2, 3}, 10)}, "stride 2, padding (1,0), dilation (2,1)"}};
   }, [] { return OpBench({B(kImages), B({64, 32, 2, 3})}); });
