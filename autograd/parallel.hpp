@@ -34,7 +34,8 @@
 ///    fixed (never derived from the thread count) and add the chunk partials in chunk order, at one
 ///    thread too;
 ///  - the conv2d weight gradient sums per-image products in fixed groups of images, then adds the
-///    groups' partials in group order.
+///    groups' partials in group order; its Winograd path (nn/conv_winograd.hpp) likewise sums
+///    fixed blocks of tiles, and runs its products with BLAS held to one thread.
 /// None of tapegrad's own kernels depends on the thread count. The exception is not ours: matrix
 /// products that OpenBLAS itself threads (linear, matmul, attention, and conv2d's when its images
 /// are not split over threads) may differ in the last bits between thread counts, since
