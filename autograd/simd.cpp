@@ -1,27 +1,9 @@
-// The dispatching entry points of simd.hpp and the baseline instantiation of simd_kernels.hpp
-// (compiled with TAPEGRAD_ARCH_FLAGS like the rest of the library). The wider instantiations live
-// in simd_avx512.cpp and simd_avx2.cpp; TapegradDeps.cmake defines TAPEGRAD_SIMD_AVX512 /
-// TAPEGRAD_SIMD_AVX2 here when it builds them.
+// The dispatching entry points of simd.hpp (with_kernels on every call) and the baseline
+// instantiation of simd_kernels.hpp (compiled with TAPEGRAD_ARCH_FLAGS like the rest of the
+// library). The wider instantiations live in simd_avx512.cpp and simd_avx2.cpp.
 #include "autograd/simd.hpp"
 
 #include "autograd/simd_kernels.hpp"
-
-#ifndef TAPEGRAD_SIMD_AVX512
-#define TAPEGRAD_SIMD_AVX512 0
-#endif
-#ifndef TAPEGRAD_SIMD_AVX2
-#define TAPEGRAD_SIMD_AVX2 0
-#endif
-
-#if TAPEGRAD_SIMD_AVX512
-// Instantiated in simd_avx512.cpp only: this file's flags cannot compile AVX-512 code.
-extern template struct tapegrad::simd::Kernels<xsimd::avx512f, float>;
-extern template struct tapegrad::simd::Kernels<xsimd::avx512f, double>;
-#endif
-#if TAPEGRAD_SIMD_AVX2
-extern template struct tapegrad::simd::Kernels<xsimd::fma3<xsimd::avx2>, float>;
-extern template struct tapegrad::simd::Kernels<xsimd::fma3<xsimd::avx2>, double>;
-#endif
 
 namespace tapegrad {
 namespace detail {
@@ -81,31 +63,15 @@ extern const uint32_t baseline_feature_bits = 0u
 
 namespace simd {
 namespace {
-
 thread_local Isa last = Isa::portable;
+}  // namespace
 
-/// Calls f with the Kernels<Arch, T> of the widest path built, run by the CPU and allowed by
-/// kernel_isa(): one relaxed atomic load and a branch per call.
+void detail::note_path(Isa isa) { last = isa; }
+
 template <class T, class F>
 decltype(auto) dispatch(F&& f) {
-  [[maybe_unused]] const Isa allowed = kernel_isa();
-#if TAPEGRAD_SIMD_AVX512
-  if (allowed >= Isa::avx512) {
-    last = Isa::avx512;
-    return f(Kernels<xsimd::avx512f, T>{});
-  }
-#endif
-#if TAPEGRAD_SIMD_AVX2
-  if (allowed >= Isa::avx2) {
-    last = Isa::avx2;
-    return f(Kernels<xsimd::fma3<xsimd::avx2>, T>{});
-  }
-#endif
-  last = Isa::portable;
-  return f(Kernels<xsimd::default_arch, T>{});
+  return with_kernels<T>(std::forward<F>(f));
 }
-
-}  // namespace
 
 template <class T>
 T row_max(const T* x, int64_t n) {

@@ -9,6 +9,7 @@
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #pragma GCC diagnostic ignored "-Wuninitialized"
+#define TAPEGRAD_SIMD_AVX512_TU  // this file instantiates them: no extern template
 #include "autograd/simd_kernels.hpp"
 
 template struct tapegrad::simd::Kernels<xsimd::avx512f, float>;

@@ -13,6 +13,9 @@
 /// for a baseline caller. Nothing else is defined here, and this header includes only xsimd and
 /// the standard library (no xtensor, whose types depend on the arch flags).
 /// scripts/check_isa_symbols.sh (ctest "isa: ...") checks the built library for it.
+#ifndef TAPEGRAD_SIMD_PATHS
+#error "autograd/simd_kernels.hpp: include it only from the files tapegrad_library (cmake/TapegradDeps.cmake) gives TAPEGRAD_SIMD_PATHS, or its kernels dispatch to the baseline only"
+#endif
 #include <xsimd/xsimd.hpp>
 
 #include <cmath>
@@ -271,6 +274,43 @@ void Kernels<A, T>::gelu_backward(const T* g, const T* x, const T* y, T* dx, int
     const T* const in[3] = {g, x, y};
     detail::map_range<A>(in, dx, n, detail::GeluExactBackward{});
   }
+}
+
+// The wide instantiations are compiled in their own files only (flags this file's includers lack).
+#if TAPEGRAD_SIMD_AVX512 && !defined(TAPEGRAD_SIMD_AVX512_TU)
+extern template struct Kernels<xsimd::avx512f, float>;
+extern template struct Kernels<xsimd::avx512f, double>;
+#endif
+#if TAPEGRAD_SIMD_AVX2 && !defined(TAPEGRAD_SIMD_AVX2_TU)
+extern template struct Kernels<xsimd::fma3<xsimd::avx2>, float>;
+extern template struct Kernels<xsimd::fma3<xsimd::avx2>, double>;
+#endif
+
+namespace detail {
+/// Records the path for last_path() (simd.cpp).
+void note_path(Isa isa);
+}  // namespace detail
+
+/// Calls f(Kernels<A, T>{}) once with the architecture of the widest path built, run by this CPU
+/// and allowed by kernel_isa(), and returns its result. Row loops dispatch once this way and the
+/// baseline's bodies inline into them (simd.hpp's per-row functions dispatch on every call).
+template <class T, class F>
+decltype(auto) with_kernels(F&& f) {
+  [[maybe_unused]] const Isa allowed = kernel_isa();
+#if TAPEGRAD_SIMD_AVX512
+  if (allowed >= Isa::avx512) {
+    detail::note_path(Isa::avx512);
+    return f(Kernels<xsimd::avx512f, T>{});
+  }
+#endif
+#if TAPEGRAD_SIMD_AVX2
+  if (allowed >= Isa::avx2) {
+    detail::note_path(Isa::avx2);
+    return f(Kernels<xsimd::fma3<xsimd::avx2>, T>{});
+  }
+#endif
+  detail::note_path(Isa::portable);
+  return f(Kernels<xsimd::default_arch, T>{});
 }
 
 }  // namespace tapegrad::simd

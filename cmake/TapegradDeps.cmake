@@ -144,21 +144,26 @@ function(tapegrad_library target)
   # (nn/serialize.hpp); BLAS, LAPACK (through xtensor-blas) and zlib are only linked.
   target_link_libraries(${target} PUBLIC xtensor xsimd nlohmann_json::nlohmann_json
                         PRIVATE xtensor-blas BLAS::BLAS ZLIB::ZLIB)
-  # The run-time ISA paths (above): the wide instantiations' flags on their own files only, the
-  # path switches on them and on the dispatcher; cpu.cpp without AVX (and without BMI/POPCNT, which
-  # -march=x86-64-v3 and the like bring) so that its start-up check runs on any x86-64, and a link
-  # option that keeps that check in every static program.
+  # The run-time ISA paths (above): the wide instantiations' flags on their own files only; the
+  # path switches on the files that include autograd/simd_kernels.hpp (it refuses others); cpu.cpp
+  # without AVX (and without BMI/POPCNT, which -march=x86-64-v3 and the like bring) so that its
+  # start-up check runs on any x86-64, and a link option that keeps that check in every static
+  # program. Per-source settings, so that the other files' compile lines (and ccache entries) stay.
   set(simd_dir ${TAPEGRAD_ROOT}/autograd)
+  set(simd_users ${simd_dir}/simd.cpp ${simd_dir}/simd_avx512.cpp ${simd_dir}/simd_avx2.cpp
+      ${simd_dir}/ops/softmax.cpp ${TAPEGRAD_ROOT}/nn/norm.cpp)
+  set(avx512 0)
+  set(avx2 0)
   if(TAPEGRAD_SIMD_AVX512)
+    set(avx512 1)
     set_property(SOURCE ${simd_dir}/simd_avx512.cpp APPEND PROPERTY COMPILE_OPTIONS -mavx2 -mfma -mavx512f -mavx512dq)
-    set_property(SOURCE ${simd_dir}/simd.cpp ${simd_dir}/simd_avx512.cpp APPEND PROPERTY COMPILE_DEFINITIONS
-                 TAPEGRAD_SIMD_AVX512=1)
   endif()
   if(TAPEGRAD_SIMD_AVX2)
+    set(avx2 1)
     set_property(SOURCE ${simd_dir}/simd_avx2.cpp APPEND PROPERTY COMPILE_OPTIONS -mavx2 -mfma)
-    set_property(SOURCE ${simd_dir}/simd.cpp ${simd_dir}/simd_avx2.cpp APPEND PROPERTY COMPILE_DEFINITIONS
-                 TAPEGRAD_SIMD_AVX2=1)
   endif()
+  set_property(SOURCE ${simd_users} APPEND PROPERTY COMPILE_DEFINITIONS TAPEGRAD_SIMD_PATHS=1
+               TAPEGRAD_SIMD_AVX512=${avx512} TAPEGRAD_SIMD_AVX2=${avx2})
   if(CMAKE_SYSTEM_PROCESSOR MATCHES "^(x86_64|AMD64|amd64)$")
     set_property(SOURCE ${simd_dir}/cpu.cpp APPEND PROPERTY COMPILE_OPTIONS
                  -mno-avx -mno-bmi -mno-bmi2 -mno-popcnt -mno-lzcnt -mno-movbe)

@@ -9,7 +9,7 @@
 #include "autograd/functions.hpp"
 #include "autograd/kernels.hpp"
 #include "autograd/node.hpp"
-#include "autograd/simd.hpp"
+#include "autograd/simd_kernels.hpp"
 #include "nn/functional.hpp"
 #include "nn/norm.hpp"
 
@@ -130,8 +130,9 @@ struct RowNorm {
     T* py = result.mutable_data<T>();
     T* pm = centered ? mu.mutable_data<T>() : nullptr;
     T* pr = rstd.mutable_data<T>();
+    simd::with_kernels<T>([&](auto kernel) {  // one ISA dispatch for all the rows
     for (int64_t n = 0; n < rows; ++n, px += D, py += D) {
-      const auto [m, sq] = simd::row_moments(px, D, centered);
+      const auto [m, sq] = kernel.row_moments(px, D, centered);
       const T r = static_cast<T>(1 / std::sqrt(double(sq) / double(D) + eps));
       if (pm) pm[n] = m;
       pr[n] = r;
@@ -140,6 +141,7 @@ struct RowNorm {
       else if (pb) for (int64_t c = 0; c < D; ++c) py[c] = (px[c] - m) * r + pb[c];
       else for (int64_t c = 0; c < D; ++c) py[c] = (px[c] - m) * r;
     }
+    });
   }
 
   template <class T>
@@ -152,6 +154,7 @@ struct RowNorm {
     T* pdw = dw.defined() ? dw.mutable_data<T>() : nullptr;
     T* pdb = db.defined() ? db.mutable_data<T>() : nullptr;
     const T inv_D = T(1) / static_cast<T>(D);
+    simd::with_kernels<T>([&](auto kernel) {  // one ISA dispatch for all the rows
     for (int64_t n = 0; n < rows; ++n, px += D, pg += D) {
       const T m = pm ? pm[n] : T(0), r = pr[n];
       if (pdw)
@@ -165,11 +168,12 @@ struct RowNorm {
         pgw = pdx;
       }
       // dx = r·(gγ − a) − k·(x − μ),  a = mean(gγ),  k = r³·mean(gγ·(x − μ))
-      const auto [sum, dot] = simd::row_sums(pgw, px, m, D, centered);
+      const auto [sum, dot] = kernel.row_sums(pgw, px, m, D, centered);
       const T a = sum * inv_D, k = r * r * r * dot * inv_D;
       for (int64_t c = 0; c < D; ++c) pdx[c] = r * (pgw[c] - a) - k * (px[c] - m);
       pdx += D;
     }
+    });
   }
 };
 
