@@ -26,7 +26,7 @@ namespace tapegrad {
 enum class Isa : uint8_t {
   portable = 0,  ///< the baseline: the code built with TAPEGRAD_ARCH_FLAGS only (AVX2 + FMA by default)
   avx2 = 1,      ///< AVX2 + FMA detected at run time, 256-bit vectors (the baseline itself by default)
-  avx512 = 2,    ///< AVX-512F detected at run time, 512-bit vectors (simd.hpp's kernels, Adam's update)
+  avx512 = 2,    ///< AVX-512 F + DQ detected at run time, 512-bit vectors (simd.hpp's kernels, Adam's update)
 };
 
 /// "portable", "avx2" or "avx512".

@@ -2,10 +2,11 @@
 /// \file simd.hpp
 /// tapegrad's hand-vectorised row kernels, each with one body (autograd/simd_kernels.hpp) compiled
 /// for several instruction sets and chosen at run time on every call: the AVX-512 instantiation
-/// when this build has one, the CPU has AVX-512F and kernel_isa() allows it; in builds whose
+/// when this build has one, the CPU has AVX-512 F + DQ and kernel_isa() allows it; in builds whose
 /// baseline lacks AVX2, the AVX2 + FMA instantiation when the CPU has both and kernel_isa() allows
 /// it; the baseline (TAPEGRAD_ARCH_FLAGS) otherwise. cpu.hpp's set_kernel_isa / IsaScope /
-/// TAPEGRAD_ISA force a narrower path; last_path() says which one ran.
+/// TAPEGRAD_ISA force a narrower path; last_path() says which one ran. (Row loops inside the
+/// library dispatch once per loop through simd_kernels.hpp's with_kernels instead.)
 ///
 /// T is float or double; pointers are to contiguous rows of n values. The paths do the same
 /// arithmetic in the same order within a vector, but reduce over vectors of 8 or 16 floats (4 or 8

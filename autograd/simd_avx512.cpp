@@ -1,4 +1,4 @@
-// The AVX-512 instantiation of simd_kernels.hpp, compiled with -mavx512f (TapegradDeps.cmake, which
+// The AVX-512 instantiation of simd_kernels.hpp, compiled with -mavx512f -mavx512dq (TapegradDeps.cmake, which
 // also defines TAPEGRAD_SIMD_AVX512 when the compiler takes the flag). Only this explicit
 // instantiation is defined here: every function it compiles has xsimd::avx512f in its mangled
 // name, so no baseline caller can be linked to AVX-512 code (scripts/check_isa_symbols.sh checks).

@@ -6,7 +6,7 @@
 ///
 /// Each instantiation is compiled in a translation unit whose flags allow A: the baseline one
 /// (xsimd::default_arch under TAPEGRAD_ARCH_FLAGS) in simd.cpp, `xsimd::avx512f` in
-/// simd_avx512.cpp (-mavx512f), `xsimd::fma3<xsimd::avx2>` in simd_avx2.cpp (only in builds whose
+/// simd_avx512.cpp (-mavx512f -mavx512dq), `xsimd::fma3<xsimd::avx2>` in simd_avx2.cpp (only in builds whose
 /// baseline lacks AVX2). Why that is safe (the one-definition rule): every function these
 /// instantiations compile carries A in its mangled name (Kernels<A, T>'s members, xsimd's
 /// kernel::*<A>, the functors' operator()<batch<T, A>>), so the linker never swaps a wide copy in
@@ -53,7 +53,7 @@ struct Kernels {
 
 namespace detail {
 
-inline constexpr double kSqrt1_2 = 0.70710678118654752440;     // 1/√2
+inline constexpr double kSqrt1_2 = 0.70710678118654752440;  // 1/√2
 
 /// The tanh form through the logistic function, ½(1 + tanh u) = σ(2u) = 1/(1 + e^(−2u)) with
 /// u = k(x + c·x³): one exp and one division per element instead of xsimd's tanh, whose two range
@@ -86,7 +86,7 @@ void map_range(const T* const (&in)[K], T* out, int64_t n, F f) {
 
 /// gelu of a batch: exact ½x(1 + erf(x/√2)) or tanh form x·σ(2u).
 struct GeluForward {
-  bool tanh_form;
+  bool tanh_form;  ///< the tanh approximation instead of erf
   template <class B>
   B operator()(const B& x) const {
     using T = typename B::value_type;

@@ -77,7 +77,7 @@ add_compile_options(${TAPEGRAD_ARCH_FLAGS} -fno-math-errno)
 # The baseline and the run-time paths (autograd/cpu.hpp). TAPEGRAD_ARCH_FLAGS is the baseline: the
 # least CPU the library runs on (a CPU below it stops with an error naming what it lacks, from
 # autograd/cpu.cpp, compiled without AVX for that reason). The row kernels of autograd/simd.hpp are
-# compiled once more for AVX-512 (autograd/simd_avx512.cpp, -mavx512f) and, when the baseline lacks
+# compiled once more for AVX-512 (autograd/simd_avx512.cpp, -mavx512f -mavx512dq: xsimd 8.1 needs DQ) and, when the baseline lacks
 # AVX2, for AVX2 + FMA (simd_avx2.cpp), and pick a path per call from the CPU (cpu.hpp's kernel_isa).
 include(CheckCXXSourceCompiles)
 string(MAKE_C_IDENTIFIER "${TAPEGRAD_ARCH_FLAGS}" arch_id)
