@@ -292,8 +292,9 @@ void note_path(Isa isa);
 }  // namespace detail
 
 /// Calls f(Kernels<A, T>{}) once with the architecture of the widest path built, run by this CPU
-/// and allowed by kernel_isa(), and returns its result. Row loops dispatch once this way and the
-/// baseline's bodies inline into them (simd.hpp's per-row functions dispatch on every call).
+/// and allowed by kernel_isa(), and returns its result. Row loops dispatch once this way, and the
+/// baseline's bodies are instantiated in the caller's own file, where the compiler may inline them
+/// (simd.hpp's per-row functions dispatch on every call, through a call into simd.cpp).
 template <class T, class F>
 decltype(auto) with_kernels(F&& f) {
   [[maybe_unused]] const Isa allowed = kernel_isa();
