@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "autograd/simd.hpp"
 #include "autograd/tensor.hpp"
 
 namespace tapegrad::kernels {
@@ -111,50 +112,20 @@ void gemm_strided(const T* a, int64_t lda, const T* b, int64_t ldb, T* c, int64_
 /// A tensor sharing `t`'s storage with a new shape and no history.
 Tensor alias(const Tensor& t, const Shape& shape);
 
-/// max(x[0..n)) over a contiguous row, xsimd-vectorised; −∞ for n = 0. A NaN may or may not win
-/// (callers that care check the row themselves).
+/// max(x[0..n)) over a contiguous row; −∞ for n = 0. A NaN may or may not win (callers that care
+/// check the row themselves). simd::row_max: xsimd-vectorised, AVX-512 or baseline chosen at run time.
 template <class T>
 T row_max(const T* x, int64_t n) {
-  using B = xsimd::batch<T>;
-  constexpr int64_t W = static_cast<int64_t>(B::size);
-  T m = -std::numeric_limits<T>::infinity();
-  int64_t c = 0;
-  if (n >= W) {
-    B vm = B::load_unaligned(x);
-    for (c = W; c + W <= n; c += W) vm = xsimd::max(vm, B::load_unaligned(x + c));
-    T lanes[W];
-    vm.store_unaligned(lanes);
-    for (int64_t l = 0; l < W; ++l) m = lanes[l] > m ? lanes[l] : m;
-  }
-  for (; c < n; ++c) m = x[c] > m ? x[c] : m;
-  return m;
+  return simd::row_max(x, n);
 }
 
 /// The row step of softmax, log_softmax and cross-entropy over a contiguous row of n ≥ 1 values:
 /// sets m = max(in) (0 when not finite), writes out[k] = exp(in[k] − m) unless out is null, and
-/// returns Σ exp(in[k] − m). xsimd-vectorised: a scalar exp per element made a [256, 1000] softmax
-/// 5× slower than libtorch's (make bench-compare, per-op table).
+/// returns Σ exp(in[k] − m). simd::exp_shifted_row: xsimd-vectorised (a scalar exp per element made
+/// a [256, 1000] softmax 5× slower than libtorch's), AVX-512 or baseline chosen at run time.
 template <class T>
 T exp_shifted_row(const T* in, T* out, int64_t n, T& m) {
-  using B = xsimd::batch<T>;
-  constexpr int64_t W = static_cast<int64_t>(B::size);
-  int64_t k = 0;
-  m = row_max(in, n);
-  if (!std::isfinite(m)) m = T(0);
-  B sum(T(0));
-  const B vm(m);
-  for (k = 0; k + W <= n; k += W) {
-    B e = xsimd::exp(B::load_unaligned(in + k) - vm);
-    if (out) e.store_unaligned(out + k);
-    sum += e;
-  }
-  T total = xsimd::hadd(sum);
-  for (; k < n; ++k) {
-    T e = std::exp(in[k] - m);
-    if (out) out[k] = e;
-    total += e;
-  }
-  return total;
+  return simd::exp_shifted_row(in, out, n, m);
 }
 
 }  // namespace tapegrad::kernels

@@ -74,6 +74,41 @@ set(TAPEGRAD_ARCH_FLAGS "-mavx2;-mfma" CACHE STRING "Architecture flags applied 
 add_compile_definitions(XTENSOR_USE_XSIMD)
 add_compile_options(${TAPEGRAD_ARCH_FLAGS} -fno-math-errno)
 
+# The baseline and the run-time paths (autograd/cpu.hpp). TAPEGRAD_ARCH_FLAGS is the baseline: the
+# least CPU the library runs on (a CPU below it stops with an error naming what it lacks, from
+# autograd/cpu.cpp, compiled without AVX for that reason). The row kernels of autograd/simd.hpp are
+# compiled once more for AVX-512 (autograd/simd_avx512.cpp, -mavx512f -mavx512dq: xsimd 8.1 needs DQ) and, when the baseline lacks
+# AVX2, for AVX2 + FMA (simd_avx2.cpp), and pick a path per call from the CPU (cpu.hpp's kernel_isa).
+include(CheckCXXSourceCompiles)
+string(MAKE_C_IDENTIFIER "${TAPEGRAD_ARCH_FLAGS}" arch_id)
+string(REPLACE ";" " " TAPEGRAD_ARCH_FLAGS_TEXT "${TAPEGRAD_ARCH_FLAGS}")
+set(CMAKE_REQUIRED_QUIET ON)
+set(CMAKE_REQUIRED_FLAGS "${TAPEGRAD_ARCH_FLAGS_TEXT}")
+check_cxx_source_compiles("#if !defined(__AVX2__) || !defined(__FMA__)\n#error no AVX2\n#endif\nint main() {}"
+                          TAPEGRAD_BASELINE_AVX2_${arch_id})
+check_cxx_source_compiles("#ifndef __AVX512F__\n#error no AVX-512\n#endif\nint main() {}"
+                          TAPEGRAD_BASELINE_AVX512_${arch_id})
+set(CMAKE_REQUIRED_FLAGS "-mavx2 -mfma -mavx512f -mavx512dq")
+check_cxx_source_compiles("#include <immintrin.h>\nint main() { __m512 a = _mm512_setzero_ps(); (void)a; }"
+                          TAPEGRAD_COMPILER_AVX512)
+unset(CMAKE_REQUIRED_FLAGS)
+unset(CMAKE_REQUIRED_QUIET)
+set(TAPEGRAD_SIMD_AVX512 OFF)
+set(TAPEGRAD_SIMD_AVX2 OFF)
+if(TAPEGRAD_COMPILER_AVX512 AND NOT TAPEGRAD_BASELINE_AVX512_${arch_id})
+  set(TAPEGRAD_SIMD_AVX512 ON)
+endif()
+if(TAPEGRAD_COMPILER_AVX512 AND NOT TAPEGRAD_BASELINE_AVX2_${arch_id})
+  set(TAPEGRAD_SIMD_AVX2 ON)
+endif()
+if(TAPEGRAD_BASELINE_AVX2_${arch_id})
+  set(baseline_text "x86-64 with AVX2 and FMA")
+else()
+  set(baseline_text "below AVX2 + FMA")
+endif()
+message(STATUS "tapegrad: baseline TAPEGRAD_ARCH_FLAGS = \"${TAPEGRAD_ARCH_FLAGS_TEXT}\" (${baseline_text}); "
+               "run-time kernel paths: AVX-512 ${TAPEGRAD_SIMD_AVX512}, AVX2 ${TAPEGRAD_SIMD_AVX2}")
+
 function(tapegrad_library target)
   set(sources)
   foreach(component ${ARGN})
@@ -109,6 +144,36 @@ function(tapegrad_library target)
   # (nn/serialize.hpp); BLAS, LAPACK (through xtensor-blas) and zlib are only linked.
   target_link_libraries(${target} PUBLIC xtensor xsimd nlohmann_json::nlohmann_json
                         PRIVATE xtensor-blas BLAS::BLAS ZLIB::ZLIB)
+  # The run-time ISA paths (above): the wide instantiations' flags on their own files only; the
+  # path switches on the files that include autograd/simd_kernels.hpp (it refuses others); cpu.cpp
+  # without AVX (and without BMI/POPCNT, which -march=x86-64-v3 and the like bring) so that its
+  # start-up check runs on any x86-64, and a link option that keeps that check in every static
+  # program. Per-source settings, so that the other files' compile lines (and ccache entries) stay.
+  set(simd_dir ${TAPEGRAD_ROOT}/autograd)
+  set(simd_users ${simd_dir}/simd.cpp ${simd_dir}/simd_avx512.cpp ${simd_dir}/simd_avx2.cpp
+      ${simd_dir}/ops/softmax.cpp ${TAPEGRAD_ROOT}/nn/norm.cpp)
+  set(avx512 0)
+  set(avx2 0)
+  if(TAPEGRAD_SIMD_AVX512)
+    set(avx512 1)
+    set_property(SOURCE ${simd_dir}/simd_avx512.cpp APPEND PROPERTY COMPILE_OPTIONS -mavx2 -mfma -mavx512f -mavx512dq)
+  endif()
+  if(TAPEGRAD_SIMD_AVX2)
+    set(avx2 1)
+    set_property(SOURCE ${simd_dir}/simd_avx2.cpp APPEND PROPERTY COMPILE_OPTIONS -mavx2 -mfma)
+  endif()
+  set_property(SOURCE ${simd_users} APPEND PROPERTY COMPILE_DEFINITIONS TAPEGRAD_SIMD_PATHS=1
+               TAPEGRAD_SIMD_AVX512=${avx512} TAPEGRAD_SIMD_AVX2=${avx2})
+  if(CMAKE_SYSTEM_PROCESSOR MATCHES "^(x86_64|AMD64|amd64)$")
+    set_property(SOURCE ${simd_dir}/cpu.cpp APPEND PROPERTY COMPILE_OPTIONS
+                 -mno-avx -mno-bmi -mno-bmi2 -mno-popcnt -mno-lzcnt -mno-movbe)
+    set_property(SOURCE ${simd_dir}/cpu.cpp APPEND PROPERTY COMPILE_DEFINITIONS
+                 "TAPEGRAD_ARCH_FLAGS_TEXT=\"${TAPEGRAD_ARCH_FLAGS_TEXT}\"")
+    get_target_property(kind ${target} TYPE)
+    if(kind STREQUAL "STATIC_LIBRARY")
+      target_link_options(${target} INTERFACE "LINKER:--undefined=tapegrad_check_cpu_baseline")
+    endif()
+  endif()
   if(TAPEGRAD_HAVE_LIBXSMM)
     # Only gemm_backend.cpp includes libxsmm.h: the definition stays off every other compile line.
     set_property(SOURCE ${TAPEGRAD_ROOT}/autograd/gemm_backend.cpp APPEND PROPERTY COMPILE_DEFINITIONS

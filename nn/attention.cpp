@@ -223,22 +223,11 @@ Tensor dropout_factors(const Problem& pb, DType dtype) {
 
 // ---- tile kernels -------------------------------------------------------------------------------
 
-/// x ← exp(x − shift) in place; returns Σ exp(x − shift). exp(−∞) = 0.
+/// x ← exp(x − shift) in place; returns Σ exp(x − shift). exp(−∞) = 0. simd::exp_shift_row: AVX-512
+/// or baseline chosen at run time.
 template <class T>
 T exp_shift_row(T* x, int64_t n, T shift) {
-  using B = xsimd::batch<T>;
-  constexpr int64_t W = static_cast<int64_t>(B::size);
-  const B vs(shift);
-  B acc(T(0));
-  int64_t c = 0;
-  for (; c + W <= n; c += W) {
-    const B e = xsimd::exp(B::load_unaligned(x + c) - vs);
-    e.store_unaligned(x + c);
-    acc += e;
-  }
-  T sum = xsimd::hadd(acc);
-  for (; c < n; ++c) sum += x[c] = std::exp(x[c] - shift);
-  return sum;
+  return simd::exp_shift_row(x, n, shift);
 }
 
 /// The scores tile s [nq, nk] = q_tile·k_tileᵀ·scale + mask (−∞ above the causal diagonal) for

@@ -9,6 +9,7 @@
 #include "autograd/functions.hpp"
 #include "autograd/kernels.hpp"
 #include "autograd/node.hpp"
+#include "autograd/simd_kernels.hpp"
 #include "nn/functional.hpp"
 #include "nn/norm.hpp"
 
@@ -58,62 +59,6 @@ Axes check_normalized_shape(const char* op, const Tensor& x, const Shape& normal
   Axes axes;
   for (size_t i = 0; i < k; ++i) axes.push_back(-static_cast<int64_t>(i) - 1);
   return axes;
-}
-
-/// Per row of n values: its mean μ (0 when not `centered`) and Σ (x − μ)², in xsimd batches (two
-/// passes when centered, so the squares are of small numbers when |μ| ≫ σ).
-template <bool centered, class T>
-std::pair<T, T> row_moments(const T* x, int64_t n) {
-  using B = xsimd::batch<T>;
-  constexpr int64_t W = static_cast<int64_t>(B::size);
-  T mu = 0;
-  if constexpr (centered) {
-    B s0(T(0)), s1(T(0));
-    int64_t k = 0;
-    for (; k + 2 * W <= n; k += 2 * W) {
-      s0 += B::load_unaligned(x + k);
-      s1 += B::load_unaligned(x + k + W);
-    }
-    T sum = xsimd::hadd(s0 + s1);
-    for (; k < n; ++k) sum += x[k];
-    mu = sum / static_cast<T>(n);
-  }
-  const B m(mu);
-  B q0(T(0)), q1(T(0));
-  int64_t k = 0;
-  for (; k + 2 * W <= n; k += 2 * W) {
-    const B d0 = B::load_unaligned(x + k) - m, d1 = B::load_unaligned(x + k + W) - m;
-    q0 = xsimd::fma(d0, d0, q0);
-    q1 = xsimd::fma(d1, d1, q1);
-  }
-  T sq = xsimd::hadd(q0 + q1);
-  for (; k < n; ++k) sq += (x[k] - mu) * (x[k] - mu);
-  return {mu, sq};
-}
-
-/// Per row: Σ a (only when `centered`) and Σ a·(x − μ), in xsimd batches.
-template <bool centered, class T>
-std::pair<T, T> row_sums(const T* a, const T* x, T mu, int64_t n) {
-  using B = xsimd::batch<T>;
-  constexpr int64_t W = static_cast<int64_t>(B::size);
-  const B m(mu);
-  B s0(T(0)), s1(T(0)), d0(T(0)), d1(T(0));
-  int64_t k = 0;
-  for (; k + 2 * W <= n; k += 2 * W) {
-    const B a0 = B::load_unaligned(a + k), a1 = B::load_unaligned(a + k + W);
-    if constexpr (centered) {
-      s0 += a0;
-      s1 += a1;
-    }
-    d0 = xsimd::fma(a0, B::load_unaligned(x + k) - m, d0);
-    d1 = xsimd::fma(a1, B::load_unaligned(x + k + W) - m, d1);
-  }
-  T sum = centered ? xsimd::hadd(s0 + s1) : T(0), dot = xsimd::hadd(d0 + d1);
-  for (; k < n; ++k) {
-    if constexpr (centered) sum += a[k];
-    dot += a[k] * (x[k] - mu);
-  }
-  return {sum, dot};
 }
 
 /// Rows of D = Π normalized_shape values normalised together. layer_norm (centered: μ subtracted,
@@ -185,8 +130,9 @@ struct RowNorm {
     T* py = result.mutable_data<T>();
     T* pm = centered ? mu.mutable_data<T>() : nullptr;
     T* pr = rstd.mutable_data<T>();
+    simd::with_kernels<T>([&](auto kernel) {  // one ISA dispatch for all the rows
     for (int64_t n = 0; n < rows; ++n, px += D, py += D) {
-      const auto [m, sq] = row_moments<centered>(px, D);
+      const auto [m, sq] = kernel.row_moments(px, D, centered);
       const T r = static_cast<T>(1 / std::sqrt(double(sq) / double(D) + eps));
       if (pm) pm[n] = m;
       pr[n] = r;
@@ -195,6 +141,7 @@ struct RowNorm {
       else if (pb) for (int64_t c = 0; c < D; ++c) py[c] = (px[c] - m) * r + pb[c];
       else for (int64_t c = 0; c < D; ++c) py[c] = (px[c] - m) * r;
     }
+    });
   }
 
   template <class T>
@@ -207,6 +154,7 @@ struct RowNorm {
     T* pdw = dw.defined() ? dw.mutable_data<T>() : nullptr;
     T* pdb = db.defined() ? db.mutable_data<T>() : nullptr;
     const T inv_D = T(1) / static_cast<T>(D);
+    simd::with_kernels<T>([&](auto kernel) {  // one ISA dispatch for all the rows
     for (int64_t n = 0; n < rows; ++n, px += D, pg += D) {
       const T m = pm ? pm[n] : T(0), r = pr[n];
       if (pdw)
@@ -220,11 +168,12 @@ struct RowNorm {
         pgw = pdx;
       }
       // dx = r·(gγ − a) − k·(x − μ),  a = mean(gγ),  k = r³·mean(gγ·(x − μ))
-      const auto [sum, dot] = row_sums<centered>(pgw, px, m, D);
+      const auto [sum, dot] = kernel.row_sums(pgw, px, m, D, centered);
       const T a = sum * inv_D, k = r * r * r * dot * inv_D;
       for (int64_t c = 0; c < D; ++c) pdx[c] = r * (pgw[c] - a) - k * (px[c] - m);
       pdx += D;
     }
+    });
   }
 };
 

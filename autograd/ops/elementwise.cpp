@@ -11,6 +11,7 @@
 #include "autograd/kernels.hpp"
 #include "autograd/node.hpp"
 #include "autograd/ops/elementwise_kernels.hpp"
+#include "autograd/simd.hpp"
 
 namespace tapegrad {
 namespace {
@@ -380,15 +381,17 @@ Tensor leaky_relu(const Tensor& x, double slope) {
 }
 
 namespace {
-constexpr double kGeluK = 0.79788456080286535588;  // √(2/π)
-constexpr double kGeluC = 0.044715;
-constexpr double kInvSqrt2Pi = 0.39894228040143267794;  // 1/√(2π)
+using simd::kGeluC;
+using simd::kGeluK;
+using simd::kInvSqrt2Pi;
 
-/// out[i] = f(in0[i], in1[i], ...) for same-shape tensors with xsimd batches of T (f is generic: it
-/// takes batches and, for the tail, a batch padded with zeros). One pass, one transcendental per
-/// element where xtensor's lazy expressions would evaluate a shared subterm (tanh) twice.
+/// out[i] = kernel(in0 + lo, in1 + lo, ..., out + lo, hi − lo) over parallel ranges, for same-shape
+/// tensors of one dtype: gelu's forward and backward through simd.hpp's run-time dispatched kernels
+/// (one pass, one transcendental per element where xtensor's lazy expressions would evaluate a
+/// shared subterm twice). Ranges start at multiples of parallel::kGrain (a multiple of every
+/// vector width): the same batches as one pass.
 template <size_t K, class F>
-Tensor simd_map(const char* op, const std::array<const Tensor*, K>& in, F f) {
+Tensor simd_map(const char* op, const std::array<const Tensor*, K>& in, F kernel) {
   for (const Tensor* t : in) {
     kernels::check_defined(op, *t);
     kernels::check_same_dtype(op, *in[0], *t);
@@ -399,59 +402,14 @@ Tensor simd_map(const char* op, const std::array<const Tensor*, K>& in, F f) {
   Tensor out = Tensor::empty(in[0]->shape(), in[0]->dtype());
   dispatch(in[0]->dtype(), op, [&](auto z) {
     using T = decltype(z);
-    using B = xsimd::batch<T>;
-    constexpr int64_t W = static_cast<int64_t>(B::size);
     std::array<const T*, K> p;
     for (size_t j = 0; j < K; ++j) p[j] = in[j]->template data<T>();
     T* po = out.mutable_data<T>();
-    const int64_t n = out.numel();
-    auto apply = [&](auto load) {
-      return [&]<size_t... J>(std::index_sequence<J...>) { return f(load(J)...); }(std::make_index_sequence<K>{});
-    };
-    // Ranges start at multiples of parallel::kGrain (a multiple of W): the same batches as one pass.
-    parallel::parallel_for(0, n, parallel::kGrain, [&](int64_t lo, int64_t hi) {
-      int64_t i = lo;
-      for (; i + W <= hi; i += W) apply([&](size_t j) { return B::load_unaligned(p[j] + i); }).store_unaligned(po + i);
-      if (i < hi) {  // the tail, through one zero-padded batch
-        T buf[K][W] = {}, res[W];
-        for (size_t j = 0; j < K; ++j) std::copy(p[j] + i, p[j] + hi, buf[j]);
-        apply([&](size_t j) { return B::load_unaligned(buf[j]); }).store_unaligned(res);
-        std::copy(res, res + (hi - i), po + i);
-      }
+    parallel::parallel_for(0, out.numel(), parallel::kGrain, [&](int64_t lo, int64_t hi) {
+      [&]<size_t... J>(std::index_sequence<J...>) { kernel((p[J] + lo)..., po + lo, hi - lo); }(std::make_index_sequence<K>{});
     });
   });
   return out;
-}
-
-/// The tanh form through the logistic function, ½(1 + tanh u) = σ(2u) = 1/(1 + e^(−2u)) with
-/// u = k(x + c·x³): one exp and one division per element instead of xsimd's tanh, whose two range
-/// branches both run on a mixed batch (forward + backward of the baby GPT's 4 × [768, 512] gelus:
-/// bench_elementwise's gelu_tanh rows). Returns σ(2u).
-template <class B>
-B gelu_tanh_sigma(const B& x) {
-  using T = typename B::value_type;
-  return T(1) / (T(1) + xsimd::exp(T(-2 * kGeluK) * (x + T(kGeluC) * x * x * x)));
-}
-
-/// gelu'(x) of the tanh form as a function of a batch (see functions.hpp): with s = σ(2u),
-/// d/dx [x·s] = s + x·s(1 − s)·2u',  u' = k(1 + 3c·x²).
-template <class B>
-B gelu_tanh_derivative(const B& x) {
-  using T = typename B::value_type;
-  const B s = gelu_tanh_sigma(x);
-  return s + x * (s - s * s) * (T(2 * kGeluK) * (T(1) + T(3 * kGeluC) * x * x));
-}
-
-/// gelu'(x) = Φ(x) + x·φ(x) of the exact form, Φ(x) read off the forward's result y = x·Φ(x) as y/x
-/// (no second erf) except in batches holding an x near 0 or beyond ±1e30, where erf is evaluated.
-template <class B>
-B gelu_exact_derivative(const B& x, const B& y) {
-  using T = typename B::value_type;
-  const B ax = xsimd::abs(x);
-  const auto usable = (ax > B(T(1e-3))) && (ax < B(T(1e30)));
-  B cdf = y / x;
-  if (!xsimd::all(usable)) cdf = xsimd::select(usable, cdf, T(0.5) * (T(1) + xsimd::erf(x * T(M_SQRT1_2))));
-  return cdf + x * xsimd::exp(T(-0.5) * x * x) * T(kInvSqrt2Pi);
 }
 
 /// gelu''(x) in differentiable ops: the backward of gelu_backward with respect to x.
@@ -469,11 +427,14 @@ Tensor gelu_second_derivative(const Tensor& x, GeluApproximate approximate) {
 /// Recorded, with a differentiable backward (linear in grad; grad·gelu''(x) for x), so gelu has
 /// gradients of every order.
 Tensor gelu_backward(const Tensor& grad, const Tensor& x, const Tensor& result, GeluApproximate approximate) {
-  Tensor out = approximate == GeluApproximate::none
-                   ? simd_map<3>("gelu_backward", {&grad, &x, &result},
-                                 [](const auto& g, const auto& v, const auto& y) { return g * gelu_exact_derivative(v, y); })
-                   : simd_map<2>("gelu_backward", {&grad, &x},
-                                 [](const auto& g, const auto& v) { return g * gelu_tanh_derivative(v); });
+  const bool tanh_form = approximate == GeluApproximate::tanh;
+  Tensor out = tanh_form ? simd_map<2>("gelu_backward", {&grad, &x}, [](const auto* g, const auto* v, auto* dx, int64_t n) {
+    simd::gelu_backward(g, v, decltype(g)(nullptr), dx, n, true);
+  })
+                         : simd_map<3>("gelu_backward", {&grad, &x, &result},
+                                       [](const auto* g, const auto* v, const auto* y, auto* dx, int64_t n) {
+    simd::gelu_backward(g, v, y, dx, n, false);
+  });
   return record("gelu_backward", out, {grad, x}, save_for_backward(grad, x, result),
                 [approximate](const BackwardContext& ctx) -> Grads {
     const Tensor &grad = ctx.saved(0), &x = ctx.saved(1), &result = ctx.saved(2);
@@ -484,10 +445,9 @@ Tensor gelu_backward(const Tensor& grad, const Tensor& x, const Tensor& result, 
 }  // namespace
 
 Tensor gelu(const Tensor& x, GeluApproximate approximate) {
-  Tensor result = simd_map<1>("gelu", {&x}, [approximate](const auto& v) {
-    using T = typename std::decay_t<decltype(v)>::value_type;
-    if (approximate == GeluApproximate::none) return T(0.5) * v * (T(1) + xsimd::erf(v * T(M_SQRT1_2)));
-    return v * gelu_tanh_sigma(v);
+  const bool tanh_form = approximate == GeluApproximate::tanh;
+  Tensor result = simd_map<1>("gelu", {&x}, [tanh_form](const auto* v, auto* y, int64_t n) {
+    simd::gelu(v, y, n, tanh_form);
   });
   if (approximate == GeluApproximate::tanh)
     return record("gelu_tanh", result, {x}, save_for_backward(x), [](const BackwardContext& ctx) -> Grads {

@@ -6,12 +6,11 @@
 // the backward itself is recorded (create_graph) or along another axis.
 #include <cmath>
 
-#include <xsimd/xsimd.hpp>
-
 #include "autograd/functions.hpp"
 #include "autograd/kernels.hpp"
 #include "autograd/node.hpp"
 #include "autograd/parallel.hpp"
+#include "autograd/simd_kernels.hpp"
 
 namespace tapegrad {
 namespace {
@@ -28,20 +27,22 @@ Tensor softmax_kernel(const char* op, const Tensor& x, int64_t axis, bool log_fo
     const T* px = x.data<T>();
     T* po = out.mutable_data<T>();
     if (inner == 1) {  // rows are contiguous
-      parallel::parallel_for(0, outer, parallel::rows_grain(n), [&](int64_t o0, int64_t o1) {
-      for (int64_t o = o0; o < o1; ++o) {
-        const T* in = px + o * n;
-        T* dst = po + o * n;
-        T m;
-        const T total = kernels::exp_shifted_row(in, log_form ? nullptr : dst, n, m);
-        if (log_form) {
-          const T shift = m + std::log(total);
-          for (int64_t k = 0; k < n; ++k) dst[k] = in[k] - shift;
-        } else {
-          const T inv = T(1) / total;
-          for (int64_t k = 0; k < n; ++k) dst[k] *= inv;
-        }
-      }
+      simd::with_kernels<T>([&](auto kernel) {  // one ISA dispatch for all the rows
+        parallel::parallel_for(0, outer, parallel::rows_grain(n), [&](int64_t o0, int64_t o1) {
+          for (int64_t o = o0; o < o1; ++o) {
+            const T* in = px + o * n;
+            T* dst = po + o * n;
+            T m;
+            const T total = kernel.exp_shifted_row(in, log_form ? nullptr : dst, n, m);
+            if (log_form) {
+              const T shift = m + std::log(total);
+              for (int64_t k = 0; k < n; ++k) dst[k] = in[k] - shift;
+            } else {
+              const T inv = T(1) / total;
+              for (int64_t k = 0; k < n; ++k) dst[k] *= inv;
+            }
+          }
+        });
       });
       return;
     }
@@ -83,31 +84,13 @@ Tensor softmax_backward_rows(const char* op, const Tensor& y, const Tensor& g, b
   const int64_t rows = y.numel() / n;
   kernels::dispatch(y.dtype(), op, [&](auto z) {
     using T = decltype(z);
-    using B = xsimd::batch<T>;
-    constexpr int64_t W = static_cast<int64_t>(B::size);
     const T* y0 = y.data<T>();
     const T* g0 = g.data<T>();
     T* d0 = dx.mutable_data<T>();
-    parallel::parallel_for(0, rows, parallel::rows_grain(n), [&](int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; ++r) {
-      const T* py = y0 + r * n;
-      const T* pg = g0 + r * n;
-      T* pd = d0 + r * n;
-      B acc(T(0));
-      int64_t k = 0;
-      for (; k + W <= n; k += W) {
-        const B gk = B::load_unaligned(pg + k);
-        acc += log_form ? gk : gk * B::load_unaligned(py + k);
-      }
-      T s = xsimd::hadd(acc);
-      for (; k < n; ++k) s += log_form ? pg[k] : pg[k] * py[k];
-      const B vs(s);
-      for (k = 0; k + W <= n; k += W) {
-        const B yk = B::load_unaligned(py + k), gk = B::load_unaligned(pg + k);
-        (log_form ? gk - xsimd::exp(yk) * vs : yk * (gk - vs)).store_unaligned(pd + k);
-      }
-      for (; k < n; ++k) pd[k] = log_form ? pg[k] - std::exp(py[k]) * s : py[k] * (pg[k] - s);
-    }
+    simd::with_kernels<T>([&](auto kernel) {  // one ISA dispatch for all the rows
+      parallel::parallel_for(0, rows, parallel::rows_grain(n), [&](int64_t r0, int64_t r1) {
+        for (int64_t r = r0; r < r1; ++r) kernel.softmax_backward_row(y0 + r * n, g0 + r * n, d0 + r * n, n, log_form);
+      });
     });
   });
   return dx;
