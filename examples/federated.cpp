@@ -6,6 +6,9 @@
 //
 // Setting (the PyTorch reference: FedAvg reached 0.80 in 38 rounds, FedSGD in 940):
 //   C = 0.1, FedAvg E = 5, B = 10, client SGD lr 0.05; FedSGD server lr 0.5.
+// The rounds to 0.80 vary with the seed (split, client choice, initial weights) in PyTorch as here:
+// --dump-split FILE writes this run's draws for scripts/torch_federated.py --replay FILE, which
+// trains on exactly them (README, "Federated averaging").
 //
 // Writes out/federated/results.json (every run's accuracy per round, settings, rounds to the target)
 // and out/federated/curves.svg; prints the rounds table. Under `mpirun -np N` the clients of each

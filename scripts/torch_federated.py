@@ -237,6 +237,8 @@ def main():
     ap.add_argument("--full", action="store_true", help="run every round, not only up to the target")
     ap.add_argument("--impl", choices=["batched", "loop"], default="batched")
     ap.add_argument("--check", action="store_true", help="compare --impl batched and loop on one round, then exit")
+    ap.add_argument("--float64", action="store_true",
+                    help="train in float64 (float32 by default): how far float32 rounding alone moves a curve")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", help="write every run's accuracy curve as JSON here")
     ap.add_argument("--quiet", "-q", action="store_true")
@@ -245,6 +247,8 @@ def main():
 
     x, y = load_split(args.data, "train")
     tx, ty = load_split(args.data, "t10k")
+    if args.float64:
+        x, tx = x.double(), tx.double()
     data = (x, y, tx, ty)
     dump = None
     if args.replay:
@@ -278,6 +282,8 @@ def main():
         else:
             selection = lambda r: own_rounds[r]  # noqa: E731
         w0 = {k: dump_weights[k].clone() for k in NAMES} if replayed and "init" in args.use else initial_weights(seed)
+        if args.float64:
+            w0 = {k: v.double() for k, v in w0.items()}
         labels = y.numpy()
         same_label = sum(len(np.unique(labels[c])) == 1 for c in clients)
         source = f"tapegrad's {'+'.join(args.use)} (seed {dump['seed']}) " if replayed else ""
