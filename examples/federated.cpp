@@ -6,6 +6,9 @@
 //
 // Setting (the PyTorch reference: FedAvg reached 0.80 in 38 rounds, FedSGD in 940):
 //   C = 0.1, FedAvg E = 5, B = 10, client SGD lr 0.05; FedSGD server lr 0.5.
+// The rounds to 0.80 vary with the seed (split, client choice, initial weights) in PyTorch as here:
+// --dump-split FILE writes this run's draws for scripts/torch_federated.py --replay FILE, which
+// trains on exactly them (README, "Federated averaging").
 //
 // Writes out/federated/results.json (every run's accuracy per round, settings, rounds to the target)
 // and out/federated/curves.svg; prints the rounds table. Under `mpirun -np N` the clients of each
@@ -41,6 +44,7 @@ struct Flags {
   std::vector<std::string> runs{"fedavg", "iid", "fedsgd", "secure", "dp"};
   int64_t iid_rounds = 30;
   int64_t secure_rounds = 20;
+  std::string dump_split;  // write the splits, client choices and initial weights here, then train
 };
 
 // Test accuracy of the model on pre-converted images x [N, 1, 28, 28] and labels y [N].
@@ -190,6 +194,31 @@ void report(const Flags& f, const examples::Args& args, const std::vector<Run>& 
   std::cout << "Wrote " << args.out << "/results.json and " << args.out << "/curves.svg" << std::endl;
 }
 
+// --dump-split FILE: what scripts/torch_federated.py needs to replay a run in PyTorch: each client's
+// sample indices (non-IID and IID splits), the clients picked in every round (the same for FedAvg and
+// FedSGD: both use --seed) and the initial weights, saved to FILE's stem + ".safetensors" under
+// PyTorch's names (1.weight, 1.bias, 3.weight, 3.bias of the Sequential).
+void dump_split(const Flags& f, nn::Module& model, const train::ClientIndices& non_iid, const train::ClientIndices& iid) {
+  const fs::path json_path(f.dump_split);
+  if (json_path.has_parent_path()) fs::create_directories(json_path.parent_path());
+  fs::path weights_path = json_path;
+  weights_path.replace_extension(".safetensors");
+  nn::save(model, weights_path.string());
+  const int64_t rounds = std::max({f.rounds, f.fedsgd_rounds, f.iid_rounds, f.secure_rounds, f.dp_rounds});
+  nlohmann::json selection = nlohmann::json::array();
+  for (int64_t r = 1; r <= rounds; ++r) selection.push_back(train::select_clients(100, 0.1, f.seed, r));
+  const nlohmann::json j = {{"seed", f.seed},
+                            {"num_clients", 100},
+                            {"fraction", 0.1},
+                            {"non_iid", non_iid},
+                            {"iid", iid},
+                            {"selection", selection},
+                            {"initial_weights", weights_path.filename().string()}};
+  std::ofstream out(json_path);
+  out << j.dump() << "\n";
+  if (!out) throw std::runtime_error("federated: cannot write --dump-split file '" + f.dump_split + "'");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -215,6 +244,9 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"fedavg", "iid", "fedsgd", "secure", "dp"}));
   app.add_option("--iid-rounds", f.iid_rounds, "Rounds of FedAvg on the IID split")->check(CLI::PositiveNumber);
   app.add_option("--secure-rounds", f.secure_rounds, "Rounds of FedAvg with secure aggregation")->check(CLI::PositiveNumber);
+  app.add_option("--dump-split", f.dump_split,
+                 "Write the client splits, each round's clients (JSON) and the initial weights (same stem, "
+                 ".safetensors) for scripts/torch_federated.py");
   app.add_flag("--quiet,-q", args.quiet, "Only the tables");
   distributed::Session session(&argc, &argv);  // under mpirun: the clients are spread over the ranks
   CLI11_PARSE(app, argc, argv);
@@ -232,6 +264,7 @@ int main(int argc, char** argv) {
     auto model = std::make_shared<nn::Sequential>(nn::Flatten(), nn::Linear(784, 128, init_gen), nn::ReLU(),
                                                   nn::Linear(128, 10, init_gen));
     const std::vector<double> initial = train::flat_parameters(*model);
+    if (!f.dump_split.empty() && distributed::rank() == 0) dump_split(f, *model, non_iid, iid);
     auto loss = [](const Tensor& out, const Tensor& y) { return nn::F::cross_entropy(out, y); };
 
     train::FederatedOptions fedavg{.algorithm = train::Algorithm::fedavg, .rounds = f.rounds, .fraction = 0.1,

@@ -64,6 +64,21 @@ void local_sgd(nn::UnaryModule& model, const std::shared_ptr<const datasets::Dat
     }
 }
 
+// A dataset that records every index list it is asked for: what a client's local training read.
+class RecordingDataset final : public datasets::Dataset {
+ public:
+  explicit RecordingDataset(std::shared_ptr<const datasets::Dataset> inner) : inner_(std::move(inner)) {}
+  int64_t size() const override { return inner_->size(); }
+  datasets::Batch get(const std::vector<int64_t>& indices) const override {
+    calls.push_back(indices);
+    return inner_->get(indices);
+  }
+  mutable std::vector<std::vector<int64_t>> calls;  ///< every get(), in order
+
+ private:
+  std::shared_ptr<const datasets::Dataset> inner_;
+};
+
 // Pearson correlation of two equally long sequences.
 double correlation(const std::vector<double>& a, const std::vector<double>& b) {
   const double n = static_cast<double>(a.size());
@@ -121,6 +136,23 @@ TEST_CASE("split_label_shards: the paper's 100 clients x 2 shards of 300 on 60,0
   CHECK(train::split_label_shards(labels, 100, 2, 3) == c);
 }
 
+TEST_CASE("split_label_shards: a client's two shards share a label only as often as chance") {
+  // 10 labels x 6,000 = 20 shards of 300 per label; a client's second shard is one of the 199 others,
+  // 19 of which have its first shard's label: P(one-label client) = 19/199, 9.55 of 100 clients.
+  // Over 40 seeds, 4,000 clients: 382 expected, sd about sqrt(4000 * 0.0955 * 0.9045) = 18.6.
+  // Handing out shards in label order (no permutation) would give 4,000; pairing shard s with s + 100
+  // of the sorted order (a "both halves" bug) would give 0.
+  std::vector<int64_t> y(60000);
+  for (int64_t i = 0; i < 60000; ++i) y[static_cast<size_t>(i)] = (i * 7919) % 10;
+  const Tensor labels = index_tensor(y);
+  int64_t one_label = 0;
+  for (uint64_t seed = 0; seed < 40; ++seed) {
+    const std::vector<int64_t> d = train::distinct_labels_per_client(labels, train::split_label_shards(labels, 100, 2, seed));
+    one_label += std::count(d.begin(), d.end(), 1);
+  }
+  CHECK(std::fabs(static_cast<double>(one_label) - 4000.0 * 19.0 / 199.0) < 5 * 18.6);
+}
+
 TEST_CASE("split_label_shards: a remainder is left out, bad input is an error") {
   std::vector<int64_t> y(23);
   for (int64_t i = 0; i < 23; ++i) y[static_cast<size_t>(i)] = i % 3;
@@ -158,6 +190,38 @@ TEST_CASE("FedAvg with one client, C = 1, E = 1 is plain SGD on that client's da
     const auto a = train::flat_parameters(*fed), b = train::flat_parameters(*plain);
     CHECK(max_abs_diff(a, b) <= 1e-12);
     CHECK(max_abs_diff(a, train::flat_parameters(*toy_model(2))) > 1e-3);  // it did train
+  }
+}
+
+TEST_CASE("FedAvg: every local epoch reads the client's own samples once each, reshuffled, the last batch partial") {
+  auto data = std::make_shared<RecordingDataset>(toy_data(40, 2));
+  const ClientIndices clients{{3, 5, 8, 13, 21, 34, 1, 2, 9, 10, 11}, {0, 4, 6, 7, 12, 14, 15}};
+  auto m = toy_model(3);
+  train::federated_fit(*m, ce, data, clients,
+                       {.rounds = 2, .fraction = 1.0, .local_epochs = 3, .local_batch_size = 4, .client_lr = 0.1, .seed = 5});
+  // per round: client 0 (11 samples: batches 4, 4, 3) then client 1 (7: 4, 3), 3 epochs each
+  REQUIRE(data->calls.size() == 2 * (3 * 3 + 3 * 2));
+  size_t at = 0;
+  for (int round = 0; round < 2; ++round) {
+    for (const auto& own : clients) {
+      const std::vector<int64_t> sorted_own = [&] { auto v = own; std::sort(v.begin(), v.end()); return v; }();
+      std::vector<std::vector<int64_t>> epochs;
+      for (int e = 0; e < 3; ++e) {
+        std::vector<int64_t> order;
+        for (size_t n = own.size(); n > 0;) {
+          const auto& batch = data->calls[at++];
+          CHECK(batch.size() == std::min<size_t>(n, 4));  // full batches, then the remainder
+          n -= batch.size();
+          order.insert(order.end(), batch.begin(), batch.end());
+        }
+        std::vector<int64_t> s = order;
+        std::sort(s.begin(), s.end());
+        CHECK(s == sorted_own);  // its own samples, each once
+        epochs.push_back(order);
+      }
+      CHECK(epochs[0] != epochs[1]);  // reshuffled every epoch
+      CHECK(epochs[1] != epochs[2]);
+    }
   }
 }
 
