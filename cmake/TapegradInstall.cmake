@@ -56,6 +56,11 @@ else()
   set(TAPEGRAD_PC_REQUIRES_PRIVATE "")
   set(TAPEGRAD_PC_LIBS_PRIVATE "")
   set(TAPEGRAD_PC_LIBS "")
+  if(CMAKE_SYSTEM_PROCESSOR MATCHES "^(x86_64|AMD64|amd64)$")
+    # As the CMake target's INTERFACE link option: every program keeps the start-up check of the CPU
+    # against the build's baseline (autograd/cpu.cpp), not only those that call a dispatched kernel.
+    set(TAPEGRAD_PC_LINK_FIRST "-Wl,--undefined=tapegrad_check_cpu_baseline")
+  endif()
 endif()
 if(TAPEGRAD_HAVE_LIBXSMM AND NOT BUILD_SHARED_LIBS)   # libxsmm.a: a shared tapegrad holds it
   string(APPEND TAPEGRAD_PC_REQUIRES " libxsmm")
