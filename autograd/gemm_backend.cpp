@@ -3,13 +3,13 @@
 #include "autograd/gemm_backend.hpp"
 
 #include <algorithm>
-#include <atomic>
-#include <cstdlib>
 #include <limits>
 #include <mutex>
 #include <stdexcept>
 #include <type_traits>
 #include <vector>
+
+#include "autograd/env_setting.hpp"
 
 #ifdef TAPEGRAD_HAVE_LIBXSMM
 #include <libxsmm.h>
@@ -21,46 +21,17 @@
 namespace tapegrad {
 namespace {
 
-// The setting: -1 = not read from the environment yet, else a GemmBackend value.
-std::atomic<int> g_backend{-1};
-
-GemmBackend backend_from_environment() {
-  const char* value = std::getenv("TAPEGRAD_GEMM");
-  if (value == nullptr || *value == '\0') return GemmBackend::automatic;
-  GemmBackend backend;
-  try {
-    backend = parse_gemm_backend(value);
-  } catch (const std::invalid_argument& e) {
-    throw std::invalid_argument(std::string("TAPEGRAD_GEMM: ") + e.what());
-  }
-  if (backend == GemmBackend::libxsmm && !libxsmm_available())
-    throw std::invalid_argument(
-        "TAPEGRAD_GEMM=libxsmm, but this tapegrad was built without libxsmm "
-        "(install libxsmm-dev and reconfigure, or unset TAPEGRAD_GEMM)");
-  return backend;
-}
+// TAPEGRAD_GEMM and set_gemm_backend's setting.
+detail::EnvSetting<GemmBackend, 3> g_backend({"TAPEGRAD_GEMM", "GEMM backend", "gemm_backend_name", "GemmBackend",
+                                              {{{GemmBackend::automatic, "auto"},
+                                                {GemmBackend::openblas, "openblas"},
+                                                {GemmBackend::libxsmm, "libxsmm"}}}});
 
 }  // namespace
 
-std::string gemm_backend_name(GemmBackend backend) {
-  switch (backend) {
-    case GemmBackend::automatic:
-      return "auto";
-    case GemmBackend::openblas:
-      return "openblas";
-    case GemmBackend::libxsmm:
-      return "libxsmm";
-  }
-  throw std::invalid_argument("gemm_backend_name: not a GemmBackend value: " +
-                              std::to_string(static_cast<int>(backend)));
-}
+std::string gemm_backend_name(GemmBackend backend) { return g_backend.name(backend); }
 
-GemmBackend parse_gemm_backend(std::string_view name) {
-  if (name == "auto") return GemmBackend::automatic;
-  if (name == "openblas") return GemmBackend::openblas;
-  if (name == "libxsmm") return GemmBackend::libxsmm;
-  throw std::invalid_argument("GEMM backend must be one of auto, openblas, libxsmm; got '" + std::string(name) + "'");
-}
+GemmBackend parse_gemm_backend(std::string_view name) { return g_backend.parse(name); }
 
 bool libxsmm_available() {
 #ifdef TAPEGRAD_HAVE_LIBXSMM
@@ -73,20 +44,16 @@ bool libxsmm_available() {
 void set_gemm_backend(GemmBackend backend) {
   if (backend == GemmBackend::libxsmm && !libxsmm_available())
     throw std::invalid_argument("set_gemm_backend(libxsmm): this tapegrad was built without libxsmm");
-  gemm_backend_name(backend);  // rejects values outside the enum
-  g_backend.store(static_cast<int>(backend), std::memory_order_relaxed);
+  g_backend.set(backend);
 }
 
 GemmBackend gemm_backend() {
-  int value = g_backend.load(std::memory_order_relaxed);
-  if (value < 0) {
-    // Read once; a bad value throws and stays unread, so every product reports it.
-    const int from_env = static_cast<int>(backend_from_environment());
-    int expected = -1;
-    g_backend.compare_exchange_strong(expected, from_env, std::memory_order_relaxed);
-    value = g_backend.load(std::memory_order_relaxed);
-  }
-  return static_cast<GemmBackend>(value);
+  return g_backend.get(GemmBackend::automatic, [](GemmBackend backend) {
+    if (backend == GemmBackend::libxsmm && !libxsmm_available())
+      throw std::invalid_argument(
+          "TAPEGRAD_GEMM=libxsmm, but this tapegrad was built without libxsmm "
+          "(install libxsmm-dev and reconfigure, or unset TAPEGRAD_GEMM)");
+  });
 }
 
 namespace kernels {

@@ -9,71 +9,35 @@
 #include "nn/conv_winograd.hpp"
 
 #include <algorithm>
-#include <atomic>
-#include <cstdlib>
 #include <stdexcept>
 #include <type_traits>
 #include <vector>
 
 #include <xsimd/xsimd.hpp>
 
+#include "autograd/env_setting.hpp"
 #include "autograd/kernels.hpp"
 #include "autograd/parallel.hpp"
 
 namespace tapegrad::nn {
 namespace {
 
-// The setting: -1 = not read from the environment yet, else a ConvAlgorithm value.
-std::atomic<int> g_algorithm{-1};
-
-ConvAlgorithm algorithm_from_environment() {
-  const char* value = std::getenv("TAPEGRAD_CONV");
-  if (value == nullptr || *value == '\0') return ConvAlgorithm::automatic;
-  try {
-    return parse_conv_algorithm(value);
-  } catch (const std::invalid_argument& e) {
-    throw std::invalid_argument(std::string("TAPEGRAD_CONV: ") + e.what());
-  }
-}
+// TAPEGRAD_CONV and set_conv_algorithm's setting.
+tapegrad::detail::EnvSetting<ConvAlgorithm, 3> g_algorithm({"TAPEGRAD_CONV", "conv algorithm", "conv_algorithm_name",
+                                                            "ConvAlgorithm",
+                                                            {{{ConvAlgorithm::automatic, "auto"},
+                                                              {ConvAlgorithm::im2col, "im2col"},
+                                                              {ConvAlgorithm::winograd, "winograd"}}}});
 
 }  // namespace
 
-std::string conv_algorithm_name(ConvAlgorithm algorithm) {
-  switch (algorithm) {
-    case ConvAlgorithm::automatic:
-      return "auto";
-    case ConvAlgorithm::im2col:
-      return "im2col";
-    case ConvAlgorithm::winograd:
-      return "winograd";
-  }
-  throw std::invalid_argument("conv_algorithm_name: not a ConvAlgorithm value: " +
-                              std::to_string(static_cast<int>(algorithm)));
-}
+std::string conv_algorithm_name(ConvAlgorithm algorithm) { return g_algorithm.name(algorithm); }
 
-ConvAlgorithm parse_conv_algorithm(std::string_view name) {
-  if (name == "auto") return ConvAlgorithm::automatic;
-  if (name == "im2col") return ConvAlgorithm::im2col;
-  if (name == "winograd") return ConvAlgorithm::winograd;
-  throw std::invalid_argument("conv algorithm must be one of auto, im2col, winograd; got '" + std::string(name) + "'");
-}
+ConvAlgorithm parse_conv_algorithm(std::string_view name) { return g_algorithm.parse(name); }
 
-void set_conv_algorithm(ConvAlgorithm algorithm) {
-  conv_algorithm_name(algorithm);  // rejects values outside the enum
-  g_algorithm.store(static_cast<int>(algorithm), std::memory_order_relaxed);
-}
+void set_conv_algorithm(ConvAlgorithm algorithm) { g_algorithm.set(algorithm); }
 
-ConvAlgorithm conv_algorithm() {
-  int value = g_algorithm.load(std::memory_order_relaxed);
-  if (value < 0) {
-    // Read once; a bad value throws and stays unread, so every convolution reports it.
-    const int from_env = static_cast<int>(algorithm_from_environment());
-    int expected = -1;
-    g_algorithm.compare_exchange_strong(expected, from_env, std::memory_order_relaxed);
-    value = g_algorithm.load(std::memory_order_relaxed);
-  }
-  return static_cast<ConvAlgorithm>(value);
-}
+ConvAlgorithm conv_algorithm() { return g_algorithm.get(ConvAlgorithm::automatic, [](ConvAlgorithm) {}); }
 
 bool winograd_applies(const ConvWindow& w) {
   return w.kh == 3 && w.kw == 3 && w.sh == 1 && w.sw == 1 && w.dh == 1 && w.dw == 1 && w.ph >= 0 && w.ph <= 2 &&
