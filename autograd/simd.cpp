@@ -113,6 +113,10 @@ void gelu_backward(const T* g, const T* x, const T* y, T* dx, int64_t n, bool ta
   dispatch<T>([&](auto k) { k.gelu_backward(g, x, y, dx, n, tanh_form); });
 }
 
+template <class T>
+void max_pool_2x2(const T* x, int64_t planes, int64_t h, int64_t w, T* out, int64_t* idx) {
+  dispatch<T>([&](auto k) { k.max_pool_2x2(x, planes, h, w, out, idx); });
+}
 Isa last_path() { return last; }
 
 bool path_built(Isa isa) {
@@ -132,7 +136,8 @@ bool path_built(Isa isa) {
   template std::pair<T, T> row_moments<T>(const T*, int64_t, bool);                               \
   template std::pair<T, T> row_sums<T>(const T*, const T*, T, int64_t, bool);                     \
   template void gelu<T>(const T*, T*, int64_t, bool);                                             \
-  template void gelu_backward<T>(const T*, const T*, const T*, T*, int64_t, bool);
+  template void gelu_backward<T>(const T*, const T*, const T*, T*, int64_t, bool);                \
+  template void max_pool_2x2<T>(const T*, int64_t, int64_t, int64_t, T*, int64_t*);
 TAPEGRAD_SIMD_INSTANTIATE(float)
 TAPEGRAD_SIMD_INSTANTIATE(double)
 #undef TAPEGRAD_SIMD_INSTANTIATE

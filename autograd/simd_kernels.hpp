@@ -49,6 +49,8 @@ struct Kernels {
   static void gelu(const T* x, T* y, int64_t n, bool tanh_form);
   /// dx = g·gelu'(x) over [0, n); the exact form reads gelu's output y, the tanh form does not.
   static void gelu_backward(const T* g, const T* x, const T* y, T* dx, int64_t n, bool tanh_form);
+  /// 2×2, stride-2 max pooling of `planes` planes [h, w] (simd.hpp's max_pool_2x2).
+  static void max_pool_2x2(const T* x, int64_t planes, int64_t h, int64_t w, T* out, int64_t* idx);
 };
 
 namespace detail {
@@ -119,6 +121,23 @@ struct GeluExactBackward {
     return g * (cdf + x * xsimd::exp(T(-0.5) * x * x) * T(kInvSqrt2Pi));
   }
 };
+
+/// Lane j of the result is lane j ^ 1 of the input: each even lane meets its odd neighbour.
+struct SwapPairs {
+  static constexpr unsigned get(unsigned index, unsigned /*size*/) { return index ^ 1u; }
+};
+
+/// Whether x replaces v as a window's first maximum: x is larger, or x is the first NaN (a NaN
+/// already kept stays). Lane-wise on batches (through xsimd::isnan: xsimd's != on AVX batches is
+/// an ordered compare, false for NaN), or on scalars.
+template <class T, class A>
+xsimd::batch_bool<T, A> replaces(const xsimd::batch<T, A>& x, const xsimd::batch<T, A>& v) {
+  return (x > v) || (xsimd::isnan(x) && !xsimd::isnan(v));
+}
+template <class T>
+bool replaces(T x, T v) {
+  return x > v || (std::isnan(x) && !std::isnan(v));
+}
 
 }  // namespace detail
 
@@ -274,6 +293,56 @@ void Kernels<A, T>::gelu_backward(const T* g, const T* x, const T* y, T* dx, int
     const T* const in[3] = {g, x, y};
     detail::map_range<A>(in, dx, n, detail::GeluExactBackward{});
   }
+}
+
+template <class A, class T>
+void Kernels<A, T>::max_pool_2x2(const T* x, int64_t planes, int64_t h, int64_t w, T* out, int64_t* idx) {
+  using B = xsimd::batch<T, A>;
+  using U = xsimd::batch<std::conditional_t<sizeof(T) == 4, uint32_t, uint64_t>, A>;
+  constexpr int64_t P = static_cast<int64_t>(B::size) / 2;  // windows per batch
+  const int64_t oh = h / 2, ow = w / 2;
+  // A window's four taps in scan order, numbered 0–3 (row-major), and their plane offsets.
+  const int64_t offset[4] = {0, 1, w, w + 1};
+  for (int64_t plane = 0; plane < planes; ++plane, x += h * w)
+    for (int64_t p = 0; p < oh; ++p, out += ow, idx += ow) {
+      const T* r0 = x + 2 * p * w;
+      const T* r1 = r0 + w;
+      const int64_t base = 2 * p * w;
+      // P windows at once: each row's pair meets in the even lanes (the left tap unless the right
+      // one replaces it), then the lower row's winner replaces the upper's only if it is larger
+      // or the first NaN, which keeps the first maximum in scan order.
+      auto windows = [&](int64_t q) {
+        const B a = B::load_unaligned(r0 + 2 * q), b = B::load_unaligned(r1 + 2 * q);
+        constexpr auto swap = xsimd::make_batch_constant<U, detail::SwapPairs>();
+        const B as = xsimd::swizzle(a, swap), bs = xsimd::swizzle(b, swap);
+        const auto ma = detail::replaces(as, a), mb = detail::replaces(bs, b);
+        const B va = xsimd::select(ma, as, a), vb = xsimd::select(mb, bs, b);
+        const B ta = xsimd::select(ma, B(T(1)), B(T(0))), tb = xsimd::select(mb, B(T(3)), B(T(2)));
+        const auto mv = detail::replaces(vb, va);
+        alignas(64) T value[2 * P], tap[2 * P];
+        xsimd::select(mv, vb, va).store_unaligned(value);
+        xsimd::select(mv, tb, ta).store_unaligned(tap);
+        for (int64_t j = 0; j < P; ++j) {
+          out[q + j] = value[2 * j];
+          idx[q + j] = base + 2 * (q + j) + offset[static_cast<int>(tap[2 * j])];
+        }
+      };
+      int64_t q = 0;
+      if (ow >= P) {
+        for (; q + P <= ow; q += P) windows(q);
+        if (q < ow) windows(ow - P);  // the last P windows again (the same answers), instead of a scalar tail
+        q = ow;
+      }
+      for (; q < ow; ++q) {  // the same comparisons, one window at a time
+        const T* a = r0 + 2 * q;
+        const T* b = r1 + 2 * q;
+        const bool ma = detail::replaces(a[1], a[0]), mb = detail::replaces(b[1], b[0]);
+        const T va = ma ? a[1] : a[0], vb = mb ? b[1] : b[0];
+        const int t = detail::replaces(vb, va) ? 2 + mb : ma;
+        out[q] = t >= 2 ? vb : va;
+        idx[q] = base + 2 * q + offset[t];
+      }
+    }
 }
 
 // The wide instantiations are compiled in their own files only (flags this file's includers lack).

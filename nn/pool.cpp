@@ -9,6 +9,7 @@
 #include "autograd/functions.hpp"
 #include "autograd/node.hpp"
 #include "autograd/parallel.hpp"
+#include "autograd/simd.hpp"
 #include "nn/functional.hpp"
 
 namespace tapegrad::nn::functional {
@@ -90,8 +91,9 @@ Tensor pool_scatter(const Tensor& grad, const Tensor& idx, const Shape& in_shape
 
 /// One pass over x: each window's first maximum (the first NaN wins), its value into `out` and its
 /// flat position within the plane into `idx`. Window bounds are clipped once per row and column of
-/// windows, and the comparison is a branch-free select (a branch on random data mispredicts half
-/// the time); the common 2×2 stride-2 case gets its own fully unrolled loop.
+/// windows, and the comparison is written as a select (the compiler may still branch, which
+/// mispredicts half the time on random data); the common 2×2 stride-2 case runs
+/// simd::max_pool_2x2 instead (vectorised, the same taps).
 template <class T>
 struct Best {
   T v;
@@ -107,21 +109,7 @@ template <class T>
 void max_scan_planes(const T* x, T* out, int64_t* idx, int64_t planes, int64_t H, int64_t W, const PoolArgs& a) {
   if (a.kernel.h == 2 && a.kernel.w == 2 && a.stride.h == 2 && a.stride.w == 2 && a.padding.h == 0 &&
       a.padding.w == 0) {
-    for (int64_t plane = 0; plane < planes; ++plane, x += H * W)
-      for (int64_t p = 0; p < a.oh; ++p) {
-        const T* r0 = x + 2 * p * W;
-        const T* r1 = r0 + W;
-        const int64_t base = 2 * p * W;
-        for (int64_t q = 0; q < a.ow; ++q) {
-          Best<T> b{r0[2 * q], base + 2 * q};
-          b.take(r0[2 * q + 1], base + 2 * q + 1);
-          b.take(r1[2 * q], base + W + 2 * q);
-          b.take(r1[2 * q + 1], base + W + 2 * q + 1);
-          out[q] = b.v;
-          idx[q] = b.at;
-        }
-        out += a.ow, idx += a.ow;
-      }
+    simd::max_pool_2x2(x, planes, H, W, out, idx);
     return;
   }
   std::vector<int64_t> w0(static_cast<size_t>(a.ow)), w1(static_cast<size_t>(a.ow));

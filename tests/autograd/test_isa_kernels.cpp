@@ -336,7 +336,66 @@ void check_gelu() {
     }
 }
 
+/// The first maximum of a 2×2 window in row-major scan order (a NaN counts as the maximum, the
+/// first one wins), with its flat position: a plain scalar scan, the reference for max_pool_2x2.
+template <class T>
+std::pair<T, int64_t> first_max_2x2(const std::vector<T>& plane, int64_t w, int64_t p, int64_t q) {
+  const int64_t taps[4] = {2 * p * w + 2 * q, 2 * p * w + 2 * q + 1, (2 * p + 1) * w + 2 * q, (2 * p + 1) * w + 2 * q + 1};
+  T best = plane[static_cast<size_t>(taps[0])];
+  int64_t at = taps[0];
+  for (int t = 1; t < 4; ++t) {
+    const T v = plane[static_cast<size_t>(taps[t])];
+    if (std::isnan(best)) break;
+    if (std::isnan(v) || v > best) best = v, at = taps[t];
+  }
+  return {best, at};
+}
+
+/// Planes of width w (odd and even, around the vector widths) with ties (small integers), −∞, and
+/// NaNs; every path must pick exactly the reference's taps.
+template <class T>
+void check_max_pool_2x2() {
+  const T inf = std::numeric_limits<T>::infinity(), nan = std::numeric_limits<T>::quiet_NaN();
+  for (int64_t w : {2, 3, 7, 8, 16, 17, 33, 64}) {
+    const int64_t h = 5, planes = 3;
+    CAPTURE(w);
+    std::mt19937_64 rng(static_cast<uint64_t>(w));
+    std::uniform_int_distribution<int> small(-2, 2), pick(0, 19);
+    std::vector<T> x(static_cast<size_t>(planes * h * w));
+    for (T& v : x) {
+      const int r = pick(rng);
+      v = r == 0 ? nan : r == 1 ? -inf : static_cast<T>(small(rng));
+    }
+    const int64_t oh = h / 2, ow = w / 2, per = oh * ow;
+    for_each_path([&](Isa isa) {
+      std::vector<T> out(static_cast<size_t>(planes * per));
+      std::vector<int64_t> idx(out.size());
+      simd::max_pool_2x2(x.data(), planes, h, w, out.data(), idx.data());
+      CHECK(simd::last_path() == isa);
+      for (int64_t c = 0; c < planes; ++c) {
+        const std::vector<T> plane(x.begin() + c * h * w, x.begin() + (c + 1) * h * w);
+        for (int64_t p = 0; p < oh; ++p)
+          for (int64_t q = 0; q < ow; ++q) {
+            CAPTURE(c);
+            CAPTURE(p);
+            CAPTURE(q);
+            const auto [best, at] = first_max_2x2(plane, w, p, q);
+            const size_t k = static_cast<size_t>(c * per + p * ow + q);
+            CHECK(idx[k] == at);
+            CHECK((out[k] == best || (std::isnan(out[k]) && std::isnan(best))));
+          }
+      }
+    });
+  }
+}
+
 }  // namespace
+
+TEST_CASE("ISA paths: max_pool_2x2 picks the first maximum's tap on every path (ties, -inf, NaN)") {
+  report_skipped_paths();
+  check_max_pool_2x2<float>();
+  check_max_pool_2x2<double>();
+}
 
 TEST_CASE("ISA paths: row_max, every path against float64 and the baseline") {
   report_skipped_paths();
