@@ -44,11 +44,12 @@ PoolArgs pool_args(const char* op, const Tensor& x, Size2 kernel, Size2 stride, 
 /// other's backward, so max_pool2d has gradients of every order.
 Tensor pool_scatter(const Tensor& grad, const Tensor& idx, const Shape& in_shape);
 
-/// The shared loop: kScatter adds picked[plane, k] onto image[plane, idx[plane, k]], otherwise it
-/// copies image[plane, idx[plane, k]] into picked[plane, k].
+/// The shared loop: kScatter zeroes image[plane] and adds picked[plane, k] onto
+/// image[plane, idx[plane, k]] (plane by plane, so the adds hit the cache the zeroing just
+/// filled), otherwise it copies image[plane, idx[plane, k]] into picked[plane, k].
 template <bool kScatter>
 void pool_move(const Tensor& image, const Tensor& picked, const Tensor& idx) {
-  const int64_t planes = idx.size(0), per_out = idx.size(1), per_in = image.numel() / planes;
+  const int64_t planes = idx.size(0), per_out = idx.size(1), per_in = planes ? image.numel() / planes : 0;
   const int64_t* pi = idx.data<int64_t>();
   auto run = [&](auto z) {
     using T = decltype(z);
@@ -62,6 +63,7 @@ void pool_move(const Tensor& image, const Tensor& picked, const Tensor& idx) {
         auto* im = img + plane * per_in;
         const int64_t* at = pi + plane * per_out;
         auto* pk = pick + plane * per_out;
+        if constexpr (kScatter) std::fill(im, im + per_in, T(0));
         for (int64_t k = 0; k < per_out; ++k) {
           if constexpr (kScatter) im[at[k]] += pk[k];
           else pk[k] = im[at[k]];
@@ -82,7 +84,7 @@ Tensor pool_gather(const Tensor& x, const Tensor& idx, const Shape& out_shape) {
 }
 
 Tensor pool_scatter(const Tensor& grad, const Tensor& idx, const Shape& in_shape) {
-  Tensor result = zeros(in_shape, grad.dtype());
+  Tensor result = Tensor::empty(in_shape, grad.dtype());
   pool_move<true>(result, grad, idx);
   return record("max_pool2d_scatter", result, {grad}, save_for_backward(idx), [out = grad.shape()](const BackwardContext& ctx) -> Grads {
     return {pool_gather(ctx.grad, ctx.saved(0), out)};

@@ -108,6 +108,35 @@ TEST_CASE("max_pool2d sends the gradient to the window's maximum") {
   CHECK(x.grad().to_vector() == std::vector<double>{0, 1, 0, 0, 0, 0, 0, 1, 0, 0, 1, 0, 1, 0, 0, 0});
 }
 
+TEST_CASE("max_pool2d's backward on wide planes: every input gets its window's gradient or 0, an empty batch works") {
+  // Rows of 2 x 19 windows (vector batches and a tail), small integers so that windows tie; the
+  // gradient lands on the first maximum in scan order and every other input of the window is 0.
+  std::vector<double> values(2 * 3 * 6 * 38);
+  for (size_t k = 0; k < values.size(); ++k) values[k] = static_cast<double>((k * 7919 + k / 5) % 3);
+  Generator g(5);
+  Tensor x = tensor(values, {2, 3, 6, 38}).to(DType::f32).requires_grad_();
+  Tensor y = F::max_pool2d(x, 2);
+  Tensor up = add(rand(y.shape(), DType::f32, g), 1.0);
+  y.backward(up);
+  const auto xv = x.detach().to_vector(), gv = x.grad().to_vector(), uv = up.to_vector();
+  size_t o = 0;
+  for (int64_t plane = 0; plane < 6; ++plane)
+    for (int64_t p = 0; p < 3; ++p)
+      for (int64_t q = 0; q < 19; ++q, ++o) {
+        const size_t base = static_cast<size_t>(plane * 6 * 38 + 2 * p * 38 + 2 * q);
+        const size_t taps[4] = {base, base + 1, base + 38, base + 39};
+        size_t first = taps[0];
+        for (size_t t : taps)
+          if (xv[t] > xv[first]) first = t;
+        for (size_t t : taps) CHECK(gv[t] == (t == first ? uv[o] : 0.0));
+      }
+  Tensor empty = zeros({0, 3, 4, 4}).requires_grad_();
+  Tensor e = F::max_pool2d(empty, 2);
+  CHECK(e.shape() == Shape{0, 3, 2, 2});
+  e.sum().backward();
+  CHECK(empty.grad().shape() == Shape{0, 3, 4, 4});
+}
+
 TEST_CASE("conv and pooling ops pass gradcheck and gradgradcheck") {
   nn::register_ops();
   for (const char* name : {"nn.conv2d", "nn.conv2d_strided_dilated", "nn.im2col", "nn.col2im", "nn.max_pool2d",
