@@ -404,8 +404,13 @@ def main():
                      fmt(paired(rss.get("tapegrad"), rss.get("pytorch")), "%.2f"), "tg/PyTorch <= 1.00", "-"))
         vl = {s: med("%s gpt" % s, "val_loss") for s in gpt}
         ok = len(vl) < 2 or abs(vl["tapegrad"] - vl["pytorch"]) <= 0.05
+        # Issue 10's target is for the full 2,000-iteration schedule; after fewer iterations the two
+        # runs' different random streams still move the losses by more than 0.05, so the row is
+        # informative only ("-") unless --gpt-iters 2000.
+        full = args.gpt_iters >= 2000
         rows.append(("GPT validation loss after %d iterations" % args.gpt_iters,
-                     [fmt(vl.get(s), "%.4f") for s in systems], "-", "-", "diff <= 0.05", "yes" if ok else "NO"))
+                     [fmt(vl.get(s), "%.4f") for s in systems], "-", "-",
+                     "diff <= 0.05" if full else "diff <= 0.05 at 2000 it.", ("yes" if ok else "NO") if full else "-"))
         for n in [n for n in thread_counts if n != 1]:
             g_n = {s: series("%s gpt%s" % (s, tsuf(n)), "ms") for s in gpt}
             tp_n = paired(g_n.get("tapegrad"), g_n.get("pytorch"))
