@@ -35,13 +35,8 @@ void configure_blas() {
       gotoblas_dynamic_init();
       unsetenv("OPENBLAS_CORETYPE");
     }
-    if (std::getenv("TAPEGRAD_NUM_THREADS") || (!std::getenv("OPENBLAS_NUM_THREADS") && !std::getenv("OMP_NUM_THREADS"))) {
-#if defined(__SANITIZE_THREAD__)  // GCC's -fsanitize=thread
-      openblas_set_num_threads(1);  // libopenblas is not instrumented: its pool stays off under TSan
-#else
-      openblas_set_num_threads(get_num_threads());
-#endif
-    }
+    if (std::getenv("TAPEGRAD_NUM_THREADS") || (!std::getenv("OPENBLAS_NUM_THREADS") && !std::getenv("OMP_NUM_THREADS")))
+      openblas_set_num_threads(1);  // products split over tapegrad's own threads (ops/linalg.cpp)
   });
 }
 

@@ -1,8 +1,10 @@
 #pragma once
 /// \file blas.hpp
-/// OpenBLAS settings. BLAS runs on tapegrad's intra-op thread count (autograd/parallel.hpp:
-/// set_num_threads, TAPEGRAD_NUM_THREADS; 1 by default — small training gemms lose more to thread
-/// hand-offs than they gain); with TAPEGRAD_NUM_THREADS unset, a user's OPENBLAS_NUM_THREADS or
+/// OpenBLAS settings. OpenBLAS runs on one thread: products large enough to split run as bands on
+/// tapegrad's intra-op threads instead (autograd/parallel.hpp: set_num_threads,
+/// TAPEGRAD_NUM_THREADS; 1 by default — small training gemms lose more to thread hand-offs than
+/// they gain), so one pool, which sleeps between jobs, serves every kernel; OpenBLAS's own workers
+/// spin-wait between calls. With TAPEGRAD_NUM_THREADS unset, a user's OPENBLAS_NUM_THREADS or
 /// OMP_NUM_THREADS decides BLAS's count until set_num_threads is called. It also repairs one known misdetection: OpenBLAS 0.3.21 (Debian 12) does not
 /// recognise some recent Xeons and falls back to its generic "Prescott" (SSE3) kernels, which run
 /// sgemm 3-5x slower; when that happens, tapegrad re-selects the SkylakeX kernels on a CPU with
@@ -17,7 +19,8 @@ namespace tapegrad {
 
 /// Applies the settings above once; called by the first matmul. Idempotent.
 void configure_blas();
-/// The number of threads OpenBLAS uses now (set_num_threads sets it; 1 in ThreadSanitizer builds).
+/// The number of threads OpenBLAS itself uses now: 1 once tapegrad has set it (set_num_threads,
+/// TAPEGRAD_NUM_THREADS, or no user setting), else the user's OPENBLAS_NUM_THREADS / OMP_NUM_THREADS.
 int blas_num_threads();
 /// The OpenBLAS kernel family in use (e.g. "Haswell").
 std::string blas_core_name();

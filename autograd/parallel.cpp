@@ -147,10 +147,8 @@ void set_num_threads(int n) {
   if (n < 1)
     throw std::invalid_argument("tapegrad::set_num_threads: needs at least 1 thread, got " + std::to_string(n));
   threads_setting().store(n, std::memory_order_relaxed);
-  configure_blas();  // once: the kernel family (and the start-up thread count, overridden here)
-#if !defined(__SANITIZE_THREAD__)  // GCC's -fsanitize=thread
-  openblas_set_num_threads(n);
-#endif
+  configure_blas();          // once: the kernel family
+  openblas_set_num_threads(1);  // products split over this pool instead (blas.hpp)
 }
 
 int get_num_threads() { return threads_setting().load(std::memory_order_relaxed); }
@@ -159,19 +157,17 @@ namespace parallel {
 
 bool in_parallel_region() { return t_in_parallel; }
 
+namespace {
+thread_local bool t_unsplit_products = false;
+}  // namespace
+
+UnsplitProducts::UnsplitProducts() : prev_(t_unsplit_products) { t_unsplit_products = true; }
+UnsplitProducts::~UnsplitProducts() { t_unsplit_products = prev_; }
+
+bool products_may_split() { return get_num_threads() > 1 && !t_in_parallel && !t_unsplit_products; }
+
 const char* backend() { return "std::thread pool"; }
 
-SerialBlas::SerialBlas(bool active) : active_(active && get_num_threads() > 1) {
-#if !defined(__SANITIZE_THREAD__)
-  if (active_) openblas_set_num_threads(1);
-#endif
-}
-
-SerialBlas::~SerialBlas() {
-#if !defined(__SANITIZE_THREAD__)
-  if (active_) openblas_set_num_threads(get_num_threads());
-#endif
-}
 
 namespace detail {
 

@@ -2,15 +2,19 @@
 /// \file parallel.hpp
 /// Intra-op threads: one setting for BLAS and for tapegrad's own kernels.
 ///
-/// `set_num_threads(n)` sets both the number of threads tapegrad's kernels split a large tensor
-/// over and OpenBLAS's thread count. At start the setting comes from the environment variable
+/// `set_num_threads(n)` sets the number of threads tapegrad's kernels split a large tensor over,
+/// matrix products included: OpenBLAS itself runs on one thread, and a large product splits C into
+/// bands, one single-threaded OpenBLAS call per thread (ops/linalg.cpp; OpenBLAS's own workers
+/// spin-wait between calls, and on 2 cores that spinning took a fifth of the samples of a 2-thread
+/// CNN step from the kernels between products). At start the setting comes from the environment variable
 /// `TAPEGRAD_NUM_THREADS` (an integer ≥ 1), and is **1 when it is unset**: the products and
 /// elementwise kernels of a small training step (the batch-32 MLP's) are too small to split, and
 /// handing them to another thread costs more than it saves; the machines this library is measured
 /// on are shared, so a second core is not free. Programs that want threads ask for them
 /// (`--threads N` in the examples, `TAPEGRAD_NUM_THREADS=N` for any program, including bench_*).
 /// When `TAPEGRAD_NUM_THREADS` is unset, a user's `OPENBLAS_NUM_THREADS` / `OMP_NUM_THREADS` still
-/// decide BLAS's own count until `set_num_threads` is called.
+/// decide BLAS's own count (tapegrad then splits nothing: its own count is 1) until
+/// `set_num_threads` is called.
 ///
 /// The kernels run on a small pool of persistent std::threads that block on a condition variable
 /// between jobs. Not OpenMP: GCC's libgomp spin-waits after each parallel region (for up to ~0.3 ms
@@ -20,7 +24,7 @@
 /// cores), a [2048, 2048] sum took 8.2 ms against 1.6 ms and conv2d forward + backward 33 ms against
 /// 19 ms. ThreadSanitizer sees the pool's threads, mutex and condition variables (std::thread is
 /// instrumented; Debian's libgomp is not), so `make test-tsan` checks every kernel's accesses with
-/// no suppression. BLAS stays at one thread in TSan builds (libopenblas is not instrumented).
+/// no suppression (libopenblas is not instrumented: TSan sees the pool's threads around its calls).
 ///
 /// **Grain.** A loop is split only when it has more than `grain` units of work per extra thread,
 /// so small tensors stay on the calling thread (no hand-off at all). Loops nested inside a parallel
@@ -35,13 +39,13 @@
 ///    thread too;
 ///  - the conv2d weight gradient sums per-image products in fixed groups of images, then adds the
 ///    groups' partials in group order; its Winograd path (nn/conv_winograd.hpp) likewise sums
-///    fixed blocks of tiles, and runs its products with BLAS held to one thread.
-/// None of tapegrad's own kernels depends on the thread count. The exception is not ours: matrix
-/// products that OpenBLAS itself threads (linear, matmul, attention, and conv2d's when its images
-/// are not split over threads) may differ in the last bits between thread counts, since
-/// OpenBLAS partitions a product by its thread count (tests/threads measures ≤ 1e-5 relative in
-/// float32). At a fixed thread count every partition is fixed, so a product, a training step and
-/// `fit` repeat bitwise.
+///    fixed blocks of tiles, and runs its products unsplit (UnsplitProducts).
+/// The exception: a large matrix product split into bands over threads (linear, matmul, attention,
+/// and conv2d's im2col products when its images are not split) may differ in the last bits between
+/// thread counts, because OpenBLAS's kernel computes a band's last rows with another register block
+/// than the same rows of the unsplit product (tests/threads bounds the difference by the rounding
+/// of a k-term dot product). At a fixed thread count every partition is fixed, so a product, a
+/// training step and `fit` repeat bitwise.
 #include <cstddef>
 #include <cstdint>
 #include <type_traits>
@@ -49,7 +53,8 @@
 
 namespace tapegrad {
 
-/// Sets the intra-op thread count: tapegrad's kernels and OpenBLAS (the latter not in TSan builds).
+/// Sets the intra-op thread count: tapegrad's kernels, large matrix products included (OpenBLAS
+/// itself is set to one thread).
 /// Throws std::invalid_argument naming the function and the value when n < 1. Process-wide.
 void set_num_threads(int n);
 /// The intra-op thread count now (≥ 1): TAPEGRAD_NUM_THREADS at start, 1 if unset.
@@ -78,22 +83,26 @@ inline bool will_split(int64_t n, int64_t grain) {
   return n > (grain < 1 ? 1 : grain) && get_num_threads() > 1 && !in_parallel_region();
 }
 
-/// RAII: OpenBLAS on one thread for a scope whose own threads each run products (the per-image
-/// conv2d loop), so they do not queue on OpenBLAS's pool; restored to get_num_threads() after.
-/// OpenBLAS's count is process-wide: a product another thread of the program runs meanwhile also
-/// runs on one thread (a slowdown, never a wrong result). Does nothing when `active` is false.
-class SerialBlas {
+/// RAII: matrix products on this thread run unsplit (one single-threaded OpenBLAS call each) for a
+/// scope, as they do inside a parallel region. A split product may differ from the unsplit one in
+/// the last bits (ops/linalg.cpp), so a kernel whose result must not depend on the thread count
+/// holds one around loops that may run serially (Winograd's tile blocks).
+class UnsplitProducts {
  public:
-  /// Switches BLAS to one thread when `active` (and more than one is set).
-  explicit SerialBlas(bool active);
-  /// Restores BLAS to get_num_threads().
-  ~SerialBlas();
-  SerialBlas(const SerialBlas&) = delete;
-  SerialBlas& operator=(const SerialBlas&) = delete;
+  /// Products on this thread run unsplit until the scope ends.
+  UnsplitProducts();
+  /// Restores the previous setting.
+  ~UnsplitProducts();
+  UnsplitProducts(const UnsplitProducts&) = delete;
+  UnsplitProducts& operator=(const UnsplitProducts&) = delete;
 
  private:
-  bool active_;
+  bool prev_;
 };
+
+/// Whether a matrix product on this thread may split over threads now: more than one thread is
+/// set, and the thread is neither inside a parallel region nor in an UnsplitProducts scope.
+bool products_may_split();
 
 /// Calls fn(lo, hi) on disjoint contiguous ranges covering [begin, end): on the calling thread
 /// alone when the range has at most `grain` items, when one thread is set, or inside another

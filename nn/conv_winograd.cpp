@@ -346,12 +346,11 @@ void transform_grad(const WinogradShape& s, const Tiles& tl, const T* grad, int6
 }
 
 /// fn(b0, b1) over the tile blocks (or groups of them) [0, n), each worth `cost` multiply-adds:
-/// in parallel when there are enough. BLAS runs on one thread meanwhile, also when the blocks are
-/// not split: a product OpenBLAS threaded itself could differ in the last bits between thread
-/// counts, and these products are small.
+/// in parallel when there are enough. The products run unsplit also when the blocks are not
+/// split, so the result does not depend on the thread count.
 template <class F>
 void blocks_in_parallel(int64_t n, int64_t cost, F&& fn) {
-  parallel::SerialBlas serial_blas(true);
+  parallel::UnsplitProducts unsplit;
   parallel::parallel_for(0, n, parallel::rows_grain(cost), fn);
 }
 

@@ -132,12 +132,11 @@ struct ConvArgs {
 constexpr int64_t kWeightGradGroup = 8;
 
 /// fn(n0, n1) over images [0, n) (or groups of them) of `cost` elements each: in parallel when
-/// there are enough, with OpenBLAS on one thread meanwhile (each thread runs its own products).
+/// there are enough (each thread then runs its own products on one thread; unsplit, a large
+/// product splits itself, ops/linalg.cpp).
 template <class F>
 void images_in_parallel(int64_t n, int64_t cost, F&& fn) {
-  const int64_t grain = parallel::rows_grain(cost);
-  parallel::SerialBlas serial_blas(parallel::will_split(n, grain));
-  parallel::parallel_for(0, n, grain, fn);
+  parallel::parallel_for(0, n, parallel::rows_grain(cost), fn);
 }
 
 /// One image at a time: im2col of image n goes to a scratch buffer [C·kh·kw, oh·ow] small enough

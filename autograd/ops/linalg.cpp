@@ -11,6 +11,7 @@
 #include "autograd/gemm_backend.hpp"
 #include "autograd/kernels.hpp"
 #include "autograd/node.hpp"
+#include "autograd/parallel.hpp"
 
 namespace tapegrad {
 namespace kernels {
@@ -38,6 +39,40 @@ void gemm_openblas(const T* a, int64_t lda, const T* b, int64_t ldb, T* c, int64
     cblas_dgemm(CblasRowMajor, ota, otb, i(m), i(n), i(k), 1.0, a, i(lda), b, i(ldb), beta, c, i(ldc));
 }
 
+/// Multiply-adds per thread below which an OpenBLAS product runs on one thread (2²¹, about 40 µs
+/// at 50 GFLOP/s: the pool's hand-off, a few µs, stays under a tenth; the seed MLP's batch-32
+/// products stay serial).
+constexpr double kGemmGrain = double(1 << 21);
+/// Rows (or columns) of C per split unit (a multiple of every register block).
+constexpr int64_t kGemmUnit = 64;
+
+/// gemm_openblas over tapegrad's threads: where products may split (parallel::products_may_split),
+/// a product of at least two grains splits C by rows (or by columns when it is wider than tall)
+/// into contiguous bands of whole units, one single-threaded OpenBLAS call per thread. OpenBLAS's
+/// own pool stays at one thread (blas.hpp): its workers spin-wait between calls and took a core
+/// from the next kernel. The partition depends only on the shape and the thread count, so a
+/// product repeats bitwise at a fixed count; across counts the last bits may differ (OpenBLAS's
+/// kernel computes a band's last rows with another register block than the same rows unsplit).
+template <class T>
+void gemm_openblas_split(const T* a, int64_t lda, const T* b, int64_t ldb, T* c, int64_t ldc, int64_t m, int64_t n,
+                         int64_t k, bool ta, bool tb, T beta) {
+  const bool by_rows = m >= n;
+  const int64_t extent = by_rows ? m : n, units = (extent + kGemmUnit - 1) / kGemmUnit;
+  const double volume = static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k);
+  const int64_t parts = std::min<int64_t>({get_num_threads(), units, static_cast<int64_t>(volume / kGemmGrain)});
+  if (parts < 2 || !parallel::products_may_split()) {
+    gemm_openblas(a, lda, b, ldb, c, ldc, m, n, k, ta, tb, beta);
+    return;
+  }
+  parallel::parallel_for(0, units, (units + parts - 1) / parts, [&](int64_t u0, int64_t u1) {
+    const int64_t lo = u0 * kGemmUnit, len = std::min(extent, u1 * kGemmUnit) - lo;
+    if (by_rows)  // rows lo.. of op(A) and C
+      gemm_openblas(ta ? a + lo : a + lo * lda, lda, b, ldb, c + lo * ldc, ldc, len, n, k, ta, tb, beta);
+    else  // columns lo.. of op(B) and C
+      gemm_openblas(a, lda, tb ? b + lo * ldb : b + lo, ldb, c + lo, ldc, m, len, k, ta, tb, beta);
+  });
+}
+
 }  // namespace
 
 template <class T>
@@ -54,7 +89,7 @@ bool gemm_strided_on(GemmBackend backend, const T* a, int64_t lda, const T* b, i
     return true;
   }
   if (backend == GemmBackend::libxsmm) return detail::gemm_libxsmm(a, lda, b, ldb, c, ldc, m, n, k, ta, tb, beta);
-  gemm_openblas(a, lda, b, ldb, c, ldc, m, n, k, ta, tb, beta);
+  gemm_openblas_split(a, lda, b, ldb, c, ldc, m, n, k, ta, tb, beta);
   return true;
 }
 template bool gemm_strided_on<float>(GemmBackend, const float*, int64_t, const float*, int64_t, float*, int64_t,
