@@ -379,11 +379,70 @@ void transform_input(const WinogradShape& s, const Tiles& tl, const T* x, int64_
   }
 }
 
+#ifdef __AVX2__
+/// transform_output for float on AVX2, in one pass from m to y with the generic path's operations
+/// in the same order (so the same bits): per output channel, tile row and chunk of 8 tiles, Aᵀ M A
+/// in registers, the two output rows' 16 columns interleaved in registers and stored, instead of
+/// the 4 tile rows to scratch, interleaving them into rows, and copying the rows into y.
+/// A chunk's 16 columns may run past its row (at most 15): into rows of this block's tile rows of
+/// the same image that are written later (the chunks go from a row's last to its first, the rows
+/// in order), so that a plain store is safe except at the end of the image's rows in this block,
+/// where the store is masked (vmaskmovps stores were half the transform's time when every row
+/// used them). The last chunk's loads may run past the block's tiles (into the next channel's, or
+/// the 16 elements between ξ and ξ + 1): those lanes are never stored.
+inline void transform_output_avx2(const WinogradShape& s, const Tiles& tl, const float* m, const float* bias,
+                                  int64_t r0, int64_t r1, float* y, const int64_t* image, const int64_t* tile_row) {
+  const int64_t tw = tl.tw, nb = (r1 - r0) * tw, xs = xi_stride(s.co, nb), chunks = (tw + 7) / 8;
+  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  for (int64_t o = 0; o < s.co; ++o) {
+    const __m256 vb = _mm256_set1_ps(bias ? bias[o] : 0.f);
+    for (int64_t r = r0; r < r1; ++r) {
+      const int64_t n = image[r - r0], ty = tile_row[r - r0];
+      float* plane = y + (n * s.co + o) * s.oh * s.ow;
+      // Plane elements before `written` are written by this block from tile row r on.
+      const int64_t written = std::min(s.oh, 2 * (std::min(r1, (n + 1) * tl.th) - n * tl.th)) * s.ow;
+      for (int64_t q = chunks - 1; q >= 0; --q) {
+        const float* in = m + o * nb + (r - r0) * tw + 8 * q;
+        __m256 am[2][4];  // Aᵀ M
+        for (int j = 0; j < 4; ++j) {
+          const __m256 m0 = _mm256_loadu_ps(in + (0 + j) * xs), m1 = _mm256_loadu_ps(in + (4 + j) * xs),
+                       m2 = _mm256_loadu_ps(in + (8 + j) * xs), m3 = _mm256_loadu_ps(in + (12 + j) * xs);
+          am[0][j] = _mm256_add_ps(_mm256_add_ps(m0, m1), m2);
+          am[1][j] = _mm256_sub_ps(_mm256_sub_ps(m1, m2), m3);
+        }
+        for (int i = 0; i < 2; ++i) {  // (Aᵀ M) A: output row 2·ty + i of the 8 tiles
+          if (2 * ty + i >= s.oh) continue;  // the bottom tiles of an odd height
+          const __m256 y0 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(vb, am[i][0]), am[i][1]), am[i][2]),
+                       y1 = _mm256_sub_ps(_mm256_sub_ps(_mm256_add_ps(vb, am[i][1]), am[i][2]), am[i][3]);
+          const __m256 lo = _mm256_unpacklo_ps(y0, y1), hi = _mm256_unpackhi_ps(y0, y1);  // tiles 0 1 4 5, 2 3 6 7
+          const __m256 first = _mm256_permute2f128_ps(lo, hi, 0x20), second = _mm256_permute2f128_ps(lo, hi, 0x31);
+          const int64_t at = (2 * ty + i) * s.ow + 16 * q;
+          if (at + 16 <= written) {
+            _mm256_storeu_ps(plane + at, first);
+            _mm256_storeu_ps(plane + at + 8, second);
+          } else {  // the row's columns from the chunk's first on: fewer than 16
+            const int cols = static_cast<int>(s.ow - 16 * q);
+            _mm256_maskstore_ps(plane + at, _mm256_cmpgt_epi32(_mm256_set1_epi32(cols), lane), first);
+            _mm256_maskstore_ps(plane + at + 8, _mm256_cmpgt_epi32(_mm256_set1_epi32(cols - 8), lane), second);
+          }
+        }
+      }
+    }
+  }
+}
+#endif
+
 /// y tile = Aᵀ M A (+ bias) for every output channel and tile of the tile rows [r0, r1), from
 /// m[ξ][o][t].
 template <class T>
 void transform_output(const WinogradShape& s, const Tiles& tl, const T* m, const T* bias, int64_t r0, int64_t r1, T* y,
                       const PatchScratch<T>& w) {
+#ifdef __AVX2__
+  if constexpr (std::is_same_v<T, float>) {
+    transform_output_avx2(s, tl, m, bias, r0, r1, y, w.image, w.tile_row);
+    return;
+  }
+#endif
   T *y4 = w.h, *rows = w.rows;
   const int64_t nb = (r1 - r0) * tl.tw, xs = xi_stride(s.co, nb);
   for (int64_t o = 0; o < s.co; ++o) {
