@@ -269,6 +269,21 @@ inline void deinterleave(__m256 lo, __m256 hi, __m256& even, __m256& odd) {
 /// The chunks run from a row's last to its first, so that the 8 lanes of a last chunk that run
 /// past the row land on tiles that a later store overwrites (the next row's, or the next channel's
 /// first row's), or, after the last channel, in the 16 elements between ξ and ξ + 1 (xi_stride).
+/// The lanes k of 8 consecutive columns first + k that lie in [0, end), as a vmaskmov mask.
+inline __m256i lanes_within(int64_t first, int64_t end) {
+  const __m256i at = _mm256_add_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+                                      _mm256_set1_epi32(static_cast<int>(first)));
+  return _mm256_andnot_si256(_mm256_cmpgt_epi32(_mm256_setzero_si256(), at),
+                             _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(end)), at));
+}
+
+/// Prefetches the `w` floats of a plane row into L1.
+inline void prefetch_row(const float* row, int64_t w) {
+  const char* at = reinterpret_cast<const char*>(row);
+  for (int64_t b = 0; b < w * static_cast<int64_t>(sizeof(float)); b += 64) _mm_prefetch(at + b, _MM_HINT_T0);
+  _mm_prefetch(at + w * sizeof(float) - 1, _MM_HINT_T0);
+}
+
 /// How many channels ahead transform_input_avx2 prefetches the plane rows it will read: read in
 /// channel order, a block's rows are short runs 784 bytes apart at 14 × 14, which the hardware
 /// prefetcher missed (the first load of each row took a third of the transform's samples inside
@@ -277,7 +292,6 @@ constexpr int64_t kPrefetchChannels = 1;
 inline void transform_input_avx2(const WinogradShape& s, const Tiles& tl, const float* x, int64_t r0, int64_t r1,
                                  float* v, const int64_t* image, const int64_t* tile_row) {
   const int64_t tw = tl.tw, nb = (r1 - r0) * tw, xs = xi_stride(s.ci, nb), chunks = (tw + 7) / 8;
-  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
   // The d B rows of the patches' row i of 8 tiles, from the plane row yy (zero outside the plane).
   const auto times_b = [&](const float* plane, int64_t yy, int64_t col, bool inside, const __m256i* mask,
                            __m256* h) {
@@ -302,11 +316,7 @@ inline void transform_input_avx2(const WinogradShape& s, const Tiles& tl, const 
       const int64_t col = 16 * q - s.pw;  // the plane column of the chunk's first patch column
       const bool inside = col >= 0 && col + 18 <= s.w;
       __m256i mask[4];  // the lanes of the loads at col + 0, 8, 2, 10 that lie in the plane
-      for (int u = 0; u < 4; ++u) {
-        const __m256i at = _mm256_add_epi32(lane, _mm256_set1_epi32(static_cast<int>(col + (u & 1) * 8 + (u & 2))));
-        mask[u] = _mm256_andnot_si256(_mm256_cmpgt_epi32(_mm256_setzero_si256(), at),
-                                      _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(s.w)), at));
-      }
+      for (int u = 0; u < 4; ++u) mask[u] = lanes_within(col + (u & 1) * 8 + (u & 2), s.w);
       __m256 h[4][4];  // h[i][k]: (d B)[i][k] of the chunk's 8 patches
       for (int64_t r = r0; r < r1; ++r) {
         const float* plane = x + (image[r - r0] * s.ci + c) * s.h * s.w;
@@ -320,11 +330,7 @@ inline void transform_input_avx2(const WinogradShape& s, const Tiles& tl, const 
         }
         if (q == 0 && c + kPrefetchChannels < s.ci)  // the same rows of a later channel
           for (int i = carried ? 2 : 0; i < 4; ++i)
-            if (y0 + i >= 0 && y0 + i < s.h) {
-              const char* row = reinterpret_cast<const char*>(plane + kPrefetchChannels * s.h * s.w + (y0 + i) * s.w);
-              for (int64_t b = 0; b < s.w * 4; b += 64) _mm_prefetch(row + b, _MM_HINT_T0);  // 4 bytes a float
-              _mm_prefetch(row + s.w * 4 - 1, _MM_HINT_T0);
-            }
+            if (y0 + i >= 0 && y0 + i < s.h) prefetch_row(plane + kPrefetchChannels * s.h * s.w + (y0 + i) * s.w, s.w);
         float* out = v + c * nb + (r - r0) * tw + 8 * q;
         for (int k = 0; k < 4; ++k) {
           const __m256 o[4] = {_mm256_sub_ps(h[0][k], h[2][k]), _mm256_add_ps(h[1][k], h[2][k]),
@@ -393,7 +399,6 @@ void transform_input(const WinogradShape& s, const Tiles& tl, const T* x, int64_
 inline void transform_output_avx2(const WinogradShape& s, const Tiles& tl, const float* m, const float* bias,
                                   int64_t r0, int64_t r1, float* y, const int64_t* image, const int64_t* tile_row) {
   const int64_t tw = tl.tw, nb = (r1 - r0) * tw, xs = xi_stride(s.co, nb), chunks = (tw + 7) / 8;
-  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
   for (int64_t o = 0; o < s.co; ++o) {
     const __m256 vb = _mm256_set1_ps(bias ? bias[o] : 0.f);
     for (int64_t r = r0; r < r1; ++r) {
@@ -421,9 +426,8 @@ inline void transform_output_avx2(const WinogradShape& s, const Tiles& tl, const
             _mm256_storeu_ps(plane + at, first);
             _mm256_storeu_ps(plane + at + 8, second);
           } else {  // the row's columns from the chunk's first on: fewer than 16
-            const int cols = static_cast<int>(s.ow - 16 * q);
-            _mm256_maskstore_ps(plane + at, _mm256_cmpgt_epi32(_mm256_set1_epi32(cols), lane), first);
-            _mm256_maskstore_ps(plane + at + 8, _mm256_cmpgt_epi32(_mm256_set1_epi32(cols - 8), lane), second);
+            _mm256_maskstore_ps(plane + at, lanes_within(16 * q, s.ow), first);
+            _mm256_maskstore_ps(plane + at + 8, lanes_within(16 * q + 8, s.ow), second);
           }
         }
       }
@@ -477,11 +481,63 @@ void transform_output(const WinogradShape& s, const Tiles& tl, const T* m, const
   }
 }
 
+#ifdef __AVX2__
+/// transform_grad for float on AVX2, in one pass from the gradient planes to dm with the generic
+/// path's operations in the same order (so the same bits): per output channel, chunk of 8 tiles
+/// and tile row, the two gradient rows' 16 columns are loaded (masked past the plane's edge),
+/// split into the tiles' columns, A dY Aᵀ in registers, 16 stores; the rows of the next channel
+/// are prefetched. The chunks and their stores' overrun are as in transform_input_avx2.
+inline void transform_grad_avx2(const WinogradShape& s, const Tiles& tl, const float* grad, int64_t r0, int64_t r1,
+                                float* dm, const int64_t* image, const int64_t* tile_row) {
+  const int64_t tw = tl.tw, nb = (r1 - r0) * tw, xs = xi_stride(s.co, nb), chunks = (tw + 7) / 8;
+  const __m256 sign = _mm256_set1_ps(-0.f);
+  for (int64_t o = 0; o < s.co; ++o)
+    for (int64_t q = chunks - 1; q >= 0; --q) {
+      const bool inside = 16 * q + 16 <= s.ow;
+      const __m256i mask[2] = {lanes_within(16 * q, s.ow), lanes_within(16 * q + 8, s.ow)};
+      for (int64_t r = r0; r < r1; ++r) {
+        const float* plane = grad + (image[r - r0] * s.co + o) * s.oh * s.ow;
+        const int64_t y0 = 2 * tile_row[r - r0];
+        __m256 g[2][2];  // g[a][b]: dY[a][b] of the chunk's 8 tiles
+        for (int a = 0; a < 2; ++a) {
+          __m256 p[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+          if (y0 + a < s.oh) {
+            const float* at = plane + (y0 + a) * s.ow + 16 * q;
+            for (int u = 0; u < 2; ++u) p[u] = inside ? _mm256_loadu_ps(at + 8 * u) : _mm256_maskload_ps(at + 8 * u, mask[u]);
+            if (q == 0 && o + kPrefetchChannels < s.co) prefetch_row(at + kPrefetchChannels * s.oh * s.ow, s.ow);
+          }
+          deinterleave(p[0], p[1], g[a][0], g[a][1]);
+        }
+        __m256 ag[4][2];  // A dY
+        for (int j = 0; j < 2; ++j) {
+          ag[0][j] = g[0][j];
+          ag[1][j] = _mm256_add_ps(g[0][j], g[1][j]);
+          ag[2][j] = _mm256_sub_ps(g[0][j], g[1][j]);
+          ag[3][j] = _mm256_xor_ps(g[1][j], sign);
+        }
+        float* out = dm + o * nb + (r - r0) * tw + 8 * q;
+        for (int i = 0; i < 4; ++i) {  // (A dY) Aᵀ
+          _mm256_storeu_ps(out + (i * 4 + 0) * xs, ag[i][0]);
+          _mm256_storeu_ps(out + (i * 4 + 1) * xs, _mm256_add_ps(ag[i][0], ag[i][1]));
+          _mm256_storeu_ps(out + (i * 4 + 2) * xs, _mm256_sub_ps(ag[i][0], ag[i][1]));
+          _mm256_storeu_ps(out + (i * 4 + 3) * xs, _mm256_xor_ps(ag[i][1], sign));
+        }
+      }
+    }
+}
+#endif
+
 /// dm[ξ][o][t] = (A dY Aᵀ)[ξ] for the 2×2 gradient tile dY (0 past the output's edge) of every
 /// output channel o and tile t of the tile rows [r0, r1).
 template <class T>
 void transform_grad(const WinogradShape& s, const Tiles& tl, const T* grad, int64_t r0, int64_t r1, T* dm,
                     PatchScratch<T>& w) {
+#ifdef __AVX2__
+  if constexpr (std::is_same_v<T, float>) {
+    transform_grad_avx2(s, tl, grad, r0, r1, dm, w.image, w.tile_row);
+    return;
+  }
+#endif
   const int64_t nb = (r1 - r0) * tl.tw, xs = xi_stride(s.co, nb);
   const T* g = w.h;  // dY[a][b][t] at g[(2a + b)·nb + t]
   for (int64_t o = 0; o < s.co; ++o) {
