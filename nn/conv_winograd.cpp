@@ -257,18 +257,6 @@ inline void deinterleave(__m256 lo, __m256 hi, __m256& even, __m256& odd) {
       _mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(lo, hi, _MM_SHUFFLE(3, 1, 3, 1))), 0xD8));
 }
 
-/// transform_input for float on AVX2, in one pass from the input planes to v, with the operations
-/// of the generic path in the same order (so the same bits). Per channel, chunk of 8 tiles of a
-/// tile row, and tile row: the four plane rows' 18 columns under the chunk are loaded (masked
-/// where they leave the plane: those lanes are 0), split into the patches' columns d0..d3 (the even
-/// and odd elements, and the same 2 further on) and multiplied by B in registers, then Bᵀ (d B)
-/// goes out in 16 stores. The patches' rows 2 and 3 are the next tile row's rows 0 and 1, so their
-/// d B is carried over; the rows of channel c + kPrefetchChannels are prefetched. No scratch rows,
-/// no second pass, no per-row fix-ups (the generic path writes every padded row twice, then d B
-/// for the block, then reads it back).
-/// The chunks run from a row's last to its first, so that the 8 lanes of a last chunk that run
-/// past the row land on tiles that a later store overwrites (the next row's, or the next channel's
-/// first row's), or, after the last channel, in the 16 elements between ξ and ξ + 1 (xi_stride).
 /// The lanes k of 8 consecutive columns first + k that lie in [0, end), as a vmaskmov mask.
 inline __m256i lanes_within(int64_t first, int64_t end) {
   const __m256i at = _mm256_add_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
@@ -289,6 +277,19 @@ inline void prefetch_row(const float* row, int64_t w) {
 /// prefetcher missed (the first load of each row took a third of the transform's samples inside
 /// the small CNN's train step; a 0.7 → 0.45 ratio of the transform's samples to sgemm's).
 constexpr int64_t kPrefetchChannels = 1;
+
+/// transform_input for float on AVX2, in one pass from the input planes to v, with the operations
+/// of the generic path in the same order (so the same bits). Per channel, chunk of 8 tiles of a
+/// tile row, and tile row: the four plane rows' 18 columns under the chunk are loaded (masked
+/// where they leave the plane: those lanes are 0), split into the patches' columns d0..d3 (the even
+/// and odd elements, and the same 2 further on) and multiplied by B in registers, then Bᵀ (d B)
+/// goes out in 16 stores. The patches' rows 2 and 3 are the next tile row's rows 0 and 1, so their
+/// d B is carried over; the rows of channel c + kPrefetchChannels are prefetched. No scratch rows,
+/// no second pass, no per-row fix-ups (the generic path writes every padded row twice, then d B
+/// for the block, then reads it back).
+/// The chunks run from a row's last to its first, so that the 8 lanes of a last chunk that run
+/// past the row land on tiles that a later store overwrites (the next row's, or the next channel's
+/// first row's), or, after the last channel, in the 16 elements between ξ and ξ + 1 (xi_stride).
 inline void transform_input_avx2(const WinogradShape& s, const Tiles& tl, const float* x, int64_t r0, int64_t r1,
                                  float* v, const int64_t* image, const int64_t* tile_row) {
   const int64_t tw = tl.tw, nb = (r1 - r0) * tw, xs = xi_stride(s.ci, nb), chunks = (tw + 7) / 8;
@@ -393,8 +394,9 @@ void transform_input(const WinogradShape& s, const Tiles& tl, const T* x, int64_
 /// A chunk's 16 columns may run past its row (at most 15): into rows of this block's tile rows of
 /// the same image that are written later (the chunks go from a row's last to its first, the rows
 /// in order), so that a plain store is safe except at the end of the image's rows in this block,
-/// where the store is masked (vmaskmovps stores were half the transform's time when every row
-/// used them). The last chunk's loads may run past the block's tiles (into the next channel's, or
+/// where the columns go out one by one from a buffer (vmaskmovps stores, slow on AMD, were half
+/// the transform's time when every row used them, and still a tenth when only those rows did).
+/// The last chunk's loads may run past the block's tiles (into the next channel's, or
 /// the 16 elements between ξ and ξ + 1): those lanes are never stored.
 inline void transform_output_avx2(const WinogradShape& s, const Tiles& tl, const float* m, const float* bias,
                                   int64_t r0, int64_t r1, float* y, const int64_t* image, const int64_t* tile_row) {
@@ -426,8 +428,10 @@ inline void transform_output_avx2(const WinogradShape& s, const Tiles& tl, const
             _mm256_storeu_ps(plane + at, first);
             _mm256_storeu_ps(plane + at + 8, second);
           } else {  // the row's columns from the chunk's first on: fewer than 16
-            _mm256_maskstore_ps(plane + at, lanes_within(16 * q, s.ow), first);
-            _mm256_maskstore_ps(plane + at + 8, lanes_within(16 * q + 8, s.ow), second);
+            alignas(32) float cols[16];
+            _mm256_store_ps(cols, first);
+            _mm256_store_ps(cols + 8, second);
+            for (int64_t k = 0; k < s.ow - 16 * q; ++k) plane[at + k] = cols[k];
           }
         }
       }
@@ -503,7 +507,8 @@ inline void transform_grad_avx2(const WinogradShape& s, const Tiles& tl, const f
           __m256 p[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
           if (y0 + a < s.oh) {
             const float* at = plane + (y0 + a) * s.ow + 16 * q;
-            for (int u = 0; u < 2; ++u) p[u] = inside ? _mm256_loadu_ps(at + 8 * u) : _mm256_maskload_ps(at + 8 * u, mask[u]);
+            for (int u = 0; u < 2; ++u)
+              p[u] = inside ? _mm256_loadu_ps(at + 8 * u) : _mm256_maskload_ps(at + 8 * u, mask[u]);
             if (q == 0 && o + kPrefetchChannels < s.co) prefetch_row(at + kPrefetchChannels * s.oh * s.ow, s.ow);
           }
           deinterleave(p[0], p[1], g[a][0], g[a][1]);
@@ -591,8 +596,8 @@ void winograd_conv(const WinogradShape& s, const T* x, const T* weight, bool fli
       work.locate(tl, r0, r1);
       transform_input(s, tl, x, r0, r1, v, work);
       for (int64_t xi = 0; xi < 16; ++xi)  // m[ξ] = u[ξ]·v[ξ]
-        kernels::gemm_raw<T>(u.data() + xi * s.co * s.ci, v + xi * xi_stride(s.ci, nb), m + xi * xi_stride(s.co, nb), s.co,
-                             nb, s.ci, false, false, T(0));
+        kernels::gemm_raw<T>(u.data() + xi * s.co * s.ci, v + xi * xi_stride(s.ci, nb), m + xi * xi_stride(s.co, nb),
+                             s.co, nb, s.ci, false, false, T(0));
       transform_output(s, tl, m, bias, r0, r1, y, work);
     }
   });

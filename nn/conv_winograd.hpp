@@ -11,7 +11,10 @@
 ///    positions are 16 matrix products over the channels, with the tiles of every image of the
 ///    batch side by side (fixed blocks of whole tile rows, about kWinogradTileBlock tiles), and
 ///    each product's 4×4 result is transformed back to a 2×2 output tile: 16 multiplies per 4
-///    outputs instead of 36 (2.25× fewer). The transforms are vectorised over a block's tiles.
+///    outputs instead of 36 (2.25× fewer). The transforms are vectorised over a block's tiles;
+///    for float on AVX2 builds each runs in one pass between the planes and the products'
+///    operands, in registers (the same operations in the same order as the generic path, so the
+///    same bits).
 ///    The input gradient is the same kernel on the output gradient, with the filters rotated by 180°
 ///    and their two channel axes swapped, at padding 2 − p; the weight gradient is the adjoint of
 ///    the same transforms (16 products [out, tiles]·[tiles, in], summed over fixed groups of blocks).
