@@ -11,7 +11,10 @@
 ///    positions are 16 matrix products over the channels, with the tiles of every image of the
 ///    batch side by side (fixed blocks of whole tile rows, about kWinogradTileBlock tiles), and
 ///    each product's 4×4 result is transformed back to a 2×2 output tile: 16 multiplies per 4
-///    outputs instead of 36 (2.25× fewer). The transforms are vectorised over a block's tiles.
+///    outputs instead of 36 (2.25× fewer). The transforms are vectorised over a block's tiles;
+///    for float on AVX2 builds each runs in one pass between the planes and the products'
+///    operands, in registers (the same operations in the same order as the generic path, so the
+///    same bits).
 ///    The input gradient is the same kernel on the output gradient, with the filters rotated by 180°
 ///    and their two channel axes swapped, at padding 2 − p; the weight gradient is the adjoint of
 ///    the same transforms (16 products [out, tiles]·[tiles, in], summed over fixed groups of blocks).
@@ -72,8 +75,12 @@ inline constexpr int64_t kWinogradMinChannels = 8;
 /// Output tiles (2×2 each) per block of the Winograd kernels, rounded up to whole tile rows (of any
 /// image): the unit of their threads and the n of their products. Fixed, so results do not depend
 /// on the thread count. Each thread keeps its blocks' scratch (16·(in + out channels)·block
-/// elements, about 0.8 MB at 32 → 64 channels in float32) between calls.
-inline constexpr int64_t kWinogradTileBlock = 128;
+/// elements, about 0.6 MB at 32 → 64 channels in float32) between calls. 96 (98 tiles at 14 × 14)
+/// rather than 128 (133): at 32 ↔ 64 channels every product then falls under kernels::gemm_raw's
+/// small-product volume and runs on libxsmm, without OpenBLAS's packing (the input gradient's and
+/// the weight gradient's were on OpenBLAS), and the scratch stays well inside a 1 MiB L2: bench_nn
+/// BM_Conv2dAlgorithmBackward/1/1 about 0.9× (AMD EPYC, AVX2, shared).
+inline constexpr int64_t kWinogradTileBlock = 96;
 
 /// The window of one convolution, as the algorithm choice sees it.
 struct ConvWindow {

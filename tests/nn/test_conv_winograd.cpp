@@ -48,11 +48,13 @@ struct Case {
   F::Size2 pad;
 };
 
-// Odd sizes, H/W below a tile (4), paddings 0/1/2 (mixed too), batch and channels 1, and a batch
-// with more tiles than 8 blocks of 64 (so the weight gradient sums several groups).
-const Case kCases[] = {{1, 1, 1, 1, 1, 1},  {2, 3, 4, 7, 5, 1},  {1, 2, 3, 3, 2, 2},   {3, 5, 6, 9, 8, 0},
-                       {2, 4, 3, 4, 4, {0, 2}}, {1, 8, 16, 2, 3, 1}, {1, 3, 2, 3, 3, 0}, {2, 6, 5, 6, 11, {2, 1}},
-                       {5, 7, 9, 28, 27, 1}};
+// Odd sizes, H/W below a tile (4), paddings 0/1/2 (mixed too), batch and channels 1, a batch
+// with more tile blocks than a group of 8 (so the weight gradient sums several groups), and rows of
+// more than 16 tiles (the float input transform's chunks of 8 tiles: first, inner and last, inside
+// the plane or crossing its edges).
+const Case kCases[] = {{1, 1, 1, 1, 1, 1},      {2, 3, 4, 7, 5, 1},       {1, 2, 3, 3, 2, 2}, {3, 5, 6, 9, 8, 0},
+                       {2, 4, 3, 4, 4, {0, 2}}, {1, 8, 16, 2, 3, 1},      {1, 3, 2, 3, 3, 0}, {2, 6, 5, 6, 11, {2, 1}},
+                       {5, 7, 9, 28, 27, 1},    {2, 3, 2, 5, 37, {1, 2}}, {3, 2, 3, 8, 36, 0}};
 
 }  // namespace
 
@@ -114,7 +116,7 @@ TEST_CASE("winograd conv2d passes gradcheck and gradgradcheck in float64") {
 
 TEST_CASE("both conv algorithms give the same bits at 1 and 2 threads") {
   Generator g(17);
-  // Winograd: 8 images of 20×18 (6 tile blocks) and 4 small ones (a single block). im2col at
+  // Winograd: 8 images of 20×18 (8 tile blocks) and 4 small ones (a single block). im2col at
   // tests/threads' shape (20 images, three groups of 8 for the weight gradient; that test now runs
   // Winograd under auto): with a single group its one product is threaded by OpenBLAS itself.
   struct Case { Shape x; ConvAlgorithm algorithm; };
