@@ -549,6 +549,9 @@ std::vector<Tensor> Engine::run(const std::vector<Tensor>& outputs, const std::v
       check_accumulable(*next, grads[i], n, i);
       accumulate(task.buffers[task.index[next]], grads[i], create_graph);
     }
+    // Drop this node's handles before a leaf receives its gradient: a gradient held only by the
+    // engine's buffer then becomes the leaf's grad without a copy (AccumulateGrad::accumulate).
+    grads = Grads();
     if (!retain_graph) n->release();
     if (!inputs) release_edges(task, n, deliver);
   }

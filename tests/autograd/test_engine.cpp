@@ -40,6 +40,32 @@ TEST_CASE("leaves fed the same gradient tensor get buffers of their own") {
   CHECK(b.grad().to_vector() == std::vector<double>{2, 2});
 }
 
+TEST_CASE("a leaf adopts a gradient only the engine holds, without a copy") {
+  // relu's backward makes a fresh [512, 512] tensor that nothing else keeps: it becomes x's grad
+  // as it is, so backward never holds a second copy of it (peak storage shows one buffer of it).
+  Tensor x = randn({512, 512}).requires_grad_();
+  Tensor g = randn({512, 512});
+  Tensor y = relu(x);
+  const int64_t bytes = 512 * 512 * 4, before = storage_stats().live_bytes;
+  reset_peak_storage();
+  y.backward(g);
+  CHECK(storage_stats().live_bytes == before + bytes);       // x.grad, nothing else
+  CHECK(storage_stats().peak_live_bytes == before + bytes);  // no copy of it on the way
+  // the same with retain_graph: the graph then keeps nothing of relu's backward either
+  Tensor x2 = randn({512, 512}).requires_grad_();
+  Tensor y2 = relu(x2);
+  const int64_t before2 = storage_stats().live_bytes;
+  reset_peak_storage();
+  y2.backward(g, /*retain_graph=*/true);
+  CHECK(storage_stats().peak_live_bytes == before2 + bytes);
+  // a seed the caller keeps is copied, never adopted: writing to the grad leaves the seed alone
+  Tensor z = randn({4}).requires_grad_();
+  Tensor seed = tensor({1, 2, 3, 4});
+  z.backward(seed);
+  z.grad().mutable_data<float>()[0] = 9;
+  CHECK(seed.to_vector() == std::vector<double>{1, 2, 3, 4});
+}
+
 TEST_CASE("backward on a non-scalar needs an explicit gradient") {
   Tensor x = tensor({1, 2}).requires_grad_();
   Tensor y = x * 2.0;
