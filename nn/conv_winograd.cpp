@@ -9,6 +9,7 @@
 #include "nn/conv_winograd.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <stdexcept>
 #include <type_traits>
 #include <vector>
@@ -350,8 +351,10 @@ void transform_input(const WinogradShape& s, const Tiles& tl, const T* x, int64_
                      PatchScratch<T>& w) {
 #ifdef __AVX2__
   if constexpr (std::is_same_v<T, float>) {
-    transform_input_avx2(s, tl, x, r0, r1, v, w.image, w.tile_row);
-    return;
+    if (one_pass_transforms()) {
+      transform_input_avx2(s, tl, x, r0, r1, v, w.image, w.tile_row);
+      return;
+    }
   }
 #endif
   const int64_t nb = (r1 - r0) * tl.tw, xs = xi_stride(s.ci, nb), tw = tl.tw;
@@ -447,8 +450,10 @@ void transform_output(const WinogradShape& s, const Tiles& tl, const T* m, const
                       const PatchScratch<T>& w) {
 #ifdef __AVX2__
   if constexpr (std::is_same_v<T, float>) {
-    transform_output_avx2(s, tl, m, bias, r0, r1, y, w.image, w.tile_row);
-    return;
+    if (one_pass_transforms()) {
+      transform_output_avx2(s, tl, m, bias, r0, r1, y, w.image, w.tile_row);
+      return;
+    }
   }
 #endif
   T *y4 = w.h, *rows = w.rows;
@@ -539,8 +544,10 @@ void transform_grad(const WinogradShape& s, const Tiles& tl, const T* grad, int6
                     PatchScratch<T>& w) {
 #ifdef __AVX2__
   if constexpr (std::is_same_v<T, float>) {
-    transform_grad_avx2(s, tl, grad, r0, r1, dm, w.image, w.tile_row);
-    return;
+    if (one_pass_transforms()) {
+      transform_grad_avx2(s, tl, grad, r0, r1, dm, w.image, w.tile_row);
+      return;
+    }
   }
 #endif
   const int64_t nb = (r1 - r0) * tl.tw, xs = xi_stride(s.co, nb);
@@ -648,6 +655,21 @@ void winograd_weight_grad(const WinogradShape& s, const T* grad, const T* x, T* 
     }
   }
 }
+
+namespace {
+std::atomic<bool> g_generic_transforms{false};
+}  // namespace
+
+bool one_pass_transforms() {
+#ifdef __AVX2__
+  return !g_generic_transforms.load(std::memory_order_relaxed);
+#else
+  return false;
+#endif
+}
+
+GenericTransformsScope::GenericTransformsScope() : prev_(g_generic_transforms.exchange(true)) {}
+GenericTransformsScope::~GenericTransformsScope() { g_generic_transforms.store(prev_); }
 
 template void winograd_conv<float>(const WinogradShape&, const float*, const float*, bool, const float*, float*);
 template void winograd_conv<double>(const WinogradShape&, const double*, const double*, bool, const double*, double*);

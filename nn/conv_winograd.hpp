@@ -129,5 +129,25 @@ void winograd_conv(const WinogradShape& s, const T* x, const T* weight, bool fli
 template <class T>
 void winograd_weight_grad(const WinogradShape& s, const T* grad, const T* x, T* dweight);
 
+/// Whether float convolutions use the one-pass AVX2 transforms (in builds with AVX2; the default)
+/// or the generic xsimd ones, which give the same bits. For tests: both paths run in every build
+/// that has both.
+bool one_pass_transforms();
+
+/// RAII: the generic transforms for float, process-wide, for a scope (tests compare the paths; not
+/// for concurrent use by threads that want different paths).
+class GenericTransformsScope {
+ public:
+  /// The generic transforms until the scope ends.
+  GenericTransformsScope();
+  /// Restores the previous choice.
+  ~GenericTransformsScope();
+  GenericTransformsScope(const GenericTransformsScope&) = delete;
+  GenericTransformsScope& operator=(const GenericTransformsScope&) = delete;
+
+ private:
+  bool prev_;
+};
+
 }  // namespace detail
 }  // namespace tapegrad::nn

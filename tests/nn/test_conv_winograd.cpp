@@ -118,7 +118,7 @@ TEST_CASE("both conv algorithms give the same bits at 1 and 2 threads") {
   Generator g(17);
   // Winograd: 8 images of 20×18 (8 tile blocks) and 4 small ones (a single block). im2col at
   // tests/threads' shape (20 images, three groups of 8 for the weight gradient; that test now runs
-  // Winograd under auto): with a single group its one product is threaded by OpenBLAS itself.
+  // Winograd under auto).
   struct Case { Shape x; ConvAlgorithm algorithm; };
   for (const Case& c : {Case{{8, 16, 20, 18}, ConvAlgorithm::winograd}, Case{{4, 16, 5, 6}, ConvAlgorithm::winograd},
                         Case{{20, 16, 16, 16}, ConvAlgorithm::im2col}}) {
@@ -136,6 +136,37 @@ TEST_CASE("both conv algorithms give the same bits at 1 and 2 threads") {
       CHECK(one[k].to_vector() == two[k].to_vector());
     }
   }
+}
+
+TEST_CASE("the one-pass AVX2 transforms and the generic ones give the same bits (float32)") {
+  // Every float convolution in an AVX2 build takes the one-pass transforms; the generic xsimd
+  // transforms (float64's, and float's without AVX2) run here under GenericTransformsScope.
+  // Odd and even sizes, paddings 0-2, rows wider than 16 tiles, several blocks.
+  Generator g(23);
+  struct Case { Shape x; int64_t pad; };
+  for (const Case& c : {Case{{3, 8, 13, 27}, 0}, Case{{8, 16, 20, 18}, 1}, Case{{2, 8, 9, 37}, 2},
+                        Case{{32, 8, 14, 14}, 1}}) {
+    CAPTURE(to_string(c.x));
+    CAPTURE(c.pad);
+    Tensor x = randn(c.x, DType::f32, g), w = randn({16, c.x[1], 3, 3}, DType::f32, g), b = randn({16}, DType::f32, g);
+    auto one_pass = conv_and_grads(ConvAlgorithm::winograd, x, w, b, c.pad);
+    std::vector<Tensor> generic;
+    {
+      nn::detail::GenericTransformsScope scope;
+      CHECK_FALSE(nn::detail::one_pass_transforms());
+      generic = conv_and_grads(ConvAlgorithm::winograd, x, w, b, c.pad);
+    }
+    for (size_t k = 0; k < 4; ++k) {
+      CAPTURE(k);
+      CHECK(one_pass[k].to_vector() == generic[k].to_vector());
+    }
+  }
+#ifdef __AVX2__
+  CHECK(nn::detail::one_pass_transforms());
+#else
+  MESSAGE("skipped: the one-pass transforms, which this build (no AVX2) does not have");
+  CHECK_FALSE(nn::detail::one_pass_transforms());
+#endif
 }
 
 TEST_CASE("the conv algorithm rule: winograd for 3x3, stride 1, dilation 1, padding 0-2 and enough channels") {
