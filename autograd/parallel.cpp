@@ -168,7 +168,6 @@ bool products_may_split() { return get_num_threads() > 1 && !t_in_parallel && !t
 
 const char* backend() { return "std::thread pool"; }
 
-
 namespace detail {
 
 void run(int64_t begin, int64_t end, int64_t grain, int threads, void (*call)(void*, int64_t, int64_t), void* ctx) {
