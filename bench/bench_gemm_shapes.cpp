@@ -29,7 +29,7 @@ struct Product {
 
 // clang-format off
 const std::vector<Product> kProducts = {
-  // seed MLP, nn::Linear: y = x·Wᵀ, dX = g·W, dW = gᵀ·x
+  // seed MLP, nn::Linear: y = x·Wᵀ, dX = g·W, dW = gᵀ·x (the small CNN's 3136 → 128 layer below)
   {"mlp32 fc1 fwd x.W1t", 32, 128, 784, false, true},
   {"mlp32 fc1 dX g.W1", 32, 784, 128, false, false},
   {"mlp32 fc1 dW gt.x", 128, 784, 32, true, false},
@@ -39,6 +39,7 @@ const std::vector<Product> kProducts = {
   {"mlp256 fc1 fwd x.W1t", 256, 128, 784, false, true},
   {"mlp256 fc1 dX g.W1", 256, 784, 128, false, false},
   {"mlp256 fc1 dW gt.x", 128, 784, 256, true, false},
+  {"cnn32 fc1 fwd x.W1t", 32, 128, 3136, false, true},
   // seed MLP, matmul form (W [784, 128]): y = x·W, dW = xᵀ·g
   {"mlp32 matmul fwd x.W", 32, 128, 784, false, false},
   {"mlp32 matmul dW xt.g", 784, 128, 32, true, false},
@@ -65,6 +66,10 @@ const std::vector<Product> kProducts = {
   {"gpt attn pt.dO", 64, 32, 64, true, false},
   // probes around the rule's bounds (not products of the two models)
   {"probe", 32, 32, 32, false, true},
+  {"probe", 32, 512, 512, false, true},
+  {"probe", 1024, 32, 1024, false, true},
+  {"probe", 64, 256, 256, false, true},
+  {"probe", 32, 10, 3136, false, true},
   {"probe", 32, 64, 32, false, true},
   {"probe", 16, 64, 64, false, true},
   {"probe", 8, 128, 128, false, true},

@@ -61,7 +61,8 @@ double relative_error(const std::vector<T>& a, const std::vector<T>& b, const st
 
 const std::vector<Dims> kShapes = {{1, 1, 1},      {0, 3, 2},     {3, 0, 2},    {3, 2, 0},    {1, 5, 7},
                                    {7, 1, 5},      {5, 7, 1},     {17, 13, 11}, {33, 65, 31}, {64, 32, 64},
-                                   {128, 784, 32}, {32, 10, 128}, {3, 129, 300}};
+                                   {128, 784, 32}, {32, 10, 128}, {3, 129, 300}, {16, 40, 24},  {8, 13, 5},
+                                   {24, 130, 70}};
 
 template <class T>
 void check_backend(GemmBackend backend, double tolerance) {
@@ -112,9 +113,55 @@ TEST_CASE("gemm backends: the automatic rule's bounds") {
   CHECK(choice(64, 64, 32, false, true) == GemmBackend::libxsmm);
   CHECK(choice(32, 32, 32, false, true) == GemmBackend::libxsmm);
   CHECK(choice(16, 64, 64, false, true) == GemmBackend::libxsmm);
-  CHECK(choice(32, 10, 128, false, true) == GemmBackend::openblas);
-  CHECK(choice(8, 128, 128, false, true) == GemmBackend::openblas);
   CHECK(choice(8, 128, 128, false, false) == GemmBackend::libxsmm);
+  // A·Bᵀ whose copied side (nt_transposed) has 8–32 rows, a multiple of 8: libxsmm, up to 2²⁵
+  CHECK(kernels::nt_transposed(32, 128));  // a batch of 32 against a weight: Cᵀ = B·Aᵀ
+  CHECK(kernels::nt_transposed(32, 10));   // 10 columns would vectorise poorly
+  CHECK_FALSE(kernels::nt_transposed(128, 32));
+  CHECK_FALSE(kernels::nt_transposed(10, 32));
+  CHECK(choice(32, 128, 784, false, true) == GemmBackend::libxsmm);
+  CHECK(choice(32, 10, 128, false, true) == GemmBackend::libxsmm);
+  CHECK(choice(32, 10, 3136, false, true) == GemmBackend::libxsmm);
+  CHECK(choice(1024, 32, 1024, false, true) == GemmBackend::libxsmm);
+  CHECK(choice(8, 128, 128, false, true) == GemmBackend::libxsmm);
+  CHECK(choice(4, 128, 784, false, true) == GemmBackend::openblas);
+  CHECK(choice(64, 128, 784, false, true) == GemmBackend::openblas);
+  CHECK(choice(32, 1024, 2048, false, true) == GemmBackend::openblas);  // beyond 2²⁵
+}
+
+TEST_CASE("gemm backends: libxsmm's transposed A·Bᵀ with row strides and beta 0 or 1") {
+  if (!libxsmm_available()) {
+    MESSAGE("skipped: this tapegrad was built without libxsmm");
+    return;
+  }
+  // C [m, n] = A [m, k]·B [n, k]ᵀ inside larger row-major buffers (strides lda > k, ldb > k, ldc > n)
+  for (const Dims d : {Dims{16, 40, 24}, Dims{32, 10, 50}, Dims{8, 9, 3}})
+    for (float beta : {0.f, 1.f}) {
+      INFO("m=" << d.m << " n=" << d.n << " k=" << d.k << " beta=" << beta);
+      REQUIRE(kernels::nt_transposed(d.m, d.n));
+      const int64_t lda = d.k + 3, ldb = d.k + 5, ldc = d.n + 7;
+      const auto a = pattern<float>(d.m * lda, 1), b = pattern<float>(d.n * ldb, 2), c0 = pattern<float>(d.m * ldc, 3);
+      std::vector<float> c = c0;
+      REQUIRE(kernels::gemm_strided_on<float>(GemmBackend::libxsmm, a.data(), lda, b.data(), ldb, c.data(), ldc, d.m,
+                                              d.n, d.k, false, true, beta));
+      double worst = 0;
+      for (int64_t i = 0; i < d.m; ++i)
+        for (int64_t j = 0; j < ldc; ++j) {
+          const float got = c[static_cast<size_t>(i * ldc + j)], before = c0[static_cast<size_t>(i * ldc + j)];
+          if (j >= d.n) {  // outside C: untouched
+            CHECK(got == before);
+            continue;
+          }
+          long double sum = beta * static_cast<long double>(before), scale = std::fabs(sum);
+          for (int64_t p = 0; p < d.k; ++p) {
+            const long double x = a[static_cast<size_t>(i * lda + p)], y = b[static_cast<size_t>(j * ldb + p)];
+            sum += x * y;
+            scale += std::fabs(x * y);
+          }
+          worst = std::max(worst, static_cast<double>(std::fabs(got - sum) / scale));
+        }
+      CHECK(worst <= 1e-5);
+    }
 }
 
 TEST_CASE("gemm backends: gemm_raw follows the forced setting") {
