@@ -73,10 +73,10 @@ bool gemm_supported_by_libxsmm(int64_t m, int64_t n, int64_t k, bool ta, bool tb
 bool nt_transposed(int64_t m, int64_t n);
 
 /// The library gemm_raw runs this product on under the current setting: openblas or libxsmm, never
-/// automatic. Under `automatic`, libxsmm runs a product it supports when A·Bᵀ's copied side
-/// (nt_transposed) has 8, 16, 24 or 32 rows and m·n·k ≤ 2²⁵; otherwise when m·n·k ≤ 2¹⁸, or k ≤ 32
-/// and m·n·k ≤ 2²², and, for a transposed B, m ≥ 64 or m ≥ 16 with n ≥ 32 (float32 and float64
-/// alike); the bounds come from bench/bench_gemm_shapes.cpp (README, "Performance").
+/// automatic. Under `automatic`, libxsmm runs a product it supports when it is a float32 A·Bᵀ whose
+/// copied side (nt_transposed) has 8, 16, 24 or 32 rows and m·n·k ≤ 2²⁵; otherwise (float32 and
+/// float64 alike) when m·n·k ≤ 2¹⁸, or k ≤ 32 and m·n·k ≤ 2²², and, for a transposed B, m ≥ 64 or
+/// m ≥ 16 with n ≥ 32; the bounds come from bench/bench_gemm_shapes.cpp (README, "Performance").
 GemmBackend gemm_choice(DType dtype, int64_t m, int64_t n, int64_t k, bool ta, bool tb, double beta);
 
 /// gemm_raw on one library, bypassing the choice (benchmarks and tests). `automatic` is gemm_raw.

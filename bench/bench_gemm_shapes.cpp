@@ -122,10 +122,10 @@ int register_products() {
       benchmark::RegisterBenchmark((product_name("f32", p) + "/" + gemm_backend_name(backend)).c_str(), BM_Gemm<float>,
                                    p, backend)
           ->Unit(benchmark::kMicrosecond);
-  // float64 for a few: the MLP weight gradient and the GPT backward products.
+  // float64 for a few: the MLP's forward and weight gradient, and the GPT backward products.
   for (const Product& p : kProducts) {
     const std::string name = p.name;
-    if (name != "mlp32 fc1 dW gt.x" && name != "gpt qkv dX" && name != "gpt qkv dW" && name != "gpt attn p.v") continue;
+    if (name != "mlp32 fc1 fwd x.W1t" && name != "mlp32 fc1 dW gt.x" && name != "gpt qkv dX" && name != "gpt qkv dW" && name != "gpt attn p.v") continue;
     for (GemmBackend backend : {GemmBackend::openblas, GemmBackend::libxsmm})
       benchmark::RegisterBenchmark((product_name("f64", p) + "/" + gemm_backend_name(backend)).c_str(), BM_Gemm<double>,
                                    p, backend)

@@ -127,6 +127,7 @@ TEST_CASE("gemm backends: the automatic rule's bounds") {
   CHECK(choice(4, 128, 784, false, true) == GemmBackend::openblas);
   CHECK(choice(64, 128, 784, false, true) == GemmBackend::openblas);
   CHECK(choice(32, 1024, 2048, false, true) == GemmBackend::openblas);  // beyond 2²⁵
+  CHECK(kernels::gemm_choice(DType::f64, 32, 128, 784, false, true, 0.0) == GemmBackend::openblas);  // float32 only
 }
 
 TEST_CASE("gemm backends: libxsmm's transposed A·Bᵀ with row strides and beta 0 or 1") {
