@@ -66,17 +66,19 @@ namespace kernels {
 /// the build, beta is 0 or 1, and m, n, k fit libxsmm's 32-bit int (a transposed B is copied, see above).
 bool gemm_supported_by_libxsmm(int64_t m, int64_t n, int64_t k, bool ta, bool tb, double beta);
 
-/// Whether libxsmm runs A·Bᵀ (C [m, n]) transposed, as Cᵀ = B·Aᵀ: when m is a multiple of 8 and
-/// smaller than n, or n is not a multiple of 8. Its kernel then works on m rows of A per column
-/// (copied transposed) instead of n rows of B, which is cheaper for a batch of rows against a
-/// weight, and vectorises whole when n is not a multiple of 8 (10 classes).
+/// Whether libxsmm runs A·Bᵀ (C [m, n]) transposed, as Cᵀ = B·Aᵀ: when m is a multiple of 8 up to
+/// 32 and smaller than n, or n is not a multiple of 8. Its kernel then works on m rows of A per
+/// column (copied transposed) instead of n rows of B, which is cheaper for a batch of rows against
+/// a weight, and vectorises whole when n is not a multiple of 8 (10 classes). From 64 rows the
+/// copy of A and the transpose back cost more than they save (128×10×128: 24 against 14 µs).
 bool nt_transposed(int64_t m, int64_t n);
 
 /// The library gemm_raw runs this product on under the current setting: openblas or libxsmm, never
 /// automatic. Under `automatic`, libxsmm runs a product it supports when it is a float32 A·Bᵀ whose
 /// copied side (nt_transposed) has 8, 16, 24 or 32 rows and m·n·k ≤ 2²⁵; otherwise (float32 and
 /// float64 alike) when m·n·k ≤ 2¹⁸, or k ≤ 32 and m·n·k ≤ 2²², and, for a transposed B, m ≥ 64 or
-/// m ≥ 16 with n ≥ 32; the bounds come from bench/bench_gemm_shapes.cpp (README, "Performance").
+/// m ≥ 16 with n ≥ 32, and n ≥ 16 or a multiple of 8; the bounds come from
+/// bench/bench_gemm_shapes.cpp (README, "Performance").
 GemmBackend gemm_choice(DType dtype, int64_t m, int64_t n, int64_t k, bool ta, bool tb, double beta);
 
 /// gemm_raw on one library, bypassing the choice (benchmarks and tests). `automatic` is gemm_raw.

@@ -70,6 +70,7 @@ const std::vector<Product> kProducts = {
   {"probe", 1024, 32, 1024, false, true},
   {"probe", 64, 256, 256, false, true},
   {"probe", 32, 10, 3136, false, true},
+  {"probe", 128, 10, 128, false, true},
   {"probe", 32, 64, 32, false, true},
   {"probe", 16, 64, 64, false, true},
   {"probe", 8, 128, 128, false, true},

@@ -119,6 +119,7 @@ TEST_CASE("gemm backends: the automatic rule's bounds") {
   CHECK(kernels::nt_transposed(32, 10));   // 10 columns would vectorise poorly
   CHECK_FALSE(kernels::nt_transposed(128, 32));
   CHECK_FALSE(kernels::nt_transposed(10, 32));
+  CHECK_FALSE(kernels::nt_transposed(128, 10));  // copying 128 rows of A costs more
   CHECK(choice(32, 128, 784, false, true) == GemmBackend::libxsmm);
   CHECK(choice(32, 10, 128, false, true) == GemmBackend::libxsmm);
   CHECK(choice(32, 10, 3136, false, true) == GemmBackend::libxsmm);
@@ -128,6 +129,8 @@ TEST_CASE("gemm backends: the automatic rule's bounds") {
   CHECK(choice(64, 128, 784, false, true) == GemmBackend::openblas);
   CHECK(choice(32, 1024, 2048, false, true) == GemmBackend::openblas);  // beyond 2²⁵
   CHECK(kernels::gemm_choice(DType::f64, 32, 128, 784, false, true, 0.0) == GemmBackend::openblas);  // float32 only
+  CHECK(choice(64, 10, 128, false, true) == GemmBackend::openblas);  // 10 rows of B, not copied: part-empty vectors
+  CHECK(choice(128, 10, 128, false, true) == GemmBackend::openblas);
 }
 
 TEST_CASE("gemm backends: libxsmm's transposed A·Bᵀ with row strides and beta 0 or 1") {
