@@ -20,6 +20,7 @@
 #include "autograd/functions.hpp"
 #include "autograd/kernels.hpp"
 #include "autograd/node.hpp"
+#include "autograd/parallel.hpp"
 #include "nn/functional.hpp"
 
 namespace tapegrad::nn::functional {
@@ -257,54 +258,65 @@ void score_tile(const Problem& pb, const T* q, const T* k, const T* mask, int64_
 /// The keys a query tile [i0, i0 + nq) can attend: all S, or with causal those j < i0 + nq.
 int64_t key_end(const Problem& pb, int64_t i0, int64_t nq) { return pb.causal ? std::min(pb.s, i0 + nq) : pb.s; }
 
+/// fn(b0, b1) over the batch·head range [0, bh) in parallel (a head's tiles, scratch and outputs are
+/// its own: rows of q, k, v, the output, lse and the mask gradient, or a head's columns of the packed
+/// rows), each head on one thread, so the bits do not depend on the thread count.
+template <class F>
+void over_heads(const Problem& pb, F&& fn) {
+  const int64_t cost = pb.t * std::max<int64_t>(pb.s, 1) * std::max<int64_t>(pb.d + pb.dv, 1);
+  parallel::parallel_for(0, pb.bh, parallel::rows_grain(cost), fn);
+}
+
 /// out [bh, T, dv] and lse [bh, T] (+∞ on rows whose keys are all masked, whose output is 0).
 template <class T>
 void forward_kernel(const Problem& pb, const T* q, const T* k, const T* v, const T* mask, T* out, T* lse) {
   const T ninf = -std::numeric_limits<T>::infinity();
-  std::vector<T> s(static_cast<size_t>(pb.bq * pb.bk)), m(static_cast<size_t>(pb.bq)), l(static_cast<size_t>(pb.bq));
-  for (int64_t b = 0; b < pb.bh; ++b) {
-    for (int64_t i0 = 0; i0 < pb.t; i0 += pb.bq) {
-      const int64_t nq = std::min(pb.bq, pb.t - i0);
-      T* o = out + pb.lo.at(b, i0);
-      const int64_t ldo = pb.lo.row;
-      if (pb.s == 0)  // otherwise the first gemm (beta 0) writes it
-        for (int64_t r = 0; r < nq; ++r) std::fill_n(o + r * ldo, pb.dv, T(0));
-      std::fill(m.begin(), m.end(), ninf);
-      std::fill(l.begin(), l.end(), T(0));
-      const int64_t s_end = key_end(pb, i0, nq);
-      for (int64_t j0 = 0; j0 < s_end; j0 += pb.bk) {
-        const int64_t nk = std::min(pb.bk, s_end - j0);
-        score_tile(pb, q, k, mask, b, i0, nq, j0, nk, s.data());
+  over_heads(pb, [&](int64_t b0, int64_t b1) {
+    std::vector<T> s(static_cast<size_t>(pb.bq * pb.bk)), m(static_cast<size_t>(pb.bq)), l(static_cast<size_t>(pb.bq));
+    for (int64_t b = b0; b < b1; ++b) {
+      for (int64_t i0 = 0; i0 < pb.t; i0 += pb.bq) {
+        const int64_t nq = std::min(pb.bq, pb.t - i0);
+        T* o = out + pb.lo.at(b, i0);
+        const int64_t ldo = pb.lo.row;
+        if (pb.s == 0)  // otherwise the first gemm (beta 0) writes it
+          for (int64_t r = 0; r < nq; ++r) std::fill_n(o + r * ldo, pb.dv, T(0));
+        std::fill(m.begin(), m.end(), ninf);
+        std::fill(l.begin(), l.end(), T(0));
+        const int64_t s_end = key_end(pb, i0, nq);
+        for (int64_t j0 = 0; j0 < s_end; j0 += pb.bk) {
+          const int64_t nk = std::min(pb.bk, s_end - j0);
+          score_tile(pb, q, k, mask, b, i0, nq, j0, nk, s.data());
+          for (int64_t r = 0; r < nq; ++r) {
+            T* row = s.data() + r * nk;
+            const T m_new = std::max(m[r], kernels::row_max(row, nk));
+            if (m_new == ninf) {  // every key so far masked: nothing to add
+              std::fill_n(row, nk, T(0));
+              continue;
+            }
+            const T alpha = std::exp(m[r] - m_new);  // 0 when m was −∞
+            l[r] = l[r] * alpha + exp_shift_row(row, nk, m_new);
+            m[r] = m_new;
+            if (j0 > 0 && alpha != T(1))
+              for (int64_t c = 0; c < pb.dv; ++c) o[r * ldo + c] *= alpha;
+            if (pb.p > 0)
+              for (int64_t c = 0; c < nk; ++c) row[c] *= dropout_factor<T>(pb, b, i0 + r, j0 + c);
+          }
+          kernels::gemm_strided<T>(s.data(), nk, v + pb.lv.at(b, j0), pb.lv.row, o, ldo, nq, pb.dv, nk, false, false,
+                                   T(j0 > 0));
+        }
         for (int64_t r = 0; r < nq; ++r) {
-          T* row = s.data() + r * nk;
-          const T m_new = std::max(m[r], kernels::row_max(row, nk));
-          if (m_new == ninf) {  // every key so far masked: nothing to add
-            std::fill_n(row, nk, T(0));
+          T* lr = lse + b * pb.t + i0 + r;
+          if (l[r] == T(0)) {  // a fully masked row: output 0 (already), gradient 0 through lse = +∞
+            *lr = std::numeric_limits<T>::infinity();
             continue;
           }
-          const T alpha = std::exp(m[r] - m_new);  // 0 when m was −∞
-          l[r] = l[r] * alpha + exp_shift_row(row, nk, m_new);
-          m[r] = m_new;
-          if (j0 > 0 && alpha != T(1))
-            for (int64_t c = 0; c < pb.dv; ++c) o[r * ldo + c] *= alpha;
-          if (pb.p > 0)
-            for (int64_t c = 0; c < nk; ++c) row[c] *= dropout_factor<T>(pb, b, i0 + r, j0 + c);
+          *lr = m[r] + std::log(l[r]);
+          const T inv = T(1) / l[r];
+          for (int64_t c = 0; c < pb.dv; ++c) o[r * ldo + c] *= inv;
         }
-        kernels::gemm_strided<T>(s.data(), nk, v + pb.lv.at(b, j0), pb.lv.row, o, ldo, nq, pb.dv, nk, false, false,
-                                 T(j0 > 0));
-      }
-      for (int64_t r = 0; r < nq; ++r) {
-        T* lr = lse + b * pb.t + i0 + r;
-        if (l[r] == T(0)) {  // a fully masked row: output 0 (already), gradient 0 through lse = +∞
-          *lr = std::numeric_limits<T>::infinity();
-          continue;
-        }
-        *lr = m[r] + std::log(l[r]);
-        const T inv = T(1) / l[r];
-        for (int64_t c = 0; c < pb.dv; ++c) o[r * ldo + c] *= inv;
       }
     }
-  }
+  });
 }
 
 /// The buffers a backward writes; null where that gradient is not needed. dmask is batch + [T, S].
@@ -318,68 +330,71 @@ template <class T>
 void backward_kernel(const Problem& pb, const T* q, const T* k, const T* v, const T* mask, const T* out, const T* lse,
                      const T* dout, GradBuffers<T> g) {
   const size_t tile = static_cast<size_t>(pb.bq * pb.bk);
-  std::vector<T> p(tile), ds(tile), pd(pb.p > 0 ? tile : 0), zf(pb.p > 0 ? tile : 0), rowdot(static_cast<size_t>(pb.t));
   const bool scores_grad = g.dq || g.dk || g.dmask;
   const T scale = static_cast<T>(pb.scale);
-  for (int64_t b = 0; b < pb.bh; ++b) {
-    if (scores_grad)  // D_i = Σ_c dO_ic·O_ic
-      for (int64_t i = 0; i < pb.t; ++i) {
-        const T *dor = dout + pb.lo.at(b, i), *orow = out + pb.lo.at(b, i);
-        T acc = 0;
-        for (int64_t c = 0; c < pb.dv; ++c) acc += dor[c] * orow[c];
-        rowdot[static_cast<size_t>(i)] = acc;
-      }
-    for (int64_t j0 = 0; j0 < pb.s; j0 += pb.bk) {
-      const int64_t nk = std::min(pb.bk, pb.s - j0);
-      const int64_t first = pb.causal ? j0 / pb.bq * pb.bq : 0;  // the first query tile with a row ≥ j0
-      if (first >= pb.t) {                                       // causal keys after the last query: no gradient
-        for (int64_t r = 0; r < nk; ++r) {
-          if (g.dk) std::fill_n(g.dk + pb.lk.at(b, j0 + r), pb.d, T(0));
-          if (g.dv) std::fill_n(g.dv + pb.lv.at(b, j0 + r), pb.dv, T(0));
+  over_heads(pb, [&](int64_t b0, int64_t b1) {
+    std::vector<T> p(tile), ds(tile), pd(pb.p > 0 ? tile : 0), zf(pb.p > 0 ? tile : 0),
+        rowdot(static_cast<size_t>(pb.t));
+    for (int64_t b = b0; b < b1; ++b) {
+      if (scores_grad)  // D_i = Σ_c dO_ic·O_ic
+        for (int64_t i = 0; i < pb.t; ++i) {
+          const T *dor = dout + pb.lo.at(b, i), *orow = out + pb.lo.at(b, i);
+          T acc = 0;
+          for (int64_t c = 0; c < pb.dv; ++c) acc += dor[c] * orow[c];
+          rowdot[static_cast<size_t>(i)] = acc;
         }
-      }
-      for (int64_t i0 = first; i0 < pb.t; i0 += pb.bq) {
-        const T beta_k = i0 > first, beta_q = j0 > 0;  // the first contribution overwrites (no zero fill)
-        const int64_t nq = std::min(pb.bq, pb.t - i0);
-        score_tile(pb, q, k, mask, b, i0, nq, j0, nk, p.data());
-        for (int64_t r = 0; r < nq; ++r) exp_shift_row(p.data() + r * nk, nk, lse[b * pb.t + i0 + r]);  // P
-        const T* pv = p.data();  // the weights v was multiplied by: P, or P ∘ dropout
-        if (pb.p > 0) {
-          for (int64_t r = 0; r < nq; ++r)
-            for (int64_t c = 0; c < nk; ++c) {
-              zf[r * nk + c] = dropout_factor<T>(pb, b, i0 + r, j0 + c);
-              pd[r * nk + c] = p[r * nk + c] * zf[r * nk + c];
-            }
-          pv = pd.data();
+      for (int64_t j0 = 0; j0 < pb.s; j0 += pb.bk) {
+        const int64_t nk = std::min(pb.bk, pb.s - j0);
+        const int64_t first = pb.causal ? j0 / pb.bq * pb.bq : 0;  // the first query tile with a row ≥ j0
+        if (first >= pb.t) {                                       // causal keys after the last query: no gradient
+          for (int64_t r = 0; r < nk; ++r) {
+            if (g.dk) std::fill_n(g.dk + pb.lk.at(b, j0 + r), pb.d, T(0));
+            if (g.dv) std::fill_n(g.dv + pb.lv.at(b, j0 + r), pb.dv, T(0));
+          }
         }
-        const T* do_i = dout + pb.lo.at(b, i0);
-        const int64_t ldo = pb.lo.row;
-        if (g.dv)  // dV += Pᵀ·dO
-          kernels::gemm_strided<T>(pv, nk, do_i, ldo, g.dv + pb.lv.at(b, j0), pb.lv.row, nk, pb.dv, nq, true, false,
-                                   beta_k);
-        if (!scores_grad) continue;
-        kernels::gemm_strided<T>(do_i, ldo, v + pb.lv.at(b, j0), pb.lv.row, ds.data(), nk, nq, nk, pb.dv, false, true,
-                                 T(0));  // dP = dO·Vᵀ
-        for (int64_t r = 0; r < nq; ++r) {
-          const T dr = rowdot[static_cast<size_t>(i0 + r)];
-          T* dsr = ds.data() + r * nk;
-          const T* pr = p.data() + r * nk;
-          if (pb.p > 0)
-            for (int64_t c = 0; c < nk; ++c) dsr[c] = pr[c] * (dsr[c] * zf[r * nk + c] - dr);
-          else
-            for (int64_t c = 0; c < nk; ++c) dsr[c] = pr[c] * (dsr[c] - dr);  // dS = P ∘ (dP − D)
-          if (g.dmask) std::copy_n(dsr, nk, g.dmask + (b * pb.t + i0 + r) * pb.s + j0);
-          for (int64_t c = 0; c < nk; ++c) dsr[c] *= scale;
+        for (int64_t i0 = first; i0 < pb.t; i0 += pb.bq) {
+          const T beta_k = i0 > first, beta_q = j0 > 0;  // the first contribution overwrites (no zero fill)
+          const int64_t nq = std::min(pb.bq, pb.t - i0);
+          score_tile(pb, q, k, mask, b, i0, nq, j0, nk, p.data());
+          for (int64_t r = 0; r < nq; ++r) exp_shift_row(p.data() + r * nk, nk, lse[b * pb.t + i0 + r]);  // P
+          const T* pv = p.data();  // the weights v was multiplied by: P, or P ∘ dropout
+          if (pb.p > 0) {
+            for (int64_t r = 0; r < nq; ++r)
+              for (int64_t c = 0; c < nk; ++c) {
+                zf[r * nk + c] = dropout_factor<T>(pb, b, i0 + r, j0 + c);
+                pd[r * nk + c] = p[r * nk + c] * zf[r * nk + c];
+              }
+            pv = pd.data();
+          }
+          const T* do_i = dout + pb.lo.at(b, i0);
+          const int64_t ldo = pb.lo.row;
+          if (g.dv)  // dV += Pᵀ·dO
+            kernels::gemm_strided<T>(pv, nk, do_i, ldo, g.dv + pb.lv.at(b, j0), pb.lv.row, nk, pb.dv, nq, true, false,
+                                     beta_k);
+          if (!scores_grad) continue;
+          kernels::gemm_strided<T>(do_i, ldo, v + pb.lv.at(b, j0), pb.lv.row, ds.data(), nk, nq, nk, pb.dv, false, true,
+                                   T(0));  // dP = dO·Vᵀ
+          for (int64_t r = 0; r < nq; ++r) {
+            const T dr = rowdot[static_cast<size_t>(i0 + r)];
+            T* dsr = ds.data() + r * nk;
+            const T* pr = p.data() + r * nk;
+            if (pb.p > 0)
+              for (int64_t c = 0; c < nk; ++c) dsr[c] = pr[c] * (dsr[c] * zf[r * nk + c] - dr);
+            else
+              for (int64_t c = 0; c < nk; ++c) dsr[c] = pr[c] * (dsr[c] - dr);  // dS = P ∘ (dP − D)
+            if (g.dmask) std::copy_n(dsr, nk, g.dmask + (b * pb.t + i0 + r) * pb.s + j0);
+            for (int64_t c = 0; c < nk; ++c) dsr[c] *= scale;
+          }
+          if (g.dq)
+            kernels::gemm_strided<T>(ds.data(), nk, k + pb.lk.at(b, j0), pb.lk.row, g.dq + pb.lq.at(b, i0), pb.lq.row,
+                                     nq, pb.d, nk, false, false, beta_q);
+          if (g.dk)
+            kernels::gemm_strided<T>(ds.data(), nk, q + pb.lq.at(b, i0), pb.lq.row, g.dk + pb.lk.at(b, j0), pb.lk.row,
+                                     nk, pb.d, nq, true, false, beta_k);
         }
-        if (g.dq)
-          kernels::gemm_strided<T>(ds.data(), nk, k + pb.lk.at(b, j0), pb.lk.row, g.dq + pb.lq.at(b, i0), pb.lq.row, nq,
-                                   pb.d, nk, false, false, beta_q);
-        if (g.dk)
-          kernels::gemm_strided<T>(ds.data(), nk, q + pb.lq.at(b, i0), pb.lq.row, g.dk + pb.lk.at(b, j0), pb.lk.row, nk,
-                                   pb.d, nq, true, false, beta_k);
       }
     }
-  }
+  });
 }
 
 // ---- the composite ------------------------------------------------------------------------------

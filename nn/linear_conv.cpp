@@ -320,7 +320,9 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
         using T = decltype(z);
         T* y = result.mutable_data<T>();
         const T* b = bias.data<T>();
-        for (int64_t r = 0; r < rows; ++r) std::copy_n(b, out_features, y + r * out_features);
+        parallel::parallel_for(0, rows, parallel::rows_grain(out_features), [&](int64_t r0, int64_t r1) {
+          for (int64_t r = r0; r < r1; ++r) std::copy_n(b, out_features, y + r * out_features);
+        });
         kernels::gemm_raw<T>(x2.data<T>(), weight.data<T>(), y, rows, out_features, x2.size(1), false, true, T(1));
       });
     }

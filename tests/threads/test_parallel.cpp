@@ -216,6 +216,34 @@ TEST_CASE("softmax, log_softmax and cross-entropy rows give the same bits at 1, 
   });
 }
 
+TEST_CASE("attention gives the same bits at 1, 2 and 3 threads: heads in parallel, each on one thread") {
+  Generator gen(5);
+  for (DType dt : {DType::f32, DType::f64}) {
+    // 6 batch·heads of 40 queries; tiles of 16 leave partial tiles; the products stay under the
+    // size that splits them, so every result is bitwise the same across counts
+    Tensor q = randn({3, 2, 40, 8}, dt, gen), k = randn({3, 2, 40, 8}, dt, gen), v = randn({3, 2, 40, 8}, dt, gen);
+    Tensor mask = randn({3, 1, 40, 40}, dt, gen);
+    Tensor qkv = randn({3, 40, 3 * 16}, dt, gen);
+    const auto tiles = F::AttentionOptions().tiles(16, 16);
+    check_same_at_thread_counts([&] {
+      return forward_backward({q, k, v, mask}, [&](const std::vector<Tensor>& in) {
+        return F::scaled_dot_product_attention(in[0], in[1], in[2], F::AttentionOptions(tiles).mask(in[3]));
+      });
+    });
+    check_same_at_thread_counts([&] {
+      return forward_backward({qkv}, [&](const std::vector<Tensor>& in) {
+        return F::qkv_packed_attention(in[0], 2, F::AttentionOptions(tiles).causal(true));
+      });
+    });
+    check_same_at_thread_counts([&] {  // dropout: the factors come from a counter-based stream
+      Generator drop(9);
+      return forward_backward({q, k, v}, [&](const std::vector<Tensor>& in) {
+        return F::scaled_dot_product_attention(in[0], in[1], in[2], F::AttentionOptions(tiles).dropout(0.25, drop));
+      });
+    });
+  }
+}
+
 TEST_CASE("conv2d, im2col / col2im and pooling give the same bits at 1, 2 and 3 threads") {
   Generator gen(4);
   for (DType dt : {DType::f32, DType::f64}) {
