@@ -39,7 +39,9 @@
 ///    thread too;
 ///  - the conv2d weight gradient sums per-image products in fixed groups of images, then adds the
 ///    groups' partials in group order; its Winograd path (nn/conv_winograd.hpp) likewise sums
-///    fixed blocks of tiles, and runs its products unsplit (UnsplitProducts).
+///    fixed blocks of tiles, and runs its products unsplit (UnsplitProducts); layer and RMS norm
+///    sum their weight and bias gradients over fixed chunks of rows, likewise;
+///  - attention runs each batch·head on one thread.
 /// The exception: a large matrix product split into bands over threads (linear, matmul, attention,
 /// and conv2d's im2col products when its images are not split) may differ in the last bits between
 /// thread counts, because OpenBLAS's kernel computes a band's last rows with another register block

@@ -2,13 +2,16 @@
 // including the coupling through the batch statistics, come from the core's. Layer and RMS
 // normalisation are one fused op each over rows of the trailing dims, sharing the row kernels
 // (RowNorm): two vectorised passes for the statistics, one for y; a fused first-order backward.
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <string>
+#include <vector>
 
 #include "autograd/functions.hpp"
 #include "autograd/kernels.hpp"
 #include "autograd/node.hpp"
+#include "autograd/parallel.hpp"
 #include "autograd/simd_kernels.hpp"
 #include "nn/functional.hpp"
 #include "nn/norm.hpp"
@@ -60,6 +63,10 @@ Axes check_normalized_shape(const char* op, const Tensor& x, const Shape& normal
   for (size_t i = 0; i < k; ++i) axes.push_back(-static_cast<int64_t>(i) - 1);
   return axes;
 }
+
+/// Rows per chunk of the norms' backward: its dγ / dβ partial sums are per chunk (fixed, so that the
+/// sum does not depend on the thread count).
+constexpr int64_t kNormChunkRows = 32;
 
 /// Rows of D = Π normalized_shape values normalised together. layer_norm (centered: μ subtracted,
 /// a bias) and rms_norm (μ = 0, no bias) share these kernels. Per row r = 1/√(mean((x − μ)²) + ε),
@@ -131,16 +138,21 @@ struct RowNorm {
     T* pm = centered ? mu.mutable_data<T>() : nullptr;
     T* pr = rstd.mutable_data<T>();
     simd::with_kernels<T>([&](auto kernel) {  // one ISA dispatch for all the rows
-    for (int64_t n = 0; n < rows; ++n, px += D, py += D) {
-      const auto [m, sq] = kernel.row_moments(px, D, centered);
-      const T r = static_cast<T>(1 / std::sqrt(double(sq) / double(D) + eps));
-      if (pm) pm[n] = m;
-      pr[n] = r;
-      if (pw && pb) for (int64_t c = 0; c < D; ++c) py[c] = (px[c] - m) * r * pw[c] + pb[c];
-      else if (pw) for (int64_t c = 0; c < D; ++c) py[c] = (px[c] - m) * r * pw[c];
-      else if (pb) for (int64_t c = 0; c < D; ++c) py[c] = (px[c] - m) * r + pb[c];
-      else for (int64_t c = 0; c < D; ++c) py[c] = (px[c] - m) * r;
-    }
+      // rows in parallel: each row's statistics and output are its own
+      parallel::parallel_for(0, rows, parallel::rows_grain(3 * D), [&](int64_t n0, int64_t n1) {
+        for (int64_t n = n0; n < n1; ++n) {
+          const T* x = px + n * D;
+          T* y = py + n * D;
+          const auto [m, sq] = kernel.row_moments(x, D, centered);
+          const T r = static_cast<T>(1 / std::sqrt(double(sq) / double(D) + eps));
+          if (pm) pm[n] = m;
+          pr[n] = r;
+          if (pw && pb) for (int64_t c = 0; c < D; ++c) y[c] = (x[c] - m) * r * pw[c] + pb[c];
+          else if (pw) for (int64_t c = 0; c < D; ++c) y[c] = (x[c] - m) * r * pw[c];
+          else if (pb) for (int64_t c = 0; c < D; ++c) y[c] = (x[c] - m) * r + pb[c];
+          else for (int64_t c = 0; c < D; ++c) y[c] = (x[c] - m) * r;
+        }
+      });
     });
   }
 
@@ -154,26 +166,43 @@ struct RowNorm {
     T* pdw = dw.defined() ? dw.mutable_data<T>() : nullptr;
     T* pdb = db.defined() ? db.mutable_data<T>() : nullptr;
     const T inv_D = T(1) / static_cast<T>(D);
+    // Rows in fixed chunks of kNormChunkRows, in parallel: each chunk sums its rows' dγ and dβ terms
+    // in row order into its own partial, and the partials are added in chunk order, so the bits do
+    // not depend on the thread count.
+    const int64_t chunks = (rows + kNormChunkRows - 1) / kNormChunkRows;
+    std::vector<T> partial_w(pdw ? static_cast<size_t>(chunks * D) : 0), partial_b(pdb ? static_cast<size_t>(chunks * D) : 0);
     simd::with_kernels<T>([&](auto kernel) {  // one ISA dispatch for all the rows
-    for (int64_t n = 0; n < rows; ++n, px += D, pg += D) {
-      const T m = pm ? pm[n] : T(0), r = pr[n];
-      if (pdw)
-        for (int64_t c = 0; c < D; ++c) pdw[c] += pg[c] * ((px[c] - m) * r);
-      if (pdb)
-        for (int64_t c = 0; c < D; ++c) pdb[c] += pg[c];
-      if (!pdx) continue;
-      const T* pgw = pg;  // g·γ, written into dx first
-      if (pw) {
-        for (int64_t c = 0; c < D; ++c) pdx[c] = pg[c] * pw[c];
-        pgw = pdx;
-      }
-      // dx = r·(gγ − a) − k·(x − μ),  a = mean(gγ),  k = r³·mean(gγ·(x − μ))
-      const auto [sum, dot] = kernel.row_sums(pgw, px, m, D, centered);
-      const T a = sum * inv_D, k = r * r * r * dot * inv_D;
-      for (int64_t c = 0; c < D; ++c) pdx[c] = r * (pgw[c] - a) - k * (px[c] - m);
-      pdx += D;
-    }
+      parallel::parallel_for(0, chunks, parallel::rows_grain(4 * D * kNormChunkRows), [&](int64_t c0, int64_t c1) {
+        for (int64_t chunk = c0; chunk < c1; ++chunk) {
+          T* cw = pdw ? partial_w.data() + chunk * D : nullptr;
+          T* cb = pdb ? partial_b.data() + chunk * D : nullptr;
+          for (int64_t n = chunk * kNormChunkRows; n < std::min(rows, (chunk + 1) * kNormChunkRows); ++n) {
+            const T *x = px + n * D, *g = pg + n * D;
+            const T m = pm ? pm[n] : T(0), r = pr[n];
+            if (cw)
+              for (int64_t c = 0; c < D; ++c) cw[c] += g[c] * ((x[c] - m) * r);
+            if (cb)
+              for (int64_t c = 0; c < D; ++c) cb[c] += g[c];
+            if (!pdx) continue;
+            T* dx = pdx + n * D;
+            const T* gw = g;  // g·γ, written into dx first
+            if (pw) {
+              for (int64_t c = 0; c < D; ++c) dx[c] = g[c] * pw[c];
+              gw = dx;
+            }
+            // dx = r·(gγ − a) − k·(x − μ),  a = mean(gγ),  k = r³·mean(gγ·(x − μ))
+            const auto [sum, dot] = kernel.row_sums(gw, x, m, D, centered);
+            const T a = sum * inv_D, k = r * r * r * dot * inv_D;
+            for (int64_t c = 0; c < D; ++c) dx[c] = r * (gw[c] - a) - k * (x[c] - m);
+          }
+        }
+      });
     });
+    for (int64_t chunk = 0; chunk < chunks; ++chunk)
+      for (int64_t c = 0; c < D; ++c) {
+        if (pdw) pdw[c] += partial_w[static_cast<size_t>(chunk * D + c)];
+        if (pdb) pdb[c] += partial_b[static_cast<size_t>(chunk * D + c)];
+      }
   }
 };
 

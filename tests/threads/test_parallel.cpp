@@ -216,6 +216,23 @@ TEST_CASE("softmax, log_softmax and cross-entropy rows give the same bits at 1, 
   });
 }
 
+TEST_CASE("layer and RMS norm give the same bits at 1, 2 and 3 threads, weight and bias gradients included") {
+  Generator gen(6);
+  for (DType dt : {DType::f32, DType::f64}) {
+    // 203 rows of 300: several grains of rows, and chunks of the weight gradient's partial sums
+    // with a partial last one
+    Tensor x = randn({7, 29, 300}, dt, gen), w = randn({300}, dt, gen), b = randn({300}, dt, gen);
+    check_same_at_thread_counts([&] {
+      return forward_backward({x, w, b}, [](const std::vector<Tensor>& in) {
+        return F::layer_norm(in[0], {300}, in[1], in[2]);
+      });
+    });
+    check_same_at_thread_counts([&] {
+      return forward_backward({x, w}, [](const std::vector<Tensor>& in) { return F::rms_norm(in[0], {300}, in[1]); });
+    });
+  }
+}
+
 TEST_CASE("attention gives the same bits at 1, 2 and 3 threads: heads in parallel, each on one thread") {
   Generator gen(5);
   for (DType dt : {DType::f32, DType::f64}) {
