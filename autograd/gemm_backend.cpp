@@ -77,7 +77,7 @@ GemmBackend gemm_choice(DType dtype, int64_t m, int64_t n, int64_t k, bool ta, b
   // (8 × 8 register blocks), which pays from m = 64, or from m = 16 when n ≥ 32: the causal
   // attention's 32-row tiles (32×32×32: 1.1 against OpenBLAS's 2.1 µs, 32×64×32: 2.1 against 3.6,
   // 16×64×64: 2.4 against 3.7); 8×128×128 (10.1 against 9.0) and the 10-class layer's 32×10×128
-  // (6.2 against 3.5) stay on OpenBLAS.
+  // (6.2 against 3.5) lost with B copied, and run transposed instead (below).
   // A·Bᵀ whose libxsmm kernel runs 8 to 32 rows of one side per column (see nt_transposed): libxsmm,
   // with a transposed copy of that side only: 128×32×784 in 94 against OpenBLAS's 132 µs,
   // 1024×32×1024 954 against 1366, 32×128×3136 424 against 588, 8×512×512 138 against 166,
