@@ -170,7 +170,8 @@ struct RowNorm {
     // in row order into its own partial, and the partials are added in chunk order, so the bits do
     // not depend on the thread count.
     const int64_t chunks = (rows + kNormChunkRows - 1) / kNormChunkRows;
-    std::vector<T> partial_w(pdw ? static_cast<size_t>(chunks * D) : 0), partial_b(pdb ? static_cast<size_t>(chunks * D) : 0);
+    std::vector<T> partial_w(pdw ? static_cast<size_t>(chunks * D) : 0);
+    std::vector<T> partial_b(pdb ? static_cast<size_t>(chunks * D) : 0);
     simd::with_kernels<T>([&](auto kernel) {  // one ISA dispatch for all the rows
       parallel::parallel_for(0, chunks, parallel::rows_grain(4 * D * kNormChunkRows), [&](int64_t c0, int64_t c1) {
         for (int64_t chunk = c0; chunk < c1; ++chunk) {
