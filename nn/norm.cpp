@@ -64,8 +64,9 @@ Axes check_normalized_shape(const char* op, const Tensor& x, const Shape& normal
   return axes;
 }
 
-/// Rows per chunk of the norms' backward: its dγ / dβ partial sums are per chunk (fixed, so that the
-/// sum does not depend on the thread count).
+/// The fewest rows per chunk of the norms' backward (more for narrow rows, so that a chunk is worth a
+/// hand-off): its dγ / dβ partial sums are per chunk, fixed by the row width and never by the
+/// thread count.
 constexpr int64_t kNormChunkRows = 32;
 
 /// Rows of D = Π normalized_shape values normalised together. layer_norm (centered: μ subtracted,
@@ -97,8 +98,8 @@ struct RowNorm {
   Grads backward(const BackwardContext& ctx, const Tensor& x, const Tensor& w, const Tensor& mu,
                  const Tensor& rstd) const {
     Tensor dx = ctx.needs(0) ? Tensor::empty(x.shape(), x.dtype()) : Tensor();
-    Tensor dw = ctx.needs(1) ? zeros(normalized_shape, x.dtype()) : Tensor();
-    Tensor db = centered && ctx.needs(2) ? zeros(normalized_shape, x.dtype()) : Tensor();
+    Tensor dw = ctx.needs(1) ? Tensor::empty(normalized_shape, x.dtype()) : Tensor();  // backward_rows writes them
+    Tensor db = centered && ctx.needs(2) ? Tensor::empty(normalized_shape, x.dtype()) : Tensor();
     if (x.dtype() == DType::f32) backward_rows<float>(ctx.grad, x, w, mu, rstd, dx, dw, db);
     else backward_rows<double>(ctx.grad, x, w, mu, rstd, dx, dw, db);
     if constexpr (centered) return {dx, dw, db};
@@ -166,44 +167,44 @@ struct RowNorm {
     T* pdw = dw.defined() ? dw.mutable_data<T>() : nullptr;
     T* pdb = db.defined() ? db.mutable_data<T>() : nullptr;
     const T inv_D = T(1) / static_cast<T>(D);
-    // Rows in fixed chunks of kNormChunkRows, in parallel: each chunk sums its rows' dγ and dβ terms
-    // in row order into its own partial, and the partials are added in chunk order, so the bits do
-    // not depend on the thread count.
-    const int64_t chunks = (rows + kNormChunkRows - 1) / kNormChunkRows;
-    std::vector<T> partial_w(pdw ? static_cast<size_t>(chunks * D) : 0);
-    std::vector<T> partial_b(pdb ? static_cast<size_t>(chunks * D) : 0);
+    // dγ and dβ, side by side in one vector [dγ | dβ], through parallel_reduce: fixed chunks of
+    // rows, each summed in row order and folded in chunk order, so the bits do not depend on the
+    // thread count; each chunk also writes its rows' dx.
+    const int64_t chunk_rows = std::max(kNormChunkRows, parallel::rows_grain(4 * D));
     simd::with_kernels<T>([&](auto kernel) {  // one ISA dispatch for all the rows
-      parallel::parallel_for(0, chunks, parallel::rows_grain(4 * D * kNormChunkRows), [&](int64_t c0, int64_t c1) {
-        for (int64_t chunk = c0; chunk < c1; ++chunk) {
-          T* cw = pdw ? partial_w.data() + chunk * D : nullptr;
-          T* cb = pdb ? partial_b.data() + chunk * D : nullptr;
-          for (int64_t n = chunk * kNormChunkRows; n < std::min(rows, (chunk + 1) * kNormChunkRows); ++n) {
-            const T *x = px + n * D, *g = pg + n * D;
-            const T m = pm ? pm[n] : T(0), r = pr[n];
-            if (cw)
-              for (int64_t c = 0; c < D; ++c) cw[c] += g[c] * ((x[c] - m) * r);
-            if (cb)
-              for (int64_t c = 0; c < D; ++c) cb[c] += g[c];
-            if (!pdx) continue;
-            T* dx = pdx + n * D;
-            const T* gw = g;  // g·γ, written into dx first
-            if (pw) {
-              for (int64_t c = 0; c < D; ++c) dx[c] = g[c] * pw[c];
-              gw = dx;
+      const std::vector<T> sums = parallel::parallel_reduce(
+          int64_t(0), rows, chunk_rows, std::vector<T>(static_cast<size_t>(2 * D), T(0)),
+          [&](int64_t n0, int64_t n1) {
+            std::vector<T> part(static_cast<size_t>(2 * D), T(0));
+            T *cw = part.data(), *cb = part.data() + D;
+            for (int64_t n = n0; n < n1; ++n) {
+              const T *x = px + n * D, *g = pg + n * D;
+              const T m = pm ? pm[n] : T(0), r = pr[n];
+              if (pdw)
+                for (int64_t c = 0; c < D; ++c) cw[c] += g[c] * ((x[c] - m) * r);
+              if (pdb)
+                for (int64_t c = 0; c < D; ++c) cb[c] += g[c];
+              if (!pdx) continue;
+              T* dx = pdx + n * D;
+              const T* gw = g;  // g·γ, written into dx first
+              if (pw) {
+                for (int64_t c = 0; c < D; ++c) dx[c] = g[c] * pw[c];
+                gw = dx;
+              }
+              // dx = r·(gγ − a) − k·(x − μ),  a = mean(gγ),  k = r³·mean(gγ·(x − μ))
+              const auto [sum, dot] = kernel.row_sums(gw, x, m, D, centered);
+              const T a = sum * inv_D, k = r * r * r * dot * inv_D;
+              for (int64_t c = 0; c < D; ++c) dx[c] = r * (gw[c] - a) - k * (x[c] - m);
             }
-            // dx = r·(gγ − a) − k·(x − μ),  a = mean(gγ),  k = r³·mean(gγ·(x − μ))
-            const auto [sum, dot] = kernel.row_sums(gw, x, m, D, centered);
-            const T a = sum * inv_D, k = r * r * r * dot * inv_D;
-            for (int64_t c = 0; c < D; ++c) dx[c] = r * (gw[c] - a) - k * (x[c] - m);
-          }
-        }
-      });
+            return part;
+          },
+          [](std::vector<T> acc, const std::vector<T>& part) {
+            for (size_t i = 0; i < acc.size(); ++i) acc[i] += part[i];
+            return acc;
+          });
+      if (pdw) std::copy_n(sums.data(), D, pdw);
+      if (pdb) std::copy_n(sums.data() + D, D, pdb);
     });
-    for (int64_t chunk = 0; chunk < chunks; ++chunk)
-      for (int64_t c = 0; c < D; ++c) {
-        if (pdw) pdw[c] += partial_w[static_cast<size_t>(chunk * D + c)];
-        if (pdb) pdb[c] += partial_b[static_cast<size_t>(chunk * D + c)];
-      }
   }
 };
 
