@@ -46,30 +46,39 @@ constexpr double kGemmGrain = double(1 << 21);
 /// Rows (or columns) of C per split unit (a multiple of every register block).
 constexpr int64_t kGemmUnit = 64;
 
-/// gemm_openblas over tapegrad's threads: where products may split (parallel::products_may_split),
-/// a product of at least two grains splits C by rows (or by columns when it is wider than tall)
-/// into contiguous bands of whole units, one single-threaded OpenBLAS call per thread. OpenBLAS's
-/// own pool stays at one thread (blas.hpp): its workers spin-wait between calls and took a core
-/// from the next kernel. The partition depends only on the shape and the thread count, so a
-/// product repeats bitwise at a fixed count; across counts the last bits may differ (OpenBLAS's
-/// kernel computes a band's last rows with another register block than the same rows unsplit).
-template <class T>
-void gemm_openblas_split(const T* a, int64_t lda, const T* b, int64_t ldb, T* c, int64_t ldc, int64_t m, int64_t n,
-                         int64_t k, bool ta, bool tb, T beta) {
+/// The bands a product splits into over tapegrad's threads (1: it runs unsplit): where products may
+/// split (parallel::products_may_split), a product of at least two grains, at most one band per
+/// thread and per unit.
+int64_t product_parts(int64_t m, int64_t n, int64_t k) {
+  if (!parallel::products_may_split()) return 1;
+  const int64_t units = (std::max(m, n) + kGemmUnit - 1) / kGemmUnit;
+  const double volume = static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k);
+  return std::max<int64_t>(1, std::min<int64_t>({get_num_threads(), units, static_cast<int64_t>(volume / kGemmGrain)}));
+}
+
+/// A product over tapegrad's threads: split into product_parts(m, n, k) contiguous bands of whole
+/// units of C's rows (or columns, when C is wider than tall), and band(a, b, c, rows, cols) runs
+/// each band's product on one thread (single-threaded OpenBLAS, or libxsmm). OpenBLAS's own pool
+/// stays at one thread (blas.hpp): its workers spin-wait between calls and took a core from the
+/// next kernel. The partition depends only on the shape and the thread count, so a product repeats
+/// bitwise at a fixed count; across counts the last bits may differ (OpenBLAS's kernel computes a
+/// band's last rows with another register block than the same rows unsplit).
+template <class T, class Band>
+void split_product(const T* a, int64_t lda, const T* b, int64_t ldb, T* c, int64_t ldc, int64_t m, int64_t n,
+                   int64_t k, bool ta, bool tb, Band band) {
   const bool by_rows = m >= n;
   const int64_t extent = by_rows ? m : n, units = (extent + kGemmUnit - 1) / kGemmUnit;
-  const double volume = static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k);
-  const int64_t parts = std::min<int64_t>({get_num_threads(), units, static_cast<int64_t>(volume / kGemmGrain)});
-  if (parts < 2 || !parallel::products_may_split()) {
-    gemm_openblas(a, lda, b, ldb, c, ldc, m, n, k, ta, tb, beta);
+  const int64_t parts = product_parts(m, n, k);
+  if (parts < 2) {
+    band(a, b, c, m, n);
     return;
   }
   parallel::parallel_for(0, units, (units + parts - 1) / parts, [&](int64_t u0, int64_t u1) {
     const int64_t lo = u0 * kGemmUnit, len = std::min(extent, u1 * kGemmUnit) - lo;
     if (by_rows)  // rows lo.. of op(A) and C
-      gemm_openblas(ta ? a + lo : a + lo * lda, lda, b, ldb, c + lo * ldc, ldc, len, n, k, ta, tb, beta);
+      band(ta ? a + lo : a + lo * lda, b, c + lo * ldc, len, n);
     else  // columns lo.. of op(B) and C
-      gemm_openblas(a, lda, tb ? b + lo * ldb : b + lo, ldb, c + lo, ldc, m, len, k, ta, tb, beta);
+      band(a, tb ? b + lo * ldb : b + lo, c + lo, m, len);
   });
 }
 
@@ -88,8 +97,14 @@ bool gemm_strided_on(GemmBackend backend, const T* a, int64_t lda, const T* b, i
       for (int64_t j = 0; j < n; ++j) c[r * ldc + j] = beta == T(0) ? T(0) : beta * c[r * ldc + j];
     return true;
   }
-  if (backend == GemmBackend::libxsmm) return detail::gemm_libxsmm(a, lda, b, ldb, c, ldc, m, n, k, ta, tb, beta);
-  gemm_openblas_split(a, lda, b, ldb, c, ldc, m, n, k, ta, tb, beta);
+  const bool xsmm = backend == GemmBackend::libxsmm;
+  if (xsmm && product_parts(m, n, k) < 2) return detail::gemm_libxsmm(a, lda, b, ldb, c, ldc, m, n, k, ta, tb, beta);
+  split_product(a, lda, b, ldb, c, ldc, m, n, k, ta, tb, [&](const T* ab, const T* bb, T* cb, int64_t mb, int64_t nb) {
+    // A split libxsmm product: a band libxsmm declines (its JIT has no kernel for this CPU, then
+    // for every band alike) runs on OpenBLAS, as gemm_strided would run the whole product.
+    if (!xsmm || !detail::gemm_libxsmm(ab, lda, bb, ldb, cb, ldc, mb, nb, k, ta, tb, beta))
+      gemm_openblas(ab, lda, bb, ldb, cb, ldc, mb, nb, k, ta, tb, beta);
+  });
   return true;
 }
 template bool gemm_strided_on<float>(GemmBackend, const float*, int64_t, const float*, int64_t, float*, int64_t,

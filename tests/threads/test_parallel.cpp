@@ -16,6 +16,7 @@
 
 #include "autograd/autograd.hpp"
 #include "autograd/blas.hpp"
+#include "autograd/gemm_backend.hpp"
 #include "autograd/kernels.hpp"
 #include "autograd/parallel.hpp"
 #include "datasets/datasets.hpp"
@@ -290,19 +291,23 @@ TEST_CASE("conv2d, im2col / col2im and pooling give the same bits at 1, 2 and 3 
 
 TEST_CASE("matrix products: bitwise repeatable at a fixed thread count, within float rounding across counts") {
   // Large products split C into bands over tapegrad's threads (by rows when tall, by columns when
-  // wide), one single-threaded OpenBLAS call each. The partition is fixed at a given count, so a
-  // product repeats bitwise; across counts a band's last rows may go through another register
-  // block than unsplit and differ in the last bits. All four transpose combinations, float32 and
-  // float64, accumulation into C (beta = 1), sizes that leave a partial band.
+  // wide), one single-threaded OpenBLAS or libxsmm call each. The partition is fixed at a given
+  // count, so a product repeats bitwise; across counts a band's last rows may go through another
+  // register block than unsplit and differ in the last bits. All four transpose combinations,
+  // float32 and float64, accumulation into C (beta = 1), sizes that leave a partial band; float32
+  // A·Bᵀ at 32 × 128 × 3136 and 24 × 200 × 1024 runs on libxsmm where it is built (the rule of
+  // kernels::gemm_choice), banded by columns, each band transposed (kernels::nt_transposed).
   struct Case { int64_t m, n, k; };
   for (DType dt : {DType::f32, DType::f64})
-    for (Case c : {Case{517, 200, 96}, Case{40, 701, 300}, Case{768, 384, 128}})
+    for (Case c : {Case{517, 200, 96}, Case{40, 701, 300}, Case{768, 384, 128}, Case{32, 128, 3136}, Case{24, 200, 1024}})
       for (bool ta : {false, true})
         for (bool tb : {false, true}) {
           CAPTURE(c.m);
           CAPTURE(c.n);
           CAPTURE(ta);
           CAPTURE(tb);
+          if (c.m <= 32 && dt == DType::f32 && !ta && tb && libxsmm_available())
+            CHECK(kernels::gemm_choice(dt, c.m, c.n, c.k, ta, tb, 1.0) == GemmBackend::libxsmm);
           Generator gen(6);
           Tensor a = randn(ta ? Shape{c.k, c.m} : Shape{c.m, c.k}, dt, gen);
           Tensor b = randn(tb ? Shape{c.n, c.k} : Shape{c.k, c.n}, dt, gen);
