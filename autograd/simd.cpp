@@ -114,8 +114,13 @@ void gelu_backward(const T* g, const T* x, const T* y, T* dx, int64_t n, bool ta
 }
 
 template <class T>
-void max_pool_2x2(const T* x, int64_t planes, int64_t h, int64_t w, T* out, int64_t* idx) {
-  dispatch<T>([&](auto k) { k.max_pool_2x2(x, planes, h, w, out, idx); });
+void max_pool_2x2(const T* x, const T* src, int64_t planes, int64_t h, int64_t w, T* out) {
+  dispatch<T>([&](auto k) { k.max_pool_2x2(x, src, planes, h, w, out); });
+}
+
+template <class T>
+void max_pool_2x2_backward(const T* x, const T* g, int64_t planes, int64_t h, int64_t w, T* dx) {
+  dispatch<T>([&](auto k) { k.max_pool_2x2_backward(x, g, planes, h, w, dx); });
 }
 Isa last_path() { return last; }
 
@@ -137,7 +142,8 @@ bool path_built(Isa isa) {
   template std::pair<T, T> row_sums<T>(const T*, const T*, T, int64_t, bool);                     \
   template void gelu<T>(const T*, T*, int64_t, bool);                                             \
   template void gelu_backward<T>(const T*, const T*, const T*, T*, int64_t, bool);                \
-  template void max_pool_2x2<T>(const T*, int64_t, int64_t, int64_t, T*, int64_t*);
+  template void max_pool_2x2<T>(const T*, const T*, int64_t, int64_t, int64_t, T*);                \
+  template void max_pool_2x2_backward<T>(const T*, const T*, int64_t, int64_t, int64_t, T*);
 TAPEGRAD_SIMD_INSTANTIATE(float)
 TAPEGRAD_SIMD_INSTANTIATE(double)
 #undef TAPEGRAD_SIMD_INSTANTIATE

@@ -64,12 +64,18 @@ template <class T>
 void gelu_backward(const T* g, const T* x, const T* y, T* dx, int64_t n, bool tanh_form);
 
 /// 2×2 max pooling with stride 2 and no padding over `planes` planes of [h, w] values (rows of w),
-/// each into [h/2, w/2] (rounded down: a last odd row or column is not read). out gets each
-/// window's first maximum in row-major scan order, a NaN counting as the maximum (the first NaN
-/// wins), and idx that tap's flat position h_in·w + w_in within its plane (PyTorch's indices).
-/// Every path picks the same taps.
+/// each into [h/2, w/2] (rounded down: a last odd row or column is not read). Each window's tap is
+/// its first maximum of x in row-major scan order, a NaN counting as the maximum (the first NaN
+/// wins; PyTorch's taps); out gets src's value there: with src = x, the pooled maxima; with
+/// another tensor of x's shape, its values at x's taps (the double backward). Every path picks
+/// the same taps.
 template <class T>
-void max_pool_2x2(const T* x, int64_t planes, int64_t h, int64_t w, T* out, int64_t* idx);
+void max_pool_2x2(const T* x, const T* src, int64_t planes, int64_t h, int64_t w, T* out);
+/// The gradient of max_pool_2x2 (the pooled maxima) for g [planes, h/2, w/2]: dx [planes, h, w]
+/// holds each window's g at its tap and 0 at its other taps and at a last odd row or column.
+/// Written once, densely (no zero fill, no scatter).
+template <class T>
+void max_pool_2x2_backward(const T* x, const T* g, int64_t planes, int64_t h, int64_t w, T* dx);
 /// The path the calling thread's last call to a kernel above took: Isa::avx512 (the AVX-512
 /// instantiation), Isa::avx2 (the separate AVX2 one, only in builds whose baseline lacks AVX2) or
 /// Isa::portable (the baseline instantiation). For tests: it shows that IsaScope / TAPEGRAD_ISA

@@ -49,8 +49,11 @@ struct Kernels {
   static void gelu(const T* x, T* y, int64_t n, bool tanh_form);
   /// dx = g·gelu'(x) over [0, n); the exact form reads gelu's output y, the tanh form does not.
   static void gelu_backward(const T* g, const T* x, const T* y, T* dx, int64_t n, bool tanh_form);
-  /// 2×2, stride-2 max pooling of `planes` planes [h, w] (simd.hpp's max_pool_2x2).
-  static void max_pool_2x2(const T* x, int64_t planes, int64_t h, int64_t w, T* out, int64_t* idx);
+  /// 2×2, stride-2 max pooling of `planes` planes [h, w]: src's values at x's taps (simd.hpp's
+  /// max_pool_2x2).
+  static void max_pool_2x2(const T* x, const T* src, int64_t planes, int64_t h, int64_t w, T* out);
+  /// Its gradient: g onto x's taps, 0 elsewhere (simd.hpp's max_pool_2x2_backward).
+  static void max_pool_2x2_backward(const T* x, const T* g, int64_t planes, int64_t h, int64_t w, T* dx);
 };
 
 namespace detail {
@@ -122,9 +125,29 @@ struct GeluExactBackward {
   }
 };
 
+/// Unsigned lanes as wide as T's: the index batches of swizzles on batch<T, A>.
+template <class T, class A>
+using LaneIndex = xsimd::batch<std::conditional_t<sizeof(T) == 4, uint32_t, uint64_t>, A>;
+
 /// Lane j of the result is lane j ^ 1 of the input: each even lane meets its odd neighbour.
 struct SwapPairs {
   static constexpr unsigned get(unsigned index, unsigned /*size*/) { return index ^ 1u; }
+};
+
+/// Lane j of the result is lane 2j of the input for j < size/2 (then the odd lanes): the even
+/// lanes, where a batch of 2×2 windows keeps its answers, packed at the front.
+struct EvenFirst {
+  static constexpr unsigned get(unsigned index, unsigned size) {
+    return index < size / 2 ? 2 * index : 2 * (index - size / 2) + 1;
+  }
+};
+/// Lane j of the result is lane j / 2 of the input: a window's value for both lanes of its pair.
+struct DupHalves {
+  static constexpr unsigned get(unsigned index, unsigned /*size*/) { return index / 2; }
+};
+/// Lane j of the result is lane j & ~1 of the input: an even lane's answer for its odd neighbour too.
+struct DupEven {
+  static constexpr unsigned get(unsigned index, unsigned /*size*/) { return index & ~1u; }
 };
 
 /// Whether x replaces v as a window's first maximum: x is larger, or x is the first NaN (a NaN
@@ -295,54 +318,136 @@ void Kernels<A, T>::gelu_backward(const T* g, const T* x, const T* y, T* dx, int
   }
 }
 
-template <class A, class T>
-void Kernels<A, T>::max_pool_2x2(const T* x, int64_t planes, int64_t h, int64_t w, T* out, int64_t* idx) {
+namespace detail {
+
+/// The 2×2, stride-2 windows of a plane [h, w] (rows of w values) of x, size/2 windows per batch
+/// of a row pair. visit(p, q, code, value) gets, for the windows of row pair p from column pair q
+/// on, batches whose even lanes hold each window's winning tap, numbered 0–3 in scan order
+/// (row-major), and its value: the first maximum, the first NaN counting as the maximum. Each row's pair meets in the even lanes (the
+/// left tap unless the right one replaces it), then the lower row's winner replaces the upper's
+/// only if it is larger or the first NaN; batches without a NaN compare with `>` alone (the same
+/// answers). A row shorter than a batch, and a last odd row or column, are the caller's (scalar).
+template <class A, class T, class Visit>
+void visit_windows_2x2(const T* x, int64_t h, int64_t w, Visit visit) {
   using B = xsimd::batch<T, A>;
-  using U = xsimd::batch<std::conditional_t<sizeof(T) == 4, uint32_t, uint64_t>, A>;
-  constexpr int64_t P = static_cast<int64_t>(B::size) / 2;  // windows per batch
+  using U = LaneIndex<T, A>;
+  constexpr int64_t P = static_cast<int64_t>(B::size) / 2;
+  constexpr auto swap = xsimd::make_batch_constant<U, SwapPairs>();
   const int64_t oh = h / 2, ow = w / 2;
-  // A window's four taps in scan order, numbered 0–3 (row-major), and their plane offsets.
-  const int64_t offset[4] = {0, 1, w, w + 1};
-  for (int64_t plane = 0; plane < planes; ++plane, x += h * w)
-    for (int64_t p = 0; p < oh; ++p, out += ow, idx += ow) {
-      const T* r0 = x + 2 * p * w;
-      const T* r1 = r0 + w;
-      const int64_t base = 2 * p * w;
-      // P windows at once: each row's pair meets in the even lanes (the left tap unless the right
-      // one replaces it), then the lower row's winner replaces the upper's only if it is larger
-      // or the first NaN, which keeps the first maximum in scan order.
-      auto windows = [&](int64_t q) {
-        const B a = B::load_unaligned(r0 + 2 * q), b = B::load_unaligned(r1 + 2 * q);
-        constexpr auto swap = xsimd::make_batch_constant<U, detail::SwapPairs>();
-        const B as = xsimd::swizzle(a, swap), bs = xsimd::swizzle(b, swap);
-        const auto ma = detail::replaces(as, a), mb = detail::replaces(bs, b);
+  if (ow < P) return;
+  for (int64_t p = 0; p < oh; ++p) {
+    const T* r0 = x + 2 * p * w;
+    const T* r1 = r0 + w;
+    auto windows = [&](int64_t q) {
+      const B a = B::load_unaligned(r0 + 2 * q), b = B::load_unaligned(r1 + 2 * q);
+      const B as = xsimd::swizzle(a, swap), bs = xsimd::swizzle(b, swap);
+      B code, value;
+      if (xsimd::any(xsimd::isnan(a + b))) {  // a NaN (or +∞ beside −∞): the exact rule
+        const auto ma = replaces(as, a), mb = replaces(bs, b);
         const B va = xsimd::select(ma, as, a), vb = xsimd::select(mb, bs, b);
-        const B ta = xsimd::select(ma, B(T(1)), B(T(0))), tb = xsimd::select(mb, B(T(3)), B(T(2)));
-        const auto mv = detail::replaces(vb, va);
-        alignas(64) T value[2 * P], tap[2 * P];
-        xsimd::select(mv, vb, va).store_unaligned(value);
-        xsimd::select(mv, tb, ta).store_unaligned(tap);
-        for (int64_t j = 0; j < P; ++j) {
-          out[q + j] = value[2 * j];
-          idx[q + j] = base + 2 * (q + j) + offset[static_cast<int>(tap[2 * j])];
+        const auto mv = replaces(vb, va);
+        value = xsimd::select(mv, vb, va);
+        code = xsimd::select(mv, xsimd::select(mb, B(T(3)), B(T(2))), xsimd::select(ma, B(T(1)), B(T(0))));
+      } else {
+        const auto ma = as > a, mb = bs > b;
+        const B va = xsimd::select(ma, as, a), vb = xsimd::select(mb, bs, b);
+        const auto mv = vb > va;
+        value = xsimd::select(mv, vb, va);
+        code = xsimd::select(mv, xsimd::select(mb, B(T(3)), B(T(2))), xsimd::select(ma, B(T(1)), B(T(0))));
+      }
+      visit(p, q, code, value);
+    };
+    int64_t q = 0;
+    for (; q + P <= ow; q += P) windows(q);
+    if (q < ow) windows(ow - P);  // the last P windows again (the same answers), instead of a scalar tail
+  }
+}
+
+/// The winning tap (0–3, scan order) of the window at row pair p, column pair q: the scalar form
+/// of visit_windows_2x2's rule.
+template <class T>
+int first_max_tap_2x2(const T* x, int64_t w, int64_t p, int64_t q) {
+  const T* a = x + 2 * p * w + 2 * q;
+  const T* b = a + w;
+  const bool ma = replaces(a[1], a[0]), mb = replaces(b[1], b[0]);
+  return replaces(mb ? b[1] : b[0], ma ? a[1] : a[0]) ? 2 + mb : ma;
+}
+
+}  // namespace detail
+
+template <class A, class T>
+void Kernels<A, T>::max_pool_2x2(const T* x, const T* src, int64_t planes, int64_t h, int64_t w, T* out) {
+  using B = xsimd::batch<T, A>;
+  using U = detail::LaneIndex<T, A>;
+  constexpr int64_t P = static_cast<int64_t>(B::size) / 2;
+  constexpr auto swap = xsimd::make_batch_constant<U, detail::SwapPairs>();
+  constexpr auto even_first = xsimd::make_batch_constant<U, detail::EvenFirst>();
+  const int64_t oh = h / 2, ow = w / 2;
+  for (int64_t plane = 0; plane < planes; ++plane, x += h * w, src += h * w, out += oh * ow) {
+    detail::visit_windows_2x2<A>(x, h, w, [&](int64_t p, int64_t q, const B& code, B value) {
+      if (src != x) {  // src's value at the tap: the upper row's unless the lower row won, the right one if it won
+        const T* s0 = src + 2 * p * w + 2 * q;
+        const B a = B::load_unaligned(s0), b = B::load_unaligned(s0 + w);
+        const B top = xsimd::select(code == B(T(1)), xsimd::swizzle(a, swap), a);
+        const B bottom = xsimd::select(code == B(T(3)), xsimd::swizzle(b, swap), b);
+        value = xsimd::select(code >= B(T(2)), bottom, top);
+      }
+      alignas(64) T packed[B::size];
+      xsimd::swizzle(value, even_first).store_aligned(packed);
+      std::copy_n(packed, P, out + p * ow + q);
+    });
+    if (ow < P)  // rows shorter than a batch: one window at a time
+      for (int64_t p = 0; p < oh; ++p)
+        for (int64_t q = 0; q < ow; ++q) {
+          const int t = detail::first_max_tap_2x2(x, w, p, q);
+          out[p * ow + q] = src[(2 * p + t / 2) * w + 2 * q + t % 2];
         }
-      };
-      int64_t q = 0;
-      if (ow >= P) {
-        for (; q + P <= ow; q += P) windows(q);
-        if (q < ow) windows(ow - P);  // the last P windows again (the same answers), instead of a scalar tail
-        q = ow;
+  }
+}
+
+template <class A, class T>
+void Kernels<A, T>::max_pool_2x2_backward(const T* x, const T* g, int64_t planes, int64_t h, int64_t w, T* dx) {
+  using B = xsimd::batch<T, A>;
+  using U = detail::LaneIndex<T, A>;
+  constexpr int64_t P = static_cast<int64_t>(B::size) / 2;
+  constexpr auto dup_halves = xsimd::make_batch_constant<U, detail::DupHalves>();
+  constexpr auto dup_even = xsimd::make_batch_constant<U, detail::DupEven>();
+  alignas(64) T parity[B::size];
+  for (size_t i = 0; i < B::size; ++i) parity[i] = T(i % 2);
+  const B left_right = B::load_aligned(parity), lower = left_right + T(2);
+  const int64_t oh = h / 2, ow = w / 2;
+  const T* const g_end = g + planes * oh * ow;
+  for (int64_t plane = 0; plane < planes; ++plane, x += h * w, dx += h * w, g += oh * ow) {
+    detail::visit_windows_2x2<A>(x, h, w, [&](int64_t p, int64_t q, const B& code, const B&) {
+      // both lanes of a window's pair get its gradient and its tap; each lane keeps the gradient
+      // if it is that tap, in the upper row (taps 0, 1) or the lower one (2, 3). The gradient is
+      // read as a whole batch (half of it unused) except at the end of g, where a copy is read
+      // (a copy everywhere stalled: a batch load of two half-batch stores is not forwarded).
+      const T* gp = g + p * ow + q;
+      B gb;
+      if (g_end - gp >= static_cast<int64_t>(B::size)) {
+        gb = B::load_unaligned(gp);
+      } else {
+        alignas(64) T gq[B::size] = {};
+        std::copy_n(gp, P, gq);
+        gb = B::load_aligned(gq);
       }
-      for (; q < ow; ++q) {  // the same comparisons, one window at a time
-        const T* a = r0 + 2 * q;
-        const T* b = r1 + 2 * q;
-        const bool ma = detail::replaces(a[1], a[0]), mb = detail::replaces(b[1], b[0]);
-        const T va = ma ? a[1] : a[0], vb = mb ? b[1] : b[0];
-        const int t = detail::replaces(vb, va) ? 2 + mb : ma;
-        out[q] = t >= 2 ? vb : va;
-        idx[q] = base + 2 * q + offset[t];
-      }
+      const B gd = xsimd::swizzle(gb, dup_halves), tap = xsimd::swizzle(code, dup_even);
+      T* d0 = dx + 2 * p * w + 2 * q;
+      xsimd::select(tap == left_right, gd, B(T(0))).store_unaligned(d0);
+      xsimd::select(tap == lower, gd, B(T(0))).store_unaligned(d0 + w);
+    });
+    for (int64_t p = 0; p < oh; ++p) {
+      T* d0 = dx + 2 * p * w;
+      if (ow < P)  // rows shorter than a batch: one window at a time
+        for (int64_t q = 0; q < ow; ++q) {
+          const int t = detail::first_max_tap_2x2(x, w, p, q);
+          for (int k = 0; k < 4; ++k) d0[(k / 2) * w + 2 * q + k % 2] = k == t ? g[p * ow + q] : T(0);
+        }
+      if (w % 2) d0[w - 1] = d0[2 * w - 1] = T(0);  // a last odd column: in no window
     }
+    if (h % 2) std::fill_n(dx + (h - 1) * w, w, T(0));  // a last odd row: in no window
+  }
 }
 
 // The wide instantiations are compiled in their own files only (flags this file's includers lack).

@@ -1,7 +1,9 @@
 // Pooling. max_pool2d is one fused recorded op: a single pass finds each window's first maximum,
 // writes it and keeps its position; backward scatters the gradient onto those positions with a
 // recorded op whose own backward gathers them again, so gradients of every order still come out.
-// avg_pool2d is the mean of im2col's columns.
+// The common 2×2, stride-2 case keeps no positions: its backward finds the taps again in the saved
+// input (simd::max_pool_2x2_backward writes the gradient densely). avg_pool2d is the mean of
+// im2col's columns.
 #include <algorithm>
 #include <string>
 #include <vector>
@@ -91,11 +93,56 @@ Tensor pool_scatter(const Tensor& grad, const Tensor& idx, const Shape& in_shape
   });
 }
 
+/// The 2×2, stride-2 case. pool2x2(x, src): src's values at x's taps (src = x: max_pool2d itself),
+/// recorded as an op of src with x saved; pool2x2_backward(grad, x): grad onto x's taps, 0
+/// elsewhere, recorded as an op of grad. Each is the other's backward (x is a constant of both:
+/// the taps do not move under a small change of x), so gradients of every order come out. Finding
+/// the taps again costs one vector pass over x; keeping int64 positions from the forward cost
+/// more (their writes) and needed a zero fill and a scatter in backward.
+Tensor pool2x2_backward(const Tensor& grad, const Tensor& x);
+
+/// f(T{}, first plane, end plane) over the planes of x [N, C, H, W], split over threads.
+template <class F>
+void over_planes(const Tensor& x, F f) {
+  const int64_t planes = x.size(0) * x.size(1);
+  auto run = [&](auto z) {
+    parallel::parallel_for(0, planes, parallel::rows_grain(x.size(2) * x.size(3)),
+                           [&](int64_t p0, int64_t p1) { f(z, p0, p1); });
+  };
+  if (x.dtype() == DType::f32) run(float{});
+  else run(double{});
+}
+
+Tensor pool2x2(const char* op, const Tensor& x, const Tensor& src) {
+  const int64_t H = x.size(2), W = x.size(3), per_in = H * W, per_out = (H / 2) * (W / 2);
+  Tensor result = Tensor::empty({x.size(0), x.size(1), H / 2, W / 2}, x.dtype());
+  over_planes(x, [&](auto z, int64_t p0, int64_t p1) {
+    using T = decltype(z);
+    simd::max_pool_2x2(x.data<T>() + p0 * per_in, src.data<T>() + p0 * per_in, p1 - p0, H, W,
+                       result.mutable_data<T>() + p0 * per_out);
+  });
+  return record(op, result, {src}, save_for_backward(x), [](const BackwardContext& ctx) -> Grads {
+    return {pool2x2_backward(ctx.grad, ctx.saved(0))};
+  });
+}
+
+Tensor pool2x2_backward(const Tensor& grad, const Tensor& x) {
+  const int64_t H = x.size(2), W = x.size(3), per_in = H * W, per_out = (H / 2) * (W / 2);
+  Tensor result = Tensor::empty(x.shape(), x.dtype());
+  over_planes(x, [&](auto z, int64_t p0, int64_t p1) {
+    using T = decltype(z);
+    simd::max_pool_2x2_backward(x.data<T>() + p0 * per_in, grad.data<T>() + p0 * per_out, p1 - p0, H, W,
+                                result.mutable_data<T>() + p0 * per_in);
+  });
+  return record("max_pool2d_scatter", result, {grad}, save_for_backward(x), [](const BackwardContext& ctx) -> Grads {
+    return {pool2x2("max_pool2d_gather", ctx.saved(0), ctx.grad)};
+  });
+}
+
 /// One pass over x: each window's first maximum (the first NaN wins), its value into `out` and its
 /// flat position within the plane into `idx`. Window bounds are clipped once per row and column of
 /// windows, and the comparison is written as a select (the compiler may still branch, which
-/// mispredicts half the time on random data); the common 2×2 stride-2 case runs
-/// simd::max_pool_2x2 instead (vectorised, the same taps).
+/// mispredicts half the time on random data); the common 2×2 stride-2 case is pool2x2's.
 template <class T>
 struct Best {
   T v;
@@ -109,11 +156,6 @@ struct Best {
 
 template <class T>
 void max_scan_planes(const T* x, T* out, int64_t* idx, int64_t planes, int64_t H, int64_t W, const PoolArgs& a) {
-  if (a.kernel.h == 2 && a.kernel.w == 2 && a.stride.h == 2 && a.stride.w == 2 && a.padding.h == 0 &&
-      a.padding.w == 0) {
-    simd::max_pool_2x2(x, planes, H, W, out, idx);
-    return;
-  }
   std::vector<int64_t> w0(static_cast<size_t>(a.ow)), w1(static_cast<size_t>(a.ow));
   for (int64_t q = 0; q < a.ow; ++q) {
     const int64_t s = q * a.stride.w - a.padding.w;
@@ -148,6 +190,8 @@ void max_scan(const T* x, T* out, int64_t* idx, int64_t planes, int64_t H, int64
 
 Tensor max_pool2d(const Tensor& x, Size2 kernel, Size2 stride, Size2 padding) {
   PoolArgs a = pool_args("max_pool2d", x, kernel, stride, padding);
+  if (a.kernel.h == 2 && a.kernel.w == 2 && a.stride.h == 2 && a.stride.w == 2 && a.padding.h == 0 && a.padding.w == 0)
+    return pool2x2("max_pool2d", x, x);
   const int64_t N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3);
   // idx[plane, p·ow + q] = flat position (within the plane) of the window's first maximum
   Tensor idx = Tensor::empty({N * C, a.oh * a.ow}, DType::i64);

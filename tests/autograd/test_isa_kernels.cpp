@@ -352,7 +352,10 @@ std::pair<T, int64_t> first_max_2x2(const std::vector<T>& plane, int64_t w, int6
 }
 
 /// Planes of width w (odd and even, around the vector widths) with ties (small integers), −∞, and
-/// NaNs; every path must pick exactly the reference's taps.
+/// NaNs; every path must pick exactly the reference's taps: its maxima, another source's values
+/// at those taps (each source value its own flat position, so a wrong tap shows), and a gradient
+/// written onto them, 0 at every other position (dx starts as NaN, so a position left unwritten
+/// shows too), the last odd row and column included.
 template <class T>
 void check_max_pool_2x2() {
   const T inf = std::numeric_limits<T>::infinity(), nan = std::numeric_limits<T>::quiet_NaN();
@@ -361,17 +364,23 @@ void check_max_pool_2x2() {
     CAPTURE(w);
     std::mt19937_64 rng(static_cast<uint64_t>(w));
     std::uniform_int_distribution<int> small(-2, 2), pick(0, 19);
-    std::vector<T> x(static_cast<size_t>(planes * h * w));
+    std::vector<T> x(static_cast<size_t>(planes * h * w)), src(x.size());
     for (T& v : x) {
       const int r = pick(rng);
       v = r == 0 ? nan : r == 1 ? -inf : static_cast<T>(small(rng));
     }
+    for (size_t k = 0; k < src.size(); ++k) src[k] = static_cast<T>(k);
     const int64_t oh = h / 2, ow = w / 2, per = oh * ow;
+    std::vector<T> g(static_cast<size_t>(planes * per));
+    for (size_t k = 0; k < g.size(); ++k) g[k] = static_cast<T>(k + 1);
     for_each_path([&](Isa isa) {
-      std::vector<T> out(static_cast<size_t>(planes * per));
-      std::vector<int64_t> idx(out.size());
-      simd::max_pool_2x2(x.data(), planes, h, w, out.data(), idx.data());
+      std::vector<T> out(static_cast<size_t>(planes * per)), at(out.size()), dx(x.size(), nan);
+      simd::max_pool_2x2(x.data(), x.data(), planes, h, w, out.data());
       CHECK(simd::last_path() == isa);
+      simd::max_pool_2x2(x.data(), src.data(), planes, h, w, at.data());
+      simd::max_pool_2x2_backward(x.data(), g.data(), planes, h, w, dx.data());
+      CHECK(simd::last_path() == isa);
+      std::vector<T> expected_dx(x.size(), T(0));
       for (int64_t c = 0; c < planes; ++c) {
         const std::vector<T> plane(x.begin() + c * h * w, x.begin() + (c + 1) * h * w);
         for (int64_t p = 0; p < oh; ++p)
@@ -379,19 +388,21 @@ void check_max_pool_2x2() {
             CAPTURE(c);
             CAPTURE(p);
             CAPTURE(q);
-            const auto [best, at] = first_max_2x2(plane, w, p, q);
+            const auto [best, tap] = first_max_2x2(plane, w, p, q);
             const size_t k = static_cast<size_t>(c * per + p * ow + q);
-            CHECK(idx[k] == at);
             CHECK((out[k] == best || (std::isnan(out[k]) && std::isnan(best))));
+            CHECK(at[k] == static_cast<T>(c * h * w + tap));
+            expected_dx[static_cast<size_t>(c * h * w + tap)] = g[k];
           }
       }
+      CHECK(dx == expected_dx);
     });
   }
 }
 
 }  // namespace
 
-TEST_CASE("ISA paths: max_pool_2x2 picks the first maximum's tap on every path (ties, -inf, NaN)") {
+TEST_CASE("ISA paths: max_pool_2x2 and its backward pick the first maximum's tap on every path (ties, -inf, NaN)") {
   report_skipped_paths();
   check_max_pool_2x2<float>();
   check_max_pool_2x2<double>();
