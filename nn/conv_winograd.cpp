@@ -95,11 +95,13 @@ T* thread_scratch(int slot, int64_t n) {
   return b.data();
 }
 
-/// u[ξ][o][c] = (G f Gᵀ)[ξ] for every filter f(o, c) (see winograd_conv for `flipped`).
+/// u[ξ][o][c] = (G f Gᵀ)[ξ] for every filter f(o, c) (see winograd_conv for `flipped`); output
+/// channels split over threads.
 template <class T>
 void transform_filters(const WinogradShape& s, const T* weight, bool flipped, T* u) {
   const int64_t plane = s.co * s.ci;
-  for (int64_t o = 0; o < s.co; ++o)
+  parallel::parallel_for(0, s.co, parallel::rows_grain(64 * s.ci), [&](int64_t o0, int64_t o1) {
+  for (int64_t o = o0; o < o1; ++o)
     for (int64_t c = 0; c < s.ci; ++c) {
       T f[3][3];
       const T* src = weight + (flipped ? c * s.co + o : o * s.ci + c) * 9;
@@ -120,6 +122,7 @@ void transform_filters(const WinogradShape& s, const T* weight, bool flipped, T*
         out[(i * 4 + 3) * plane] = gf[i][2];
       }
     }
+  });
 }
 
 /// dst[k] = src[k] for k in [0, n) (src null: 0), in whole batches, the last one overlapping the one
@@ -415,13 +418,16 @@ void winograd_weight_grad(const WinogradShape& s, const T* grad, const T* x, T* 
       }
     }
   });
-  T* du = partials.data();  // the groups' partials, added in group order
-  for (int64_t gi = 1; gi < groups; ++gi) {
-    const T* part = partials.data() + gi * usize;
-    for (int64_t i = 0; i < usize; ++i) du[i] += part[i];
-  }
+  T* du = partials.data();  // the groups' partials, added in group order (elements split over threads)
+  parallel::parallel_for(0, usize, parallel::rows_grain(groups), [&](int64_t i0, int64_t i1) {
+    for (int64_t gi = 1; gi < groups; ++gi) {
+      const T* part = partials.data() + gi * usize;
+      for (int64_t i = i0; i < i1; ++i) du[i] += part[i];
+    }
+  });
   const int64_t plane = s.co * s.ci;
-  for (int64_t k = 0; k < plane; ++k) {  // dW = Gᵀ dU G, per filter
+  parallel::parallel_for(0, plane, parallel::rows_grain(64), [&](int64_t k0, int64_t k1) {
+  for (int64_t k = k0; k < k1; ++k) {  // dW = Gᵀ dU G, per filter
     T gu[3][4];                          // Gᵀ dU
     for (int j = 0; j < 4; ++j) {
       const T u0 = du[(0 + j) * plane + k], u1 = du[(4 + j) * plane + k], u2 = du[(8 + j) * plane + k],
@@ -437,6 +443,7 @@ void winograd_weight_grad(const WinogradShape& s, const T* grad, const T* x, T* 
       out[i * 3 + 2] = T(0.5) * (gu[i][1] + gu[i][2]) + gu[i][3];
     }
   }
+  });
 }
 
 namespace {

@@ -167,8 +167,9 @@ detail::WinogradShape winograd_shape(const Shape& x_shape, const Shape& w_shape,
   return {x_shape[0], x_shape[1], x_shape[2], x_shape[3], w_shape[0], g.ph, g.pw, g.oh, g.ow};
 }
 
-/// Σ over images and positions of grad [N, O, oh, ow], per channel: the bias gradient. Its own
-/// gradient is a broadcast.
+/// Σ over images and positions of grad [N, O, oh, ow], per channel: the bias gradient. Channels
+/// split over threads; each channel adds its images' sums in image order at any thread count.
+/// Its own gradient is a broadcast.
 Tensor conv_bias_grad(const Tensor& grad) {
   const int64_t N = grad.size(0), O = grad.size(1), L = grad.size(2) * grad.size(3);
   Tensor result = zeros({O}, grad.dtype());
@@ -176,15 +177,18 @@ Tensor conv_bias_grad(const Tensor& grad) {
     using T = decltype(z);
     const T* g = grad.data<T>();
     T* out = result.mutable_data<T>();
-    for (int64_t n = 0; n < N; ++n)
-      for (int64_t o = 0; o < O; ++o, g += L) {
-        T acc[8] = {};  // independent partial sums, so the loop vectorises
-        int64_t k = 0;
-        for (; k + 8 <= L; k += 8)
-          for (int64_t u = 0; u < 8; ++u) acc[u] += g[k + u];
-        for (; k < L; ++k) acc[0] += g[k];
-        for (int64_t u = 0; u < 8; ++u) out[o] += acc[u];
-      }
+    parallel::parallel_for(0, O, parallel::rows_grain(N * L), [&](int64_t o0, int64_t o1) {
+      for (int64_t n = 0; n < N; ++n)
+        for (int64_t o = o0; o < o1; ++o) {
+          const T* gp = g + (n * O + o) * L;
+          T acc[8] = {};  // independent partial sums, so the loop vectorises
+          int64_t k = 0;
+          for (; k + 8 <= L; k += 8)
+            for (int64_t u = 0; u < 8; ++u) acc[u] += gp[k + u];
+          for (; k < L; ++k) acc[0] += gp[k];
+          for (int64_t u = 0; u < 8; ++u) out[o] += acc[u];
+        }
+    });
   });
   return record("conv2d_bias_grad", result, {grad}, [shape = grad.shape(), O](const BackwardContext& ctx) -> Grads {
     return {expand(reshape(ctx.grad, {1, O, 1, 1}), shape)};
