@@ -58,8 +58,8 @@ std::pair<T, T> row_sums(const T* a, const T* x, T mu, int64_t n, bool centered)
 template <class T>
 void gelu(const T* x, T* y, int64_t n, bool tanh_form);
 
-/// dx[k] = g[k]·gelu'(x[k]) for k < n. The exact form reads gelu's output y (Φ(x) = y/x away from
-/// 0 and ±∞, saving an erf); the tanh form ignores y (may be null). dx may alias g.
+/// dx[k] = g[k]·gelu'(x[k]) for k < n. Both forms read gelu's output y: Φ(x) or σ(2u) is y/x away
+/// from 0 and ±∞, saving an erf or an exp. dx may alias g.
 template <class T>
 void gelu_backward(const T* g, const T* x, const T* y, T* dx, int64_t n, bool tanh_form);
 

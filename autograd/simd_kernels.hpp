@@ -64,9 +64,24 @@ inline constexpr double kSqrt1_2 = 0.70710678118654752440;  // 1/√2
 /// u = k(x + c·x³): one exp and one division per element instead of xsimd's tanh, whose two range
 /// branches both run on a mixed batch. Returns σ(2u).
 template <class B>
+B gelu_tanh_exp(const B& x) {  // e^(−2u), so that σ(2u) = 1/(1 + e^(−2u))
+  using T = typename B::value_type;
+  return xsimd::exp(T(-2 * kGeluK) * (x + T(kGeluC) * x * x * x));
+}
+template <class B>
 B gelu_tanh_sigma(const B& x) {
   using T = typename B::value_type;
-  return T(1) / (T(1) + xsimd::exp(T(-2 * kGeluK) * (x + T(kGeluC) * x * x * x)));
+  return T(1) / (T(1) + gelu_tanh_exp(x));
+}
+
+/// Whether a batch's σ (the tanh form's) or Φ (the exact form's) may be read off gelu's output as
+/// y/x: every |x| in [1e-3, 1e30] (near 0 the quotient loses digits; far out x·σ may round to 0 or
+/// overflow). Otherwise the batch evaluates its transcendental again.
+template <class B>
+auto gelu_quotient_usable(const B& x) {
+  using T = typename B::value_type;
+  const B ax = xsimd::abs(x);
+  return (ax > B(T(1e-3))) && (ax < B(T(1e30)));
 }
 
 /// Applies f to K input batches lane by lane over [0, n), the tail through one zero-padded batch
@@ -96,16 +111,19 @@ struct GeluForward {
   B operator()(const B& x) const {
     using T = typename B::value_type;
     if (!tanh_form) return T(0.5) * x * (T(1) + xsimd::erf(x * T(kSqrt1_2)));
-    return x * gelu_tanh_sigma(x);
+    return x / (T(1) + gelu_tanh_exp(x));
   }
 };
 
-/// g·gelu'(x) of the tanh form: with s = σ(2u), d/dx [x·s] = s + x·s(1 − s)·2u', u' = k(1 + 3c·x²).
+/// g·gelu'(x) of the tanh form: with s = σ(2u), d/dx [x·s] = s + x·s(1 − s)·2u', u' = k(1 + 3c·x²);
+/// s read off the forward's result y = x·s as y/x (no second exp) where gelu_quotient_usable.
 struct GeluTanhBackward {
   template <class B>
-  B operator()(const B& g, const B& x) const {
+  B operator()(const B& g, const B& x, const B& y) const {
     using T = typename B::value_type;
-    const B s = gelu_tanh_sigma(x);
+    const auto usable = gelu_quotient_usable(x);
+    B s = y / x;
+    if (!xsimd::all(usable)) s = xsimd::select(usable, s, gelu_tanh_sigma(x));
     return g * (s + x * (s - s * s) * (T(2 * kGeluK) * (T(1) + T(3 * kGeluC) * x * x)));
   }
 };
@@ -117,8 +135,7 @@ struct GeluExactBackward {
   template <class B>
   B operator()(const B& g, const B& x, const B& y) const {
     using T = typename B::value_type;
-    const B ax = xsimd::abs(x);
-    const auto usable = (ax > B(T(1e-3))) && (ax < B(T(1e30)));
+    const auto usable = gelu_quotient_usable(x);
     B cdf = y / x;
     if (!xsimd::all(usable)) cdf = xsimd::select(usable, cdf, T(0.5) * (T(1) + xsimd::erf(x * T(kSqrt1_2))));
     return g * (cdf + x * xsimd::exp(T(-0.5) * x * x) * T(kInvSqrt2Pi));
@@ -309,13 +326,9 @@ void Kernels<A, T>::gelu(const T* x, T* y, int64_t n, bool tanh_form) {
 
 template <class A, class T>
 void Kernels<A, T>::gelu_backward(const T* g, const T* x, const T* y, T* dx, int64_t n, bool tanh_form) {
-  if (tanh_form) {
-    const T* const in[2] = {g, x};
-    detail::map_range<A>(in, dx, n, detail::GeluTanhBackward{});
-  } else {
-    const T* const in[3] = {g, x, y};
-    detail::map_range<A>(in, dx, n, detail::GeluExactBackward{});
-  }
+  const T* const in[3] = {g, x, y};
+  if (tanh_form) detail::map_range<A>(in, dx, n, detail::GeluTanhBackward{});
+  else detail::map_range<A>(in, dx, n, detail::GeluExactBackward{});
 }
 
 namespace detail {

@@ -423,17 +423,14 @@ Tensor gelu_second_derivative(const Tensor& x, GeluApproximate approximate) {
   return mul(rsub(1.0, mul(t, t)), sub(add(du, mul(x2, 3 * kGeluK * kGeluC)), mul(mul(x, t), mul(du, du))));
 }
 
-/// grad · gelu'(x) in one pass: gelu's backward (`result` is gelu's output, read by the exact form).
-/// Recorded, with a differentiable backward (linear in grad; grad·gelu''(x) for x), so gelu has
-/// gradients of every order.
+/// grad · gelu'(x) in one pass: gelu's backward (`result` is gelu's output: both forms read its
+/// x·σ or x·Φ off it instead of a second transcendental). Recorded, with a differentiable backward
+/// (linear in grad; grad·gelu''(x) for x), so gelu has gradients of every order.
 Tensor gelu_backward(const Tensor& grad, const Tensor& x, const Tensor& result, GeluApproximate approximate) {
   const bool tanh_form = approximate == GeluApproximate::tanh;
-  Tensor out = tanh_form ? simd_map<2>("gelu_backward", {&grad, &x}, [](const auto* g, const auto* v, auto* dx, int64_t n) {
-    simd::gelu_backward(g, v, decltype(g)(nullptr), dx, n, true);
-  })
-                         : simd_map<3>("gelu_backward", {&grad, &x, &result},
-                                       [](const auto* g, const auto* v, const auto* y, auto* dx, int64_t n) {
-    simd::gelu_backward(g, v, y, dx, n, false);
+  Tensor out = simd_map<3>("gelu_backward", {&grad, &x, &result},
+                           [tanh_form](const auto* g, const auto* v, const auto* y, auto* dx, int64_t n) {
+    simd::gelu_backward(g, v, y, dx, n, tanh_form);
   });
   return record("gelu_backward", out, {grad, x}, save_for_backward(grad, x, result),
                 [approximate](const BackwardContext& ctx) -> Grads {
@@ -449,14 +446,10 @@ Tensor gelu(const Tensor& x, GeluApproximate approximate) {
   Tensor result = simd_map<1>("gelu", {&x}, [tanh_form](const auto* v, auto* y, int64_t n) {
     simd::gelu(v, y, n, tanh_form);
   });
-  if (approximate == GeluApproximate::tanh)
-    return record("gelu_tanh", result, {x}, save_for_backward(x), [](const BackwardContext& ctx) -> Grads {
-      return {gelu_backward(ctx.grad, ctx.saved(0), Tensor(), GeluApproximate::tanh)};
-    });
   return record(
-      "gelu", result, {x}, save_for_backward(x),
-      [](const BackwardContext& ctx) -> Grads {
-        return {gelu_backward(ctx.grad, ctx.saved(0), ctx.result, GeluApproximate::none)};
+      tanh_form ? "gelu_tanh" : "gelu", result, {x}, save_for_backward(x),
+      [approximate](const BackwardContext& ctx) -> Grads {
+        return {gelu_backward(ctx.grad, ctx.saved(0), ctx.result, approximate)};
       },
       /*save_result=*/true);
 }
