@@ -377,8 +377,9 @@ void visit_windows_2x2(const T* x, int64_t h, int64_t w, Visit visit) {
 }
 
 /// The winning tap (0–3, scan order) of the window at row pair p, column pair q: the scalar form
-/// of visit_windows_2x2's rule.
-template <class T>
+/// of visit_windows_2x2's rule. Templated on the arch too, so that each instantiation is its own
+/// symbol (the AVX-512 file's copy is never linked to a baseline caller).
+template <class A, class T>
 int first_max_tap_2x2(const T* x, int64_t w, int64_t p, int64_t q) {
   const T* a = x + 2 * p * w + 2 * q;
   const T* b = a + w;
@@ -412,7 +413,7 @@ void Kernels<A, T>::max_pool_2x2(const T* x, const T* src, int64_t planes, int64
     if (ow < P)  // rows shorter than a batch: one window at a time
       for (int64_t p = 0; p < oh; ++p)
         for (int64_t q = 0; q < ow; ++q) {
-          const int t = detail::first_max_tap_2x2(x, w, p, q);
+          const int t = detail::first_max_tap_2x2<A>(x, w, p, q);
           out[p * ow + q] = src[(2 * p + t / 2) * w + 2 * q + t % 2];
         }
   }
@@ -454,7 +455,7 @@ void Kernels<A, T>::max_pool_2x2_backward(const T* x, const T* g, int64_t planes
       T* d0 = dx + 2 * p * w;
       if (ow < P)  // rows shorter than a batch: one window at a time
         for (int64_t q = 0; q < ow; ++q) {
-          const int t = detail::first_max_tap_2x2(x, w, p, q);
+          const int t = detail::first_max_tap_2x2<A>(x, w, p, q);
           for (int k = 0; k < 4; ++k) d0[(k / 2) * w + 2 * q + k % 2] = k == t ? g[p * ow + q] : T(0);
         }
       if (w % 2) d0[w - 1] = d0[2 * w - 1] = T(0);  // a last odd column: in no window
