@@ -47,7 +47,7 @@ struct Kernels {
   static std::pair<T, T> row_sums(const T* a, const T* x, T mu, int64_t n, bool centered);
   /// y = gelu(x) over [0, n): the exact form x·Φ(x), or with tanh_form x·σ(2u).
   static void gelu(const T* x, T* y, int64_t n, bool tanh_form);
-  /// dx = g·gelu'(x) over [0, n); the exact form reads gelu's output y, the tanh form does not.
+  /// dx = g·gelu'(x) over [0, n); both forms read gelu's output y.
   static void gelu_backward(const T* g, const T* x, const T* y, T* dx, int64_t n, bool tanh_form);
   /// 2×2, stride-2 max pooling of `planes` planes [h, w]: src's values at x's taps (simd.hpp's
   /// max_pool_2x2).
@@ -62,9 +62,10 @@ inline constexpr double kSqrt1_2 = 0.70710678118654752440;  // 1/√2
 
 /// The tanh form through the logistic function, ½(1 + tanh u) = σ(2u) = 1/(1 + e^(−2u)) with
 /// u = k(x + c·x³): one exp and one division per element instead of xsimd's tanh, whose two range
-/// branches both run on a mixed batch. Returns σ(2u).
+/// branches both run on a mixed batch. gelu_tanh_exp returns e^(−2u) (the forward divides x by
+/// 1 + e^(−2u) once), gelu_tanh_sigma σ(2u).
 template <class B>
-B gelu_tanh_exp(const B& x) {  // e^(−2u), so that σ(2u) = 1/(1 + e^(−2u))
+B gelu_tanh_exp(const B& x) {
   using T = typename B::value_type;
   return xsimd::exp(T(-2 * kGeluK) * (x + T(kGeluC) * x * x * x));
 }
@@ -336,10 +337,11 @@ namespace detail {
 /// The 2×2, stride-2 windows of a plane [h, w] (rows of w values) of x, size/2 windows per batch
 /// of a row pair. visit(p, q, code, value) gets, for the windows of row pair p from column pair q
 /// on, batches whose even lanes hold each window's winning tap, numbered 0–3 in scan order
-/// (row-major), and its value: the first maximum, the first NaN counting as the maximum. Each row's pair meets in the even lanes (the
-/// left tap unless the right one replaces it), then the lower row's winner replaces the upper's
-/// only if it is larger or the first NaN; batches without a NaN compare with `>` alone (the same
-/// answers). A row shorter than a batch, and a last odd row or column, are the caller's (scalar).
+/// (row-major), and its value: the first maximum, the first NaN counting as the maximum. Each
+/// row's pair meets in the even lanes (the left tap unless the right one replaces it), then the
+/// lower row's winner replaces the upper's only if it is larger or the first NaN; batches without
+/// a NaN compare with `>` alone (the same answers). A row shorter than a batch, and a last odd row
+/// or column, are the caller's (scalar).
 template <class A, class T, class Visit>
 void visit_windows_2x2(const T* x, int64_t h, int64_t w, Visit visit) {
   using B = xsimd::batch<T, A>;
@@ -354,21 +356,18 @@ void visit_windows_2x2(const T* x, int64_t h, int64_t w, Visit visit) {
     auto windows = [&](int64_t q) {
       const B a = B::load_unaligned(r0 + 2 * q), b = B::load_unaligned(r1 + 2 * q);
       const B as = xsimd::swizzle(a, swap), bs = xsimd::swizzle(b, swap);
-      B code, value;
-      if (xsimd::any(xsimd::isnan(a + b))) {  // a NaN (or +∞ beside −∞): the exact rule
-        const auto ma = replaces(as, a), mb = replaces(bs, b);
+      // the meetings, with `wins(u, v)`: whether u replaces v
+      auto meet = [&](auto wins) {
+        const auto ma = wins(as, a), mb = wins(bs, b);
         const B va = xsimd::select(ma, as, a), vb = xsimd::select(mb, bs, b);
-        const auto mv = replaces(vb, va);
-        value = xsimd::select(mv, vb, va);
-        code = xsimd::select(mv, xsimd::select(mb, B(T(3)), B(T(2))), xsimd::select(ma, B(T(1)), B(T(0))));
-      } else {
-        const auto ma = as > a, mb = bs > b;
-        const B va = xsimd::select(ma, as, a), vb = xsimd::select(mb, bs, b);
-        const auto mv = vb > va;
-        value = xsimd::select(mv, vb, va);
-        code = xsimd::select(mv, xsimd::select(mb, B(T(3)), B(T(2))), xsimd::select(ma, B(T(1)), B(T(0))));
-      }
-      visit(p, q, code, value);
+        const auto mv = wins(vb, va);
+        visit(p, q, xsimd::select(mv, xsimd::select(mb, B(T(3)), B(T(2))), xsimd::select(ma, B(T(1)), B(T(0)))),
+              xsimd::select(mv, vb, va));
+      };
+      if (xsimd::any(xsimd::isnan(a + b)))  // a NaN (or +∞ beside −∞): the exact rule
+        meet([](const B& u, const B& v) { return replaces(u, v); });
+      else
+        meet([](const B& u, const B& v) { return u > v; });
     };
     int64_t q = 0;
     for (; q + P <= ow; q += P) windows(q);

@@ -101,14 +101,12 @@ Tensor pool_scatter(const Tensor& grad, const Tensor& idx, const Shape& in_shape
 /// more (their writes) and needed a zero fill and a scatter in backward.
 Tensor pool2x2_backward(const Tensor& grad, const Tensor& x);
 
-/// f(T{}, first plane, end plane) over the planes of x [N, C, H, W], split over threads.
-template <class F>
-void over_planes(const Tensor& x, F f) {
+/// The planes of x [N, C, H, W] split over threads: make(T{}) runs once on the calling thread (take
+/// the data pointers there) and returns the body, called as body(first plane, end plane).
+template <class Make>
+void over_planes(const Tensor& x, Make make) {
   const int64_t planes = x.size(0) * x.size(1);
-  auto run = [&](auto z) {
-    parallel::parallel_for(0, planes, parallel::rows_grain(x.size(2) * x.size(3)),
-                           [&](int64_t p0, int64_t p1) { f(z, p0, p1); });
-  };
+  auto run = [&](auto z) { parallel::parallel_for(0, planes, parallel::rows_grain(x.size(2) * x.size(3)), make(z)); };
   if (x.dtype() == DType::f32) run(float{});
   else run(double{});
 }
@@ -116,10 +114,13 @@ void over_planes(const Tensor& x, F f) {
 Tensor pool2x2(const char* op, const Tensor& x, const Tensor& src) {
   const int64_t H = x.size(2), W = x.size(3), per_in = H * W, per_out = (H / 2) * (W / 2);
   Tensor result = Tensor::empty({x.size(0), x.size(1), H / 2, W / 2}, x.dtype());
-  over_planes(x, [&](auto z, int64_t p0, int64_t p1) {
+  over_planes(x, [&](auto z) {
     using T = decltype(z);
-    simd::max_pool_2x2(x.data<T>() + p0 * per_in, src.data<T>() + p0 * per_in, p1 - p0, H, W,
-                       result.mutable_data<T>() + p0 * per_out);
+    const T *px = x.data<T>(), *ps = src.data<T>();
+    T* out = result.mutable_data<T>();
+    return [=](int64_t p0, int64_t p1) {
+      simd::max_pool_2x2(px + p0 * per_in, ps + p0 * per_in, p1 - p0, H, W, out + p0 * per_out);
+    };
   });
   return record(op, result, {src}, save_for_backward(x), [](const BackwardContext& ctx) -> Grads {
     return {pool2x2_backward(ctx.grad, ctx.saved(0))};
@@ -129,10 +130,13 @@ Tensor pool2x2(const char* op, const Tensor& x, const Tensor& src) {
 Tensor pool2x2_backward(const Tensor& grad, const Tensor& x) {
   const int64_t H = x.size(2), W = x.size(3), per_in = H * W, per_out = (H / 2) * (W / 2);
   Tensor result = Tensor::empty(x.shape(), x.dtype());
-  over_planes(x, [&](auto z, int64_t p0, int64_t p1) {
+  over_planes(x, [&](auto z) {
     using T = decltype(z);
-    simd::max_pool_2x2_backward(x.data<T>() + p0 * per_in, grad.data<T>() + p0 * per_out, p1 - p0, H, W,
-                                result.mutable_data<T>() + p0 * per_in);
+    const T *px = x.data<T>(), *pg = grad.data<T>();
+    T* dx = result.mutable_data<T>();
+    return [=](int64_t p0, int64_t p1) {
+      simd::max_pool_2x2_backward(px + p0 * per_in, pg + p0 * per_out, p1 - p0, H, W, dx + p0 * per_in);
+    };
   });
   return record("max_pool2d_scatter", result, {grad}, save_for_backward(x), [](const BackwardContext& ctx) -> Grads {
     return {pool2x2("max_pool2d_gather", ctx.saved(0), ctx.grad)};
@@ -177,27 +181,25 @@ void max_scan_planes(const T* x, T* out, int64_t* idx, int64_t planes, int64_t H
     }
 }
 
-/// max_scan_planes with the planes split over threads (each plane is scanned alone).
-template <class T>
-void max_scan(const T* x, T* out, int64_t* idx, int64_t planes, int64_t H, int64_t W, const PoolArgs& a) {
-  const int64_t per_out = a.oh * a.ow;
-  parallel::parallel_for(0, planes, parallel::rows_grain(H * W), [&](int64_t p0, int64_t p1) {
-    max_scan_planes(x + p0 * H * W, out + p0 * per_out, idx + p0 * per_out, p1 - p0, H, W, a);
-  });
-}
-
 }  // namespace
 
 Tensor max_pool2d(const Tensor& x, Size2 kernel, Size2 stride, Size2 padding) {
   PoolArgs a = pool_args("max_pool2d", x, kernel, stride, padding);
   if (a.kernel.h == 2 && a.kernel.w == 2 && a.stride.h == 2 && a.stride.w == 2 && a.padding.h == 0 && a.padding.w == 0)
     return pool2x2("max_pool2d", x, x);
-  const int64_t N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3);
+  const int64_t N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3), per_out = a.oh * a.ow;
   // idx[plane, p·ow + q] = flat position (within the plane) of the window's first maximum
-  Tensor idx = Tensor::empty({N * C, a.oh * a.ow}, DType::i64);
+  Tensor idx = Tensor::empty({N * C, per_out}, DType::i64);
   Tensor result = Tensor::empty({N, C, a.oh, a.ow}, x.dtype());
-  if (x.dtype() == DType::f32) max_scan(x.data<float>(), result.mutable_data<float>(), idx.mutable_data<int64_t>(), N * C, H, W, a);
-  else max_scan(x.data<double>(), result.mutable_data<double>(), idx.mutable_data<int64_t>(), N * C, H, W, a);
+  over_planes(x, [&](auto z) {  // each plane is scanned alone
+    using T = decltype(z);
+    const T* px = x.data<T>();
+    T* out = result.mutable_data<T>();
+    int64_t* at = idx.mutable_data<int64_t>();
+    return [=, &a](int64_t p0, int64_t p1) {
+      max_scan_planes(px + p0 * H * W, out + p0 * per_out, at + p0 * per_out, p1 - p0, H, W, a);
+    };
+  });
   return record("max_pool2d", result, {x}, save_for_backward(idx), [in = x.shape()](const BackwardContext& ctx) -> Grads {
     return {pool_scatter(ctx.grad, ctx.saved(0), in)};
   });

@@ -56,7 +56,7 @@ int64_t product_parts(int64_t m, int64_t n, int64_t k) {
   return std::max<int64_t>(1, std::min<int64_t>({get_num_threads(), units, static_cast<int64_t>(volume / kGemmGrain)}));
 }
 
-/// A product over tapegrad's threads: split into product_parts(m, n, k) contiguous bands of whole
+/// A product over tapegrad's threads: split into `parts` (product_parts) contiguous bands of whole
 /// units of C's rows (or columns, when C is wider than tall), and band(a, b, c, rows, cols) runs
 /// each band's product on one thread (single-threaded OpenBLAS, or libxsmm). OpenBLAS's own pool
 /// stays at one thread (blas.hpp): its workers spin-wait between calls and took a core from the
@@ -64,11 +64,10 @@ int64_t product_parts(int64_t m, int64_t n, int64_t k) {
 /// bitwise at a fixed count; across counts the last bits may differ (OpenBLAS's kernel computes a
 /// band's last rows with another register block than the same rows unsplit).
 template <class T, class Band>
-void split_product(const T* a, int64_t lda, const T* b, int64_t ldb, T* c, int64_t ldc, int64_t m, int64_t n,
-                   int64_t k, bool ta, bool tb, Band band) {
+void split_product(int64_t parts, const T* a, int64_t lda, const T* b, int64_t ldb, T* c, int64_t ldc, int64_t m,
+                   int64_t n, bool ta, bool tb, Band band) {
   const bool by_rows = m >= n;
   const int64_t extent = by_rows ? m : n, units = (extent + kGemmUnit - 1) / kGemmUnit;
-  const int64_t parts = product_parts(m, n, k);
   if (parts < 2) {
     band(a, b, c, m, n);
     return;
@@ -98,8 +97,9 @@ bool gemm_strided_on(GemmBackend backend, const T* a, int64_t lda, const T* b, i
     return true;
   }
   const bool xsmm = backend == GemmBackend::libxsmm;
-  if (xsmm && product_parts(m, n, k) < 2) return detail::gemm_libxsmm(a, lda, b, ldb, c, ldc, m, n, k, ta, tb, beta);
-  split_product(a, lda, b, ldb, c, ldc, m, n, k, ta, tb, [&](const T* ab, const T* bb, T* cb, int64_t mb, int64_t nb) {
+  const int64_t parts = product_parts(m, n, k);
+  if (xsmm && parts < 2) return detail::gemm_libxsmm(a, lda, b, ldb, c, ldc, m, n, k, ta, tb, beta);
+  split_product(parts, a, lda, b, ldb, c, ldc, m, n, ta, tb, [&](const T* ab, const T* bb, T* cb, int64_t mb, int64_t nb) {
     // A split libxsmm product: a band libxsmm declines (its JIT has no kernel for this CPU, then
     // for every band alike) runs on OpenBLAS, as gemm_strided would run the whole product.
     if (!xsmm || !detail::gemm_libxsmm(ab, lda, bb, ldb, cb, ldc, mb, nb, k, ta, tb, beta))
