@@ -81,9 +81,12 @@ std::shared_ptr<Node> gradient_edge(const Tensor& t) {
   auto& impl = *t.impl();
   if (impl.grad_fn) return impl.grad_fn;
   if (!impl.requires_grad) return nullptr;
-  if (!impl.grad_accumulator) {
-    impl.grad_accumulator = std::make_shared<AccumulateGrad>(t.impl());
-  }
+  // Threads recording ops on the same fresh leaf (a model's parameters, shared by the threads of a
+  // data-parallel step) must all get the one accumulator: its lock is what serialises their
+  // additions to grad(). One process-wide mutex: taken once per leaf input of a recorded op.
+  static std::mutex creation;
+  std::lock_guard<std::mutex> lock(creation);
+  if (!impl.grad_accumulator) impl.grad_accumulator = std::make_shared<AccumulateGrad>(t.impl());
   return impl.grad_accumulator;
 }
 
@@ -107,8 +110,10 @@ void AccumulateGrad::accumulate(const Tensor& g, bool create_graph) {
     std::lock_guard<std::mutex> lock(mutex_);
     if (!leaf->grad) {
       // Take ownership when nobody else holds the buffer; otherwise copy (it may alias another
-      // leaf's gradient or a tensor the caller keeps).
-      Tensor owned = (create_graph || uniquely_owned(g)) ? g : kernels::copy(g);
+      // leaf's gradient or a tensor the caller keeps, which a later backward's in-place addition
+      // would then change too). Under create_graph the copy is a recorded clone, so grad() keeps
+      // its history.
+      Tensor owned = uniquely_owned(g) ? g : create_graph ? g.clone() : kernels::copy(g);
       leaf->grad = owned.impl();
     } else if (create_graph) {
       leaf->grad = add(Tensor(leaf->grad), g).impl();
@@ -521,15 +526,23 @@ std::vector<Tensor> Engine::run(const std::vector<Tensor>& outputs, const std::v
       continue;
     }
     if (n->is_accumulator()) {
-      if (!inputs) deliver(pos);  // a root leaf (nothing else feeds it)
-      else for (size_t t = 0; t < targets.size(); ++t)
-        if (targets[t].get() == n) captured[t] = std::move(task.buffers[pos]);
+      if (!inputs) {
+        deliver(pos);  // a root leaf (nothing else feeds it)
+      } else {
+        for (size_t t = 0; t < targets.size(); ++t)  // a leaf asked for twice gets its gradient twice
+          if (targets[t].get() == n) captured[t] = task.buffers[pos];
+        task.buffers[pos] = Tensor();
+      }
       continue;
     }
     Tensor g = std::move(task.buffers[pos]);
     task.buffers[pos] = Tensor();
     for (size_t t = 0; t < targets.size(); ++t)
       if (targets[t].get() == n) captured[t] = g;
+    // Checked again as each node runs: a write made during this pass (a gradient accumulated into
+    // a leaf's grad() that the graph saved, a post-accumulate hook stepping a parameter that a
+    // later node saved) would otherwise go into this node's gradient unseen.
+    n->check_saved_versions(who);
     Grads grads;
     if (detail::on_backward) {
       auto start = std::chrono::steady_clock::now();

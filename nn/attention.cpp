@@ -290,6 +290,10 @@ void forward_kernel(const Problem& pb, const T* q, const T* k, const T* v, const
             T* row = s.data() + r * nk;
             const T m_new = std::max(m[r], kernels::row_max(row, nk));
             if (m_new == ninf) {  // every key so far masked: nothing to add
+              // ... or NaN scores, which row_max may skip: the row's output is NaN then (as
+              // softmax's), not the 0 of a fully masked row
+              if (std::any_of(row, row + nk, [](T x) { return std::isnan(x); }))
+                l[r] = std::numeric_limits<T>::quiet_NaN();
               std::fill_n(row, nk, T(0));
               continue;
             }
@@ -307,6 +311,7 @@ void forward_kernel(const Problem& pb, const T* q, const T* k, const T* v, const
         for (int64_t r = 0; r < nq; ++r) {
           T* lr = lse + b * pb.t + i0 + r;
           if (l[r] == T(0)) {  // a fully masked row: output 0 (already), gradient 0 through lse = +∞
+                               // (a NaN l, from NaN scores, makes the row and lse NaN below)
             *lr = std::numeric_limits<T>::infinity();
             continue;
           }

@@ -183,23 +183,31 @@ Tensor pow(const Tensor& a_in, const Tensor& b_in) {
           Tensor at_zero = logical_and(eq(a, zero), ge(b, zero));
           gb = sum_to(mul(ctx.grad, where(at_zero, zero, mul(ctx.result, log(a)))), b.shape());
         }
-        return {ctx.needs(0) ? sum_to(mul(ctx.grad, mul(b, pow(a, sub(b, 1.0)))), a.shape()) : Tensor(), gb};
+        // d(a^b)/da = b · a^(b−1), and 0 where b = 0 (at a = 0 the formula is 0 · inf; PyTorch's rule)
+        Tensor ga;
+        if (ctx.needs(0)) {
+          Tensor zero = scalar_like(a, 0.0);
+          ga = sum_to(mul(ctx.grad, where(eq(b, zero), zero, mul(b, pow(a, sub(b, 1.0))))), a.shape());
+        }
+        return {ga, gb};
       },
       /*save_result=*/true);
 }
 
 namespace {
 /// maximum/minimum: the gradient goes to the selected side; ties split it evenly.
+/// A NaN on either side wins (the result is NaN whichever side it is on, as in PyTorch).
 Tensor select_binary(const char* op, const Tensor& a_in, const Tensor& b_in, bool take_max) {
   auto [a, b] = promote(op, a_in, b_in);
-  Tensor result = take_max ? binary_kernel<Accepts::all>(op, a, b, [](auto x, auto y) { return x >= y ? x : y; })
-                           : binary_kernel<Accepts::all>(op, a, b, [](auto x, auto y) { return x <= y ? x : y; });
+  Tensor result =
+      take_max ? binary_kernel<Accepts::all>(op, a, b, [](auto x, auto y) { return x >= y || x != x ? x : y; })
+               : binary_kernel<Accepts::all>(op, a, b, [](auto x, auto y) { return x <= y || x != x ? x : y; });
   return record(op, result, {a, b}, save_for_backward(a, b), [take_max](const BackwardContext& ctx) -> Grads {
     const Tensor &a = ctx.saved(0), &b = ctx.saved(1);
-    // share of the gradient going to a: 1 where a wins, 0.5 on ties, 0 where b wins
+    // share of the gradient going to a: 1 where a wins (a NaN a included), 0.5 on ties, 0 where b wins
     Tensor wins = binary_kernel("select", a, b, [take_max](auto x, auto y) {
       using T = decltype(x);
-      return x == y ? T(0.5) : ((take_max ? x > y : x < y) ? T(1) : T(0));
+      return x == y ? T(0.5) : ((take_max ? x > y : x < y) || x != x ? T(1) : T(0));
     });
     return {ctx.needs(0) ? sum_to(mul(ctx.grad, wins), a.shape()) : Tensor(),
             ctx.needs(1) ? sum_to(mul(ctx.grad, rsub(1.0, wins)), b.shape()) : Tensor()};
@@ -260,6 +268,7 @@ Tensor pow(const Tensor& a, double p) {
   return record("pow_scalar", result, {a}, save_for_backward(a), [p](const BackwardContext& ctx) -> Grads {
     const Tensor& a = ctx.saved(0);
     if (p == 2.0) return {mul(ctx.grad, mul(a, 2.0))};
+    if (p == 0.0) return {zeros_like(ctx.grad)};  // a constant; not 0 · a^−1 (NaN at a = 0)
     return {mul(ctx.grad, mul(pow(a, p - 1.0), p))};
   });
 }
@@ -348,10 +357,11 @@ Tensor erf(const Tensor& x) {
 }
 
 namespace {
-/// grad · (result > 0) in one pass: relu's backward. Linear in grad, so its own backward is itself;
-/// the mask is piecewise constant (no gradient for result).
+/// grad where result is not ≤ 0 (positive or NaN: PyTorch's threshold_backward), else 0, in one
+/// pass: relu's backward. Linear in grad, so its own backward is itself; the mask is piecewise
+/// constant (no gradient for result).
 Tensor relu_backward(const Tensor& grad, const Tensor& result) {
-  Tensor out = binary_kernel("relu_backward", grad, result, [](auto g, auto r) { return r > decltype(r)(0) ? g : decltype(g)(0); });
+  Tensor out = binary_kernel("relu_backward", grad, result, [](auto g, auto r) { return r <= decltype(r)(0) ? decltype(g)(0) : g; });
   return record("relu_backward", out, {grad}, save_for_backward(result), [](const BackwardContext& ctx) -> Grads {
     return {relu_backward(ctx.grad, ctx.saved(0))};
   });
@@ -359,7 +369,8 @@ Tensor relu_backward(const Tensor& grad, const Tensor& result) {
 }  // namespace
 
 Tensor relu(const Tensor& x) {
-  Tensor result = map_kernel("relu", x, [](auto v) { return v > decltype(v)(0) ? v : decltype(v)(0); });
+  // NaN stays NaN (PyTorch's relu): only values ≤ 0 become 0
+  Tensor result = map_kernel("relu", x, [](auto v) { return v <= decltype(v)(0) ? decltype(v)(0) : v; });
   return record(
       "relu", result, {x}, [](const BackwardContext& ctx) -> Grads { return {relu_backward(ctx.grad, ctx.result)}; },
       true);

@@ -141,8 +141,9 @@ Tensor transpose(const Tensor& x, int64_t d0, int64_t d1) {
   kernels::check_defined("transpose", x);
   Axes perm(static_cast<size_t>(x.dim()));
   std::iota(perm.begin(), perm.end(), 0);
-  std::swap(perm[static_cast<size_t>(normalize_axis("transpose", d0, x.dim()))],
-            perm[static_cast<size_t>(normalize_axis("transpose", d1, x.dim()))]);
+  const auto a0 = static_cast<size_t>(normalize_axis("transpose", d0, x.dim())),
+             a1 = static_cast<size_t>(normalize_axis("transpose", d1, x.dim()));
+  if (x.dim() > 0) std::swap(perm[a0], perm[a1]);  // a 0-d tensor (axes 0 and −1 allowed, as in PyTorch) stays as is
   return permute(x, perm);
 }
 

@@ -121,6 +121,20 @@ TEST_CASE("grad() returns gradients without touching .grad") {
   CHECK(grad({out}, {h})[0].to_vector() == std::vector<double>{6, 12, 18});
 }
 
+TEST_CASE("grad() answers an input listed twice twice, leaf or not") {
+  Tensor x = tensor({1, 2}).requires_grad_();
+  auto g = grad({sum(x * x)}, {x, x});
+  REQUIRE(g[0].defined());
+  REQUIRE(g[1].defined());
+  CHECK(g[0].to_vector() == std::vector<double>{2, 4});
+  CHECK(g[1].to_vector() == std::vector<double>{2, 4});
+  Tensor h = x * 3.0;
+  auto gh = grad({sum(h * h)}, {h, x, h});
+  CHECK(gh[0].to_vector() == std::vector<double>{6, 12});
+  CHECK(gh[1].to_vector() == std::vector<double>{18, 36});
+  CHECK(gh[2].to_vector() == std::vector<double>{6, 12});
+}
+
 TEST_CASE("second and third derivatives of tanh through create_graph") {
   const double v = 0.3, t = std::tanh(v);
   Tensor x = tensor({v}, DType::f64).requires_grad_();

@@ -2,6 +2,9 @@
 // samples (and so gradcheck) never hit.
 #include <doctest/doctest.h>
 
+#include <cmath>
+#include <limits>
+
 #include "autograd/autograd.hpp"
 
 using namespace tapegrad;
@@ -51,4 +54,41 @@ TEST_CASE("clamp passes the gradient at the bounds themselves (min <= x <= max)"
   Tensor x = tensor({-1, -0.5, 1, 2, -3}).requires_grad_();
   sum(clamp(x, -1, 1)).backward();
   CHECK(x.grad().to_vector() == std::vector<double>{1, 1, 1, 0, 0});
+}
+
+TEST_CASE("NaN propagates through maximum, minimum and relu whichever side it is on, as in PyTorch") {
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  for (bool take_max : {true, false}) {
+    INFO((take_max ? "maximum" : "minimum"));
+    Tensor a = tensor({nan, 0.0, 1.0}, DType::f64).requires_grad_(), b = tensor({0.0, nan, 2.0}, DType::f64).requires_grad_();
+    Tensor y = take_max ? maximum(a, b) : minimum(a, b);
+    auto v = y.to_vector();
+    CHECK(std::isnan(v[0]));
+    CHECK(std::isnan(v[1]));
+    CHECK(v[2] == (take_max ? 2.0 : 1.0));
+    sum(y).backward();  // the NaN side is the selected one: it takes the gradient
+    CHECK(a.grad().to_vector() == std::vector<double>{1, 0, take_max ? 0.0 : 1.0});
+    CHECK(b.grad().to_vector() == std::vector<double>{0, 1, take_max ? 1.0 : 0.0});
+  }
+  Tensor x = tensor({nan, -1.0, 0.0, 2.0}, DType::f64).requires_grad_();
+  Tensor r = relu(x);
+  CHECK(std::isnan(r.to_vector()[0]));
+  CHECK(r.to_vector()[1] == 0.0);
+  sum(r).backward();  // threshold_backward: the gradient passes where x is not <= 0 (NaN included)
+  CHECK(x.grad().to_vector() == std::vector<double>{1, 0, 0, 1});
+}
+
+TEST_CASE("pow's gradient is 0 where the exponent is 0, at a base of 0 too (not 0 * inf)") {
+  Tensor x = tensor({0.0, 2.0}, DType::f64).requires_grad_();
+  sum(pow(x, 0.0)).backward();
+  CHECK(x.grad().to_vector() == std::vector<double>{0, 0});
+  Tensor a = tensor({0.0, 2.0}, DType::f64).requires_grad_();
+  Tensor e = tensor({0.0, 0.0}, DType::f64).requires_grad_();
+  sum(pow(a, e)).backward();
+  CHECK(a.grad().to_vector() == std::vector<double>{0, 0});
+  CHECK(e.grad().to_vector()[0] == 0.0);                                      // 0^b·ln 0 taken as 0 (b >= 0)
+  CHECK(e.grad().to_vector()[1] == doctest::Approx(std::log(2.0)));           // 2^0·ln 2
+  Tensor y = tensor({3.0}, DType::f64).requires_grad_();
+  sum(pow(y, tensor({2.0}, DType::f64))).backward();  // elsewhere the formula is unchanged
+  CHECK(y.grad().item() == 6.0);
 }

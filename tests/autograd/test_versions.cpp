@@ -98,3 +98,52 @@ TEST_CASE("every registered op: an in-place write after forward is refused or le
   CHECK(counts.refused >= 40);
   CHECK(counts.unaffected >= 20);
 }
+
+TEST_CASE("a write made during backward to a tensor a later node saved is refused when that node runs") {
+  SUBCASE("the pass accumulates into a leaf's grad() that the graph saved") {
+    Tensor w = tensor({1, 2}).requires_grad_();
+    Tensor x = tensor({3, 4}).requires_grad_();
+    sum(w * 3.0).backward();  // w.grad() = [3, 3]
+    // mul saves w.grad(); the pass below adds 2w into that same buffer before mul's backward runs
+    // (recorded later, w * w runs first; separate statements fix the recording order)
+    Tensor y = sum(x * w.grad());
+    Tensor z = sum(w * w);
+    Tensor loss = y + z;
+    CHECK_THROWS_WITH_AS(loss.backward(), doctest::Contains("was modified in place"), AutogradError);
+  }
+  SUBCASE("a post-accumulate hook steps a parameter that a pending node saved") {
+    Tensor w = tensor({1, 2}).requires_grad_();
+    Tensor x = tensor({3, 4}).requires_grad_();
+    // recorded last, w * 2.0 runs first: w's gradient is complete (its hook fires) before
+    // x * w.detach()'s backward runs
+    Tensor y = sum(x * w.detach());
+    Tensor z = sum(w * 2.0);
+    Tensor loss = y + z;
+    auto handle = w.register_post_accumulate_grad_hook([](const Tensor& leaf) {
+      NoGradGuard no_grad;
+      leaf.mutable_data<float>()[0] -= 10.0f;  // an optimizer step inside backward
+    });
+    CHECK_THROWS_WITH_AS(loss.backward(), doctest::Contains("was modified in place"), AutogradError);
+    handle.remove();
+  }
+}
+
+TEST_CASE("under create_graph a leaf's grad() is its own tensor: never another leaf's or the caller's") {
+  SUBCASE("two leaves fed the same gradient") {
+    Tensor w1 = tensor({1, 2}).requires_grad_(), w2 = tensor({3, 4}).requires_grad_();
+    Tensor loss = sum(w1 + w2);
+    loss.backward(Tensor(), /*retain_graph=*/true, /*create_graph=*/true);
+    CHECK_FALSE(w1.grad().is_same(w2.grad()));
+    loss.backward();  // accumulates into each grad separately
+    CHECK(w1.grad().to_vector() == std::vector<double>{2, 2});
+    CHECK(w2.grad().to_vector() == std::vector<double>{2, 2});
+  }
+  SUBCASE("a leaf's backward with the caller's gradient") {
+    Tensor x = tensor({1, 2}).requires_grad_();
+    Tensor g = tensor({10, 20});
+    x.backward(g, false, /*create_graph=*/true);
+    x.backward(tensor({3, 3}));
+    CHECK(g.to_vector() == std::vector<double>{10, 20});  // the caller's tensor is untouched
+    CHECK(x.grad().to_vector() == std::vector<double>{13, 23});
+  }
+}

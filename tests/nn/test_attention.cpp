@@ -237,6 +237,25 @@ TEST_CASE("fully masked rows give output 0 and gradient 0 (PyTorch's math kernel
   CHECK(k0.grad().shape() == Shape{1, 0, 3});
 }
 
+TEST_CASE("a row of NaN scores gives NaN, not the 0 of a fully masked row, as the composite does") {
+  Tensor q = leaf({1, 4, 3}, 23), k = leaf({1, 5, 3}, 24), v = leaf({1, 5, 2}, 25);
+  Tensor qn = q.detach().clone();
+  for (int64_t c = 0; c < 3; ++c) qn.mutable_data<double>()[1 * 3 + c] = std::nan("");  // query row 1
+  for (auto fn : {F::scaled_dot_product_attention, F::attention_reference}) {
+    for (int64_t tile : {2, 8}) {
+      CAPTURE(tile);
+      auto out = fn(qn, k, v, AttentionOptions().tiles(tile, tile)).to_vector();
+      CHECK(std::isnan(out[2]));
+      CHECK(std::isnan(out[3]));
+      CHECK(std::isfinite(out[0]));
+      CHECK(std::isfinite(out[6]));
+    }
+  }
+  // a NaN scale makes every score NaN: every output is NaN
+  for (double x : F::scaled_dot_product_attention(q, k, v, AttentionOptions().scale(std::nan(""))).to_vector())
+    CHECK(std::isnan(x));
+}
+
 TEST_CASE("attention dropout: the fused op and the composite drop the same entries for the same seed") {
   Tensor q = leaf({2, 2, 21, 4}, 23), k = leaf({2, 2, 18, 4}, 24), v = leaf({2, 2, 18, 3}, 25);
   Generator g1(7), g2(7);

@@ -98,3 +98,16 @@ TEST_CASE("grad() runs only the nodes that lead to the requested inputs") {
   CHECK(weight_branch_runs == 0);  // the weight branch leads only to w
   CHECK_FALSE(w.grad().defined());
 }
+
+TEST_CASE("threads recording ops on one fresh leaf share its accumulator: no contribution lost") {
+  // Each round a new leaf: its accumulator is created lazily by whichever thread records first.
+  constexpr int kThreads = 4, kRounds = 200;
+  for (int r = 0; r < kRounds; ++r) {
+    Tensor w = tensor({1.0, 2.0}, DType::f64).requires_grad_();
+    std::vector<std::thread> threads;
+    for (int t = 0; t < kThreads; ++t)
+      threads.emplace_back([&] { sum(w * tensor({1.0, 1.0}, DType::f64)).backward(); });
+    for (auto& t : threads) t.join();
+    REQUIRE(w.grad().to_vector() == std::vector<double>{double(kThreads), double(kThreads)});
+  }
+}
