@@ -195,20 +195,21 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
                        to_string(b.shape()));
     return reshape(gemm(reshape(a, {1, a.size(0)}), reshape(b, {b.size(0), 1})), Shape{});
   }
+  // (checked here, so that the message shows the shapes given, not the promoted ones)
+  if (a.size(-1) != b.size(b.dim() == 1 ? 0 : -2))
+    throw ShapeError("tapegrad::matmul: inner dimensions differ: " + to_string(a.shape()) + " · " +
+                     to_string(b.shape()));
   if (a.dim() == 1) return squeeze(matmul(unsqueeze(a, 0), b), -2);
   if (b.dim() == 1) return squeeze(matmul(a, unsqueeze(b, -1)), -1);
   if (a.dim() == 2 && b.dim() == 2) return gemm(a, b);
   const int64_t m = a.size(-2), k = a.size(-1), n = b.size(-1);
-  if (k != b.size(-2))
-    throw ShapeError("tapegrad::matmul: inner dimensions differ: " + to_string(a.shape()) + " · " +
-                     to_string(b.shape()));
   Shape batch_a(a.shape().begin(), a.shape().end() - 2), batch_b(b.shape().begin(), b.shape().end() - 2);
   // [..., M, K] · [K, N]: fold the batch into rows, one gemm call.
   if (b.dim() == 2) {
     Shape out = batch_a;
     out.push_back(m);
     out.push_back(n);
-    return reshape(gemm(reshape(a, {-1, k}), b), out);
+    return reshape(gemm(reshape(a, {batch_a.numel() * m, k}), b), out);  // not {-1, k}: k may be 0
   }
   Shape batch;
   try {

@@ -101,6 +101,17 @@ TEST_CASE("matmul shapes and values (BLAS gemm)") {
   CHECK_THROWS_WITH_AS(matmul(ones({2, 3}), ones({4, 2})), doctest::Contains("[2, 3]"), ShapeError);
   CHECK_THROWS_WITH_AS(matmul(ones({2, 3}), ones({3, 2}, DType::f64)), doctest::Contains("float64"), DTypeError);
   CHECK_THROWS_AS(matmul(ones({2, 2, 3}), ones({3, 3, 2})), ShapeError);
+  // a vector operand is named as given, not as the matrix it is promoted to
+  CHECK_THROWS_WITH_AS(matmul(ones({3}), ones({4, 5})), doctest::Contains("[3] · [4, 5]"), ShapeError);
+  CHECK_THROWS_WITH_AS(matmul(ones({4, 5}), ones({3})), doctest::Contains("[4, 5] · [3]"), ShapeError);
+  // an empty inner dimension gives zeros (a sum of nothing), batched too, and backward runs
+  Tensor e = ones({2, 3, 0}).requires_grad_(), f = ones({0, 4}).requires_grad_();
+  Tensor z = matmul(e, f);
+  CHECK(z.shape() == Shape{2, 3, 4});
+  for (double v : z.to_vector()) CHECK(v == 0);
+  sum(z).backward();
+  CHECK(e.grad().shape() == Shape{2, 3, 0});
+  CHECK(f.grad().shape() == Shape{0, 4});
 }
 
 TEST_CASE("shape ops") {
