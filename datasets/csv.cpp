@@ -177,10 +177,19 @@ CsvTable parse_csv(const std::string& text, const CsvOptions& options, const std
       bool header = options.header == CsvHeader::present;
       if (options.header == CsvHeader::auto_detect) {
         header = true;
-        for (const Field& f : fields) {
+        bool column_indices = fields.size() >= 2;  // "0,1,…,n−1": pandas' default column names
+        for (size_t c = 0; c < fields.size(); ++c) {
           double v;
-          if (parse_number(f.text, v)) header = false;
+          if (parse_number(fields[c].text, v)) header = false;
+          column_indices = column_indices && fields[c].text == std::to_string(c);
         }
+        // Names or data, both silently wrong if guessed: a header of pandas' default names (e.g.
+        // DataFrame(array).to_csv(index=False)) would become a sample, a data row 0, 1, … a header.
+        if (column_indices)
+          throw DatasetError(source + ", line " + std::to_string(line) + ": the first row is 0, 1, …, " +
+                             std::to_string(fields.size() - 1) +
+                             ", which may be column names (pandas' default) or data; say which with "
+                             "CsvOptions::header = CsvHeader::present or CsvHeader::absent");
       }
       if (header) {
         for (const Field& f : fields) t.names.push_back(f.text);

@@ -16,6 +16,8 @@
 ///   - a header row of column names is detected (CsvHeader::auto_detect: the first row is a header
 ///     when none of its fields is a number; a row mixing names and numbers is data, so that a typo
 ///     in the first row is reported rather than taken for a header), or declared present / absent;
+///     a first row of exactly 0, 1, …, n−1 (n ≥ 2; pandas' default column names, or data) is an
+///     error under auto_detect: declare the header present or absent for such a file;
 ///   - every other field is a number as std::from_chars reads it ("1", "-2.5e3", "nan", "inf"; a
 ///     leading '+' is allowed); an empty field is an error unless CsvOptions::missing gives it a value.
 /// Every row must have as many fields as the first. Errors are DatasetError naming the file, the
@@ -110,7 +112,7 @@ std::shared_ptr<TensorDataset> load_csv_dataset(const std::string& path, const C
 
 /// Writes a 1-D ([rows]) or 2-D ([rows, cols]) tensor as CSV, atomically, with a header row when
 /// `names` is given (one name per column; names holding the delimiter, quotes or line breaks are
-/// quoted). Values are written so that read_csv gives them back exactly: the shortest text that
+/// quoted; names that all read as numbers need CsvHeader::present to be read back as a header). Values are written so that read_csv gives them back exactly: the shortest text that
 /// round-trips (float32 as float32), int64 as integers, bool as 0 / 1.
 void write_csv(const std::string& path, const Tensor& table, const std::vector<std::string>& names = {},
                char delimiter = ',');

@@ -58,16 +58,29 @@ void Module::collect(const std::string& prefix, NamedTensors& out, bool buffers)
   for (auto& [n, c] : children_) c->collect(prefix + n + ".", out, buffers);
 }
 
-NamedTensors Module::named_parameters() const {
+namespace {
+/// `all` without the later entries of a tensor already listed (PyTorch's remove_duplicate).
+NamedTensors first_names(const NamedTensors& all) {
   NamedTensors out;
-  collect("", out, false);
+  for (auto& [n, t] : all) {
+    bool seen = false;
+    for (auto& [m, u] : out) seen = seen || u.is_same(t);
+    if (!seen) out.emplace_back(n, t);
+  }
   return out;
+}
+}  // namespace
+
+NamedTensors Module::named_parameters() const {
+  NamedTensors all;
+  collect("", all, false);
+  return first_names(all);
 }
 
 NamedTensors Module::named_buffers() const {
-  NamedTensors out;
-  collect("", out, true);
-  return out;
+  NamedTensors all;
+  collect("", all, true);
+  return first_names(all);
 }
 
 std::vector<Tensor> Module::parameters() const {
@@ -184,8 +197,9 @@ std::string UnaryModule::summary(const Shape& input_shape, std::optional<DType> 
 }
 
 NamedTensors Module::state_dict() const {
-  NamedTensors out = named_parameters();
-  for (auto& b : named_buffers()) out.push_back(b);
+  NamedTensors out;  // every name, a shared tensor under each of its names (as PyTorch's state_dict)
+  collect("", out, false);
+  collect("", out, true);
   return out;
 }
 

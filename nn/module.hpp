@@ -50,11 +50,13 @@ class Module {
   /// A one-line description used by summary() and in errors, e.g. "Linear(784 → 128)".
   virtual std::string repr() const { return "Module"; }
 
-  /// Every parameter of this module and its submodules, depth first, in registration order.
+  /// Every parameter of this module and its submodules, depth first, in registration order; a
+  /// tensor registered under several names (a submodule used twice, tied weights) once, at its
+  /// first place, as PyTorch's: so clip_grad_norm_ and the optimizers count it once.
   std::vector<Tensor> parameters() const;
-  /// Same, with dotted names ("layers.0.weight").
+  /// Same, with dotted names ("layers.0.weight"); a shared tensor under its first name.
   NamedTensors named_parameters() const;
-  /// Every buffer (running statistics ...), recursive, with dotted names.
+  /// Every buffer (running statistics ...), recursive, with dotted names; a shared one once.
   NamedTensors named_buffers() const;
   /// The tensors of named_buffers(), in the same order.
   std::vector<Tensor> buffers() const;

@@ -21,6 +21,9 @@ void for_each_grad(const std::vector<Tensor>& params, F&& f) {
   }
 }
 
+/// max(a, b), NaN if either is (std::max(a, NaN) is a: a NaN gradient would vanish from the ∞-norm)
+double max_nan(double a, double b) { return b > a || b != b ? b : a; }
+
 /// Σ |d_k|^p over n elements (p = 2: squares; p = ∞: the largest |d_k|), in double. Lanes of kLanes
 /// independent partial results that an AVX2 compiler keeps in vector registers, combined in a fixed
 /// order at the end: the same value on every machine and thread count (a single serial sum was a
@@ -32,9 +35,11 @@ double partial_norm(const T* d, int64_t n, double p, bool inf) {
   int64_t k = 0;
   if (inf) {
     for (; k + kLanes <= n; k += kLanes)
-      for (int64_t j = 0; j < kLanes; ++j) acc[j] = std::max(acc[j], std::abs(static_cast<double>(d[k + j])));
-    for (; k < n; ++k) acc[0] = std::max(acc[0], std::abs(static_cast<double>(d[k])));
-    return *std::max_element(acc.begin(), acc.end());
+      for (int64_t j = 0; j < kLanes; ++j) acc[j] = max_nan(acc[j], std::abs(static_cast<double>(d[k + j])));
+    for (; k < n; ++k) acc[0] = max_nan(acc[0], std::abs(static_cast<double>(d[k])));
+    double m = 0;
+    for (double a : acc) m = max_nan(m, a);
+    return m;
   }
   if (p == 2.0) {
     for (; k + kLanes <= n; k += kLanes)
@@ -60,7 +65,7 @@ double clip_grad_norm_(const std::vector<Tensor>& params, double max_norm, doubl
   double acc = 0;
   for_each_grad(params, [&](auto* d, int64_t n) {
     const double part = partial_norm(d, n, norm_type, inf);
-    acc = inf ? std::max(acc, part) : acc + part;
+    acc = inf ? max_nan(acc, part) : acc + part;
   });
   const double total = inf ? acc : (norm_type == 2.0 ? std::sqrt(acc) : std::pow(acc, 1.0 / norm_type));
   const double coef = max_norm / (total + 1e-6);

@@ -25,7 +25,10 @@ std::string History::to_json(int indent) const {
   j["epochs"] = nlohmann::json::array();
   for (const auto& e : epochs) {
     nlohmann::json row = {{"epoch", e.epoch}, {"seconds", e.seconds}, {"steps", e.steps}};
-    for (const auto& [k, v] : e.values) row[k] = v;
+    for (const auto& [k, v] : e.values) {
+      if (std::isfinite(v)) row[k] = v;
+      else row[k] = std::isnan(v) ? "nan" : v > 0 ? "inf" : "-inf";
+    }
     j["epochs"].push_back(row);
   }
   j["steps"] = steps;

@@ -29,7 +29,9 @@ struct History {
   std::vector<std::string> notes{};  ///< what callbacks reported at the end (e.g. restored weights)
   /// The values of `key` over the epochs (NaN where an epoch lacks it).
   std::vector<double> series(const std::string& key) const;
-  /// {"epochs": [{"epoch": 1, "seconds": .., "loss": .., ...}], "steps": .., "stop_reason": .., "notes": [..]}
+  /// {"epochs": [{"epoch": 1, "seconds": .., "loss": .., ...}], "steps": .., "stop_reason": .., "notes": [..]};
+  /// a value JSON has no number for is the string "inf", "-inf" or "nan" (a diverged loss stays
+  /// inf through a run state, where null would read back as NaN).
   std::string to_json(int indent = 2) const;
 };
 

@@ -162,23 +162,23 @@ double ConfusionMatrix::f1(int64_t c) const {
   return p + r == 0.0 ? 0.0 : 2.0 * p * r / (p + r);
 }
 
-double ConfusionMatrix::macro_precision() const {
+template <class PerClass>
+double ConfusionMatrix::macro(PerClass per_class) const {
   double s = 0;
-  for (int64_t c = 0; c < n_; ++c) s += precision(c);
-  return s / static_cast<double>(n_);
+  int64_t present = 0;
+  for (int64_t c = 0; c < n_; ++c) {
+    int64_t seen = 0;  // samples of class c, and samples predicted as c
+    for (int64_t k = 0; k < n_; ++k) seen += count(c, k) + count(k, c);
+    if (seen == 0) continue;
+    s += (this->*per_class)(c);
+    ++present;
+  }
+  return present == 0 ? 0.0 : s / static_cast<double>(present);
 }
 
-double ConfusionMatrix::macro_recall() const {
-  double s = 0;
-  for (int64_t c = 0; c < n_; ++c) s += recall(c);
-  return s / static_cast<double>(n_);
-}
-
-double ConfusionMatrix::macro_f1() const {
-  double s = 0;
-  for (int64_t c = 0; c < n_; ++c) s += f1(c);
-  return s / static_cast<double>(n_);
-}
+double ConfusionMatrix::macro_precision() const { return macro(&ConfusionMatrix::precision); }
+double ConfusionMatrix::macro_recall() const { return macro(&ConfusionMatrix::recall); }
+double ConfusionMatrix::macro_f1() const { return macro(&ConfusionMatrix::f1); }
 
 std::vector<std::vector<int64_t>> ConfusionMatrix::rows() const {
   std::vector<std::vector<int64_t>> out(static_cast<size_t>(n_));

@@ -1,7 +1,8 @@
 #pragma once
 /// \file metrics.hpp
 /// Classification metrics: accuracy and a confusion matrix with precision, recall and F1 per class
-/// and macro-averaged (the unweighted mean over classes, as scikit-learn's average="macro").
+/// and macro-averaged (the unweighted mean over the classes that occur as a target or a prediction,
+/// as scikit-learn's average="macro" without `labels`: a class absent from both does not count).
 ///
 /// For class c with TP = M[c][c], FP = Σ_t≠c M[t][c], FN = Σ_p≠c M[c][p] (rows are true classes,
 /// columns predictions):
@@ -75,7 +76,9 @@ class ConfusionMatrix {
   /// 2·P·R / (P + R) for class c (0 when P + R = 0).
   double f1(int64_t c) const;
   ///@{
-  /// The unweighted mean over the C classes of precision, recall or f1.
+  /// The unweighted mean of precision, recall or f1 over the classes that occur as a target or a
+  /// prediction (a class with neither, e.g. missing from a validation set and never predicted, is
+  /// left out: scikit-learn's rule); 0 when nothing was counted.
   double macro_precision() const;
   double macro_recall() const;
   double macro_f1() const;
@@ -89,6 +92,9 @@ class ConfusionMatrix {
 
  private:
   void check_class(int64_t c, const char* what) const;
+  /// The mean of (this->*per_class)(c) over the classes that occur (macro_precision and the others).
+  template <class PerClass>
+  double macro(PerClass per_class) const;
   int64_t n_;
   std::vector<int64_t> m_;  // n_ × n_, row-major
 };

@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cmath>
+#include <limits>
 #include <stdexcept>
 
 #include "nn/serialize.hpp"
@@ -37,6 +38,17 @@ int64_t parse_count(const std::string& path, const Metadata& meta, const std::st
 }
 
 // History::to_json writes NaN as null; read it back as NaN.
+/// A value of History::to_json: a number, or "inf", "-inf", "nan" (null, from older run states: NaN).
+double history_value(const nlohmann::json& v) {
+  if (v.is_null()) return std::nan("");
+  if (!v.is_string()) return v.get<double>();
+  const std::string s = v.get<std::string>();
+  if (s == "inf") return std::numeric_limits<double>::infinity();
+  if (s == "-inf") return -std::numeric_limits<double>::infinity();
+  if (s == "nan") return std::nan("");
+  throw std::invalid_argument("a value \"" + nn::detail::excerpt(s, 40) + "\" where a number, \"inf\", \"-inf\" or \"nan\" belongs");
+}
+
 History parse_history(const std::string& path, const std::string& text) {
   History h;
   try {
@@ -47,7 +59,7 @@ History parse_history(const std::string& path, const std::string& text) {
         if (key == "epoch") log.epoch = value.get<int64_t>();
         else if (key == "steps") log.steps = value.get<int64_t>();
         else if (key == "seconds") log.seconds = value.get<double>();
-        else log.values[key] = value.is_null() ? std::nan("") : value.get<double>();
+        else log.values[key] = history_value(value);
       }
       h.epochs.push_back(std::move(log));
     }

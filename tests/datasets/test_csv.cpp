@@ -173,3 +173,15 @@ TEST_CASE("csv: a table trains directly (load_csv_dataset + fit learns a separab
   train::fit(*model, optimizer, loss, train, {.epochs = 20, .batch_size = 32, .quiet = true});
   CHECK(train::evaluate(*model, loss, *train).accuracy() > 0.95);
 }
+
+TEST_CASE("csv: a first row 0, 1, ..., n-1 (pandas' default column names, or data) must be declared") {
+  // DataFrame(array).to_csv(index=False) writes this header; guessing either way loses or adds a row
+  const std::string text = "0,1,2\n5,6,7\n8,9,10\n";
+  CHECK_THROWS_WITH_AS(parse_csv(text), doctest::Contains("CsvHeader::present or CsvHeader::absent"), DatasetError);
+  CsvTable named = parse_csv(text, {.header = CsvHeader::present});
+  CHECK(named.names == std::vector<std::string>{"0", "1", "2"});
+  CHECK(named.rows == 2);
+  CHECK(parse_csv(text, {.header = CsvHeader::absent}).rows == 3);
+  CHECK(parse_csv("0,1,3\n5,6,7\n").rows == 2);  // other numbers: data, as before
+  CHECK(parse_csv("0\n1\n").rows == 2);          // one column: 0 is far more often a label than a name
+}

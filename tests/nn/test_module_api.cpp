@@ -285,3 +285,26 @@ TEST_CASE("layers take options structs with chainable setters") {
   slow(tensor({0, 0, 4, 8}, {2, 2}));
   CHECK(slow.running_mean.to_vector() == std::vector<double>{0.5, 1});  // 0.75·0 + 0.25·mean
 }
+
+TEST_CASE("a submodule used twice: parameters() lists its tensors once, state_dict() under both names") {
+  auto lin = std::make_shared<nn::Linear>(3, 3);
+  nn::Sequential model(lin, nn::ReLU(), lin);
+  CHECK(model.parameters().size() == 2);
+  auto named = model.named_parameters();
+  REQUIRE(named.size() == 2);
+  CHECK(named[0].first == "0.weight");
+  CHECK(named[1].first == "0.bias");
+  auto state = model.state_dict();  // PyTorch's state_dict keeps every name
+  REQUIRE(state.size() == 4);
+  CHECK(state[2].first == "2.weight");
+  CHECK(state[2].second.is_same(state[0].second));
+  model.load_state_dict(state);
+  // clip_grad_norm_ over parameters() counts the shared gradient once
+  Tensor x = ones({2, 3});
+  sum(model(x)).backward();
+  double squares = 0;
+  for (const Tensor& p : {lin->weight, lin->bias})
+    for (double g : p.grad().to_vector()) squares += g * g;
+  const double once = std::sqrt(squares);
+  CHECK(optim::clip_grad_norm_(model.parameters(), 1e9) == doctest::Approx(once));
+}

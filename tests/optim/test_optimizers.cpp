@@ -170,6 +170,14 @@ TEST_CASE("clip_grad_norm_ scales all gradients together") {
   CHECK(optim::clip_grad_norm_({a}, 3.0, INFINITY) == 6.0);
   CHECK(a.grad().at({0}) == doctest::Approx(-3.0).epsilon(1e-5));
   CHECK_THROWS_AS(optim::clip_grad_norm_({a}, -1.0), std::invalid_argument);
+  // a NaN gradient makes the ∞-norm NaN (as the 2-norm, and PyTorch's): a diverged run shows
+  Tensor d = tensor({1, 1}).requires_grad_(), e = tensor({1}).requires_grad_();
+  for (double first : {3.0, std::nan("")}) {
+    d.set_grad(tensor({first, first == 3.0 ? std::nan("") : 3.0}));
+    e.set_grad(tensor({12}));
+    CHECK(std::isnan(optim::clip_grad_norm_({d, e}, 1.0, INFINITY)));
+    CHECK(std::isnan(optim::clip_grad_norm_({e, d}, 1.0, INFINITY)));
+  }
 }
 
 TEST_CASE("clip_grad_norm_ on one parameter leaves the gradient of another alone") {

@@ -378,3 +378,15 @@ TEST_CASE("a resume that fails late (model, a scheduler, a generator) leaves eve
     CHECK(run_state(s) == before);
   }
 }
+
+TEST_CASE("a run state keeps a diverged loss: inf and -inf read back as themselves, NaN as NaN") {
+  TempDir dir("nonfinite");
+  train::RunState c = small_run_state(1);
+  c.history.epochs[0].values = {{"loss", INFINITY}, {"val_loss", -INFINITY}, {"accuracy", std::nan("")}};
+  train::save_run_state(c, dir / "inf.state");
+  train::RunState back = train::load_run_state(dir / "inf.state");
+  const auto& v = back.history.epochs.at(0).values;
+  CHECK(v.at("loss") == INFINITY);
+  CHECK(v.at("val_loss") == -INFINITY);
+  CHECK(std::isnan(v.at("accuracy")));
+}

@@ -48,6 +48,21 @@ TEST_CASE("confusion matrix from class indices matches the hand computation") {
   CHECK(train::accuracy(index_tensor(kPredicted), index_tensor(kTargets)) == doctest::Approx(7.0 / 11.0));
 }
 
+TEST_CASE("macro averages leave out a class that is neither a target nor a prediction (scikit-learn's rule)") {
+  // the same samples counted in a 5-class matrix: class 4 never occurs, so the macro averages are
+  // the 4-class ones above (scikit-learn averages over the labels present in y_true or y_pred)
+  ConfusionMatrix cm(5);
+  cm.update(index_tensor(kPredicted), index_tensor(kTargets));
+  CHECK(cm.macro_precision() == doctest::Approx(29.0 / 60.0));
+  CHECK(cm.macro_recall() == doctest::Approx(25.0 / 48.0));
+  CHECK(cm.macro_f1() == doctest::Approx(0.5));
+  // a class only ever predicted counts (precision 0, recall 0)
+  ConfusionMatrix only_predicted(3);
+  only_predicted.update(index_tensor({0, 2}), index_tensor({0, 0}));
+  CHECK(only_predicted.macro_recall() == doctest::Approx(0.25));  // (1/2 + 0) / 2: class 1 left out
+  CHECK(ConfusionMatrix(3).macro_f1() == 0.0);                    // nothing counted
+}
+
 TEST_CASE("confusion matrix from scores uses the argmax, accumulated over batches") {
   // one-hot-ish scores whose argmax is kPredicted, fed in two batches
   auto scores = [](size_t begin, size_t end) {
