@@ -132,6 +132,11 @@ template const char* Tensor::data<char>() const;
 
 int64_t Tensor::size(int64_t d) const {
   const Shape& s = get("size").shape;
+  // normalize_axis lets axis 0 and -1 through at rank 0 (a reduction over a 0-d tensor is valid),
+  // but a 0-d tensor has no dimension to report (PyTorch throws too).
+  if (s.size() == 0)
+    throw ShapeError("tapegrad::size: dimension specified as " + std::to_string(d) +
+                     " but the tensor has no dimensions (rank 0, shape [])");
   return s[kernels::normalize_axis("size", d, static_cast<int64_t>(s.size()))];
 }
 
@@ -184,8 +189,9 @@ Tensor& Tensor::requires_grad_(bool value) {
 void Tensor::set_grad(const Tensor& g) {
   get("set_grad");
   if (g.defined() && (g.shape() != shape() || g.dtype() != dtype()))
-    throw ShapeError("tapegrad::set_grad: gradient of shape " + tapegrad::to_string(g.shape()) + " for a tensor of shape " +
-                     tapegrad::to_string(shape()));
+    throw ShapeError("tapegrad::set_grad: gradient of shape " + tapegrad::to_string(g.shape()) + " (" +
+                     dtype_name(g.dtype()) + ") for a tensor of shape " + tapegrad::to_string(shape()) + " (" +
+                     dtype_name(dtype()) + ")");
   impl_->grad = g.defined() ? g.impl() : nullptr;
 }
 

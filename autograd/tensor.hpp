@@ -76,7 +76,7 @@ class Tensor {
   /// Every accessor below throws std::invalid_argument "tapegrad::Tensor::<name>: the tensor is
   /// undefined (default-constructed)" on an undefined tensor: one predictable branch each.
   const Shape& shape() const { return get("shape").shape; }
-  /// Size of dimension `d` (negative counts from the end).
+  /// Size of dimension `d` (negative counts from the end); ShapeError on a 0-d tensor, which has none.
   int64_t size(int64_t d) const;
   /// The rank (0 for a scalar).
   int64_t dim() const { return static_cast<int64_t>(get("dim").shape.size()); }

@@ -70,7 +70,7 @@ Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& run
 /// r = 1/√(σ² + ε); the first-order backward is one fused pass per row too, x̂ = (x − μ)·r,
 ///     dx = r·(g·γ − mean(g·γ) − x̂·mean(g·γ·x̂)),   dγ = Σ_rows g·x̂,   dβ = Σ_rows g,
 /// and under create_graph the same formula in differentiable ops (gradients of every order).
-/// An integer input, or γ/β of another dtype than x, takes the composite of core ops (which promote).
+/// DTypeError for an integer input or a γ/β of another dtype than x (as linear, conv2d, rms_norm).
 Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& weight = Tensor(),
                   const Tensor& bias = Tensor(), double eps = 1e-5);
 /// RMS normalisation over the trailing `normalized_shape` dimensions (PyTorch 2.4's F.rms_norm):
@@ -85,13 +85,19 @@ Tensor rms_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& we
 
 // ---- misc layers (nn/layers.cpp) -----------------------------------------------------------------
 /// Zeroes each element with probability p and scales the survivors by 1/(1 − p), so E[y] = x.
-/// Identity when `training` is false or p = 0. Masks come from `gen`.
+/// Identity when `training` is false or p = 0. Masks come from `gen`. DTypeError unless x is
+/// floating (in evaluation too).
 Tensor dropout(const Tensor& x, double p, bool training, Generator& gen = default_generator());
 /// Rows of `weight` [V, D] picked by the int64 `indices` of any shape: y has shape indices.shape + [D].
 Tensor embedding(const Tensor& indices, const Tensor& weight);
 
 // ---- losses (nn/loss.cpp) ---------------------------------------------------------------------------
 /// How a loss combines its per-element values: none (keep them), mean or sum.
+/// On an empty input, none gives an empty tensor and sum 0 (as PyTorch). The mean over nothing is
+/// undefined: the class losses (cross_entropy, nll_loss) return NaN, as PyTorch does and as they
+/// do when every target is ignored; the elementwise losses (mse_loss, half_mse_loss, l1_loss,
+/// huber_loss, the binary cross-entropies) throw a ShapeError naming the loss and the shape, as
+/// tapegrad::mean refuses zero elements (PyTorch returns NaN there).
 enum class Reduction {
   none,  ///< the per-element losses, of the input's batch shape
   mean,  ///< their mean (a weighted mean where the loss takes class weights), a scalar
@@ -148,7 +154,8 @@ struct CrossEntropyOptions : ClassLossOptions<CrossEntropyOptions> {
 /// and ℓ_n = 0 where t_n = ignore_index. Reductions: none gives ℓ shaped like the targets; sum
 /// gives Σ ℓ_n; mean gives Σ ℓ_n / Σ_{n not ignored} w[t_n] (the count of non-ignored targets
 /// without weights) — PyTorch's, including with smoothing. A mean over targets that are all
-/// ignored is 0/0 = NaN, as in PyTorch (its gradient is 0).
+/// ignored, or over no targets at all (N = 0 or an empty trailing dimension), is 0/0 = NaN, as in
+/// PyTorch (its gradient is 0).
 /// Targets must lie in [0, C) or equal ignore_index; anything else is a ShapeError naming the op,
 /// the value and C, thrown before anything is recorded. Probability ("soft") targets are not
 /// supported.
@@ -167,22 +174,26 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& targets, Reduction r = 
 /// Negative log-likelihood from log-probabilities, PyTorch's F.nll_loss, in cross_entropy's
 /// layouts ([N, C] with [N], [N, C, d1, ...] with [N, d1, ...]):
 ///     ℓ_n = −w[t_n]·x[n, t_n]   (0 where t_n = ignore_index)
-/// reduced like cross_entropy (mean divides by Σ_{n not ignored} w[t_n]). A composite (gather),
-/// differentiable to any order.
+/// reduced like cross_entropy (mean divides by Σ_{n not ignored} w[t_n]; NaN over no targets).
+/// A composite (gather), differentiable to any order.
 Tensor nll_loss(const Tensor& log_probs, const Tensor& targets, const NllLossOptions& options);
 /// nll_loss with only a reduction.
 Tensor nll_loss(const Tensor& log_probs, const Tensor& targets, Reduction r = Reduction::mean);
-/// (ŷ − y)², reduced.
+/// (ŷ − y)², reduced (mean of an empty input: ShapeError, see Reduction).
 Tensor mse_loss(const Tensor& input, const Tensor& target, Reduction r = Reduction::mean);
-/// The classic 1/(2n)·Σ(y − ŷ)² with n the number of samples (size of dimension 0).
+/// The classic 1/(2n)·Σ(y − ŷ)² with n the number of samples (size of dimension 0; n = 0 is a
+/// ShapeError naming the loss, as a mean over an empty input, see Reduction).
 Tensor half_mse_loss(const Tensor& input, const Tensor& target);
-/// |ŷ − y|, reduced.
+/// |ŷ − y|, reduced (mean of an empty input: ShapeError, see Reduction).
 Tensor l1_loss(const Tensor& input, const Tensor& target, Reduction r = Reduction::mean);
-/// Huber: ½d² where |d| ≤ δ, δ·(|d| − ½δ) elsewhere (d = ŷ − y), reduced.
+/// Huber: ½d² where |d| ≤ δ, δ·(|d| − ½δ) elsewhere (d = ŷ − y), reduced (mean of an empty
+/// input: ShapeError, see Reduction).
 Tensor huber_loss(const Tensor& input, const Tensor& target, Reduction r = Reduction::mean, double delta = 1.0);
-/// −[y·log p + (1 − y)·log(1 − p)] on probabilities p ∈ [0, 1], logs clamped at −100 (as PyTorch).
+/// −[y·log p + (1 − y)·log(1 − p)] on probabilities p ∈ [0, 1], logs clamped at −100 (as PyTorch);
+/// mean of an empty input: ShapeError, see Reduction.
 Tensor binary_cross_entropy(const Tensor& probs, const Tensor& target, Reduction r = Reduction::mean);
-/// The same from logits, stably: softplus(x) − x·y (finite for any finite x).
+/// The same from logits, stably: softplus(x) − x·y (finite for any finite x); mean of an empty
+/// input: ShapeError, see Reduction.
 Tensor binary_cross_entropy_with_logits(const Tensor& logits, const Tensor& target,
                                         Reduction r = Reduction::mean);
 

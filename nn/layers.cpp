@@ -15,11 +15,14 @@ namespace tapegrad::nn {
 
 Tensor functional::dropout(const Tensor& x, double p, bool training, Generator& gen) {
   if (!x.defined()) throw std::invalid_argument("tapegrad::nn::dropout: input is undefined");
+  // Checked here, in evaluation too, so the error names dropout (not the mask's initialiser).
+  if (!is_floating(x.dtype()))
+    throw DTypeError(std::string("tapegrad::nn::dropout: expected a floating input (float32, float64), got ") +
+                     dtype_name(x.dtype()) + " " + to_string(x.shape()));
   if (!(p >= 0 && p <= 1)) throw std::invalid_argument("tapegrad::nn::dropout: p must be in [0, 1], got " + std::to_string(p));
   if (!training || p == 0) return x;
   Tensor mask = Tensor::empty(x.shape(), x.dtype());
   const double scale = p == 1 ? 0.0 : 1.0 / (1.0 - p);
-  init::constant_(mask, 0.0);  // validates the dtype
   auto fill = [&](auto z) {
     using T = decltype(z);
     T* m = mask.mutable_data<T>();

@@ -86,15 +86,19 @@ ClassTargets check_class_targets(const char* op, const Tensor& input, const Tens
 }
 
 /// The reduction of class losses ℓ (shaped like the targets): mean divides by Σ w[t_n] over the
-/// targets not ignored — a plain mean when there are neither weights nor ignored targets (an empty
-/// batch stays an error there), and NaN with a zero gradient when every target is ignored.
+/// targets not ignored — a plain mean when there are neither weights nor ignored targets — and is
+/// NaN with a zero gradient when no target counts: all ignored, or none at all (an empty batch),
+/// as in PyTorch.
 Tensor reduce_class_loss(const Tensor& loss, Reduction r, const ClassTargets& ct, bool weighted) {
-  if (r != Reduction::mean || loss.numel() == 0 || (!weighted && ct.ignored == 0)) return reduce(loss, r);
+  if (r != Reduction::mean || (loss.numel() > 0 && !weighted && ct.ignored == 0)) return reduce(loss, r);
   if (ct.total_weight == 0) return add(mul(sum(loss), 0.0), std::numeric_limits<double>::quiet_NaN());
   return div(sum(loss), ct.total_weight);
 }
 
-void check_same_shape(const char* op, const Tensor& input, const Tensor& target) {
+/// Checks an elementwise loss's input and target, and that a mean over them is defined: an empty
+/// input under Reduction::mean is a ShapeError naming the loss (as tapegrad::mean refuses zero
+/// elements; sum gives 0, none an empty tensor).
+void check_same_shape(const char* op, const Tensor& input, const Tensor& target, Reduction r) {
   const std::string name = std::string("tapegrad::nn::") + op;
   if (!input.defined() || !target.defined()) throw std::invalid_argument(name + ": got an undefined tensor");
   if (input.shape() != target.shape())
@@ -103,6 +107,9 @@ void check_same_shape(const char* op, const Tensor& input, const Tensor& target)
   if (input.dtype() != target.dtype() || !is_floating(input.dtype()))
     throw DTypeError(name + ": input and target must have the same floating dtype, got " + dtype_name(input.dtype()) +
                      " and " + dtype_name(target.dtype()));
+  if (r == Reduction::mean && input.numel() == 0)
+    throw ShapeError(name + ": empty input " + to_string(input.shape()) +
+                     ": the mean over zero elements is undefined (Reduction::sum gives 0)");
 }
 
 }  // namespace
@@ -303,25 +310,28 @@ Tensor nll_loss(const Tensor& log_probs, const Tensor& targets, const NllLossOpt
 }
 
 Tensor mse_loss(const Tensor& input, const Tensor& target, Reduction r) {
-  check_same_shape("mse_loss", input, target);
+  check_same_shape("mse_loss", input, target, r);
   Tensor d = sub(input, target);
   return reduce(mul(d, d), r);
 }
 
 Tensor half_mse_loss(const Tensor& input, const Tensor& target) {
-  check_same_shape("half_mse_loss", input, target);
+  check_same_shape("half_mse_loss", input, target, Reduction::sum);  // its mean is over samples: below
   const int64_t n = input.dim() == 0 ? 1 : input.size(0);
+  if (n == 0)  // [N, 0] with N > 0 is fine: each sample's sum is 0
+    throw ShapeError("tapegrad::nn::half_mse_loss: empty input " + to_string(input.shape()) +
+                     ": the mean over zero samples is undefined");
   Tensor d = sub(input, target);
   return div(sum(mul(d, d)), 2.0 * static_cast<double>(n));
 }
 
 Tensor l1_loss(const Tensor& input, const Tensor& target, Reduction r) {
-  check_same_shape("l1_loss", input, target);
+  check_same_shape("l1_loss", input, target, r);
   return reduce(abs(sub(input, target)), r);
 }
 
 Tensor huber_loss(const Tensor& input, const Tensor& target, Reduction r, double delta) {
-  check_same_shape("huber_loss", input, target);
+  check_same_shape("huber_loss", input, target, r);
   if (!(delta > 0)) throw std::invalid_argument("tapegrad::nn::huber_loss: delta must be > 0, got " + std::to_string(delta));
   Tensor d = sub(input, target);
   Tensor a = abs(d);
@@ -357,7 +367,7 @@ Tensor binary_cross_entropy_elements(const Tensor& probs, const Tensor& target) 
 }  // namespace
 
 Tensor binary_cross_entropy(const Tensor& probs, const Tensor& target, Reduction r) {
-  check_same_shape("binary_cross_entropy", probs, target);
+  check_same_shape("binary_cross_entropy", probs, target, r);
   for (double p : probs.to_vector())
     if (!(p >= 0 && p <= 1))
       throw std::invalid_argument("tapegrad::nn::binary_cross_entropy: every input must be a probability in [0, 1], got " +
@@ -366,7 +376,7 @@ Tensor binary_cross_entropy(const Tensor& probs, const Tensor& target, Reduction
 }
 
 Tensor binary_cross_entropy_with_logits(const Tensor& logits, const Tensor& target, Reduction r) {
-  check_same_shape("binary_cross_entropy_with_logits", logits, target);
+  check_same_shape("binary_cross_entropy_with_logits", logits, target, r);
   return reduce(sub(softplus(logits), mul(logits, target)), r);
 }
 

@@ -251,14 +251,14 @@ Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& run
 
 Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& weight, const Tensor& bias, double eps) {
   const Axes axes = check_normalized_shape("layer_norm", x, normalized_shape, {&weight, &bias});
-  auto same_dtype = [&](const Tensor& t) { return !t.defined() || t.dtype() == x.dtype(); };
-  if (!is_floating(x.dtype()) || !same_dtype(weight) || !same_dtype(bias)) {
-    // an integer input or mixed dtypes: the composite, whose ops promote as everywhere else
-    Tensor y = div(sub(x, mean(x, axes, true)), sqrt(add(var(x, axes, 0, true), eps)));
-    if (weight.defined()) y = mul(y, weight);
-    if (bias.defined()) y = add(y, bias);
-    return y;
-  }
+  // As rms_norm, linear, conv2d and PyTorch: no integer input, no promotion to the weight's dtype.
+  if (!is_floating(x.dtype()))
+    throw DTypeError(std::string("tapegrad::nn::layer_norm: expected a floating input, got ") + dtype_name(x.dtype()) +
+                     " " + to_string(x.shape()));
+  for (auto [what, t] : {std::pair{"weight", &weight}, std::pair{"bias", &bias}})
+    if (t->defined() && t->dtype() != x.dtype())
+      throw DTypeError(std::string("tapegrad::nn::layer_norm: ") + what + " is " + dtype_name(t->dtype()) +
+                       ", the input is " + dtype_name(x.dtype()));
   const RowNorm<true> norm(x, normalized_shape);
   Tensor mu = Tensor::empty({norm.rows}, x.dtype()), rstd = Tensor::empty({norm.rows}, x.dtype());
   Tensor result = norm.forward(x, weight, bias, mu, rstd, eps);

@@ -11,6 +11,7 @@
 #include <map>
 #include <set>
 #include <stdexcept>
+#include <tuple>
 
 namespace tapegrad::nn {
 namespace {
@@ -209,11 +210,18 @@ NamedTensors load_safetensors(const std::string& path, Metadata* metadata, uint6
                                (wraps ? std::string("2^64 bytes or more") : std::to_string(numel * dtype_size(dtype))));
     entries.push_back({name, dtype, Shape(dims), b, e});
   }
-  std::sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) { return a.begin < b.begin; });
-  for (size_t i = 1; i < entries.size(); ++i)
-    if (entries[i].begin < entries[i - 1].end)
-      throw bad_file(path, "tensors '" + detail::excerpt(entries[i - 1].name) + "' and '" + detail::excerpt(entries[i].name) +
-                               "' overlap");
+  // By (begin, end): a 0-size tensor shares its offset with the next one (save_safetensors writes
+  // it so), and comes first. Empty ranges hold no byte and overlap nothing.
+  std::stable_sort(entries.begin(), entries.end(),
+                   [](const Entry& a, const Entry& b) { return std::tie(a.begin, a.end) < std::tie(b.begin, b.end); });
+  const Entry* last = nullptr;  // the last non-empty range so far
+  for (auto& e : entries) {
+    if (e.begin == e.end) continue;
+    if (last && e.begin < last->end)
+      throw bad_file(path,
+                     "tensors '" + detail::excerpt(last->name) + "' and '" + detail::excerpt(e.name) + "' overlap");
+    last = &e;
+  }
   NamedTensors out;
   for (auto& e : entries) {
     Tensor t = Tensor::empty(e.shape, e.dtype);

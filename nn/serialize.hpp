@@ -37,7 +37,8 @@ void save_safetensors(const NamedTensors& tensors, const std::string& path, cons
 /// about 100,000 tensors); checked before the header is allocated.
 inline constexpr uint64_t kMaxHeaderBytes = uint64_t{16} << 20;
 
-/// Reads every tensor of a safetensors file, in file (data offset) order; with `metadata`, also
+/// Reads every tensor of a safetensors file, in file (data offset) order (a 0-size tensor before a
+/// non-empty one at the same offset, as save_safetensors writes them); with `metadata`, also
 /// the header's "__metadata__" (which must then map strings to strings). A header longer than
 /// `max_header_bytes` is refused before it is read.
 NamedTensors load_safetensors(const std::string& path, Metadata* metadata = nullptr,

@@ -71,7 +71,9 @@ double Optimizer::group_lr(size_t g) const {
 
 void Optimizer::set_group_lr(size_t g, double lr) {
   if (g >= groups_.size()) invalid("no parameter group " + std::to_string(g));
-  if (!(lr >= 0)) invalid("learning rate must be >= 0, got " + std::to_string(lr));
+  // As the constructors check it: an infinite rate would write ±inf into the parameters.
+  if (!(lr >= 0 && std::isfinite(lr)))
+    invalid("learning rate of group " + std::to_string(g) + " must be finite and >= 0, got " + std::to_string(lr));
   for (auto& f : group_fields(g))
     if (std::strcmp(f.name, "lr") == 0) *f.number = lr;
 }

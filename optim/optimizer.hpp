@@ -66,13 +66,15 @@ class Optimizer {
 
   /// Learning rate of the first group.
   double lr() const;
-  /// Sets the learning rate of every group.
+  /// Sets the learning rate of every group; std::invalid_argument (nothing changed) unless lr is
+  /// finite and >= 0.
   void set_lr(double lr);
   /// How many parameter groups there are (1 + the add_param_group calls).
   size_t num_param_groups() const { return groups_.size(); }
   /// Learning rate of group `group` (std::out_of_range past the last group).
   double group_lr(size_t group) const;
-  /// Sets the learning rate of one group only (schedulers scale each group's own rate).
+  /// Sets the learning rate of one group only (schedulers scale each group's own rate);
+  /// std::invalid_argument unless lr is finite and >= 0.
   void set_group_lr(size_t group, double lr);
   /// The parameters of group `group`, in the order they were given.
   const std::vector<Tensor>& group_params(size_t group) const { return groups_.at(group); }

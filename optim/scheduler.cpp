@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <limits>
 #include <numbers>
 #include <stdexcept>
@@ -12,21 +13,50 @@ namespace {
 void require(bool ok, const char* who, const std::string& what) {
   if (!ok) throw std::invalid_argument(std::string("tapegrad::optim::") + who + ": " + what);
 }
+/// A rate in a message: %g, so that 1e-300 and 1e300 read as such (std::to_string gives 0.000000
+/// and 301 digits).
+std::string number(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%g", v);
+  return buf;
+}
+/// A decay factor: finite and > 0 (0 or less would give rates the optimizer refuses, one epoch later).
+void require_gamma(double gamma, const char* who) {
+  require(gamma > 0 && std::isfinite(gamma), who, "gamma must be finite and > 0, got " + std::to_string(gamma));
+}
 }  // namespace
 
-LRScheduler::LRScheduler(Optimizer& optimizer) : optimizer_(optimizer) {
+LRScheduler::LRScheduler(Optimizer& optimizer, const char* name) : optimizer_(optimizer), name_(name) {
   for (size_t g = 0; g < optimizer.num_param_groups(); ++g) base_lrs_.push_back(optimizer.group_lr(g));
 }
 
 LRScheduler::~LRScheduler() = default;
 
-void LRScheduler::apply() {
-  for (size_t g = 0; g < base_lrs_.size(); ++g) optimizer_.set_group_lr(g, lr_at(base_lrs_[g], epoch_));
+std::vector<double> LRScheduler::checked_rates(const std::vector<double>& base, int64_t e, const char* who) const {
+  std::vector<double> rates;
+  for (size_t g = 0; g < base.size(); ++g) {
+    const double lr = lr_at(base[g], e);
+    if (!(base[g] >= 0 && std::isfinite(base[g]) && lr >= 0 && std::isfinite(lr)))
+      throw std::invalid_argument(std::string("tapegrad::optim::") + name_ + (*who ? "::" : "") + who + ": group " +
+                                  std::to_string(g) + " (base_lrs[" + std::to_string(g) + "] = " + number(base[g]) +
+                                  ") gets the learning rate " + number(lr) + " at epoch " + std::to_string(e) +
+                                  "; rates must be finite and >= 0");
+    rates.push_back(lr);
+  }
+  return rates;
 }
 
+void LRScheduler::set_rates(const std::vector<double>& rates) {
+  for (size_t g = 0; g < rates.size(); ++g) optimizer_.set_group_lr(g, rates[g]);
+}
+
+void LRScheduler::apply() { set_rates(checked_rates(base_lrs_, epoch_, "")); }  // from the constructors
+
 void LRScheduler::step() {
+  // Every rate is checked before the epoch or any group changes.
+  std::vector<double> rates = checked_rates(base_lrs_, epoch_ + 1, "step");
   ++epoch_;
-  apply();
+  set_rates(rates);
 }
 
 
@@ -36,19 +66,14 @@ NamedTensors LRScheduler::state_dict() const {
 }
 
 void LRScheduler::load_state_dict(const NamedTensors& state) {
-  const int64_t e = state_count(state, "tapegrad::optim::LRScheduler", "last_epoch");
-  std::vector<double> base = state_entry(state, "tapegrad::optim::LRScheduler", "base_lrs", static_cast<int64_t>(base_lrs_.size()));
+  const std::string who = std::string("tapegrad::optim::") + name_;
+  const int64_t e = state_count(state, who, "last_epoch");
+  std::vector<double> base = state_entry(state, who, "base_lrs", static_cast<int64_t>(base_lrs_.size()));
   // The rates this state gives must be ones the optimizer accepts: checked before anything changes.
-  for (size_t g = 0; g < base.size(); ++g) {
-    const double lr = lr_at(base[g], e);
-    if (!(base[g] >= 0 && std::isfinite(base[g]) && lr >= 0 && std::isfinite(lr)))
-      throw std::invalid_argument("tapegrad::optim::LRScheduler::load_state_dict: base_lrs[" + std::to_string(g) +
-                                  "] = " + std::to_string(base[g]) + " gives the learning rate " + std::to_string(lr) +
-                                  " at epoch " + std::to_string(e) + "; rates must be finite and >= 0");
-  }
+  std::vector<double> rates = checked_rates(base, e, "load_state_dict");
   epoch_ = e;
   base_lrs_ = std::move(base);
-  apply();
+  set_rates(rates);
 }
 
 NamedTensors ReduceLROnPlateau::state_dict() const {
@@ -73,15 +98,18 @@ std::vector<double> LRScheduler::last_lr() const {
   return out;
 }
 
-StepLR::StepLR(Optimizer& o, int64_t step_size, double gamma) : LRScheduler(o), step_size_(step_size), gamma_(gamma) {
+StepLR::StepLR(Optimizer& o, int64_t step_size, double gamma)
+    : LRScheduler(o, "StepLR"), step_size_(step_size), gamma_(gamma) {
   require(step_size > 0, "StepLR", "step_size must be positive, got " + std::to_string(step_size));
+  require_gamma(gamma, "StepLR");
   apply();
 }
 double StepLR::lr_at(double base, int64_t e) const { return base * std::pow(gamma_, static_cast<double>(e / step_size_)); }
 
 MultiStepLR::MultiStepLR(Optimizer& o, std::vector<int64_t> milestones, double gamma)
-    : LRScheduler(o), milestones_(std::move(milestones)), gamma_(gamma) {
+    : LRScheduler(o, "MultiStepLR"), milestones_(std::move(milestones)), gamma_(gamma) {
   require(std::is_sorted(milestones_.begin(), milestones_.end()), "MultiStepLR", "milestones must be increasing");
+  require_gamma(gamma, "MultiStepLR");
   apply();
 }
 double MultiStepLR::lr_at(double base, int64_t e) const {
@@ -89,15 +117,17 @@ double MultiStepLR::lr_at(double base, int64_t e) const {
   return base * std::pow(gamma_, static_cast<double>(passed));
 }
 
-ExponentialLR::ExponentialLR(Optimizer& o, double gamma) : LRScheduler(o), gamma_(gamma) {
-  require(gamma > 0, "ExponentialLR", "gamma must be positive, got " + std::to_string(gamma));
+ExponentialLR::ExponentialLR(Optimizer& o, double gamma) : LRScheduler(o, "ExponentialLR"), gamma_(gamma) {
+  require_gamma(gamma, "ExponentialLR");
   apply();
 }
 double ExponentialLR::lr_at(double base, int64_t e) const { return base * std::pow(gamma_, static_cast<double>(e)); }
 
 CosineAnnealingLR::CosineAnnealingLR(Optimizer& o, int64_t t_max, double eta_min)
-    : LRScheduler(o), t_max_(t_max), eta_min_(eta_min) {
+    : LRScheduler(o, "CosineAnnealingLR"), t_max_(t_max), eta_min_(eta_min) {
   require(t_max > 0, "CosineAnnealingLR", "T_max must be positive, got " + std::to_string(t_max));
+  require(eta_min >= 0 && std::isfinite(eta_min), "CosineAnnealingLR",
+          "eta_min must be finite and >= 0, got " + std::to_string(eta_min));
   apply();
 }
 double CosineAnnealingLR::lr_at(double base, int64_t e) const {
@@ -105,7 +135,7 @@ double CosineAnnealingLR::lr_at(double base, int64_t e) const {
 }
 
 LinearWarmupLR::LinearWarmupLR(Optimizer& o, int64_t total_iters, double start_factor, double end_factor)
-    : LRScheduler(o), total_iters_(total_iters), start_(start_factor), end_(end_factor) {
+    : LRScheduler(o, "LinearWarmupLR"), total_iters_(total_iters), start_(start_factor), end_(end_factor) {
   require(total_iters > 0, "LinearWarmupLR", "total_iters must be positive, got " + std::to_string(total_iters));
   require(start_factor > 0 && start_factor <= 1 && end_factor >= 0 && end_factor <= 1, "LinearWarmupLR",
           "factors must be in (0, 1] (start) and [0, 1] (end)");

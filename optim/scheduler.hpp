@@ -14,7 +14,10 @@ namespace tapegrad::optim {
 class LRScheduler {
  public:
   virtual ~LRScheduler();
-  /// Advances one epoch and updates the optimizer's learning rates.
+  /// Advances one epoch and updates the optimizer's learning rates. Every group's new rate is
+  /// computed first: when one is not finite and >= 0 (a gamma that overflows), it throws
+  /// std::invalid_argument naming the scheduler, the group, the epoch and the rate, and neither the
+  /// epoch nor any rate changes.
   void step();
   /// Epochs stepped so far (0 right after construction).
   int64_t last_epoch() const { return epoch_; }
@@ -28,21 +31,32 @@ class LRScheduler {
 
  protected:
   /// Takes each group's current rate as its base rate; the optimizer must outlive the scheduler.
-  explicit LRScheduler(Optimizer& optimizer);
+  /// `name` ("StepLR", ...) starts every error message.
+  explicit LRScheduler(Optimizer& optimizer, const char* name = "LRScheduler");
   /// The rate at epoch e for a group whose base rate is `base`.
   virtual double lr_at(double base, int64_t e) const = 0;
-  /// Writes lr_at(base, epoch) into every group (derived constructors call it once).
+  /// Writes lr_at(base, epoch) into every group (derived constructors call it once); checked as
+  /// step() checks, before any group changes.
   void apply();
 
   Optimizer& optimizer_;           ///< the optimizer whose rates are set
+  const char* name_;               ///< the scheduler's class, for errors
   std::vector<double> base_lrs_;   ///< each group's rate at construction
   int64_t epoch_ = 0;              ///< epochs stepped so far
+
+ private:
+  /// Every group's rate at epoch e from the base rates `base`, or std::invalid_argument
+  /// "tapegrad::optim::<name>::<who>: ..." ("<name>: ..." for an empty `who`) when a base or a
+  /// rate is not finite and >= 0.
+  std::vector<double> checked_rates(const std::vector<double>& base, int64_t e, const char* who) const;
+  /// Writes checked rates into the groups (set_group_lr accepts them all: no partial update).
+  void set_rates(const std::vector<double>& rates);
 };
 
 /// lr = base · γ^⌊e / step_size⌋
 class StepLR : public LRScheduler {
  public:
-  /// Decays by `gamma` every `step_size` (> 0) epochs.
+  /// Decays by `gamma` (finite, > 0) every `step_size` (> 0) epochs.
   StepLR(Optimizer& optimizer, int64_t step_size, double gamma = 0.1);
 
  protected:
@@ -56,7 +70,7 @@ class StepLR : public LRScheduler {
 /// lr = base · γ^(number of milestones ≤ e)
 class MultiStepLR : public LRScheduler {
  public:
-  /// Decays by `gamma` at each epoch in `milestones` (increasing).
+  /// Decays by `gamma` (finite, > 0) at each epoch in `milestones` (increasing).
   MultiStepLR(Optimizer& optimizer, std::vector<int64_t> milestones, double gamma = 0.1);
 
  protected:
@@ -70,7 +84,7 @@ class MultiStepLR : public LRScheduler {
 /// lr = base · γ^e
 class ExponentialLR : public LRScheduler {
  public:
-  /// Decays by `gamma` every epoch.
+  /// Decays by `gamma` (finite, > 0) every epoch.
   ExponentialLR(Optimizer& optimizer, double gamma);
 
  protected:
@@ -83,7 +97,7 @@ class ExponentialLR : public LRScheduler {
 /// lr = η_min + (base − η_min)·(1 + cos(π·e / T_max)) / 2   (SGDR without restarts)
 class CosineAnnealingLR : public LRScheduler {
  public:
-  /// Anneals from the base rate to `eta_min` over `t_max` (> 0) epochs.
+  /// Anneals from the base rate to `eta_min` (finite, >= 0) over `t_max` (> 0) epochs.
   CosineAnnealingLR(Optimizer& optimizer, int64_t t_max, double eta_min = 0.0);
 
  protected:

@@ -31,6 +31,29 @@ TEST_CASE("creation and queries") {
   CHECK_THROWS_AS(arange(0, 1, 0), std::invalid_argument);
 }
 
+TEST_CASE("size(d) of a 0-d tensor is a ShapeError, as in PyTorch") {
+  Tensor s = scalar(2.5);
+  for (int64_t d : {0, -1, 1}) {
+    const std::string expected =
+        "tapegrad::size: dimension specified as " + std::to_string(d) + " but the tensor has no dimensions (rank 0";
+    CHECK_THROWS_WITH_AS(s.size(d), doctest::Contains(expected.c_str()), ShapeError);
+  }
+  CHECK_THROWS_WITH_AS(tensor({1, 2}).size(1), doctest::Contains("tapegrad::size: axis 1 is out of range"), ShapeError);
+  CHECK(sum(s, {0}).item() == 2.5);  // reductions over axis 0 of a 0-d tensor stay valid
+}
+
+TEST_CASE("set_grad names both shapes and dtypes and keeps the old gradient") {
+  Tensor x = ones({2}).requires_grad_();
+  x.set_grad(tensor({3, 4}));
+  CHECK_THROWS_WITH_AS(x.set_grad(ones({2}, DType::f64)),
+                       "tapegrad::set_grad: gradient of shape [2] (float64) for a tensor of shape [2] (float32)",
+                       ShapeError);
+  CHECK_THROWS_WITH_AS(x.set_grad(ones({3})),
+                       "tapegrad::set_grad: gradient of shape [3] (float32) for a tensor of shape [2] (float32)",
+                       ShapeError);
+  CHECK(x.grad().to_vector() == std::vector<double>{3, 4});
+}
+
 TEST_CASE("seeded random tensors are reproducible") {
   manual_seed(42);
   Tensor a = randn({100});

@@ -1,10 +1,13 @@
 // Zero-size inputs through every reduction, loss and layer: PyTorch's value where it has a
 // finite one (Σ∅ = 0, an empty batch gives empty outputs and zero parameter gradients), a clear
-// error otherwise (mean of nothing, max of nothing). Nothing reads out of bounds (ASan run).
+// error otherwise (mean of nothing, max of nothing) — but the class losses' mean over no targets is
+// NaN, as PyTorch's. Nothing reads out of bounds (ASan run).
 #include <doctest/doctest.h>
 
 #include <cmath>
 #include <functional>
+#include <string>
+#include <utility>
 
 #include "autograd/autograd.hpp"
 #include "nn/nn.hpp"
@@ -88,7 +91,7 @@ TEST_CASE("every layer on a batch of zero samples: empty output or a clear error
   CHECK(clear_error([&] { bn(zeros({0, 3})); }));  // batch statistics of nothing
 }
 
-TEST_CASE("every loss on an empty batch: PyTorch's value for sum and none, a clear error for mean") {
+TEST_CASE("every loss on an empty batch: PyTorch's value for sum and none; mean NaN or an error naming the loss") {
   Tensor logits = zeros({0, 4}).requires_grad_();
   Tensor targets = index_tensor({}, Shape{0});
   using nn::functional::Reduction;
@@ -97,16 +100,39 @@ TEST_CASE("every loss on an empty batch: PyTorch's value for sum and none, a cle
   ce.backward();
   CHECK(logits.grad().shape() == Shape{0, 4});
   CHECK(nn::F::cross_entropy(logits, targets, Reduction::none).shape() == Shape{0});
-  CHECK(clear_error([&] { nn::F::cross_entropy(logits, targets); }));
-  CHECK(clear_error([&] { nn::F::nll_loss(logits, targets); }));
+  // the class losses' mean over no targets is NaN, as PyTorch and as when every target is ignored
+  Tensor ce_mean = nn::F::cross_entropy(logits, targets);
+  CHECK(std::isnan(ce_mean.item()));
+  logits.zero_grad();
+  ce_mean.backward();
+  CHECK(logits.grad().shape() == Shape{0, 4});
+  const auto weighted = nn::F::CrossEntropyOptions().weight(ones({4}));
+  CHECK(std::isnan(nn::F::cross_entropy(zeros({0, 4}), targets, weighted).item()));
+  CHECK(std::isnan(nn::F::cross_entropy(zeros({2, 4, 0}), index_tensor({}, Shape{2, 0})).item()));  // no positions
+  CHECK(std::isnan(nn::F::nll_loss(logits, targets).item()));
   CHECK(nn::F::nll_loss(logits, targets, Reduction::sum).item() == 0);
+  // the elementwise losses' mean over nothing is an error naming the loss and the shape
   Tensor x = zeros({0, 3}), t = zeros({0, 3});
-  for (auto loss : {nn::F::mse_loss, nn::F::l1_loss, nn::F::binary_cross_entropy}) {
+  using Loss = std::pair<const char*, Tensor (*)(const Tensor&, const Tensor&, Reduction)>;
+  for (auto [name, loss] : {Loss{"mse_loss", nn::F::mse_loss}, Loss{"l1_loss", nn::F::l1_loss},
+                            Loss{"binary_cross_entropy", nn::F::binary_cross_entropy},
+                            Loss{"binary_cross_entropy_with_logits", nn::F::binary_cross_entropy_with_logits}}) {
+    CAPTURE(name);
     CHECK(loss(x, t, Reduction::sum).item() == 0);
-    CHECK(clear_error([&] { loss(x, t, Reduction::mean); }));
+    CHECK(loss(x, t, Reduction::none).shape() == Shape{0, 3});
+    const std::string expected = std::string("tapegrad::nn::") + name +
+                                 ": empty input [0, 3]: the mean over zero elements is undefined";
+    CHECK_THROWS_WITH_AS(loss(x, t, Reduction::mean), doctest::Contains(expected.c_str()), ShapeError);
   }
   CHECK(nn::F::huber_loss(x, t, Reduction::sum, 1.0).item() == 0);
-  CHECK(nn::F::binary_cross_entropy_with_logits(x, t, Reduction::sum).item() == 0);
+  CHECK_THROWS_WITH_AS(nn::F::huber_loss(x, t, Reduction::mean, 1.0),
+                       doctest::Contains("tapegrad::nn::huber_loss: empty input [0, 3]"), ShapeError);
+  CHECK_THROWS_WITH_AS(nn::F::mse_loss(zeros({0}), zeros({0})),
+                       doctest::Contains("tapegrad::nn::mse_loss: empty input [0]"), ShapeError);
+  CHECK_THROWS_WITH_AS(nn::F::half_mse_loss(x, t),
+                       "tapegrad::nn::half_mse_loss: empty input [0, 3]: the mean over zero samples is undefined",
+                       ShapeError);
+  CHECK(nn::F::half_mse_loss(zeros({2, 0}), zeros({2, 0})).item() == 0);  // two samples of no features
 }
 
 TEST_CASE("max, min and argmax propagate NaN along every axis, as PyTorch does") {

@@ -145,12 +145,18 @@ TEST_CASE("layer_norm's second derivatives (create_graph) equal the composite's"
   }
 }
 
-TEST_CASE("layer_norm keeps the composite's promotion for mixed dtypes and its errors") {
+TEST_CASE("layer_norm refuses integer inputs and mixed dtypes, naming itself, and checks shapes") {
   Tensor x = reference_input({2, 4}, 0.2, DType::f32);
   Tensor w = reference_input({4}, 1.9);  // float64
-  Tensor y = F::layer_norm(x, {4}, w);
-  CHECK(y.dtype() == DType::f64);
-  check_close(y.to_vector(), layer_norm_composite(x, {4}, w, Tensor()).to_vector(), 1e-12);
+  // no silent promotion to float64 (linear, conv2d, rms_norm and PyTorch refuse too)
+  CHECK_THROWS_WITH_AS(F::layer_norm(x, {4}, w), "tapegrad::nn::layer_norm: weight is float64, the input is float32",
+                       DTypeError);
+  CHECK_THROWS_WITH_AS(F::layer_norm(x, {4}, Tensor(), w), "tapegrad::nn::layer_norm: bias is float64, the input is float32",
+                       DTypeError);
+  CHECK_THROWS_WITH_AS(F::layer_norm(index_tensor({1, 2, 3}, {1, 3}), {3}),
+                       "tapegrad::nn::layer_norm: expected a floating input, got int64 [1, 3]", DTypeError);
+  CHECK_THROWS_WITH_AS(F::layer_norm(ones({1, 3}, DType::b8), {3}), doctest::Contains("layer_norm: expected a floating input"),
+                       DTypeError);
   CHECK_THROWS_WITH_AS(F::layer_norm(zeros({3, 5}), {4}), doctest::Contains("layer_norm: input [3, 5] does not end with normalized_shape [4]"),
                        ShapeError);
   CHECK_THROWS_WITH_AS(F::layer_norm(zeros({3, 4}), {4}, Tensor(), ones({3})), doctest::Contains("layer_norm: weight/bias of shape [3]"),

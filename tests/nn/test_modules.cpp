@@ -128,6 +128,16 @@ TEST_CASE("dropout: scaling, reproducibility, inactive in eval") {
   CHECK(drop(x).is_same(x));
   CHECK(F::dropout(x, 1.0, true).sum().item() == 0);
   CHECK_THROWS_AS(nn::Dropout(1.5), std::invalid_argument);
+  // a non-floating input is refused by dropout itself (not by an initialiser it calls), in eval
+  // too, before the generator draws
+  Generator g3(7), fresh(7);
+  for (bool training : {true, false}) {
+    CHECK_THROWS_WITH_AS(F::dropout(index_tensor({1, 2}), 0.5, training, g3),
+                         "tapegrad::nn::dropout: expected a floating input (float32, float64), got int64 [2]", DTypeError);
+    CHECK_THROWS_WITH_AS(F::dropout(ones({2}, DType::b8), 0.5, training, g3), doctest::Contains("nn::dropout: expected a floating"),
+                         DTypeError);
+  }
+  CHECK(g3.uniform() == fresh.uniform());
 }
 
 TEST_CASE("initializers are seeded and have the documented bounds") {

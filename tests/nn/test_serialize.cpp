@@ -90,6 +90,31 @@ TEST_CASE("bool tensors are saved as BOOL, one byte each, and other bytes are re
   std::remove(path.c_str());
 }
 
+TEST_CASE("0-size tensors share an offset with their neighbour and load back") {
+  // save_safetensors gives an empty tensor the offset of the next one: [8, 8] beside [8, 16].
+  const std::string path = "nn_empty_tensors_test.safetensors";
+  const nn::NamedTensors saved{{"first", zeros({0})},        {"a", tensor({1, 2})},
+                               {"z", zeros({3, 0}, DType::f64)}, {"b", tensor({3, 4})},
+                               {"last", index_tensor({})}};
+  nn::save_safetensors(saved, path);
+  auto loaded = nn::load_safetensors(path);
+  REQUIRE(loaded.size() == saved.size());
+  for (size_t i = 0; i < saved.size(); ++i) {
+    CAPTURE(saved[i].first);
+    CHECK(loaded[i].first == saved[i].first);  // file order is the saved order
+    CHECK(loaded[i].second.shape() == saved[i].second.shape());
+    CHECK(loaded[i].second.dtype() == saved[i].second.dtype());
+    CHECK(loaded[i].second.to_vector() == saved[i].second.to_vector());
+  }
+  // An empty range between two overlapping ones does not hide the overlap.
+  write_all(path, with_header(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
+                              R"("z":{"dtype":"F32","shape":[0],"data_offsets":[4,4]},)"
+                              R"("b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})",
+                              "123456789012"));
+  CHECK_THROWS_WITH_AS(nn::load_safetensors(path), doctest::Contains("tensors 'a' and 'b' overlap"), std::runtime_error);
+  std::remove(path.c_str());
+}
+
 TEST_CASE("load_state_dict reports every mismatch at once and changes nothing") {
   auto m = make_model();
   auto state = m->state_dict();

@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <functional>
+#include <limits>
 #include <memory>
 
 #include "autograd/autograd.hpp"
@@ -89,6 +90,26 @@ TEST_CASE("parameter groups have their own learning rates") {
   opt.set_lr(0.2);
   CHECK(opt.group_lr(1) == 0.2);
   CHECK_THROWS_AS(opt.add_param_group({a}, optim::SGDOptions(0.1)), std::invalid_argument);  // a is already in
+}
+
+TEST_CASE("set_lr and set_group_lr refuse rates that are not finite and >= 0, changing nothing") {
+  Tensor a = tensor({1}).requires_grad_(), b = tensor({1}).requires_grad_();
+  optim::SGD opt({a}, optim::SGDOptions(0.1));
+  opt.add_param_group({b}, optim::SGDOptions(0.01));
+  const double inf = std::numeric_limits<double>::infinity();
+  for (double bad : {inf, -inf, std::nan(""), -1.0}) {
+    CAPTURE(bad);
+    CHECK_THROWS_WITH_AS(opt.set_lr(bad), doctest::Contains("tapegrad::optim::SGD: learning rate of group 0 must be finite"),
+                         std::invalid_argument);
+    CHECK_THROWS_WITH_AS(opt.set_group_lr(1, bad),
+                         doctest::Contains("tapegrad::optim::SGD: learning rate of group 1 must be finite and >= 0"),
+                         std::invalid_argument);
+    CHECK(opt.group_lr(0) == 0.1);
+    CHECK(opt.group_lr(1) == 0.01);
+  }
+  a.set_grad(tensor({1}));
+  opt.step();
+  CHECK(a.item() == doctest::Approx(0.9));  // still the old rate
 }
 
 TEST_CASE("optimizer state dicts round-trip state and options") {

@@ -1,6 +1,9 @@
 // Learning-rate schedulers: closed forms at known epochs (values as PyTorch 1.13 gives them).
 #include <doctest/doctest.h>
 
+#include <cmath>
+#include <limits>
+
 #include "autograd/autograd.hpp"
 #include "optim/optim.hpp"
 
@@ -53,6 +56,58 @@ TEST_CASE("schedulers scale each group from its own base rate") {
   optim::ExponentialLR s(opt, 0.5);
   s.step();
   CHECK(s.last_lr() == std::vector<double>{0.5, 0.05});
+}
+
+TEST_CASE("schedulers refuse a gamma or eta_min that is not finite and positive, in the constructor") {
+  Tensor p = tensor({1}).requires_grad_();
+  optim::SGD opt({p}, optim::SGDOptions(0.1));
+  const double inf = std::numeric_limits<double>::infinity();
+  for (double gamma : {-1.0, 0.0, std::nan(""), inf}) {
+    CAPTURE(gamma);
+    CHECK_THROWS_WITH_AS(optim::StepLR(opt, 1, gamma), doctest::Contains("tapegrad::optim::StepLR: gamma must be finite and > 0"),
+                         std::invalid_argument);
+    CHECK_THROWS_WITH_AS(optim::MultiStepLR(opt, {1}, gamma),
+                         doctest::Contains("tapegrad::optim::MultiStepLR: gamma must be finite and > 0"), std::invalid_argument);
+    CHECK_THROWS_WITH_AS(optim::ExponentialLR(opt, gamma),
+                         doctest::Contains("tapegrad::optim::ExponentialLR: gamma must be finite and > 0"), std::invalid_argument);
+  }
+  for (double eta_min : {-1.0, std::nan(""), inf}) {
+    CAPTURE(eta_min);
+    CHECK_THROWS_WITH_AS(optim::CosineAnnealingLR(opt, 2, eta_min),
+                         doctest::Contains("tapegrad::optim::CosineAnnealingLR: eta_min must be finite and >= 0"),
+                         std::invalid_argument);
+  }
+  CHECK(opt.lr() == 0.1);
+}
+
+TEST_CASE("a step whose rate overflows throws naming the scheduler, group, epoch and rate, and changes nothing") {
+  Tensor p = tensor({1}).requires_grad_(), q = tensor({1}).requires_grad_();
+  optim::SGD opt({p}, optim::SGDOptions(1.0));
+  opt.add_param_group({q}, optim::SGDOptions(1e300));
+  optim::StepLR step(opt, 1, 1e10);  // group 0 gets 1e10 at epoch 1, group 1 overflows
+  CHECK_THROWS_WITH_AS(step.step(),
+                       doctest::Contains("tapegrad::optim::StepLR::step: group 1 (base_lrs[1] = 1e+300) gets the "
+                                         "learning rate inf at epoch 1; rates must be finite and >= 0"),
+                       std::invalid_argument);
+  CHECK(step.last_epoch() == 0);
+  CHECK(step.last_lr() == std::vector<double>{1.0, 1e300});  // group 0 was not updated either
+  // ExponentialLR overflows too, after enough epochs
+  optim::SGD one({p}, optim::SGDOptions(1.0));
+  optim::ExponentialLR expo(one, 1e100);
+  for (int e = 0; e < 3; ++e) expo.step();
+  CHECK_THROWS_WITH_AS(expo.step(), doctest::Contains("tapegrad::optim::ExponentialLR::step: group 0 (base_lrs[0] = 1) gets "
+                                                      "the learning rate inf at epoch 4"),
+                       std::invalid_argument);
+  CHECK(expo.last_epoch() == 3);
+  CHECK(one.lr() == doctest::Approx(1e300));
+  // load_state_dict shares the check and names the scheduler
+  auto state = expo.state_dict();
+  state[0].second = scalar(5.0, DType::f64);  // last_epoch
+  CHECK_THROWS_WITH_AS(expo.load_state_dict(state),
+                       doctest::Contains("tapegrad::optim::ExponentialLR::load_state_dict: group 0 (base_lrs[0] = 1) "
+                                         "gets the learning rate inf at epoch 5"),
+                       std::invalid_argument);
+  CHECK(expo.last_epoch() == 3);
 }
 
 TEST_CASE("ReduceLROnPlateau lowers the rate after `patience` bad epochs, then cools down") {

@@ -3,6 +3,7 @@
 // after each error, no storage is leaked and the tape and a model still train exactly as before.
 #include <doctest/doctest.h>
 
+#include <cmath>
 #include <functional>
 #include <string>
 #include <vector>
@@ -190,6 +191,11 @@ TEST_CASE("tensor creation, access and autograd misuse are named errors") {
       {"rand", Kind::invalid, {"rand", "low=2", "high=1"}, [&] { rand({2}, DType::f32, default_generator(), 2.0, 1.0); }},
       {"item", Kind::shape, {"item", "[2, 3]"}, [&] { a23.item(); }},
       {"at", Kind::shape, {"at", "index 5", "[2, 3]"}, [&] { a23.at({0, 5}); }},
+      {"size of a 0-d tensor", Kind::shape, {"size", "rank 0"}, [&] { scalar(1.0).size(0); }},
+      {"set_grad of another dtype", Kind::shape, {"set_grad", "(float64)", "(float32)"}, [&] {
+         Tensor x = randn({2}).requires_grad_();
+         x.set_grad(zeros({2}, DType::f64));
+       }},
       {"data<T>", Kind::dtype, {"data", "float32"}, [&] { a23.data<double>(); }},
       {"requires_grad_ on int64", Kind::dtype, {"requires_grad_", "int64"}, [&] { index_tensor({1}).requires_grad_(); }},
       {"requires_grad_ on a non-leaf", Kind::autograd, {"requires_grad_", "'add_scalar'"}, [&] {
@@ -228,6 +234,11 @@ TEST_CASE("layers reject inputs of the wrong shape and bad constructor arguments
       {"Embedding forward", Kind::shape, {"embedding", "index 7", "5 rows"}, [&] { emb(index_tensor({7})); }},
       {"Dropout p", Kind::invalid, {"Dropout", "1.5"}, [&] { nn::Dropout(1.5); }},
       {"dropout p", Kind::invalid, {"dropout", "-0.1"}, [&] { F::dropout(randn({2}), -0.1, true); }},
+      {"dropout int64", Kind::dtype, {"dropout", "int64 [2]"}, [&] { F::dropout(index_tensor({1, 2}), 0.5, true); }},
+      {"layer_norm int64", Kind::dtype, {"layer_norm", "int64 [1, 3]"}, [&] { F::layer_norm(index_tensor({1, 2, 3}, {1, 3}), {3}); }},
+      {"layer_norm weight dtype", Kind::dtype, {"layer_norm", "float64", "float32"}, [&] {
+         F::layer_norm(randn({2, 3}), {3}, ones({3}, DType::f64));
+       }},
       {"load_state_dict", Kind::invalid, {"load_state_dict", "weight", "[2, 4]"}, [&] {
          linear.load_state_dict({{"weight", randn({4, 2})}, {"bias", randn({2})}});
        }},
@@ -248,6 +259,8 @@ TEST_CASE("losses reject mismatched outputs and targets") {
       {"binary_cross_entropy", Kind::shape, {"binary_cross_entropy", "[3, 4]", "[4]"}, [&] { F::binary_cross_entropy(probs, rand({4})); }},
       {"binary_cross_entropy_with_logits", Kind::shape, {"binary_cross_entropy_with_logits", "[3, 4]", "[3, 1, 4]"},
        [&] { F::binary_cross_entropy_with_logits(logits, randn({3, 1, 4})); }},
+      {"mse_loss mean of nothing", Kind::shape, {"mse_loss", "[0]", "zero elements"}, [&] { F::mse_loss(randn({0}), randn({0})); }},
+      {"half_mse_loss of no samples", Kind::shape, {"half_mse_loss", "[0, 3]"}, [&] { F::half_mse_loss(randn({0, 3}), randn({0, 3})); }},
   });
 }
 
@@ -266,6 +279,7 @@ TEST_CASE("optimizer options, schedulers and clipping validate their values") {
       {"optimizer over a non-leaf", Kind::invalid, {"SGD", "not a leaf"}, [&] { optim::SGD({w * 2.0}); }},
       {"optimizer twice the same", Kind::invalid, {"Adam", "twice"}, [&] { optim::Adam({w, w}); }},
       {"set_group_lr", Kind::invalid, {"SGD", "no parameter group 3"}, [&] { optim::SGD({w}).set_group_lr(3, 0.1); }},
+      {"set_lr inf", Kind::invalid, {"SGD", "learning rate", "inf"}, [&] { optim::SGD({w}).set_lr(INFINITY); }},
       {"load_state_dict kind", Kind::invalid, {"Adam"}, [&] {
          optim::SGD sgd({w}, optim::SGDOptions(0.1).momentum(0.9));
          optim::Adam({w}).load_state_dict(sgd.state_dict());
@@ -277,6 +291,18 @@ TEST_CASE("optimizer options, schedulers and clipping validate their values") {
       {"ExponentialLR", Kind::invalid, {"ExponentialLR", "gamma", "-1"}, [&] {
          optim::SGD sgd({w});
          optim::ExponentialLR(sgd, -1.0);
+       }},
+      {"StepLR gamma", Kind::invalid, {"StepLR", "gamma", "-1"}, [&] {
+         optim::SGD sgd({w});
+         optim::StepLR(sgd, 1, -1.0);
+       }},
+      {"CosineAnnealingLR eta_min", Kind::invalid, {"CosineAnnealingLR", "eta_min", "-1"}, [&] {
+         optim::SGD sgd({w});
+         optim::CosineAnnealingLR(sgd, 2, -1.0);
+       }},
+      {"StepLR step overflows", Kind::invalid, {"StepLR::step", "group 0", "epoch 1", "inf"}, [&] {
+         optim::SGD sgd({w}, optim::SGDOptions(1e300));
+         optim::StepLR(sgd, 1, 1e10).step();
        }},
       {"clip_grad_norm_", Kind::invalid, {"clip_grad_norm_", "max_norm", "-1"}, [&] { optim::clip_grad_norm_({w}, -1.0); }},
       {"clip_grad_value_", Kind::invalid, {"clip_grad_value_", "-2"}, [&] { optim::clip_grad_value_({w}, -2.0); }},
