@@ -117,7 +117,7 @@ TEST_CASE("every accessor of an undefined tensor throws, naming itself") {
   CHECK_THROWS_WITH_AS(w.grad().item(), message("item"), std::invalid_argument);
 }
 
-TEST_CASE("transpose of a 0-d tensor (axes 0 and -1, as in PyTorch) is the tensor; other axes are refused") {
+TEST_CASE("transpose of a 0-d tensor (axes 0 and -1, as in PyTorch) is the tensor, other axes are refused") {
   Tensor s = scalar(3.0).requires_grad_();
   Tensor t = transpose(s, 0, -1);
   CHECK(t.dim() == 0);

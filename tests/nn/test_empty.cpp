@@ -91,7 +91,7 @@ TEST_CASE("every layer on a batch of zero samples: empty output or a clear error
   CHECK(clear_error([&] { bn(zeros({0, 3})); }));  // batch statistics of nothing
 }
 
-TEST_CASE("every loss on an empty batch: PyTorch's value for sum and none; mean NaN or an error naming the loss") {
+TEST_CASE("every loss on an empty batch: PyTorch's value for sum and none, for mean NaN or an error naming the loss") {
   Tensor logits = zeros({0, 4}).requires_grad_();
   Tensor targets = index_tensor({}, Shape{0});
   using nn::functional::Reduction;
