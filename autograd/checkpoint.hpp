@@ -32,7 +32,8 @@
 /// and non-tensor captures (anything fn's closure holds), nested checkpoints (fn may call
 /// checkpoint), backward(retain_graph=true) (each backward recomputes), and first-order grad()
 /// towards the inputs or the parameters (no .grad is touched). With recording off (no_grad) fn
-/// simply runs.
+/// simply runs. fn runs twice: any other state it writes (a training-mode BatchNorm's running
+/// statistics) is written twice, as in PyTorch; nn::checkpoint_sequential puts module buffers back.
 ///
 /// Errors (std::invalid_argument naming the argument, or AutogradError; nothing is recorded and
 /// the generators are restored):

@@ -2,8 +2,12 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
+#include <memory>
 #include <stdexcept>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "autograd/node.hpp"
 
@@ -21,9 +25,24 @@ Tensor checkpoint_sequential(Sequential& sequential, int64_t segments, const Ten
   int64_t begin = 0;
   for (int64_t s = 0; s < segments; ++s) {
     const int64_t end = begin + n / segments + (s < n % segments ? 1 : 0);
-    auto run = [&sequential, begin, end](const Tensor& in) {
+    // The backward's recomputation runs the modules again: one that updates buffers in training
+    // mode (BatchNorm's running statistics and batch count) would update them twice. Every run
+    // after the first puts back the buffers it changed (only those: an unchanged buffer keeps its
+    // version, which an eval-mode BatchNorm's recorded node checks).
+    auto run = [&sequential, begin, end, runs = std::make_shared<int64_t>(0)](const Tensor& in) {
+      std::vector<std::pair<Tensor, Tensor>> before;  // (buffer, its copy)
+      if ((*runs)++ > 0) {
+        NoGradGuard no_grad;
+        for (int64_t i = begin; i < end; ++i)
+          for (const Tensor& b : sequential[static_cast<size_t>(i)]->buffers()) before.emplace_back(b, b.clone());
+      }
       Tensor y = in;
       for (int64_t i = begin; i < end; ++i) y = sequential[static_cast<size_t>(i)]->forward(y);
+      for (auto& [b, copy] : before) {
+        const size_t bytes = static_cast<size_t>(b.numel()) * dtype_size(b.dtype());
+        if (std::memcmp(b.data<char>(), copy.data<char>(), bytes) != 0)
+          std::memcpy(b.mutable_data<char>(), copy.data<char>(), bytes);
+      }
       return y;
     };
     // A run with nothing to differentiate records nothing: checkpointing it would be an error.

@@ -15,6 +15,9 @@
 /// Gradients are bitwise those of `sequential(x)`, Dropout included, provided every generator the
 /// modules draw from besides default_generator() (a Dropout built with its own Generator) is in
 /// `options.generators` (else the recomputation check of CheckpointOptions::verify throws).
+/// Buffers too: the recomputation puts back those it changes, so a BatchNorm in training mode
+/// updates its running statistics once per step, as without checkpointing (PyTorch 1.13's
+/// checkpoint_sequential updates them twice).
 #include <cstdint>
 
 #include "autograd/checkpoint.hpp"

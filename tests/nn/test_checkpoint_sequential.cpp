@@ -104,6 +104,40 @@ TEST_CASE("checkpoint_sequential on the examples' CNN with dropout: gradients bi
   }
 }
 
+TEST_CASE("a BatchNorm in training mode updates its running statistics once per step, as without checkpointing") {
+  auto make = [] {
+    manual_seed(5);
+    return std::make_shared<nn::Sequential>(nn::Linear(4, 6), nn::BatchNorm1d(6), nn::ReLU(), nn::Linear(6, 3),
+                                            nn::BatchNorm1d(3));
+  };
+  auto plain = make(), ckpt = make();
+  Generator g(8);
+  for (int s = 0; s < 3; ++s) {
+    Tensor x = randn({8, 4}, DType::f32, g);
+    auto a = step(*plain, [&](const Tensor& in) {
+      Tensor y = (*plain)(in);
+      return sum(y * y);
+    }, x, 1);
+    auto b = step(*ckpt, [&](const Tensor& in) {
+      Tensor y = nn::checkpoint_sequential(*ckpt, 3, in);
+      return sum(y * y);
+    }, x, 1);
+    check_bitwise(a, b);
+  }
+  auto pb = plain->buffers(), cb = ckpt->buffers();
+  REQUIRE(pb.size() == cb.size());
+  for (size_t i = 0; i < pb.size(); ++i) {
+    CAPTURE(i);
+    CHECK(pb[i].to_vector() == cb[i].to_vector());  // running mean, var and num_batches_tracked = 3
+  }
+  // eval mode: the buffers are read, not written, and the recomputed graph's check passes
+  plain->eval();
+  ckpt->eval();
+  Tensor x = randn({8, 4}, DType::f32, g);
+  check_bitwise(step(*plain, [&](const Tensor& in) { return sum((*plain)(in)); }, x, 2),
+                step(*ckpt, [&](const Tensor& in) { return sum(nn::checkpoint_sequential(*ckpt, 3, in)); }, x, 2));
+}
+
 TEST_CASE("a Dropout with its own generator: listed in the options it replays, unlisted it is caught") {
   manual_seed(3);
   Generator own(123);
