@@ -8,6 +8,7 @@
 #include <map>
 #include <sstream>
 #include <stdexcept>
+#include <unordered_set>
 
 #include "autograd/node.hpp"
 
@@ -62,11 +63,9 @@ namespace {
 /// `all` without the later entries of a tensor already listed (PyTorch's remove_duplicate).
 NamedTensors first_names(const NamedTensors& all) {
   NamedTensors out;
-  for (auto& [n, t] : all) {
-    bool seen = false;
-    for (auto& [m, u] : out) seen = seen || u.is_same(t);
-    if (!seen) out.emplace_back(n, t);
-  }
+  std::unordered_set<const void*> seen;  // the tensors' handles (Tensor::is_same compares these)
+  for (auto& [n, t] : all)
+    if (!t.defined() || seen.insert(t.impl().get()).second) out.emplace_back(n, t);
   return out;
 }
 }  // namespace
