@@ -53,8 +53,10 @@ struct Fc1 {
   void settle() {
     for (size_t i = 0; i < evict.size(); i += 16) evict[i] += 1.0f;
     float s = 0;
-    for (const float* p : {g.data<float>(), x.data<float>()})
-      for (int64_t i = 0; i < kBatch * kIn && (p != g.data<float>() || i < kBatch * kOut); i += 16) s += p[i];
+    for (const Tensor* t : {&g, &x}) {
+      const float* p = t->data<float>();
+      for (int64_t i = 0; i < t->numel(); i += 16) s += p[i];
+    }
     benchmark::DoNotOptimize(s);
   }
   void product() {

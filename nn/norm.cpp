@@ -4,8 +4,10 @@
 // (RowNorm): two vectorised passes for the statistics, one for y; a fused first-order backward.
 #include <algorithm>
 #include <cmath>
+#include <initializer_list>
 #include <limits>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "autograd/functions.hpp"
@@ -27,6 +29,19 @@ void check_channel_tensor(const char* what, const Tensor& t, int64_t C, DType dt
   if (t.dtype() != dtype)
     throw DTypeError(std::string("tapegrad::nn::batch_norm: ") + what + " is " + dtype_name(t.dtype()) +
                      ", the input is " + dtype_name(dtype));
+}
+
+/// The row norms' dtype rule (layer_norm, rms_norm; as linear, conv2d and PyTorch): a floating
+/// input, and parameters of its dtype (no promotion to theirs).
+void check_row_norm_dtypes(const char* op, const Tensor& x,
+                           std::initializer_list<std::pair<const char*, const Tensor*>> params) {
+  if (!is_floating(x.dtype()))
+    throw DTypeError(std::string("tapegrad::nn::") + op + ": expected a floating input, got " + dtype_name(x.dtype()) +
+                     " " + to_string(x.shape()));
+  for (auto [what, t] : params)
+    if (t->defined() && t->dtype() != x.dtype())
+      throw DTypeError(std::string("tapegrad::nn::") + op + ": " + what + " is " + dtype_name(t->dtype()) +
+                       ", the input is " + dtype_name(x.dtype()));
 }
 
 /// r ← (1 − momentum)·r + momentum·scale·stat, in place (stat holds C values).
@@ -251,14 +266,7 @@ Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& run
 
 Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& weight, const Tensor& bias, double eps) {
   const Axes axes = check_normalized_shape("layer_norm", x, normalized_shape, {&weight, &bias});
-  // As rms_norm, linear, conv2d and PyTorch: no integer input, no promotion to the weight's dtype.
-  if (!is_floating(x.dtype()))
-    throw DTypeError(std::string("tapegrad::nn::layer_norm: expected a floating input, got ") + dtype_name(x.dtype()) +
-                     " " + to_string(x.shape()));
-  for (auto [what, t] : {std::pair{"weight", &weight}, std::pair{"bias", &bias}})
-    if (t->defined() && t->dtype() != x.dtype())
-      throw DTypeError(std::string("tapegrad::nn::layer_norm: ") + what + " is " + dtype_name(t->dtype()) +
-                       ", the input is " + dtype_name(x.dtype()));
+  check_row_norm_dtypes("layer_norm", x, {{"weight", &weight}, {"bias", &bias}});
   const RowNorm<true> norm(x, normalized_shape);
   Tensor mu = Tensor::empty({norm.rows}, x.dtype()), rstd = Tensor::empty({norm.rows}, x.dtype());
   Tensor result = norm.forward(x, weight, bias, mu, rstd, eps);
@@ -273,11 +281,7 @@ Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& 
 
 Tensor rms_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& weight, std::optional<double> eps_opt) {
   const Axes axes = check_normalized_shape("rms_norm", x, normalized_shape, {&weight});
-  if (!is_floating(x.dtype()))
-    throw DTypeError(std::string("tapegrad::nn::rms_norm: expected a floating input, got ") + dtype_name(x.dtype()));
-  if (weight.defined() && weight.dtype() != x.dtype())
-    throw DTypeError(std::string("tapegrad::nn::rms_norm: weight is ") + dtype_name(weight.dtype()) + ", the input is " +
-                     dtype_name(x.dtype()));
+  check_row_norm_dtypes("rms_norm", x, {{"weight", &weight}});
   const double eps = eps_opt ? *eps_opt
                              : (x.dtype() == DType::f32 ? double(std::numeric_limits<float>::epsilon())
                                                         : std::numeric_limits<double>::epsilon());
